@@ -1,0 +1,38 @@
+/* Entered in 64-bit mode by the VMM: rdi = vCPU index, rsi = vCPU count. */
+#include "guest_abi.h"
+
+	.section .text.entry, "ax"
+	.global _start
+_start:
+	cli
+	/* Each vCPU takes its own stack: stacks + (index + 1) * GUEST_STACK_SIZE. */
+	lea guest_stacks(%rip), %rsp
+	mov %rdi, %rax
+	inc %rax
+	shl $12, %rax
+	add %rax, %rsp
+	call guest_main
+1:	cli
+	hlt
+	jmp 1b
+
+/* LAPIC timer: only wakes the vCPU from hlt; acknowledge and return. */
+	.global irq_timer
+irq_timer:
+	push %rax
+	mov $0xfee000b0, %eax
+	movl $0, (%rax)
+	pop %rax
+	iretq
+
+	.global irq_spurious
+irq_spurious:
+	iretq
+
+	.section .bss
+	.balign 4096
+	.global guest_stacks
+guest_stacks:
+	.skip GUEST_STACK_SIZE * GUEST_MAX_VCPUS
+
+	.section .note.GNU-stack,"",@progbits

@@ -1,0 +1,40 @@
+/* The contract between kvmhost and its built-in guest: ports, memory layout
+ * and event codes. Shared by the guest (freestanding) and the VMM. */
+#ifndef KVMHOST_GUEST_ABI_H
+#define KVMHOST_GUEST_ABI_H
+
+/* Guest image is linked and loaded here; entered in 64-bit mode with
+ * rdi = vCPU index, rsi = number of vCPUs. */
+#define GUEST_LOAD_ADDR	 0x100000UL
+#define GUEST_MAX_VCPUS	 256
+#define GUEST_STACK_SIZE 4096
+
+/* Paravirtual test device, a block of I/O ports. */
+#define TESTDEV_PORT_BASE 0x510
+#define TESTDEV_PORT_LEN  0x20
+#define TESTDEV_HEARTBEAT (TESTDEV_PORT_BASE + 0x00) /* out32: progress counter */
+#define TESTDEV_EVENT	  (TESTDEV_PORT_BASE + 0x04) /* out32: TESTDEV_EV_* */
+#define TESTDEV_COMMAND	  (TESTDEV_PORT_BASE + 0x08) /* in32: TESTDEV_CMD_* bits, read clears */
+#define TESTDEV_CONFIG	  (TESTDEV_PORT_BASE + 0x0c) /* out32 key, then in32 value */
+#define TESTDEV_POWEROFF  (TESTDEV_PORT_BASE + 0x10) /* out8: power the VM off */
+#define TESTDEV_BENCH	  (TESTDEV_PORT_BASE + 0x14) /* out32: no-op, for exit round trips */
+#define TESTDEV_RESULT	  (TESTDEV_PORT_BASE + 0x18) /* out32: result value (low, then high) */
+
+#define TESTDEV_EV_BOOTED	   1
+#define TESTDEV_EV_CLOCK_BACKWARDS 2
+#define TESTDEV_EV_GUEST_STOPPED   3
+#define TESTDEV_EV_BENCH_DONE	   4
+
+#define TESTDEV_CMD_POWEROFF 0x1
+
+#define TESTDEV_CFG_PERIOD_US	1 /* heartbeat period */
+#define TESTDEV_CFG_MODE	2 /* GUEST_MODE_* */
+#define TESTDEV_CFG_BENCH_ITERS 3
+#define TESTDEV_CFG_PRINT_EVERY 4 /* heartbeats between console lines, 0 = never */
+
+#define GUEST_MODE_HEARTBEAT 0
+#define GUEST_MODE_PIO_BENCH 1
+
+#define SERIAL_COM1 0x3f8
+
+#endif

@@ -1,0 +1,248 @@
+/* kvmhost built-in guest: a tiny 64-bit kernel that proves the VMM keeps it
+ * alive. Ring-0 work per heartbeat is kept small on purpose: on nested PVM
+ * hosts guest ring 0 is emulated at ~1M instructions/s. */
+#include "guest_abi.h"
+
+typedef unsigned char u8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long u64;
+typedef signed char s8;
+
+#define MSR_KVM_SYSTEM_TIME_NEW 0x4b564d01
+#define PVCLOCK_TSC_STABLE_BIT	0x1
+#define PVCLOCK_GUEST_STOPPED	0x2
+#define LAPIC_BASE		0xfee00000UL
+#define LAPIC_EOI		0xb0
+#define LAPIC_SVR		0xf0
+#define LAPIC_LVT_TIMER		0x320
+#define LAPIC_TIMER_ICR		0x380
+#define LAPIC_TIMER_DCR		0x3e0
+#define TIMER_VECTOR		0x20
+
+struct pvclock {
+	u32 version;
+	u32 pad0;
+	u64 tsc_timestamp;
+	u64 system_time;
+	u32 tsc_to_system_mul;
+	s8 tsc_shift;
+	u8 flags;
+	u8 pad[2];
+} __attribute__((packed));
+
+struct idt_gate {
+	u16 off0;
+	u16 sel;
+	u8 ist;
+	u8 type;
+	u16 off1;
+	u32 off2;
+	u32 rsvd;
+} __attribute__((packed));
+
+static struct pvclock clocks[GUEST_MAX_VCPUS] __attribute__((aligned(4096)));
+static struct idt_gate idt[256] __attribute__((aligned(16)));
+static volatile int print_lock;
+
+extern char irq_timer[], irq_spurious[];
+
+static inline void outb(u16 port, u8 v)
+{
+	__asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port));
+}
+static inline void outl(u16 port, u32 v)
+{
+	__asm__ volatile("outl %0, %1" ::"a"(v), "Nd"(port));
+}
+static inline u32 inl(u16 port)
+{
+	u32 v;
+	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+static inline void wrmsr(u32 msr, u64 v)
+{
+	__asm__ volatile("wrmsr" ::"c"(msr), "a"((u32)v), "d"((u32)(v >> 32)));
+}
+static inline u64 rdtsc_ordered(void)
+{
+	u32 lo, hi;
+	__asm__ volatile("lfence; rdtsc" : "=a"(lo), "=d"(hi)::"memory");
+	return ((u64)hi << 32) | lo;
+}
+static inline void lapic_write(u32 reg, u32 v)
+{
+	*(volatile u32 *)(LAPIC_BASE + reg) = v;
+}
+
+static u32 config(u32 key)
+{
+	outl(TESTDEV_CONFIG, key);
+	return inl(TESTDEV_CONFIG);
+}
+
+/* One exit per line: the UART takes the whole string through rep outsb. */
+static void puts_raw(const char *s, u64 n)
+{
+	__asm__ volatile("rep outsb" : "+S"(s), "+c"(n) : "d"(SERIAL_COM1) : "memory");
+}
+
+static u64 fmt_u64(char *buf, u64 v)
+{
+	char tmp[20];
+	u64 n = 0, i = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		buf[i++] = tmp[--n];
+	return i;
+}
+
+static u64 fmt_str(char *buf, const char *s)
+{
+	u64 i = 0;
+	while (s[i]) {
+		buf[i] = s[i];
+		i++;
+	}
+	return i;
+}
+
+static void print_line(const char *a, u64 x, const char *b, u64 y, const char *c)
+{
+	char buf[128];
+	u64 n = fmt_str(buf, a);
+	n += fmt_u64(buf + n, x);
+	n += fmt_str(buf + n, b);
+	n += fmt_u64(buf + n, y);
+	n += fmt_str(buf + n, c);
+	while (__atomic_exchange_n(&print_lock, 1, __ATOMIC_ACQUIRE))
+		__asm__ volatile("pause");
+	puts_raw(buf, n);
+	__atomic_store_n(&print_lock, 0, __ATOMIC_RELEASE);
+}
+
+static u64 pvclock_read(struct pvclock *c, u8 *flags)
+{
+	u32 version;
+	u64 ns;
+	do {
+		version = __atomic_load_n(&c->version, __ATOMIC_ACQUIRE);
+		u64 delta = rdtsc_ordered() - c->tsc_timestamp;
+		s8 shift = c->tsc_shift;
+		if (shift < 0)
+			delta >>= -shift;
+		else
+			delta <<= shift;
+		ns = c->system_time +
+		     (u64)(((unsigned __int128)delta * c->tsc_to_system_mul) >> 32);
+		*flags = c->flags;
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	} while ((version & 1) || version != __atomic_load_n(&c->version, __ATOMIC_RELAXED));
+	return ns;
+}
+
+static void set_gate(int vec, void *handler)
+{
+	u64 a = (u64)handler;
+	idt[vec] = (struct idt_gate){.off0 = (u16)a,
+				     .sel = 0x08,
+				     .type = 0x8e,
+				     .off1 = (u16)(a >> 16),
+				     .off2 = (u32)(a >> 32)};
+}
+
+static void setup_interrupts(void)
+{
+	/* Every vCPU writes the same gates: harmless, and no ordering needed. */
+	set_gate(TIMER_VECTOR, irq_timer);
+	set_gate(0xff, irq_spurious);
+	struct {
+		u16 limit;
+		u64 base;
+	} __attribute__((packed)) idtr = {sizeof(idt) - 1, (u64)idt};
+	__asm__ volatile("lidt %0" ::"m"(idtr));
+	lapic_write(LAPIC_SVR, 0x1ff);
+	lapic_write(LAPIC_TIMER_DCR, 0xb);	    /* divide by 1 */
+	lapic_write(LAPIC_LVT_TIMER, TIMER_VECTOR); /* one-shot */
+}
+
+/* Sleep until about `deadline` (kvmclock ns). KVM's APIC timer ticks once per
+ * ns; if it does not, we only wake early or late, never wrongly. */
+static void wait_until(struct pvclock *c, u64 now, u64 deadline)
+{
+	u64 ns = deadline > now ? deadline - now : 1;
+	if (ns > 0xffffffffUL)
+		ns = 0xffffffffUL;
+	lapic_write(LAPIC_TIMER_ICR, (u32)ns);
+	(void)c;
+	__asm__ volatile("sti; hlt; cli" ::: "memory");
+}
+
+static void pio_bench(struct pvclock *c)
+{
+	u8 flags;
+	u32 iters = config(TESTDEV_CFG_BENCH_ITERS);
+	u64 t0 = pvclock_read(c, &flags);
+	for (u32 i = 0; i < iters; i++)
+		outl(TESTDEV_BENCH, i);
+	u64 t1 = pvclock_read(c, &flags);
+	outl(TESTDEV_RESULT, (u32)(t1 - t0));
+	outl(TESTDEV_RESULT, (u32)((t1 - t0) >> 32));
+	outl(TESTDEV_EVENT, TESTDEV_EV_BENCH_DONE);
+}
+
+void guest_main(u64 index, u64 ncpus)
+{
+	struct pvclock *c = &clocks[index];
+	u8 flags;
+
+	wrmsr(MSR_KVM_SYSTEM_TIME_NEW, (u64)c | 1);
+	setup_interrupts();
+	if (index == 0)
+		print_line("kvmhost built-in guest: ", ncpus, " vCPUs, boot vCPU ", index, "\n");
+	outl(TESTDEV_EVENT, TESTDEV_EV_BOOTED);
+
+	if (config(TESTDEV_CFG_MODE) == GUEST_MODE_PIO_BENCH) {
+		pio_bench(c);
+		for (;;)
+			wait_until(c, 0, 1000000000UL);
+	}
+
+	u64 period = (u64)config(TESTDEV_CFG_PERIOD_US) * 1000;
+	u64 print_every = config(TESTDEV_CFG_PRINT_EVERY);
+	u64 last = pvclock_read(c, &flags);
+	u64 next = last + period;
+	u64 beats = 0;
+
+	for (;;) {
+		u64 now = pvclock_read(c, &flags);
+		if (now < last)
+			outl(TESTDEV_EVENT, TESTDEV_EV_CLOCK_BACKWARDS);
+		last = now;
+		if (flags & PVCLOCK_GUEST_STOPPED) {
+			/* The host stopped us on purpose (pause, host sleep): say we
+			 * saw it and clear it, as Linux does, so it is not a lockup. */
+			__atomic_fetch_and(&c->flags, (u8)~PVCLOCK_GUEST_STOPPED, __ATOMIC_RELAXED);
+			outl(TESTDEV_EVENT, TESTDEV_EV_GUEST_STOPPED);
+		}
+		if (now >= next) {
+			beats++;
+			outl(TESTDEV_HEARTBEAT, (u32)beats);
+			if (inl(TESTDEV_COMMAND) & TESTDEV_CMD_POWEROFF) {
+				print_line("vcpu ", index, ": power off after ", beats,
+					   " heartbeats\n");
+				outb(TESTDEV_POWEROFF, 0);
+			}
+			if (print_every && beats % print_every == 0)
+				print_line("vcpu ", index, ": heartbeat ", beats, "\n");
+			next += period;
+			if (next <= now)
+				next = now + period;
+		}
+		wait_until(c, now, next);
+	}
+}

@@ -1,0 +1,8 @@
+/* The client side: `kvmhost ctl` and `kvmhost list`. */
+#ifndef KVMHOST_CLIENT_H
+#define KVMHOST_CLIENT_H
+
+int cmd_ctl(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+
+#endif

@@ -1,0 +1,196 @@
+/* kvmhost: a VMM whose VMs survive what happens to the host. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <systemd/sd-event.h>
+
+#include "client.h"
+#include "control.h"
+#include "options.h"
+#include "rundir.h"
+#include "util.h"
+#include "vm.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: kvmhost run [--name NAME] [--cpus N] [--memory MIB]\n"
+		   "                   [--cpu-pin VCPU=HOSTCPU[,...]] [--vmm-cpus LIST]\n"
+		   "                   [--on-cpu-offline migrate|pause]\n"
+		   "                   [--console stdio|none|FILE] [--socket PATH]\n"
+		   "                   [--heartbeat-us N] [--print-every N]\n"
+		   "       kvmhost ctl NAME status|pause|resume|quit|poweroff|events [--json]\n"
+		   "       kvmhost list [--json]\n"
+		   "\n"
+		   "Exit status of run: 0 guest powered off or VM stopped on request, 1 error,\n"
+		   "2 bad usage, 3 /dev/kvm missing or not permitted, 4 name in use,\n"
+		   "10 guest crashed (triple fault), 11 unexpected exit, 12 guest reset.\n");
+}
+
+struct runtime {
+	struct vm *vm;
+	struct control *ctl;
+	sd_event *event;
+};
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct runtime *rt = userdata;
+	(void)s;
+	log_info("%s: stopping the VM", strsignal((int)si->ssi_signo));
+	vm_request_exit(rt->vm, VM_EXIT_QUIT, 0);
+	return 0;
+}
+
+static int on_vm_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct runtime *rt = userdata;
+	(void)s;
+	(void)fd;
+	(void)revents;
+	return sd_event_exit(rt->event, 0);
+}
+
+static int open_console(const struct run_options *o, bool *owned)
+{
+	*owned = false;
+	switch (o->console) {
+	case CONSOLE_NONE:
+		return -1;
+	case CONSOLE_STDIO:
+		return STDOUT_FILENO;
+	case CONSOLE_FILE: {
+		int fd = open(o->console_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0)
+			return -errno - 1000; /* distinguish from "none" */
+		*owned = true;
+		return fd;
+	}
+	}
+	return -1;
+}
+
+static int status_for_create_error(int r)
+{
+	return r == -ENODEV || r == -EACCES ? STATUS_NO_KVM : STATUS_ERROR;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	static struct run_options opts; /* large: keep it off the stack */
+	char err[512];
+	run_options_default(&opts);
+	if (run_options_parse(&opts, argc, argv, err, sizeof(err))) {
+		if (!strcmp(err, "help")) {
+			usage(stdout);
+			return STATUS_OK;
+		}
+		fprintf(stderr, "kvmhost run: %s\n", err);
+		usage(stderr);
+		return STATUS_USAGE;
+	}
+	if (!opts.name[0])
+		snprintf(opts.name, sizeof(opts.name), "vm-%d", (int)getpid());
+
+	struct rundir_claim claim = {.lock_fd = -1};
+	if (rundir_path(claim.dir, sizeof(claim.dir), true)) {
+		log_err("no runtime directory: set XDG_RUNTIME_DIR or KVMHOST_RUNDIR");
+		return STATUS_ERROR;
+	}
+	int r = rundir_claim(&claim, opts.name);
+	if (r == -EADDRINUSE) {
+		log_err("a VM named '%s' is already running", opts.name);
+		return STATUS_NAME_IN_USE;
+	}
+	if (r) {
+		log_err("cannot claim the name '%s' in %s: %s", opts.name, claim.dir, strerror(-r));
+		return STATUS_ERROR;
+	}
+
+	int status = STATUS_ERROR;
+	bool console_owned;
+	int console_fd = open_console(&opts, &console_owned);
+	if (console_fd <= -1000) {
+		log_err("--console %s: %s", opts.console_path, strerror(-(console_fd + 1000)));
+		rundir_release(&claim);
+		return STATUS_USAGE;
+	}
+
+	/* Signals go to sd-event's signalfd; every thread inherits this mask. */
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+
+	struct runtime rt = {0};
+	char sock[4200];
+	if ((r = vm_create(&opts, console_fd, &rt.vm))) {
+		status = status_for_create_error(r);
+		goto out;
+	}
+	if (sd_event_new(&rt.event) < 0)
+		goto out;
+	if (opts.socket_path[0]) {
+		snprintf(sock, sizeof(sock), "%s", opts.socket_path);
+	} else if (rundir_socket_path(claim.dir, opts.name, sock, sizeof(sock))) {
+		log_err("runtime directory path too long");
+		goto out;
+	}
+	if (control_start(&rt.ctl, rt.vm, rt.event, sock))
+		goto out;
+	if (opts.socket_path[0] && (r = rundir_link_socket(&claim, opts.socket_path)))
+		log_warn("cannot list this VM in %s: %s", claim.dir, strerror(-r));
+	if (sd_event_add_signal(rt.event, NULL, SIGINT, on_signal, &rt) < 0 ||
+	    sd_event_add_signal(rt.event, NULL, SIGTERM, on_signal, &rt) < 0 ||
+	    sd_event_add_io(rt.event, NULL, rt.vm->exit_efd, EPOLLIN, on_vm_exit, &rt) < 0) {
+		log_err("cannot set up the event loop");
+		goto out;
+	}
+	if (vm_start(rt.vm))
+		goto out;
+	if ((r = sd_event_loop(rt.event)) < 0)
+		log_err("event loop: %s", strerror(-r));
+	vm_stop(rt.vm);
+	enum vm_exit_reason why = (enum vm_exit_reason)atomic_load(&rt.vm->exit_reason);
+	status = vm_exit_status(rt.vm);
+	if (status != STATUS_OK)
+		log_err("VM '%s': %s", opts.name, vm_exit_reason_name(why));
+	else
+		log_info("VM '%s': %s", opts.name, vm_exit_reason_name(why));
+out:
+	control_stop(rt.ctl);
+	vm_destroy(rt.vm);
+	sd_event_unref(rt.event);
+	if (console_owned)
+		close(console_fd);
+	rundir_release(&claim);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return STATUS_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "run"))
+		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "ctl"))
+		return cmd_ctl(argc - 1, argv + 1);
+	if (!strcmp(cmd, "list"))
+		return cmd_list(argc - 1, argv + 1);
+	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+		usage(stdout);
+		return STATUS_OK;
+	}
+	fprintf(stderr, "kvmhost: unknown command '%s'\n", cmd);
+	usage(stderr);
+	return STATUS_USAGE;
+}

@@ -1,0 +1,32 @@
+/* The host-wide VM list: every running VM holds a lock file and a control
+ * socket in one runtime directory; `kvmhost list` walks it. */
+#ifndef KVMHOST_RUNDIR_H
+#define KVMHOST_RUNDIR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* $KVMHOST_RUNDIR, else /run/kvmhost as root, else $XDG_RUNTIME_DIR/kvmhost. */
+int rundir_path(char *buf, size_t len, bool create);
+
+struct rundir_claim {
+	char dir[4096];
+	char name[80];
+	int lock_fd;
+	bool linked; /* NAME.sock is a symlink to a --socket path */
+};
+
+/* Takes NAME for this process: -EADDRINUSE if a live VM holds it. */
+int rundir_claim(struct rundir_claim *c, const char *name);
+/* Path of NAME's socket in the directory. */
+int rundir_socket_path(const char *dir, const char *name, char *buf, size_t len);
+/* Points NAME.sock at a socket elsewhere (for --socket). */
+int rundir_link_socket(struct rundir_claim *c, const char *target);
+void rundir_release(struct rundir_claim *c);
+
+/* Calls fn for each live VM's name; removes entries whose owner is dead. */
+int rundir_for_each(const char *dir, void (*fn)(const char *name, void *opaque), void *opaque);
+/* True (and cleans up) if NAME's owner is gone. */
+bool rundir_reap_if_dead(const char *dir, const char *name);
+
+#endif

@@ -1,0 +1,149 @@
+#include "serial.h"
+
+#include <string.h>
+
+#include "util.h"
+
+#define UART_RBR_THR 0
+#define UART_IER     1
+#define UART_IIR_FCR 2
+#define UART_LCR     3
+#define UART_MCR     4
+#define UART_LSR     5
+#define UART_MSR     6
+#define UART_SCR     7
+
+#define LCR_DLAB 0x80
+#define LSR_DR	 0x01
+#define LSR_THRE 0x20
+#define LSR_TEMT 0x40
+#define IIR_NONE 0x01
+#define IIR_FIFO 0xc0
+#define MCR_LOOP 0x10
+
+void serial_init(struct serial *s, int out_fd)
+{
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_init(&s->lock, NULL);
+	s->out_fd = out_fd;
+	s->iir = IIR_NONE;
+	s->lsr = LSR_THRE | LSR_TEMT;
+	s->msr = 0xb0; /* DCD, DSR, CTS */
+}
+
+void serial_destroy(struct serial *s)
+{
+	pthread_mutex_destroy(&s->lock);
+}
+
+static void transmit(struct serial *s, uint8_t c)
+{
+	if (s->mcr & MCR_LOOP) {
+		if (s->rx_len < SERIAL_RX_SIZE)
+			s->rx[(s->rx_head + s->rx_len++) % SERIAL_RX_SIZE] = c;
+		return;
+	}
+	if (!s->tx_bytes++)
+		s->first_tx_ns = now_ns();
+	if (s->out_fd >= 0)
+		(void)write_full(s->out_fd, &c, 1);
+}
+
+static void update_lsr(struct serial *s)
+{
+	s->lsr = (uint8_t)((s->lsr & ~LSR_DR) | (s->rx_len ? LSR_DR : 0));
+}
+
+void serial_access(void *opaque, struct vcpu *vcpu, uint64_t offset, uint8_t *data, uint32_t len,
+		   bool is_write)
+{
+	struct serial *s = opaque;
+	(void)vcpu;
+	if (len != 1) {
+		/* 16550 registers are bytes; wider accesses are not decoded. */
+		if (!is_write)
+			memset(data, 0xff, len);
+		return;
+	}
+	pthread_mutex_lock(&s->lock);
+	bool dlab = s->lcr & LCR_DLAB;
+	if (is_write) {
+		uint8_t v = data[0];
+		switch (offset) {
+		case UART_RBR_THR:
+			if (dlab)
+				s->dll = v;
+			else
+				transmit(s, v);
+			break;
+		case UART_IER:
+			if (dlab)
+				s->dlm = v;
+			else
+				s->ier = v & 0x0f;
+			break;
+		case UART_IIR_FCR:
+			s->fcr = v;
+			break;
+		case UART_LCR:
+			s->lcr = v;
+			break;
+		case UART_MCR:
+			s->mcr = v & 0x1f;
+			break;
+		case UART_SCR:
+			s->scr = v;
+			break;
+		default: /* LSR and MSR are read-only */
+			break;
+		}
+	} else {
+		uint8_t v = 0;
+		switch (offset) {
+		case UART_RBR_THR:
+			if (dlab) {
+				v = s->dll;
+			} else if (s->rx_len) {
+				v = s->rx[s->rx_head];
+				s->rx_head = (s->rx_head + 1) % SERIAL_RX_SIZE;
+				s->rx_len--;
+			}
+			break;
+		case UART_IER:
+			v = dlab ? s->dlm : s->ier;
+			break;
+		case UART_IIR_FCR:
+			v = (uint8_t)(s->iir | ((s->fcr & 1) ? IIR_FIFO : 0));
+			break;
+		case UART_LCR:
+			v = s->lcr;
+			break;
+		case UART_MCR:
+			v = s->mcr;
+			break;
+		case UART_LSR:
+			update_lsr(s);
+			v = s->lsr;
+			break;
+		case UART_MSR:
+			v = s->msr;
+			break;
+		case UART_SCR:
+			v = s->scr;
+			break;
+		}
+		data[0] = v;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+unsigned serial_receive(struct serial *s, const uint8_t *buf, unsigned len)
+{
+	pthread_mutex_lock(&s->lock);
+	unsigned n = 0;
+	while (n < len && s->rx_len < SERIAL_RX_SIZE) {
+		s->rx[(s->rx_head + s->rx_len++) % SERIAL_RX_SIZE] = buf[n++];
+	}
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}

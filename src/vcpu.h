@@ -1,0 +1,102 @@
+/* One vCPU: its thread runs KVM_RUN; everything that touches the vCPU fd
+ * from elsewhere is a request run on that thread. */
+#ifndef KVMHOST_VCPU_H
+#define KVMHOST_VCPU_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+struct vm;
+struct vcpu;
+
+typedef void (*vcpu_fn)(struct vcpu *vcpu, void *arg);
+
+struct vcpu_request {
+	vcpu_fn fn;
+	void *arg;
+	struct vcpu_request *next;
+	bool wait; /* requester waits; request lives on its stack */
+	bool done; /* under vcpu->lock */
+};
+
+/* Why a vCPU is parked out of KVM_RUN; it runs only when none is left. */
+enum vcpu_park_reason {
+	PARK_USER = 1u << 0,
+	PARK_HOST_SLEEP = 1u << 1,
+	PARK_CPU_OFFLINE = 1u << 2,
+};
+
+#define VCPU_PENDING_REQ  (1u << 0)
+#define VCPU_PENDING_PARK (1u << 1)
+#define VCPU_PENDING_STOP (1u << 2)
+
+struct vcpu {
+	struct vm *vm;
+	int index;
+	int fd;
+	struct kvm_run *run;
+	size_t run_size;
+	pthread_t thread;
+	bool started;
+	_Atomic pid_t tid;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* requests, unpark, completion, parked-ack */
+	struct vcpu_request *req_head, *req_tail;
+	atomic_uint pending; /* VCPU_PENDING_*: checked before each KVM_RUN */
+	unsigned park_reasons;
+	bool parked;
+	bool stop;
+	bool exited;
+	bool need_completion; /* vCPU thread only: last exit was I/O */
+
+	/* What the guest reports through the test device. */
+	atomic_uint_fast64_t heartbeats;
+	atomic_uint_fast64_t clock_backwards;
+	atomic_uint_fast64_t guest_stopped_seen;
+	atomic_uint_fast64_t booted;
+	atomic_uint commands;
+	uint32_t config_key; /* vCPU thread only */
+	uint64_t result;     /* vCPU thread only */
+	unsigned result_words;
+
+	atomic_uint_fast64_t exits;
+
+	/* Desired host CPUs (the user's request), and whether one was given. */
+	bool has_pin;
+	cpu_set_t desired;
+};
+
+int vcpu_init(struct vcpu *vcpu, struct vm *vm, int index);
+void vcpu_destroy(struct vcpu *vcpu);
+int vcpu_start(struct vcpu *vcpu, const cpu_set_t *affinity);
+
+/* Runs fn on the vCPU's own thread. With wait, returns after fn ran;
+ * without, fn runs later and the request is freed by the vCPU thread.
+ * Returns -ESRCH if the vCPU thread has ended. */
+int vcpu_run_on(struct vcpu *vcpu, vcpu_fn fn, void *arg, bool wait);
+void vcpu_kick(struct vcpu *vcpu);
+
+void vcpu_park(struct vcpu *vcpu, unsigned reason);
+void vcpu_unpark(struct vcpu *vcpu, unsigned reason);
+void vcpu_wait_parked(struct vcpu *vcpu);
+bool vcpu_is_parked(struct vcpu *vcpu);
+unsigned vcpu_park_reasons(struct vcpu *vcpu);
+
+void vcpu_stop(struct vcpu *vcpu);
+void vcpu_join(struct vcpu *vcpu);
+
+/* Only on the vCPU's own thread. */
+void vcpu_dump_regs(struct vcpu *vcpu, FILE *out);
+
+int vcpu_install_kick_handler(void);
+/* Where the thread last ran, from /proc; -1 if unknown. */
+int thread_last_cpu(pid_t tid);
+
+#endif

@@ -1,0 +1,103 @@
+/* One VM per process: KVM fds, guest memory, buses, devices and vCPUs. */
+#ifndef KVMHOST_VM_H
+#define KVMHOST_VM_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "options.h"
+#include "protocol.h"
+#include "serial.h"
+#include "testdev.h"
+#include "vcpu.h"
+
+#define VM_MAX_REGIONS 2
+
+enum vm_exit_reason {
+	VM_EXIT_NONE = 0,
+	VM_EXIT_POWEROFF, /* the guest powered off: status 0 */
+	VM_EXIT_QUIT,	  /* asked by the user (signal, ctl quit): status 0 */
+	VM_EXIT_RESET,	  /* the guest asked for a reset */
+	VM_EXIT_CRASH,	  /* triple fault */
+	VM_EXIT_ERROR,	  /* unexpected exit or KVM error */
+};
+
+struct mem_region {
+	uint64_t gpa;
+	uint64_t size;
+	uint8_t *hva;
+};
+
+struct vm {
+	struct run_options opts;
+	int kvm_fd;
+	int vm_fd;
+	uint8_t *ram;
+	uint64_t ram_size;
+	struct mem_region regions[VM_MAX_REGIONS];
+	int nr_regions;
+	struct kvm_cpuid2 *cpuid;
+
+	struct bus pio_bus;
+	struct bus mmio_bus;
+	struct serial serial;
+	struct testdev testdev;
+	int console_fd;
+	bool console_owned;
+
+	uint32_t nr_vcpus;
+	struct vcpu *vcpus;
+
+	/* Owned by the main thread. */
+	bool user_paused;
+	uint64_t start_ns;
+
+	int exit_efd; /* becomes readable when the VM should end */
+	atomic_int exit_reason;
+	atomic_int exit_code;
+	atomic_uint_fast64_t unhandled_pio;
+	atomic_uint_fast64_t unhandled_mmio;
+};
+
+/* Exit status of `kvmhost run` and friends. */
+enum kvmhost_status {
+	STATUS_OK = 0,
+	STATUS_ERROR = 1,
+	STATUS_USAGE = 2,
+	STATUS_NO_KVM = 3,
+	STATUS_NAME_IN_USE = 4,
+	STATUS_GUEST_CRASH = 10,
+	STATUS_GUEST_ERROR = 11,
+	STATUS_GUEST_RESET = 12,
+};
+
+/* Returns a negative errno; -ENODEV/-EACCES mean /dev/kvm is missing/forbidden. */
+int vm_create(const struct run_options *opts, int console_fd, struct vm **out);
+int vm_start(struct vm *vm);
+/* Stops and joins every vCPU thread; safe to call more than once. */
+void vm_stop(struct vm *vm);
+void vm_destroy(struct vm *vm);
+
+/* Main thread only. Harmless when already in that state. */
+void vm_pause(struct vm *vm);
+void vm_resume(struct vm *vm);
+const char *vm_state_name(struct vm *vm);
+
+/* Any thread: the first caller's reason wins. */
+void vm_request_exit(struct vm *vm, enum vm_exit_reason reason, int code);
+int vm_exit_status(struct vm *vm);
+const char *vm_exit_reason_name(enum vm_exit_reason r);
+
+/* Host pointer for [gpa, gpa+len) inside one RAM region, or NULL. */
+void *vm_gpa_to_hva(struct vm *vm, uint64_t gpa, uint64_t len);
+
+/* Actual affinity of a vCPU thread; false if it cannot be read. */
+bool vcpu_get_affinity(struct vcpu *vcpu, cpu_set_t *set);
+
+struct vm_status;
+/* Snapshot for status/list; st->vcpus is allocated, free with vm_status_free. */
+int vm_get_status(struct vm *vm, struct vm_status *st);
+void vm_status_free(struct vm_status *st);
+#endif

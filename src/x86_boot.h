@@ -1,0 +1,28 @@
+/* x86-64 entry state for guests the VMM enters directly in long mode. */
+#ifndef KVMHOST_X86_BOOT_H
+#define KVMHOST_X86_BOOT_H
+
+#include <linux/kvm.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct vm;
+struct vcpu;
+
+#define BOOT_GDT_ADDR  0x500
+#define BOOT_PML4_ADDR 0x9000 /* then PDPT and four page directories */
+
+/* KVM_GET_SUPPORTED_CPUID, grown on E2BIG. Caller frees. */
+struct kvm_cpuid2 *x86_supported_cpuid(int kvm_fd);
+/* Per-vCPU copy with its APIC id and the hypervisor bit, then KVM_SET_CPUID2. */
+int x86_set_cpuid(int vcpu_fd, const struct kvm_cpuid2 *base, uint32_t apic_id);
+
+/* Writes GDT and identity page tables (first 4 GiB, 2 MiB pages) into guest RAM. */
+int x86_write_boot_tables(uint8_t *ram, uint64_t ram_size);
+/* 64-bit entry at rip with rdi/rsi arguments; makes the vCPU runnable. */
+int x86_enter_long_mode(int vcpu_fd, uint64_t rip, uint64_t rdi, uint64_t rsi);
+
+/* Loads the embedded built-in guest image at GUEST_LOAD_ADDR. */
+int x86_load_builtin_guest(uint8_t *ram, uint64_t ram_size);
+
+#endif
