@@ -34,6 +34,8 @@
 
 #define GUEST_MODE_HEARTBEAT 0
 #define GUEST_MODE_PIO_BENCH 1
+#define GUEST_MODE_CRASH     2 /* fault with no handler: a triple fault */
+#define GUEST_MODE_WILD_IO   3 /* touch unclaimed ports and MMIO, then heartbeat */
 
 #define SERIAL_COM1 0x3f8
 

@@ -195,6 +195,36 @@ static void pio_bench(struct pvclock *c)
 	outl(TESTDEV_EVENT, TESTDEV_EV_BENCH_DONE);
 }
 
+static inline u8 inb(u16 port)
+{
+	u8 v;
+	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+/* A misbehaving guest: ports and addresses nobody claimed must read as
+ * all-ones and swallow writes, never stop the VM. */
+static void wild_io(void)
+{
+	static const u16 ports[] = {0x80, 0x2f8, 0x1234, 0x3ff, 0xfff0, 0xffff};
+	static u8 sink[64];
+	u32 acc = 0;
+	for (u32 i = 0; i < sizeof(ports) / sizeof(ports[0]); i++) {
+		outb(ports[i], 0x5a);
+		outl(ports[i], 0xdeadbeef);
+		acc += inb(ports[i]) + inl(ports[i]);
+	}
+	u8 *p = sink;
+	u64 n = sizeof(sink);
+	__asm__ volatile("rep insb" : "+D"(p), "+c"(n) : "d"(0x1234) : "memory");
+	volatile u32 *mmio = (volatile u32 *)0xd0000000UL; /* no RAM, no device */
+	mmio[0] = 0x12345678;
+	acc += mmio[1];
+	volatile u64 *mmio64 = (volatile u64 *)0xe0001000UL;
+	acc += (u32)mmio64[0];
+	outl(TESTDEV_RESULT, acc + sink[0]);
+}
+
 void guest_main(u64 index, u64 ncpus)
 {
 	struct pvclock *c = &clocks[index];
@@ -206,7 +236,12 @@ void guest_main(u64 index, u64 ncpus)
 		print_line("kvmhost built-in guest: ", ncpus, " vCPUs, boot vCPU ", index, "\n");
 	outl(TESTDEV_EVENT, TESTDEV_EV_BOOTED);
 
-	if (config(TESTDEV_CFG_MODE) == GUEST_MODE_PIO_BENCH) {
+	u32 mode = config(TESTDEV_CFG_MODE);
+	if (mode == GUEST_MODE_CRASH && index == 0)
+		__asm__ volatile("ud2"); /* no #UD gate: #NP, #DF, triple fault */
+	if (mode == GUEST_MODE_WILD_IO)
+		wild_io();
+	if (mode == GUEST_MODE_PIO_BENCH) {
 		pio_bench(c);
 		for (;;)
 			wait_until(c, 0, 1000000000UL);

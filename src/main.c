@@ -11,6 +11,7 @@
 
 #include "client.h"
 #include "control.h"
+#include "host_cpu.h"
 #include "options.h"
 #include "rundir.h"
 #include "util.h"
@@ -23,6 +24,7 @@ static void usage(FILE *f)
 		   "                   [--on-cpu-offline migrate|pause]\n"
 		   "                   [--console stdio|none|FILE] [--socket PATH]\n"
 		   "                   [--heartbeat-us N] [--print-every N]\n"
+		   "                   [--guest-mode heartbeat|crash|wild-io|pio-bench]\n"
 		   "       kvmhost ctl NAME status|pause|resume|quit|poweroff|events [--json]\n"
 		   "       kvmhost list [--json]\n"
 		   "\n"
@@ -74,9 +76,41 @@ static int open_console(const struct run_options *o, bool *owned)
 	return -1;
 }
 
+/* Every pinned host CPU must exist and be online. */
+static int check_pins(const struct run_options *o)
+{
+	const char *root = host_cpu_sysfs_root();
+	cpu_set_t present, online;
+	if (host_cpu_read_mask(root, "present", &present) ||
+	    host_cpu_read_mask(root, "online", &online)) {
+		log_warn("cannot read host CPUs from %s; pins are not checked", root);
+		return 0;
+	}
+	for (int v = 0; v <= o->max_pinned_vcpu; v++) {
+		if (!o->pins[v].set)
+			continue;
+		for (int c = 0; c < CPU_SETSIZE; c++) {
+			if (!CPU_ISSET(c, &o->pins[v].cpus))
+				continue;
+			if (!CPU_ISSET(c, &present)) {
+				log_err("--cpu-pin: host CPU %d does not exist", c);
+				return -1;
+			}
+			if (!CPU_ISSET(c, &online)) {
+				log_err("--cpu-pin: host CPU %d is offline", c);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
 static int status_for_create_error(int r)
 {
-	return r == -ENODEV || r == -EACCES ? STATUS_NO_KVM : STATUS_ERROR;
+	if (r == -ENODEV || r == -EACCES)
+		return STATUS_NO_KVM;
+	/* Options that this host cannot honour (too many vCPUs, more RAM than it has). */
+	return r == -E2BIG || r == -EFBIG ? STATUS_USAGE : STATUS_ERROR;
 }
 
 static int cmd_run(int argc, char **argv)
@@ -89,10 +123,11 @@ static int cmd_run(int argc, char **argv)
 			usage(stdout);
 			return STATUS_OK;
 		}
-		fprintf(stderr, "kvmhost run: %s\n", err);
-		usage(stderr);
+		fprintf(stderr, "kvmhost run: %s\nTry 'kvmhost help'.\n", err);
 		return STATUS_USAGE;
 	}
+	if (check_pins(&opts))
+		return STATUS_USAGE;
 	if (!opts.name[0])
 		snprintf(opts.name, sizeof(opts.name), "vm-%d", (int)getpid());
 

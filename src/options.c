@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../guest/guest_abi.h"
 #include "util.h"
 
 enum {
@@ -18,6 +19,7 @@ enum {
 	OPT_ON_CPU_OFFLINE,
 	OPT_HEARTBEAT_US,
 	OPT_PRINT_EVERY,
+	OPT_GUEST_MODE,
 	OPT_HELP,
 };
 
@@ -32,6 +34,7 @@ static const struct option long_opts[] = {
 	{"on-cpu-offline", required_argument, NULL, OPT_ON_CPU_OFFLINE},
 	{"heartbeat-us", required_argument, NULL, OPT_HEARTBEAT_US},
 	{"print-every", required_argument, NULL, OPT_PRINT_EVERY},
+	{"guest-mode", required_argument, NULL, OPT_GUEST_MODE},
 	{"help", no_argument, NULL, OPT_HELP},
 	{NULL, 0, NULL, 0},
 };
@@ -198,6 +201,18 @@ int run_options_parse(struct run_options *o, int argc, char **argv, char *err, s
 					    errlen))
 				return -1;
 			o->print_every = (uint32_t)v;
+			break;
+		case OPT_GUEST_MODE:
+			if (!strcmp(optarg, "heartbeat"))
+				o->guest_mode = GUEST_MODE_HEARTBEAT;
+			else if (!strcmp(optarg, "crash"))
+				o->guest_mode = GUEST_MODE_CRASH;
+			else if (!strcmp(optarg, "wild-io"))
+				o->guest_mode = GUEST_MODE_WILD_IO;
+			else if (!strcmp(optarg, "pio-bench"))
+				o->guest_mode = GUEST_MODE_PIO_BENCH;
+			else
+				FAIL("--guest-mode: expected heartbeat, crash, wild-io or pio-bench");
 			break;
 		case OPT_HELP:
 			FAIL("help");

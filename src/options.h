@@ -35,6 +35,7 @@ struct run_options {
 	/* Built-in guest behaviour. */
 	uint32_t heartbeat_us;
 	uint32_t print_every;
+	uint32_t guest_mode; /* GUEST_MODE_*: test and benchmark behaviours */
 };
 
 void run_options_default(struct run_options *o);

@@ -67,7 +67,9 @@ int protocol_parse_request(const char *line, size_t len, struct ctl_request *req
 fail:
 	if (tok)
 		json_tokener_free(tok);
-	ctl_request_free(req);
+	/* Keep a well-formed object so the error reply can echo its id. */
+	if (req->root && !json_object_is_type(req->root, json_type_object))
+		ctl_request_free(req);
 	return -1;
 }
 

@@ -29,7 +29,8 @@ struct ctl_request {
 	json_object *id;   /* echoed back if present */
 };
 
-/* Returns 0 or -1 with a message for the client in err. */
+/* Returns 0 or -1 with a message for the client in err; either way the
+ * caller frees req (on error it may still hold the object, for its id). */
 int protocol_parse_request(const char *line, size_t len, struct ctl_request *req, char *err,
 			   size_t errlen);
 void ctl_request_free(struct ctl_request *req);

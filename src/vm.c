@@ -84,7 +84,7 @@ static int setup_memory(struct vm *vm)
 		log_err("--memory %llu MiB is more than this host's RAM (%llu MiB)",
 			(unsigned long long)vm->opts.memory_mib,
 			(unsigned long long)((uint64_t)pages * (uint64_t)psize / MIB));
-		return -ENOMEM;
+		return -EFBIG;
 	}
 	vm->ram = mmap(NULL, size, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -129,6 +129,8 @@ static int setup_devices(struct vm *vm)
 {
 	serial_init(&vm->serial, vm->console_fd);
 	testdev_init(&vm->testdev, vm, vm->opts.heartbeat_us, vm->opts.print_every);
+	vm->testdev.mode = vm->opts.guest_mode;
+	vm->testdev.bench_iters = 100000;
 	int r = bus_register(&vm->pio_bus, SERIAL_COM1, 8, serial_access, &vm->serial, "serial");
 	if (!r)
 		r = bus_register(&vm->pio_bus, TESTDEV_PORT_BASE, TESTDEV_PORT_LEN, testdev_access,

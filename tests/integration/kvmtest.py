@@ -1,0 +1,186 @@
+"""Helpers for kvmhost integration tests: start real VMs, talk to them over
+their control sockets, and always clean up. Standard library only."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+KVMHOST = os.environ.get("KVMHOST") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "kvmhost")
+SKIP = 77  # meson's "skipped" exit code
+
+
+def skip(why):
+    print(f"SKIP: {why}")
+    sys.exit(SKIP)
+
+
+def require_kvm():
+    if not os.path.exists("/dev/kvm"):
+        skip("/dev/kvm does not exist on this machine")
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        skip("no permission to open /dev/kvm (run as root or in the kvm group)")
+
+
+def require_root():
+    if os.geteuid() != 0:
+        skip("needs root")
+
+
+def wait_for(pred, timeout=10.0, interval=0.02, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Env:
+    """A private runtime directory, so tests never see other VMs."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="kvmhost-test-")
+        self.rundir = os.path.join(self.dir, "run")
+        self.env = dict(os.environ, KVMHOST_RUNDIR=self.rundir)
+        self.vms = []
+
+    def run(self, *args, timeout=30, check=False):
+        p = subprocess.run([KVMHOST, *args], env=self.env, capture_output=True, text=True,
+                           timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError(f"kvmhost {' '.join(args)} failed {p.returncode}: {p.stderr}")
+        return p
+
+    def start(self, name, *args, wait=True):
+        vm = VM(self, name, args)
+        self.vms.append(vm)
+        if wait:
+            vm.wait_ready()
+        return vm
+
+    def list(self):
+        p = self.run("list", "--json", check=True)
+        return json.loads(p.stdout)
+
+    def close(self):
+        for vm in self.vms:
+            vm.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class VM:
+    def __init__(self, env, name, args):
+        self.env = env
+        self.name = name
+        self.console = os.path.join(env.dir, f"{name}.console")
+        self.stderr_path = os.path.join(env.dir, f"{name}.stderr")
+        self._stderr = open(self.stderr_path, "w")
+        cmd = [KVMHOST, "run", "--name", name, "--console", self.console, *args]
+        self.proc = subprocess.Popen(cmd, env=env.env, stdout=subprocess.DEVNULL,
+                                     stderr=self._stderr, stdin=subprocess.DEVNULL)
+        self.sock = os.path.join(env.rundir, f"{name}.sock")
+
+    def wait_ready(self, timeout=15):
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"VM {self.name} exited {self.proc.returncode}: "
+                                     f"{self.stderr()}")
+            try:
+                st = self.status()
+            except OSError:
+                return False
+            return all(v["heartbeats"] > 0 for v in st["vcpus"])
+        wait_for(ready, timeout, what=f"{self.name} to boot")
+
+    def request(self, obj, timeout=5):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(self.sock)
+            s.sendall((json.dumps(obj) + "\n").encode())
+            return json.loads(read_line(s))
+
+    def status(self):
+        r = self.request({"cmd": "status"})
+        assert r["ok"], r
+        return r["result"]
+
+    def heartbeats(self):
+        return [v["heartbeats"] for v in self.status()["vcpus"]]
+
+    def ctl(self, *args):
+        return self.env.run("ctl", self.name, *args)
+
+    def stderr(self):
+        self._stderr.flush()
+        with open(self.stderr_path) as f:
+            return f.read()
+
+    def console_text(self):
+        try:
+            with open(self.console, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def wait_exit(self, timeout=20):
+        return self.proc.wait(timeout)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._stderr.close()
+
+
+def read_line(s):
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = s.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"connection closed after {buf!r}")
+        buf += chunk
+    return buf.decode()
+
+
+def advancing(vm, interval=0.3):
+    """Heartbeats of every vCPU advance over `interval`."""
+    a = vm.heartbeats()
+    time.sleep(interval)
+    b = vm.heartbeats()
+    return all(y > x for x, y in zip(a, b))
+
+
+def main(tests, needs_kvm=True):
+    """Runs the given test functions, each with a fresh Env; prints a summary."""
+    if needs_kvm:
+        require_kvm()
+    failed = 0
+    for t in tests:
+        env = Env()
+        start = time.monotonic()
+        try:
+            t(env)
+            print(f"PASS {t.__name__} ({time.monotonic() - start:.2f}s)")
+        except Exception:
+            failed += 1
+            print(f"FAIL {t.__name__}")
+            traceback.print_exc()
+            for vm in env.vms:
+                print(f"--- {vm.name} stderr:\n{vm.stderr()}")
+        finally:
+            env.close()
+    print(f"{len(tests) - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)

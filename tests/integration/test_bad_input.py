@@ -1,0 +1,85 @@
+"""Bad input gets a clear error and a distinct exit status, never a crash."""
+import os
+import shutil
+import subprocess
+
+from kvmtest import KVMHOST, main, skip
+
+
+def expect(env, args, code, needle):
+    p = env.run(*args)
+    assert p.returncode == code, (args, p.returncode, p.stderr)
+    assert needle in p.stderr, (args, p.stderr)
+    assert "Sanitizer" not in p.stderr and "Segmentation" not in p.stderr
+
+
+def test_bad_options(env):
+    expect(env, ["run", "--cpus", "0"], 2, "out of range")
+    expect(env, ["run", "--cpus", "many"], 2, "not a number")
+    expect(env, ["run", "--cpus", "300", "--console", "none"], 2, "at most")
+    expect(env, ["run", "--memory", "0"], 2, "out of range")
+    expect(env, ["run", "--memory", "lots"], 2, "not a number")
+    expect(env, ["run", "--memory", "99999999999"], 2, "out of range")
+    expect(env, ["run", "--memory", "1000000", "--console", "none"], 2, "more than this host")
+    expect(env, ["run", "--frobnicate"], 2, "unknown option")
+    expect(env, ["run", "--name", "a/b"], 2, "not a valid name")
+    expect(env, ["run", "--cpu-pin", "0=4096"], 2, "not a host CPU list")
+    expect(env, ["run", "--cpu-pin", "0=1000"], 2, "does not exist")
+    expect(env, ["run", "--cpus", "1", "--cpu-pin", "1=0"], 2, "does not exist")
+    expect(env, ["run", "--console", "/nonexistent-dir/x"], 2, "No such file")
+    expect(env, ["nonsense"], 2, "unknown command")
+    expect(env, ["ctl"], 2, "usage")
+    expect(env, ["ctl", "x", "dance"], 2, "unknown command")
+    expect(env, ["ctl", "nosuchvm", "status"], 1, "no VM named 'nosuchvm'")
+    expect(env, ["list", "--yaml"], 2, "unknown argument")
+
+
+def test_offline_pin_rejected_in_stub_sysfs(env):
+    # A fake sysfs where CPU 1 exists but is offline.
+    root = os.path.join(env.dir, "sysfs")
+    os.makedirs(root)
+    for f, v in {"present": "0-1", "online": "0", "possible": "0-1"}.items():
+        with open(os.path.join(root, f), "w") as fh:
+            fh.write(v + "\n")
+    env.env["KVMHOST_SYSFS_CPU"] = root
+    p = env.run("run", "--cpu-pin", "0=5", "--console", "none")
+    assert p.returncode == 2 and "does not exist" in p.stderr, p.stderr
+
+
+def test_name_in_use(env):
+    env.start("dup")
+    p = env.run("run", "--name", "dup", "--console", "none", timeout=10)
+    assert p.returncode == 4, p
+    assert "already running" in p.stderr
+    assert [v["name"] for v in env.list()] == ["dup"]
+
+
+def test_no_permission_for_kvm(env):
+    if os.geteuid() != 0:
+        skip("needs root to drop to another user")
+    runuser = shutil.which("setpriv")
+    if not runuser:
+        skip("setpriv not installed")
+    os.chmod(env.dir, 0o777)
+    p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", KVMHOST,
+                        "run", "--console", "none"],
+                       env=dict(env.env, KVMHOST_RUNDIR=os.path.join(env.dir, "nobody")),
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 3, p
+    assert "no permission to open /dev/kvm" in p.stderr
+
+
+def test_missing_kvm(env):
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        skip("needs root and unshare for a private /dev")
+    # A mount namespace whose /dev has no kvm node.
+    script = f"mount -t tmpfs none /dev && exec {KVMHOST} run --console none"
+    p = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                       env=env.env, capture_output=True, text=True, timeout=10)
+    assert p.returncode == 3, p
+    assert "/dev/kvm does not exist" in p.stderr
+
+
+if __name__ == "__main__":
+    main([test_bad_options, test_offline_pin_rejected_in_stub_sysfs, test_name_in_use,
+          test_no_permission_for_kvm, test_missing_kvm])

@@ -1,0 +1,102 @@
+"""The control socket survives malformed, oversized, unknown and abandoned
+requests; the VM keeps running through all of them."""
+import os
+import socket
+import stat
+import time
+
+from kvmtest import advancing, main, read_line
+import json
+
+
+def raw(vm, data, timeout=5):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(vm.sock)
+        s.sendall(data)
+        return json.loads(read_line(s))
+
+
+def test_socket_mode(env):
+    vm = env.start("m")
+    assert stat.S_IMODE(os.stat(vm.sock).st_mode) == 0o600
+
+
+def test_malformed_requests(env):
+    vm = env.start("bad")
+    for data in [b"hello\n", b"{\n", b"[]\n", b"{}\n", b'{"cmd": 1}\n', b'{"cmd":"x"}\n',
+                 b'{"cmd":"status"} trailing\n', b'{"cmd":"status","args":7}\n',
+                 b"\x00\xff\xfe\n", b"[" * 10000 + b"\n"]:
+        r = raw(vm, data)
+        assert r["ok"] is False and r["error"], (data[:40], r)
+    r = raw(vm, b'{"cmd":"fly","id":3}\n')
+    assert r == {"ok": False, "id": 3, "error": "unknown command 'fly'"}
+    assert advancing(vm)
+
+
+def test_oversized_request(env):
+    vm = env.start("big")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(vm.sock)
+        try:
+            s.sendall(b"x" * 200000)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        r = json.loads(read_line(s))
+        assert r["ok"] is False and "too long" in r["error"]
+    assert vm.status()["state"] == "running"
+
+
+def test_idle_and_vanishing_clients(env):
+    vm = env.start("idle")
+    idle = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(5)]
+    for s in idle:
+        s.connect(vm.sock)  # connect and never send
+    half = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    half.connect(vm.sock)
+    half.sendall(b'{"cmd":"sta')  # disconnect mid-request
+    half.close()
+    gone = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    gone.connect(vm.sock)
+    gone.sendall(b'{"cmd":"status"}\n')
+    gone.close()  # never reads its reply
+    # Others are served all the while, and the guest runs.
+    for _ in range(5):
+        assert vm.status()["state"] == "running"
+    assert advancing(vm)
+    for s in idle:
+        s.close()
+
+
+def test_several_requests_one_connection(env):
+    vm = env.start("multi")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(vm.sock)
+        s.sendall(b'{"cmd":"pause","id":1}\n{"cmd":"status","id":2}\n{"cmd":"resume","id":3}\n')
+        f = s.makefile("r")
+        replies = [json.loads(f.readline()) for _ in range(3)]
+    assert [r["id"] for r in replies] == [1, 2, 3]
+    assert replies[1]["result"]["state"] == "paused"
+    assert replies[2]["result"]["state"] == "running"
+
+
+def test_events(env):
+    vm = env.start("ev")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(vm.sock)
+        s.sendall(b'{"cmd":"subscribe"}\n')
+        f = s.makefile("r")
+        assert json.loads(f.readline())["ok"]
+        vm.request({"cmd": "pause"})
+        vm.request({"cmd": "resume"})
+        evs = [json.loads(f.readline())["event"] for _ in range(2)]
+    assert evs == ["paused", "resumed"]
+    time.sleep(0.05)
+
+
+if __name__ == "__main__":
+    main([test_socket_mode, test_malformed_requests, test_oversized_request,
+          test_idle_and_vanishing_clients, test_several_requests_one_connection, test_events])

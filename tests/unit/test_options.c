@@ -1,0 +1,158 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "options.h"
+#include "util.h"
+
+static struct run_options o;
+static char err[512];
+
+static int parse(int argc, const char **argv)
+{
+	run_options_default(&o);
+	err[0] = '\0';
+	return run_options_parse(&o, argc, (char **)argv, err, sizeof(err));
+}
+
+#define PARSE(...)                                                                                 \
+	({                                                                                         \
+		const char *argv_[] = {"run", __VA_ARGS__};                                        \
+		parse((int)(sizeof(argv_) / sizeof(argv_[0])), argv_);                             \
+	})
+
+static void defaults(void **state)
+{
+	(void)state;
+	const char *argv[] = {"run"};
+	assert_int_equal(parse(1, argv), 0);
+	assert_int_equal(o.cpus, 2);
+	assert_int_equal(o.memory_mib, 64);
+	assert_int_equal(o.console, CONSOLE_STDIO);
+	assert_int_equal(o.on_cpu_offline, OFFLINE_MIGRATE);
+	assert_int_equal(o.max_pinned_vcpu, -1);
+	assert_string_equal(o.name, "");
+}
+
+static void good_options(void **state)
+{
+	(void)state;
+	assert_int_equal(PARSE("--name", "web-1", "--cpus", "4", "--memory", "128", "--console",
+			       "none", "--socket", "/tmp/x.sock", "--on-cpu-offline", "pause"),
+			 0);
+	assert_string_equal(o.name, "web-1");
+	assert_int_equal(o.cpus, 4);
+	assert_int_equal(o.memory_mib, 128);
+	assert_int_equal(o.console, CONSOLE_NONE);
+	assert_string_equal(o.socket_path, "/tmp/x.sock");
+	assert_int_equal(o.on_cpu_offline, OFFLINE_PAUSE);
+	assert_int_equal(PARSE("--console", "/tmp/console.log"), 0);
+	assert_int_equal(o.console, CONSOLE_FILE);
+	assert_string_equal(o.console_path, "/tmp/console.log");
+}
+
+static void bad_cpus(void **state)
+{
+	(void)state;
+	assert_int_equal(PARSE("--cpus", "0"), -1);
+	assert_non_null(strstr(err, "out of range"));
+	assert_int_equal(PARSE("--cpus", "100000"), -1);
+	assert_int_equal(PARSE("--cpus", "two"), -1);
+	assert_non_null(strstr(err, "not a number"));
+	assert_int_equal(PARSE("--cpus", "-1"), -1);
+	assert_int_equal(PARSE("--cpus", "4x"), -1);
+	assert_int_equal(PARSE("--cpus", ""), -1);
+	assert_int_equal(PARSE("--cpus"), -1);
+	assert_non_null(strstr(err, "needs a value"));
+}
+
+static void bad_memory(void **state)
+{
+	(void)state;
+	assert_int_equal(PARSE("--memory", "0"), -1);
+	assert_int_equal(PARSE("--memory", "99999999999999999999"), -1);
+	assert_int_equal(PARSE("--memory", "18446744073709551615"), -1);
+	assert_int_equal(PARSE("--memory", "1G"), -1);
+	assert_int_equal(PARSE("--memory", " 64"), -1);
+	assert_int_equal(PARSE("--memory", "64", "--memory", "32"), 0);
+	assert_int_equal(o.memory_mib, 32);
+}
+
+static void cpu_pin(void **state)
+{
+	(void)state;
+	assert_int_equal(PARSE("--cpus", "3", "--cpu-pin", "0=1,3,1=2,2=0-1"), 0);
+	assert_true(o.pins[0].set);
+	assert_true(CPU_ISSET(1, &o.pins[0].cpus));
+	assert_true(CPU_ISSET(3, &o.pins[0].cpus));
+	assert_int_equal(CPU_COUNT(&o.pins[0].cpus), 2);
+	assert_int_equal(CPU_COUNT(&o.pins[1].cpus), 1);
+	assert_true(CPU_ISSET(2, &o.pins[1].cpus));
+	assert_int_equal(CPU_COUNT(&o.pins[2].cpus), 2);
+	assert_int_equal(o.max_pinned_vcpu, 2);
+	/* Repeated option adds vCPUs. */
+	assert_int_equal(PARSE("--cpu-pin", "0=1", "--cpu-pin", "1=0"), 0);
+	assert_true(o.pins[1].set);
+
+	assert_int_equal(PARSE("--cpu-pin", "5=1"), -1);
+	assert_non_null(strstr(err, "does not exist"));
+	assert_int_equal(PARSE("--cpu-pin", "1"), -1);
+	assert_int_equal(PARSE("--cpu-pin", "a=1"), -1);
+	assert_int_equal(PARSE("--cpu-pin", "0="), -1);
+	assert_int_equal(PARSE("--cpu-pin", "0=3-1"), -1);
+	assert_int_equal(PARSE("--cpu-pin", "0=99999"), -1);
+	assert_int_equal(PARSE("--cpu-pin", ""), -1);
+}
+
+static void bad_misc(void **state)
+{
+	(void)state;
+	assert_int_equal(PARSE("--bogus"), -1);
+	assert_non_null(strstr(err, "unknown option"));
+	assert_int_equal(PARSE("extra"), -1);
+	assert_non_null(strstr(err, "unexpected argument"));
+	assert_int_equal(PARSE("--name", "a/b"), -1);
+	assert_int_equal(PARSE("--name", ""), -1);
+	assert_int_equal(PARSE("--name", "../x"), -1);
+	assert_int_equal(PARSE("--name",
+			       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+			 -1);
+	assert_int_equal(PARSE("--on-cpu-offline", "explode"), -1);
+	assert_int_equal(PARSE("--console", ""), -1);
+	assert_int_equal(PARSE("--vmm-cpus", "x"), -1);
+	assert_int_equal(PARSE("--guest-mode", "nope"), -1);
+}
+
+static void cpu_lists(void **state)
+{
+	(void)state;
+	cpu_set_t s;
+	char buf[64];
+	assert_int_equal(parse_cpu_list("0-2,5,7-8", &s), 0);
+	assert_string_equal(format_cpu_list(&s, buf, sizeof(buf)), "0-2,5,7-8");
+	assert_int_equal(parse_cpu_list("3+1", &s), 0);
+	assert_string_equal(format_cpu_list(&s, buf, sizeof(buf)), "1,3");
+	assert_int_not_equal(parse_cpu_list("", &s), 0);
+	assert_int_not_equal(parse_cpu_list(",", &s), 0);
+	assert_int_not_equal(parse_cpu_list("1-", &s), 0);
+	assert_int_not_equal(parse_cpu_list("100000", &s), 0);
+	uint64_t v;
+	assert_int_equal(parse_u64("18446744073709551615", &v), 0);
+	assert_int_not_equal(parse_u64("18446744073709551616", &v), 0);
+	assert_int_not_equal(parse_u64("+1", &v), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(defaults),  cmocka_unit_test(good_options),
+		cmocka_unit_test(bad_cpus),  cmocka_unit_test(bad_memory),
+		cmocka_unit_test(cpu_pin),   cmocka_unit_test(bad_misc),
+		cmocka_unit_test(cpu_lists),
+	};
+	return cmocka_run_group_tests_name("options", tests, NULL, NULL);
+}

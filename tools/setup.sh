@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what kvmhost needs from Debian (only what is missing) and builds it
+# into build/ (and, with --asan, the sanitizer build into build-asan/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(gcc binutils make meson ninja-build pkg-config python3 libsystemd-dev libjson-c-dev
+	libcmocka-dev clang libclang-rt-14-dev util-linux dbus dbus-daemon)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	if [[ $(id -u) -ne 0 ]]; then
+		echo "setup: missing packages: ${missing[*]} (run as root to install them)" >&2
+		exit 1
+	fi
+	echo "setup: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+[[ -d build ]] || meson setup build >/dev/null
+ninja -C build >/dev/null
+if [[ ${1:-} == --asan ]]; then
+	# clang for the sanitizer build: it is also what the fuzzers need.
+	[[ -d build-asan ]] || CC=clang meson setup build-asan -Db_sanitize=address,undefined \
+		-Db_lundef=false -Dbuildtype=debug >/dev/null
+	ninja -C build-asan >/dev/null
+fi
+echo "setup: built $(pwd)/build/kvmhost"
