@@ -155,11 +155,20 @@ static void set_gate(int vec, void *handler)
 				     .off2 = (u32)(a >> 32)};
 }
 
+static volatile int idt_claimed, idt_ready;
+
 static void setup_interrupts(void)
 {
-	/* Every vCPU writes the same gates: harmless, and no ordering needed. */
-	set_gate(TIMER_VECTOR, irq_timer);
-	set_gate(0xff, irq_spurious);
+	/* One vCPU builds the shared IDT; the others must not rewrite a gate
+	 * that a running vCPU may be taking an interrupt through. */
+	if (__atomic_exchange_n(&idt_claimed, 1, __ATOMIC_ACQ_REL) == 0) {
+		set_gate(TIMER_VECTOR, irq_timer);
+		set_gate(0xff, irq_spurious);
+		__atomic_store_n(&idt_ready, 1, __ATOMIC_RELEASE);
+	} else {
+		while (!__atomic_load_n(&idt_ready, __ATOMIC_ACQUIRE))
+			__asm__ volatile("pause");
+	}
 	struct {
 		u16 limit;
 		u64 base;

@@ -2,6 +2,7 @@
 #define KVMHOST_UTIL_H
 
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +23,10 @@ int parse_cpu_list(const char *s, cpu_set_t *set);
 char *format_cpu_list(const cpu_set_t *set, char *buf, size_t len);
 
 uint64_t now_ns(void); /* CLOCK_MONOTONIC */
+
+/* Private futexes: sleep while *addr == val; wake up to n sleepers. */
+void futex_wait(atomic_int *addr, int val);
+void futex_wake(atomic_int *addr, int n);
 
 int write_full(int fd, const void *buf, size_t len);
 /* Reads a small sysfs/proc file into buf (NUL-terminated); returns length or -errno. */

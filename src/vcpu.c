@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,6 @@ int vcpu_init(struct vcpu *vcpu, struct vm *vm, int index)
 	vcpu->index = index;
 	vcpu->fd = -1;
 	pthread_mutex_init(&vcpu->lock, NULL);
-	pthread_cond_init(&vcpu->cond, NULL);
 
 	vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
 	if (vcpu->fd < 0) {
@@ -66,8 +66,14 @@ void vcpu_destroy(struct vcpu *vcpu)
 		close(vcpu->fd);
 	vcpu->run = NULL;
 	vcpu->fd = -1;
-	pthread_cond_destroy(&vcpu->cond);
 	pthread_mutex_destroy(&vcpu->lock);
+}
+
+/* Wakes a parked vCPU so it looks again at requests, reasons and stop. */
+static void vcpu_wake(struct vcpu *vcpu)
+{
+	atomic_fetch_add(&vcpu->wake_seq, 1);
+	futex_wake(&vcpu->wake_seq, 1);
 }
 
 void vcpu_kick(struct vcpu *vcpu)
@@ -103,50 +109,41 @@ int vcpu_run_on(struct vcpu *vcpu, vcpu_fn fn, void *arg, bool wait)
 		vcpu->req_head = req;
 	vcpu->req_tail = req;
 	atomic_fetch_or(&vcpu->pending, VCPU_PENDING_REQ);
-	pthread_cond_broadcast(&vcpu->cond); /* a parked vCPU serves requests too */
 	pthread_mutex_unlock(&vcpu->lock);
+	vcpu_wake(vcpu); /* a parked vCPU serves requests too */
 	vcpu_kick(vcpu);
 
 	if (!wait)
 		return 0;
-	pthread_mutex_lock(&vcpu->lock);
-	while (!req->done && !vcpu->exited)
-		pthread_cond_wait(&vcpu->cond, &vcpu->lock);
-	int ret = req->done ? 0 : -ESRCH;
-	if (!req->done) {
-		/* The thread ended first: unlink so nothing points at our stack. */
-		struct vcpu_request **pp = &vcpu->req_head;
-		vcpu->req_tail = NULL;
-		while (*pp) {
-			if (*pp == req)
-				*pp = req->next;
-			else
-				vcpu->req_tail = *pp, pp = &(*pp)->next;
-		}
-	}
-	pthread_mutex_unlock(&vcpu->lock);
-	return ret;
+	int d;
+	while ((d = atomic_load(&req->done)) == 0)
+		futex_wait(&req->done, 0);
+	return d > 0 ? 0 : -ESRCH;
 }
 
-/* Called with vcpu->lock held; drops it around each function. */
+static void complete_request(struct vcpu_request *req, int how)
+{
+	if (!req->wait) {
+		free(req);
+		return;
+	}
+	atomic_store(&req->done, how);
+	futex_wake(&req->done, 1); /* req may be gone once done is seen */
+}
+
 static void serve_requests(struct vcpu *vcpu)
 {
-	while (vcpu->req_head) {
-		struct vcpu_request *req = vcpu->req_head;
-		vcpu->req_head = req->next;
-		if (!vcpu->req_head)
-			vcpu->req_tail = NULL;
-		pthread_mutex_unlock(&vcpu->lock);
-		req->fn(vcpu, req->arg);
-		pthread_mutex_lock(&vcpu->lock);
-		if (req->wait) {
-			req->done = true;
-			pthread_cond_broadcast(&vcpu->cond);
-		} else {
-			free(req);
-		}
-	}
+	pthread_mutex_lock(&vcpu->lock);
 	atomic_fetch_and(&vcpu->pending, ~VCPU_PENDING_REQ);
+	struct vcpu_request *req = vcpu->req_head;
+	vcpu->req_head = vcpu->req_tail = NULL;
+	pthread_mutex_unlock(&vcpu->lock);
+	while (req) {
+		struct vcpu_request *next = req->next;
+		req->fn(vcpu, req->arg);
+		complete_request(req, 1);
+		req = next;
+	}
 }
 
 static void complete_pending_io(struct vcpu *vcpu)
@@ -161,86 +158,89 @@ static void complete_pending_io(struct vcpu *vcpu)
 	vcpu->need_completion = false;
 }
 
+static void set_run_state(struct vcpu *vcpu, int state)
+{
+	/* Pairs with vcpu_wait_parked: it raises state_waiters before it looks
+	 * at run_state, so one of us sees the other (both seq_cst). */
+	atomic_store(&vcpu->run_state, state);
+	if (atomic_load(&vcpu->state_waiters))
+		futex_wake(&vcpu->run_state, INT_MAX);
+}
+
 /* Serves requests, parks while asked to; returns false when told to stop. */
 static bool vcpu_handle_pending(struct vcpu *vcpu)
 {
-	if (atomic_load(&vcpu->pending) & VCPU_PENDING_PARK) {
-		complete_pending_io(vcpu);
-		/* The guest is about to be stopped by the host: have KVM set
-		 * PVCLOCK_GUEST_STOPPED so it does not take the gap for a lockup.
-		 * EINVAL just means the guest has not enabled kvmclock. */
+	bool parked = false;
+	for (;;) {
+		int seq = atomic_load(&vcpu->wake_seq);
+		if (atomic_load(&vcpu->pending) & VCPU_PENDING_REQ)
+			serve_requests(vcpu);
+		if (atomic_load(&vcpu->stop))
+			return false;
+		if (!atomic_load(&vcpu->park_reasons))
+			break;
+		if (!parked) {
+			complete_pending_io(vcpu);
+			parked = true;
+			set_run_state(vcpu, VCPU_PARKED);
+			continue; /* look again before sleeping */
+		}
+		futex_wait(&vcpu->wake_seq, seq);
+	}
+	if (parked) {
+		/* The guest was stopped by the host: have KVM set
+		 * PVCLOCK_GUEST_STOPPED before it runs again, so it does not take
+		 * the gap for a lockup. Here, not at park time, to keep that cost
+		 * out of pause latency. EINVAL: the guest has no kvmclock yet. */
 		if (ioctl(vcpu->fd, KVM_KVMCLOCK_CTRL, 0) < 0 && errno != EINVAL)
 			log_warn("vCPU %d: KVM_KVMCLOCK_CTRL: %s", vcpu->index, strerror(errno));
+		set_run_state(vcpu, VCPU_RUNNING);
 	}
-	pthread_mutex_lock(&vcpu->lock);
-	for (;;) {
-		serve_requests(vcpu);
-		if (vcpu->stop)
-			break;
-		if (!vcpu->park_reasons)
-			break;
-		if (!vcpu->parked) {
-			vcpu->parked = true;
-			pthread_cond_broadcast(&vcpu->cond);
-		}
-		pthread_cond_wait(&vcpu->cond, &vcpu->lock);
-	}
-	vcpu->parked = false;
-	bool keep_going = !vcpu->stop;
-	pthread_mutex_unlock(&vcpu->lock);
-	return keep_going;
+	return true;
 }
 
 void vcpu_park(struct vcpu *vcpu, unsigned reason)
 {
-	pthread_mutex_lock(&vcpu->lock);
-	vcpu->park_reasons |= reason;
+	atomic_fetch_or(&vcpu->park_reasons, reason);
 	atomic_fetch_or(&vcpu->pending, VCPU_PENDING_PARK);
-	pthread_mutex_unlock(&vcpu->lock);
 	vcpu_kick(vcpu);
 }
 
 void vcpu_unpark(struct vcpu *vcpu, unsigned reason)
 {
-	pthread_mutex_lock(&vcpu->lock);
-	vcpu->park_reasons &= ~reason;
-	if (!vcpu->park_reasons)
+	if (!(atomic_fetch_and(&vcpu->park_reasons, ~reason) & ~reason))
 		atomic_fetch_and(&vcpu->pending, ~VCPU_PENDING_PARK);
-	pthread_cond_broadcast(&vcpu->cond);
-	pthread_mutex_unlock(&vcpu->lock);
+	/* A reason added meanwhile re-sets the bit: look again. */
+	if (atomic_load(&vcpu->park_reasons))
+		atomic_fetch_or(&vcpu->pending, VCPU_PENDING_PARK);
+	vcpu_wake(vcpu);
 }
 
 void vcpu_wait_parked(struct vcpu *vcpu)
 {
-	pthread_mutex_lock(&vcpu->lock);
-	while (vcpu->park_reasons && !vcpu->parked && !vcpu->exited && vcpu->started)
-		pthread_cond_wait(&vcpu->cond, &vcpu->lock);
-	pthread_mutex_unlock(&vcpu->lock);
+	if (!vcpu->started)
+		return;
+	atomic_fetch_add(&vcpu->state_waiters, 1);
+	while (atomic_load(&vcpu->park_reasons) && atomic_load(&vcpu->run_state) == VCPU_RUNNING)
+		futex_wait(&vcpu->run_state, VCPU_RUNNING);
+	atomic_fetch_sub(&vcpu->state_waiters, 1);
 }
 
 bool vcpu_is_parked(struct vcpu *vcpu)
 {
-	pthread_mutex_lock(&vcpu->lock);
-	bool p = vcpu->parked;
-	pthread_mutex_unlock(&vcpu->lock);
-	return p;
+	return atomic_load(&vcpu->run_state) == VCPU_PARKED;
 }
 
 unsigned vcpu_park_reasons(struct vcpu *vcpu)
 {
-	pthread_mutex_lock(&vcpu->lock);
-	unsigned r = vcpu->park_reasons;
-	pthread_mutex_unlock(&vcpu->lock);
-	return r;
+	return atomic_load(&vcpu->park_reasons);
 }
 
 void vcpu_stop(struct vcpu *vcpu)
 {
-	pthread_mutex_lock(&vcpu->lock);
-	vcpu->stop = true;
+	atomic_store(&vcpu->stop, true);
 	atomic_fetch_or(&vcpu->pending, VCPU_PENDING_STOP);
-	pthread_cond_broadcast(&vcpu->cond);
-	pthread_mutex_unlock(&vcpu->lock);
+	vcpu_wake(vcpu);
 	if (vcpu->run)
 		vcpu_kick(vcpu);
 }
@@ -399,14 +399,14 @@ static void *vcpu_thread(void *arg)
 	/* Requests that can no longer run: fail waiters, free the rest. */
 	struct vcpu_request *req = vcpu->req_head;
 	vcpu->req_head = vcpu->req_tail = NULL;
+	pthread_mutex_unlock(&vcpu->lock);
 	while (req) {
 		struct vcpu_request *next = req->next;
-		if (!req->wait)
-			free(req);
+		complete_request(req, -1);
 		req = next;
 	}
-	pthread_cond_broadcast(&vcpu->cond);
-	pthread_mutex_unlock(&vcpu->lock);
+	atomic_store(&vcpu->run_state, VCPU_EXITED);
+	futex_wake(&vcpu->run_state, INT_MAX);
 	return NULL;
 }
 

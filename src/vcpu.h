@@ -21,8 +21,8 @@ struct vcpu_request {
 	vcpu_fn fn;
 	void *arg;
 	struct vcpu_request *next;
-	bool wait; /* requester waits; request lives on its stack */
-	bool done; /* under vcpu->lock */
+	bool wait;	 /* requester waits; request lives on its stack */
+	atomic_int done; /* futex: 0 pending, 1 ran, -1 the vCPU ended first */
 };
 
 /* Why a vCPU is parked out of KVM_RUN; it runs only when none is left. */
@@ -36,6 +36,8 @@ enum vcpu_park_reason {
 #define VCPU_PENDING_PARK (1u << 1)
 #define VCPU_PENDING_STOP (1u << 2)
 
+enum { VCPU_RUNNING, VCPU_PARKED, VCPU_EXITED };
+
 struct vcpu {
 	struct vm *vm;
 	int index;
@@ -46,14 +48,15 @@ struct vcpu {
 	bool started;
 	_Atomic pid_t tid;
 
-	pthread_mutex_t lock;
-	pthread_cond_t cond; /* requests, unpark, completion, parked-ack */
+	pthread_mutex_t lock; /* the request queue and `exited` */
 	struct vcpu_request *req_head, *req_tail;
-	atomic_uint pending; /* VCPU_PENDING_*: checked before each KVM_RUN */
-	unsigned park_reasons;
-	bool parked;
-	bool stop;
 	bool exited;
+	atomic_uint pending;	  /* VCPU_PENDING_*: checked before each KVM_RUN */
+	atomic_uint park_reasons; /* enum vcpu_park_reason bits */
+	atomic_bool stop;
+	atomic_int run_state; /* futex: VCPU_RUNNING, VCPU_PARKED, VCPU_EXITED */
+	atomic_int state_waiters;
+	atomic_int wake_seq;  /* futex a parked vCPU sleeps on; bumped on any news */
 	bool need_completion; /* vCPU thread only: last exit was I/O */
 
 	/* What the guest reports through the test device. */

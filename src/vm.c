@@ -369,7 +369,8 @@ int vm_get_status(struct vm *vm, struct vm_status *st)
 		s->tid = atomic_load(&v->tid);
 		s->host_cpu = s->tid > 0 ? thread_last_cpu(s->tid) : -1;
 		unsigned reasons = vcpu_park_reasons(v);
-		s->state = v->exited ? "stopped" : reasons ? "paused" : "running";
+		int rs = atomic_load(&v->run_state);
+		s->state = rs == VCPU_EXITED ? "stopped" : reasons ? "paused" : "running";
 		s->has_pin = v->has_pin;
 		s->desired = v->desired;
 		s->has_actual = vcpu_get_affinity(v, &s->actual);

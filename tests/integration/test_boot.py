@@ -41,6 +41,17 @@ def test_boot_4(env):
     boot(env, 4)
 
 
+def test_boot_race(env):
+    # Many vCPUs with a fast timer booting at once: they share the guest's
+    # IDT, and one rewriting a gate under another one's interrupt was a
+    # triple fault. Boot repeatedly; every vCPU must come up and run.
+    for i in range(6):
+        vm = env.start(f"race{i}", "--cpus", "8", "--heartbeat-us", "300", "--print-every", "0")
+        assert advancing(vm, 0.1)
+        vm.kill()
+        assert vm.proc.returncode == 0, vm.stderr()
+
+
 def test_default_name_and_sigterm(env):
     # No --name: the VM calls itself vm-PID and is listed so.
     import subprocess
@@ -86,5 +97,5 @@ def test_console_file(env):
 
 
 if __name__ == "__main__":
-    main([test_boot_1, test_boot_2, test_boot_4, test_default_name_and_sigterm,
+    main([test_boot_1, test_boot_2, test_boot_4, test_boot_race, test_default_name_and_sigterm,
           test_crash_dumps_registers, test_hostile_io_is_contained, test_console_file])
