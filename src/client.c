@@ -154,7 +154,7 @@ static void print_status_human(json_object *st, bool header)
 
 static void usage_ctl(void)
 {
-	fprintf(stderr, "usage: kvmhost ctl NAME status|pause|resume|quit|poweroff [--json]\n"
+	fprintf(stderr, "usage: kvmhost ctl NAME status|pause|resume|quit|poweroff|regs [--json]\n"
 			"       kvmhost ctl NAME events   (print events until the VM ends)\n");
 }
 
@@ -187,8 +187,8 @@ int cmd_ctl(int argc, char **argv)
 		fprintf(stderr, "kvmhost ctl: '%s' is not a valid VM name\n", name);
 		return STATUS_USAGE;
 	}
-	static const char *const known[] = {"status", "pause",	  "resume",
-					    "quit",   "poweroff", "events"};
+	static const char *const known[] = {"status",	"pause",  "resume", "quit",
+					    "poweroff", "events", "regs"};
 	bool ok = false;
 	for (size_t i = 0; i < ARRAY_SIZE(known); i++)
 		ok |= !strcmp(cmd, known[i]);
@@ -232,7 +232,7 @@ int cmd_ctl(int argc, char **argv)
 			fflush(stdout);
 			free(line);
 		}
-	} else if (json) {
+	} else if (json || !strcmp(cmd, "regs")) {
 		printf("%s\n", json_object_to_json_string_ext(result, JSON_C_TO_STRING_PLAIN));
 	} else if (!strcmp(cmd, "status")) {
 		print_status_human(result, true);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -104,6 +105,67 @@ static int client_send(struct client *c, char *line)
 	return client_flush(c);
 }
 
+struct regs_snapshot {
+	struct kvm_regs *regs;
+	struct kvm_sregs *sregs;
+	bool *ok;
+};
+
+/* Runs on each vCPU's own thread: only it may touch its fd. */
+static void read_regs(struct vcpu *vcpu, void *arg)
+{
+	struct regs_snapshot *s = arg;
+	int i = vcpu->index;
+	s->ok[i] = ioctl(vcpu->fd, KVM_GET_REGS, &s->regs[i]) == 0 &&
+		   ioctl(vcpu->fd, KVM_GET_SREGS, &s->sregs[i]) == 0;
+}
+
+static json_object *hex(uint64_t v)
+{
+	char buf[24];
+	snprintf(buf, sizeof(buf), "0x%llx", (unsigned long long)v);
+	return json_object_new_string(buf);
+}
+
+static json_object *regs_json(struct vm *vm, char *err, size_t errlen)
+{
+	uint32_t n = vm->nr_vcpus;
+	struct regs_snapshot s = {calloc(n, sizeof(*s.regs)), calloc(n, sizeof(*s.sregs)),
+				  calloc(n, sizeof(*s.ok))};
+	json_object *out = NULL;
+	if (!s.regs || !s.sregs || !s.ok) {
+		snprintf(err, errlen, "out of memory");
+		goto done;
+	}
+	vm_run_on_all(vm, read_regs, &s, true);
+	out = json_object_new_array();
+	for (uint32_t i = 0; i < n; i++) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "index", json_object_new_int((int)i));
+		if (s.ok[i]) {
+			const struct kvm_regs *r = &s.regs[i];
+			const struct kvm_sregs *sr = &s.sregs[i];
+			json_object_object_add(o, "rip", hex(r->rip));
+			json_object_object_add(o, "rsp", hex(r->rsp));
+			json_object_object_add(o, "rflags", hex(r->rflags));
+			json_object_object_add(o, "rax", hex(r->rax));
+			json_object_object_add(o, "cr0", hex(sr->cr0));
+			json_object_object_add(o, "cr3", hex(sr->cr3));
+			json_object_object_add(o, "cr4", hex(sr->cr4));
+			json_object_object_add(o, "efer", hex(sr->efer));
+		} else {
+			json_object_object_add(o, "error",
+					       json_object_new_string("vCPU not running"));
+		}
+		json_object_array_add(out, o);
+	}
+done:
+	free(s.regs);
+	free(s.sregs);
+	free(s.ok);
+	return out;
+}
+
 static json_object *handle(struct client *c, struct ctl_request *req, char *err, size_t errlen)
 {
 	struct control *ctl = c->ctl;
@@ -139,6 +201,8 @@ static json_object *handle(struct client *c, struct ctl_request *req, char *err,
 	case CMD_SUBSCRIBE:
 		c->subscribed = true;
 		return json_object_new_object();
+	case CMD_REGS:
+		return regs_json(vm, err, errlen);
 	default:
 		if (ctl->ext_fn)
 			return ctl->ext_fn(ctl->ext_opaque, (int)req->cmd, req->args, err, errlen);

@@ -19,18 +19,19 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: kvmhost run [--name NAME] [--cpus N] [--memory MIB]\n"
-		   "                   [--cpu-pin VCPU=HOSTCPU[,...]] [--vmm-cpus LIST]\n"
-		   "                   [--on-cpu-offline migrate|pause]\n"
-		   "                   [--console stdio|none|FILE] [--socket PATH]\n"
-		   "                   [--heartbeat-us N] [--print-every N]\n"
-		   "                   [--guest-mode heartbeat|crash|wild-io|pio-bench]\n"
-		   "       kvmhost ctl NAME status|pause|resume|quit|poweroff|events [--json]\n"
-		   "       kvmhost list [--json]\n"
-		   "\n"
-		   "Exit status of run: 0 guest powered off or VM stopped on request, 1 error,\n"
-		   "2 bad usage, 3 /dev/kvm missing or not permitted, 4 name in use,\n"
-		   "10 guest crashed (triple fault), 11 unexpected exit, 12 guest reset.\n");
+	fprintf(f,
+		"usage: kvmhost run [--name NAME] [--cpus N] [--memory MIB]\n"
+		"                   [--cpu-pin VCPU=HOSTCPU[,...]] [--vmm-cpus LIST]\n"
+		"                   [--on-cpu-offline migrate|pause]\n"
+		"                   [--console stdio|none|FILE] [--socket PATH]\n"
+		"                   [--heartbeat-us N] [--print-every N]\n"
+		"                   [--guest-mode heartbeat|crash|wild-io|pio-bench]\n"
+		"       kvmhost ctl NAME status|pause|resume|quit|poweroff|regs|events [--json]\n"
+		"       kvmhost list [--json]\n"
+		"\n"
+		"Exit status of run: 0 guest powered off or VM stopped on request, 1 error,\n"
+		"2 bad usage, 3 /dev/kvm missing or not permitted, 4 name in use,\n"
+		"10 guest crashed (triple fault), 11 unexpected exit, 12 guest reset.\n");
 }
 
 struct runtime {

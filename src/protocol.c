@@ -7,7 +7,7 @@
 static const char *const cmd_names[] = {
 	[CMD_STATUS] = "status", [CMD_PAUSE] = "pause",	      [CMD_RESUME] = "resume",
 	[CMD_QUIT] = "quit",	 [CMD_POWEROFF] = "poweroff", [CMD_SUBSCRIBE] = "subscribe",
-	[CMD_PIN] = "pin",
+	[CMD_PIN] = "pin",	 [CMD_REGS] = "regs",
 };
 
 const char *protocol_cmd_name(enum ctl_cmd cmd)

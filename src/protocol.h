@@ -20,6 +20,7 @@ enum ctl_cmd {
 	CMD_POWEROFF,
 	CMD_SUBSCRIBE,
 	CMD_PIN,
+	CMD_REGS,
 };
 
 struct ctl_request {

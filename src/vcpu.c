@@ -86,21 +86,13 @@ void vcpu_kick(struct vcpu *vcpu)
 		pthread_kill(vcpu->thread, KICK_SIGNAL);
 }
 
-int vcpu_run_on(struct vcpu *vcpu, vcpu_fn fn, void *arg, bool wait)
+int vcpu_submit(struct vcpu *vcpu, struct vcpu_request *req)
 {
-	struct vcpu_request local = {.fn = fn, .arg = arg, .wait = wait};
-	struct vcpu_request *req = &local;
-	if (!wait) {
-		req = malloc(sizeof(*req));
-		if (!req)
-			return -ENOMEM;
-		*req = local;
-	}
+	req->next = NULL;
+	atomic_store(&req->done, 0);
 	pthread_mutex_lock(&vcpu->lock);
 	if (vcpu->exited || !vcpu->started) {
 		pthread_mutex_unlock(&vcpu->lock);
-		if (!wait)
-			free(req);
 		return -ESRCH;
 	}
 	if (vcpu->req_tail)
@@ -112,13 +104,32 @@ int vcpu_run_on(struct vcpu *vcpu, vcpu_fn fn, void *arg, bool wait)
 	pthread_mutex_unlock(&vcpu->lock);
 	vcpu_wake(vcpu); /* a parked vCPU serves requests too */
 	vcpu_kick(vcpu);
+	return 0;
+}
 
-	if (!wait)
-		return 0;
+int vcpu_request_wait(struct vcpu_request *req)
+{
 	int d;
 	while ((d = atomic_load(&req->done)) == 0)
 		futex_wait(&req->done, 0);
 	return d > 0 ? 0 : -ESRCH;
+}
+
+int vcpu_run_on(struct vcpu *vcpu, vcpu_fn fn, void *arg, bool wait)
+{
+	if (wait) {
+		struct vcpu_request req = {.fn = fn, .arg = arg, .wait = true};
+		int r = vcpu_submit(vcpu, &req);
+		return r ? r : vcpu_request_wait(&req);
+	}
+	struct vcpu_request *req = malloc(sizeof(*req));
+	if (!req)
+		return -ENOMEM;
+	*req = (struct vcpu_request){.fn = fn, .arg = arg};
+	int r = vcpu_submit(vcpu, req);
+	if (r)
+		free(req);
+	return r;
 }
 
 static void complete_request(struct vcpu_request *req, int how)

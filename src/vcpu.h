@@ -84,6 +84,10 @@ int vcpu_start(struct vcpu *vcpu, const cpu_set_t *affinity);
  * without, fn runs later and the request is freed by the vCPU thread.
  * Returns -ESRCH if the vCPU thread has ended. */
 int vcpu_run_on(struct vcpu *vcpu, vcpu_fn fn, void *arg, bool wait);
+/* The two halves of a waited request, so that a broadcast can queue on every
+ * vCPU first and then wait for all: req must stay valid until waited for. */
+int vcpu_submit(struct vcpu *vcpu, struct vcpu_request *req);
+int vcpu_request_wait(struct vcpu_request *req);
 void vcpu_kick(struct vcpu *vcpu);
 
 void vcpu_park(struct vcpu *vcpu, unsigned reason);

@@ -296,6 +296,35 @@ const char *vm_state_name(struct vm *vm)
 	return vm->user_paused ? "paused" : "running";
 }
 
+int vm_run_on_all(struct vm *vm, vcpu_fn fn, void *arg, bool wait)
+{
+	int ret = 0;
+	if (!wait) {
+		for (uint32_t i = 0; i < vm->nr_vcpus; i++)
+			if (vcpu_run_on(&vm->vcpus[i], fn, arg, false))
+				ret = -ESRCH;
+		return ret;
+	}
+	struct vcpu_request *reqs = calloc(vm->nr_vcpus, sizeof(*reqs));
+	if (!reqs)
+		return -ENOMEM;
+	bool *queued = calloc(vm->nr_vcpus, sizeof(*queued));
+	if (!queued) {
+		free(reqs);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
+		reqs[i] = (struct vcpu_request){.fn = fn, .arg = arg, .wait = true};
+		queued[i] = vcpu_submit(&vm->vcpus[i], &reqs[i]) == 0;
+	}
+	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
+		if (!queued[i] || vcpu_request_wait(&reqs[i]))
+			ret = -ESRCH;
+	free(queued);
+	free(reqs);
+	return ret;
+}
+
 void vm_request_exit(struct vm *vm, enum vm_exit_reason reason, int code)
 {
 	int expected = VM_EXIT_NONE;

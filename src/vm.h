@@ -85,6 +85,11 @@ void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
 const char *vm_state_name(struct vm *vm);
 
+/* Runs fn on every vCPU's own thread (arg is passed to each); with wait,
+ * returns once all ran, having kicked them all first. Returns -ESRCH if any
+ * vCPU had ended. */
+int vm_run_on_all(struct vm *vm, vcpu_fn fn, void *arg, bool wait);
+
 /* Any thread: the first caller's reason wins. */
 void vm_request_exit(struct vm *vm, enum vm_exit_reason reason, int code);
 int vm_exit_status(struct vm *vm);

@@ -82,6 +82,26 @@ def test_several_requests_one_connection(env):
     assert replies[2]["result"]["state"] == "running"
 
 
+def test_regs_broadcast(env):
+    # A broadcast request: every vCPU reads its own registers on its thread.
+    vm = env.start("regs", "--cpus", "3")
+    for paused in (False, True):
+        if paused:
+            vm.request({"cmd": "pause"})
+        r = vm.request({"cmd": "regs"})
+        assert r["ok"], r
+        regs = r["result"]
+        assert [x["index"] for x in regs] == [0, 1, 2]
+        rsps = [int(x["rsp"], 16) for x in regs]
+        for x in regs:
+            assert 0x100000 <= int(x["rip"], 16) < 0x110000, x
+            assert x["cr3"] == "0x9000" and x["efer"] == "0x500", x
+        # Each vCPU runs on its own 4 KiB guest stack, one after the other.
+        assert rsps[1] - rsps[0] == 0x1000 and rsps[2] - rsps[1] == 0x1000, rsps
+    vm.request({"cmd": "resume"})
+    assert advancing(vm)
+
+
 def test_events(env):
     vm = env.start("ev")
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
@@ -99,4 +119,4 @@ def test_events(env):
 
 if __name__ == "__main__":
     main([test_socket_mode, test_malformed_requests, test_oversized_request,
-          test_idle_and_vanishing_clients, test_several_requests_one_connection, test_events])
+          test_idle_and_vanishing_clients, test_several_requests_one_connection, test_regs_broadcast, test_events])
