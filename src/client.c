@@ -155,13 +155,14 @@ static void print_status_human(json_object *st, bool header)
 static void usage_ctl(void)
 {
 	fprintf(stderr, "usage: kvmhost ctl NAME status|pause|resume|quit|poweroff|regs [--json]\n"
+			"       kvmhost ctl NAME pin VCPU=HOSTCPU[,...]\n"
 			"       kvmhost ctl NAME events   (print events until the VM ends)\n");
 }
 
 int cmd_ctl(int argc, char **argv)
 {
 	bool json = false;
-	const char *name = NULL, *cmd = NULL;
+	const char *name = NULL, *cmd = NULL, *arg = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
 			json = true;
@@ -173,13 +174,15 @@ int cmd_ctl(int argc, char **argv)
 			name = argv[i];
 		else if (!cmd)
 			cmd = argv[i];
+		else if (!arg && !strcmp(cmd, "pin"))
+			arg = argv[i];
 		else {
 			fprintf(stderr, "kvmhost ctl: unexpected argument '%s'\n", argv[i]);
 			usage_ctl();
 			return STATUS_USAGE;
 		}
 	}
-	if (!name || !cmd) {
+	if (!name || !cmd || (!strcmp(cmd, "pin") && !arg)) {
 		usage_ctl();
 		return STATUS_USAGE;
 	}
@@ -188,7 +191,7 @@ int cmd_ctl(int argc, char **argv)
 		return STATUS_USAGE;
 	}
 	static const char *const known[] = {"status",	"pause",  "resume", "quit",
-					    "poweroff", "events", "regs"};
+					    "poweroff", "events", "regs",   "pin"};
 	bool ok = false;
 	for (size_t i = 0; i < ARRAY_SIZE(known); i++)
 		ok |= !strcmp(cmd, known[i]);
@@ -211,7 +214,12 @@ int cmd_ctl(int argc, char **argv)
 	}
 	char err[256];
 	bool events = !strcmp(cmd, "events");
-	json_object *reply = request(fd, events ? "subscribe" : cmd, NULL, err, sizeof(err));
+	json_object *args = NULL;
+	if (arg) {
+		args = json_object_new_object();
+		json_object_object_add(args, "spec", json_object_new_string(arg));
+	}
+	json_object *reply = request(fd, events ? "subscribe" : cmd, args, err, sizeof(err));
 	if (!reply) {
 		close(fd);
 		fprintf(stderr, "kvmhost ctl: %s\n", err);
@@ -232,7 +240,7 @@ int cmd_ctl(int argc, char **argv)
 			fflush(stdout);
 			free(line);
 		}
-	} else if (json || !strcmp(cmd, "regs")) {
+	} else if (json || !strcmp(cmd, "regs") || !strcmp(cmd, "pin")) {
 		printf("%s\n", json_object_to_json_string_ext(result, JSON_C_TO_STRING_PLAIN));
 	} else if (!strcmp(cmd, "status")) {
 		print_status_human(result, true);

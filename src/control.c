@@ -40,6 +40,8 @@ struct control {
 	int nr_clients;
 	control_cmd_fn ext_fn;
 	void *ext_opaque;
+	control_status_fn status_fn;
+	void *status_opaque;
 };
 
 static void client_free(struct client *c)
@@ -179,6 +181,8 @@ static json_object *handle(struct client *c, struct ctl_request *req, char *err,
 		}
 		json_object *o = protocol_status_json(&st);
 		vm_status_free(&st);
+		if (ctl->status_fn)
+			ctl->status_fn(ctl->status_opaque, o);
 		return o;
 	}
 	case CMD_PAUSE:
@@ -388,6 +392,12 @@ void control_set_handler(struct control *ctl, control_cmd_fn fn, void *opaque)
 {
 	ctl->ext_fn = fn;
 	ctl->ext_opaque = opaque;
+}
+
+void control_set_status_hook(struct control *ctl, control_status_fn fn, void *opaque)
+{
+	ctl->status_fn = fn;
+	ctl->status_opaque = opaque;
 }
 
 void control_emit_event(struct control *ctl, const char *name, json_object *fields)

@@ -20,5 +20,8 @@ void control_emit_event(struct control *ctl, const char *name, json_object *fiel
 typedef json_object *(*control_cmd_fn)(void *opaque, int cmd, json_object *args, char *err,
 				       size_t errlen);
 void control_set_handler(struct control *ctl, control_cmd_fn fn, void *opaque);
+/* Lets other concerns add their part to every status reply. */
+typedef void (*control_status_fn)(void *opaque, json_object *status);
+void control_set_status_hook(struct control *ctl, control_status_fn fn, void *opaque);
 
 #endif

@@ -11,8 +11,10 @@
 
 #include "client.h"
 #include "control.h"
+#include "cpu_pinning.h"
 #include "host_cpu.h"
 #include "options.h"
+#include "protocol.h"
 #include "rundir.h"
 #include "util.h"
 #include "vm.h"
@@ -38,7 +40,28 @@ struct runtime {
 	struct vm *vm;
 	struct control *ctl;
 	sd_event *event;
+	struct host_cpu_monitor *cpus;
+	struct pinning pinning;
+	bool pinning_ready;
 };
+
+/* Commands owned by concerns other than the core. */
+static json_object *extra_command(void *opaque, int cmd, json_object *args, char *err,
+				  size_t errlen)
+{
+	struct runtime *rt = opaque;
+	if (cmd == CMD_PIN)
+		return pinning_ctl(&rt->pinning, args, err, errlen);
+	snprintf(err, errlen, "'%s' is not available in this VM",
+		 protocol_cmd_name((enum ctl_cmd)cmd));
+	return NULL;
+}
+
+static void extra_status(void *opaque, json_object *status)
+{
+	struct runtime *rt = opaque;
+	pinning_status(&rt->pinning, status);
+}
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
@@ -77,7 +100,8 @@ static int open_console(const struct run_options *o, bool *owned)
 	return -1;
 }
 
-/* Every pinned host CPU must exist and be online. */
+/* Every pinned host CPU must exist; one that is offline follows the
+ * --on-cpu-offline policy once the VM runs. */
 static int check_pins(const struct run_options *o)
 {
 	const char *root = host_cpu_sysfs_root();
@@ -97,10 +121,8 @@ static int check_pins(const struct run_options *o)
 				log_err("--cpu-pin: host CPU %d does not exist", c);
 				return -1;
 			}
-			if (!CPU_ISSET(c, &online)) {
-				log_err("--cpu-pin: host CPU %d is offline", c);
-				return -1;
-			}
+			if (!CPU_ISSET(c, &online))
+				log_warn("--cpu-pin: host CPU %d is offline", c);
 		}
 	}
 	return 0;
@@ -178,8 +200,16 @@ static int cmd_run(int argc, char **argv)
 		log_err("runtime directory path too long");
 		goto out;
 	}
+	if (host_cpu_monitor_new(&rt.cpus, rt.event, host_cpu_sysfs_root(), true) ||
+	    pinning_init(&rt.pinning, rt.vm, rt.cpus))
+		goto out;
+	rt.pinning_ready = true;
+	pinning_apply_initial(&rt.pinning, rt.event);
 	if (control_start(&rt.ctl, rt.vm, rt.event, sock))
 		goto out;
+	pinning_set_control(&rt.pinning, rt.ctl);
+	control_set_handler(rt.ctl, extra_command, &rt);
+	control_set_status_hook(rt.ctl, extra_status, &rt);
 	if (opts.socket_path[0] && (r = rundir_link_socket(&claim, opts.socket_path)))
 		log_warn("cannot list this VM in %s: %s", claim.dir, strerror(-r));
 	if (sd_event_add_signal(rt.event, NULL, SIGINT, on_signal, &rt) < 0 ||
@@ -201,6 +231,9 @@ static int cmd_run(int argc, char **argv)
 		log_info("VM '%s': %s", opts.name, vm_exit_reason_name(why));
 out:
 	control_stop(rt.ctl);
+	if (rt.pinning_ready)
+		pinning_destroy(&rt.pinning);
+	host_cpu_monitor_free(rt.cpus);
 	vm_destroy(rt.vm);
 	sd_event_unref(rt.event);
 	if (console_owned)

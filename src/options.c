@@ -85,7 +85,7 @@ int parse_cpu_pin(const char *s, struct run_options *o, char *err, size_t errlen
 			*eq = '\0';
 			uint64_t v;
 			if (parse_u64(tok, &v) || v >= MAX_VCPUS_LIMIT) {
-				snprintf(err, errlen, "--cpu-pin: '%s' is not a vCPU index", tok);
+				snprintf(err, errlen, "'%s' is not a vCPU index", tok);
 				ret = -1;
 				break;
 			}
@@ -93,13 +93,13 @@ int parse_cpu_pin(const char *s, struct run_options *o, char *err, size_t errlen
 			cpus = eq + 1;
 			CPU_ZERO(&o->pins[vcpu].cpus);
 		} else if (vcpu < 0) {
-			snprintf(err, errlen, "--cpu-pin: expected VCPU=HOSTCPU, got '%s'", tok);
+			snprintf(err, errlen, "expected VCPU=HOSTCPU, got '%s'", tok);
 			ret = -1;
 			break;
 		}
 		cpu_set_t add;
 		if (parse_cpu_list(cpus, &add)) {
-			snprintf(err, errlen, "--cpu-pin: '%s' is not a host CPU list", cpus);
+			snprintf(err, errlen, "'%s' is not a host CPU list", cpus);
 			ret = -1;
 			break;
 		}
@@ -109,7 +109,7 @@ int parse_cpu_pin(const char *s, struct run_options *o, char *err, size_t errlen
 			o->max_pinned_vcpu = vcpu;
 	}
 	if (!ret && vcpu < 0) {
-		snprintf(err, errlen, "--cpu-pin: empty");
+		snprintf(err, errlen, "empty pin list");
 		ret = -1;
 	}
 	free(copy);
@@ -154,10 +154,12 @@ int run_options_parse(struct run_options *o, int argc, char **argv, char *err, s
 				return -1;
 			o->memory_mib = v;
 			break;
-		case OPT_CPU_PIN:
-			if (parse_cpu_pin(optarg, o, err, errlen))
-				return -1;
+		case OPT_CPU_PIN: {
+			char why[256];
+			if (parse_cpu_pin(optarg, o, why, sizeof(why)))
+				FAIL("--cpu-pin: %s", why);
 			break;
+		}
 		case OPT_CONSOLE:
 			if (!strcmp(optarg, "stdio")) {
 				o->console = CONSOLE_STDIO;

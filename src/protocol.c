@@ -157,6 +157,8 @@ json_object *protocol_status_json(const struct vm_status *st)
 		json_object_object_add(j, "guest_stopped_seen",
 				       json_object_new_uint64(v->guest_stopped_seen));
 		json_object_object_add(j, "exits", json_object_new_uint64(v->exits));
+		json_object_object_add(j, "max_heartbeat_gap_ms",
+				       json_object_new_double((double)v->max_beat_gap_ns / 1e6));
 		json_object_array_add(vcpus, j);
 	}
 	json_object_object_add(o, "vcpus", vcpus);

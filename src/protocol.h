@@ -55,6 +55,7 @@ struct vcpu_status {
 	uint64_t clock_backwards;
 	uint64_t guest_stopped_seen;
 	uint64_t exits;
+	uint64_t max_beat_gap_ns;
 };
 
 struct vm_status {

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "../guest/guest_abi.h"
+#include "util.h"
 #include "vm.h"
 
 void testdev_init(struct testdev *t, struct vm *vm, uint32_t period_us, uint32_t print_every)
@@ -80,9 +81,14 @@ void testdev_access(void *opaque, struct vcpu *vcpu, uint64_t offset, uint8_t *d
 	}
 	uint32_t v = get_u32(data, len);
 	switch (port) {
-	case TESTDEV_HEARTBEAT:
+	case TESTDEV_HEARTBEAT: {
 		atomic_store_explicit(&vcpu->heartbeats, v, memory_order_relaxed);
+		uint64_t now = now_ns();
+		if (vcpu->last_beat_ns && now - vcpu->last_beat_ns > vcpu->max_beat_gap_ns)
+			atomic_store(&vcpu->max_beat_gap_ns, now - vcpu->last_beat_ns);
+		vcpu->last_beat_ns = now;
 		break;
+	}
 	case TESTDEV_EVENT:
 		guest_event(t, vcpu, v);
 		break;

@@ -199,6 +199,7 @@ static bool vcpu_handle_pending(struct vcpu *vcpu)
 		futex_wait(&vcpu->wake_seq, seq);
 	}
 	if (parked) {
+		vcpu->last_beat_ns = 0; /* a parked vCPU's silence is not a gap */
 		/* The guest was stopped by the host: have KVM set
 		 * PVCLOCK_GUEST_STOPPED before it runs again, so it does not take
 		 * the gap for a lockup. Here, not at park time, to keep that cost

@@ -61,6 +61,8 @@ struct vcpu {
 
 	/* What the guest reports through the test device. */
 	atomic_uint_fast64_t heartbeats;
+	uint64_t last_beat_ns; /* vCPU thread only; 0 after a park */
+	atomic_uint_fast64_t max_beat_gap_ns;
 	atomic_uint_fast64_t clock_backwards;
 	atomic_uint_fast64_t guest_stopped_seen;
 	atomic_uint_fast64_t booted;
@@ -71,9 +73,13 @@ struct vcpu {
 
 	atomic_uint_fast64_t exits;
 
-	/* Desired host CPUs (the user's request), and whether one was given. */
+	/* Desired host CPUs (the user's request), and whether one was given;
+	 * what the pinning policy last applied, and whether that is a stand-in
+	 * because no desired CPU is online. Main thread only. */
 	bool has_pin;
 	cpu_set_t desired;
+	cpu_set_t intended;
+	bool displaced;
 };
 
 int vcpu_init(struct vcpu *vcpu, struct vm *vm, int index);

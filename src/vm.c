@@ -225,7 +225,11 @@ int vm_start(struct vm *vm)
 	vm->start_ns = now_ns();
 	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
-		r = vcpu_start(v, v->has_pin ? &v->desired : NULL);
+		/* The pinning policy fills `intended`; without it, the pin as asked. */
+		const cpu_set_t *aff = CPU_COUNT(&v->intended) ? &v->intended
+				       : v->has_pin	       ? &v->desired
+							       : NULL;
+		r = vcpu_start(v, aff);
 		if (r) {
 			vm_stop(vm);
 			return r;
@@ -403,19 +407,20 @@ int vm_get_status(struct vm *vm, struct vm_status *st)
 		s->has_pin = v->has_pin;
 		s->desired = v->desired;
 		s->has_actual = vcpu_get_affinity(v, &s->actual);
-		s->displaced = false;
-		if (v->has_pin && s->has_actual) {
+		s->displaced = v->displaced;
+		if (v->has_pin && s->has_actual && !s->displaced) {
 			/* Running somewhere it was not asked to: the kernel or our policy moved it.
 			 */
 			cpu_set_t outside;
 			CPU_XOR(&outside, &s->actual, &v->desired);
 			CPU_AND(&outside, &outside, &s->actual);
-			s->displaced = CPU_COUNT(&outside) > 0 || (reasons & PARK_CPU_OFFLINE);
+			s->displaced = CPU_COUNT(&outside) > 0;
 		}
 		s->heartbeats = atomic_load(&v->heartbeats);
 		s->clock_backwards = atomic_load(&v->clock_backwards);
 		s->guest_stopped_seen = atomic_load(&v->guest_stopped_seen);
 		s->exits = atomic_load(&v->exits);
+		s->max_beat_gap_ns = atomic_load(&v->max_beat_gap_ns);
 	}
 	return 0;
 }

@@ -34,16 +34,32 @@ def test_bad_options(env):
     expect(env, ["list", "--yaml"], 2, "unknown argument")
 
 
-def test_offline_pin_rejected_in_stub_sysfs(env):
-    # A fake sysfs where CPU 1 exists but is offline.
+def stub_sysfs(env, online):
+    # A fake sysfs where CPUs 0-1 exist and only `online` are online.
     root = os.path.join(env.dir, "sysfs")
-    os.makedirs(root)
-    for f, v in {"present": "0-1", "online": "0", "possible": "0-1"}.items():
+    os.makedirs(root, exist_ok=True)
+    for f, v in {"present": "0-1", "online": online, "possible": "0-1"}.items():
         with open(os.path.join(root, f), "w") as fh:
             fh.write(v + "\n")
     env.env["KVMHOST_SYSFS_CPU"] = root
+
+
+def test_pin_to_missing_cpu_in_stub_sysfs(env):
+    stub_sysfs(env, "0")
     p = env.run("run", "--cpu-pin", "0=5", "--console", "none")
-    assert p.returncode == 2 and "does not exist" in p.stderr, p.stderr
+    assert p.returncode == 2 and "host CPU 5 does not exist" in p.stderr, p.stderr
+
+
+def test_pin_to_offline_cpu_follows_policy(env):
+    # CPU 1 exists but is offline (says the stub): a warning, not an error;
+    # the vCPU runs on the fallback and shows as displaced.
+    stub_sysfs(env, "0")
+    vm = env.start("stub", "--cpus", "2", "--cpu-pin", "0=1,1=0")
+    assert "host CPU 1 is offline" in vm.stderr()
+    v = vm.status()["vcpus"]
+    assert v[0]["displaced"] is True and v[0]["desired"] == [1] and v[0]["pinned"] == [0], v
+    assert v[1]["displaced"] is False and v[1]["pinned"] == [0]
+    assert vm.status()["host_cpus"]["hotplug"] is False  # a stub tree cannot hotplug
 
 
 def test_name_in_use(env):
@@ -81,5 +97,6 @@ def test_missing_kvm(env):
 
 
 if __name__ == "__main__":
-    main([test_bad_options, test_offline_pin_rejected_in_stub_sysfs, test_name_in_use,
+    main([test_bad_options, test_pin_to_missing_cpu_in_stub_sysfs,
+          test_pin_to_offline_cpu_follows_policy, test_name_in_use,
           test_no_permission_for_kvm, test_missing_kvm])

@@ -34,6 +34,24 @@ def test_pinning_shown(env):
     assert allowed.split()[-1] == "1"
 
 
+def test_ctl_pin(env):
+    vm = env.start("repin", "--cpus", "2")
+    tid = vm.status()["vcpus"][0]["tid"]
+    r = vm.ctl("pin", "0=1")
+    assert r.returncode == 0, r.stderr
+    with open(f"/proc/{vm.proc.pid}/task/{tid}/status") as f:
+        assert "Cpus_allowed_list:\t1\n" in f.read()
+    assert vm.status()["vcpus"][0]["desired"] == [1]
+    assert vm.ctl("pin", "0=0").returncode == 0
+    assert vm.status()["vcpus"][0]["pinned"] == [0]
+    for bad, msg in [("0=999", "host CPU 999 does not exist"),
+                     ("0=4000", "'4000' is not a host CPU list"), ("7=0", "vCPU 7 does not exist"),
+                     ("x", "expected VCPU=HOSTCPU")]:
+        r = vm.ctl("pin", bad)
+        assert r.returncode == 1 and msg in r.stderr, (bad, r.stderr)
+    assert vm.status()["vcpus"][0]["pinned"] == [0]
+
+
 def test_stale_socket_removed(env):
     a = env.start("alive")
     dead = env.start("dead")
@@ -66,5 +84,5 @@ def test_custom_socket_is_listed(env):
 
 
 if __name__ == "__main__":
-    main([test_three_vms, test_pinning_shown, test_stale_socket_removed, test_empty,
+    main([test_three_vms, test_pinning_shown, test_ctl_pin, test_stale_socket_removed, test_empty,
           test_custom_socket_is_listed])
