@@ -32,11 +32,33 @@
 #define TESTDEV_CFG_BENCH_ITERS 3
 #define TESTDEV_CFG_PRINT_EVERY 4 /* heartbeats between console lines, 0 = never */
 
-#define GUEST_MODE_HEARTBEAT 0
-#define GUEST_MODE_PIO_BENCH 1
-#define GUEST_MODE_CRASH     2 /* fault with no handler: a triple fault */
-#define GUEST_MODE_WILD_IO   3 /* touch unclaimed ports and MMIO, then heartbeat */
+#define GUEST_MODE_HEARTBEAT  0
+#define GUEST_MODE_PIO_BENCH  1
+#define GUEST_MODE_CRASH      2 /* fault with no handler: a triple fault */
+#define GUEST_MODE_WILD_IO    3 /* touch unclaimed ports and MMIO, then heartbeat */
+#define GUEST_MODE_DISK	      4 /* write, flush, read back, verify; then heartbeat */
+#define GUEST_MODE_DISK_BENCH 5 /* sequential throughput and flush latency */
 
 #define SERIAL_COM1 0x3f8
+
+/* virtio-mmio devices: disk i at VIRTIO_MMIO_BASE + i * VIRTIO_MMIO_STRIDE. */
+#define VIRTIO_MMIO_BASE   0xd0000000UL
+#define VIRTIO_MMIO_STRIDE 0x1000UL
+#define GUEST_MAX_DISKS	   8
+
+#define TESTDEV_CFG_DISKS	     5
+#define TESTDEV_CFG_DISK_BLOCKS	     6 /* 4 KiB blocks the workload writes */
+#define TESTDEV_CFG_DISK_REQ_KIB     7 /* bytes per request, in KiB: 4..64 */
+#define TESTDEV_CFG_DISK_FLUSH_EVERY 8 /* blocks between flushes */
+#define TESTDEV_CFG_DISK_GENERATION  9 /* stamped in every block */
+
+#define TESTDEV_EV_DISK_FLUSHED	 10 /* result: blocks durable so far */
+#define TESTDEV_EV_DISK_VERIFIED 11 /* result: blocks read back intact */
+#define TESTDEV_EV_DISK_ERROR	 12 /* result: requests that failed or blocks that did not verify */
+#define TESTDEV_EV_DISK_DONE	 13
+#define TESTDEV_EV_DISK_BENCH	 16 /* +k: result k (ns) of the disk benchmark */
+#define DISK_BENCH_RESULTS	 5  /* write 4K, read 4K, write 64K, read 64K, flush */
+
+#define DISK_BLOCK_MAGIC 0x2174736f686d766bUL /* "kvmhost!" */
 
 #endif

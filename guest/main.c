@@ -1,13 +1,7 @@
 /* kvmhost built-in guest: a tiny 64-bit kernel that proves the VMM keeps it
  * alive. Ring-0 work per heartbeat is kept small on purpose: on nested PVM
  * hosts guest ring 0 is emulated at ~1M instructions/s. */
-#include "guest_abi.h"
-
-typedef unsigned char u8;
-typedef unsigned short u16;
-typedef unsigned int u32;
-typedef unsigned long u64;
-typedef signed char s8;
+#include "guest.h"
 
 #define MSR_KVM_SYSTEM_TIME_NEW 0x4b564d01
 #define PVCLOCK_TSC_STABLE_BIT	0x1
@@ -47,20 +41,6 @@ static volatile int print_lock;
 
 extern char irq_timer[], irq_spurious[];
 
-static inline void outb(u16 port, u8 v)
-{
-	__asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port));
-}
-static inline void outl(u16 port, u32 v)
-{
-	__asm__ volatile("outl %0, %1" ::"a"(v), "Nd"(port));
-}
-static inline u32 inl(u16 port)
-{
-	u32 v;
-	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
-	return v;
-}
 static inline void wrmsr(u32 msr, u64 v)
 {
 	__asm__ volatile("wrmsr" ::"c"(msr), "a"((u32)v), "d"((u32)(v >> 32)));
@@ -74,12 +54,6 @@ static inline u64 rdtsc_ordered(void)
 static inline void lapic_write(u32 reg, u32 v)
 {
 	*(volatile u32 *)(LAPIC_BASE + reg) = v;
-}
-
-static u32 config(u32 key)
-{
-	outl(TESTDEV_CONFIG, key);
-	return inl(TESTDEV_CONFIG);
 }
 
 /* One exit per line: the UART takes the whole string through rep outsb. */
@@ -111,7 +85,18 @@ static u64 fmt_str(char *buf, const char *s)
 	return i;
 }
 
-static void print_line(const char *a, u64 x, const char *b, u64 y, const char *c)
+void print_str(const char *s)
+{
+	u64 n = 0;
+	while (s[n])
+		n++;
+	while (__atomic_exchange_n(&print_lock, 1, __ATOMIC_ACQUIRE))
+		__asm__ volatile("pause");
+	puts_raw(s, n);
+	__atomic_store_n(&print_lock, 0, __ATOMIC_RELEASE);
+}
+
+void print_line(const char *a, u64 x, const char *b, u64 y, const char *c)
 {
 	char buf[128];
 	u64 n = fmt_str(buf, a);
@@ -226,7 +211,7 @@ static void wild_io(void)
 	u8 *p = sink;
 	u64 n = sizeof(sink);
 	__asm__ volatile("rep insb" : "+D"(p), "+c"(n) : "d"(0x1234) : "memory");
-	volatile u32 *mmio = (volatile u32 *)0xd0000000UL; /* no RAM, no device */
+	volatile u32 *mmio = (volatile u32 *)0xc0000000UL; /* no RAM, no device */
 	mmio[0] = 0x12345678;
 	acc += mmio[1];
 	volatile u64 *mmio64 = (volatile u64 *)0xe0001000UL;
@@ -234,9 +219,18 @@ static void wild_io(void)
 	outl(TESTDEV_RESULT, acc + sink[0]);
 }
 
+static u64 my_index;
+
+u64 guest_now(void)
+{
+	u8 flags;
+	return pvclock_read(&clocks[my_index], &flags);
+}
+
 void guest_main(u64 index, u64 ncpus)
 {
 	struct pvclock *c = &clocks[index];
+	my_index = index; /* only vCPU 0 uses guest_now, from the disk code */
 	u8 flags;
 
 	wrmsr(MSR_KVM_SYSTEM_TIME_NEW, (u64)c | 1);
@@ -250,6 +244,10 @@ void guest_main(u64 index, u64 ncpus)
 		__asm__ volatile("ud2"); /* no #UD gate: #NP, #DF, triple fault */
 	if (mode == GUEST_MODE_WILD_IO)
 		wild_io();
+	if (index == 0 && mode == GUEST_MODE_DISK)
+		disk_main();
+	if (index == 0 && mode == GUEST_MODE_DISK_BENCH)
+		disk_bench();
 	if (mode == GUEST_MODE_PIO_BENCH) {
 		pio_bench(c);
 		for (;;)

@@ -27,12 +27,15 @@ static void usage(FILE *f)
 		"                   [--on-cpu-offline migrate|pause]\n"
 		"                   [--console stdio|none|FILE] [--socket PATH]\n"
 		"                   [--heartbeat-us N] [--print-every N]\n"
-		"                   [--guest-mode heartbeat|crash|wild-io|pio-bench]\n"
+		"                   [--disk FILE[,ro][,id=NAME]]...\n"
+		"                   [--guest-mode heartbeat|crash|wild-io|pio-bench|disk|disk-bench]\n"
+		"                   [--disk-blocks N] [--disk-request-kib K] [--disk-flush-every N]\n"
 		"       kvmhost ctl NAME status|pause|resume|quit|poweroff|regs|events [--json]\n"
 		"       kvmhost list [--json]\n"
 		"\n"
 		"Exit status of run: 0 guest powered off or VM stopped on request, 1 error,\n"
 		"2 bad usage, 3 /dev/kvm missing or not permitted, 4 name in use,\n"
+		"5 a disk cannot be used (missing, a directory, read-only, locked),\n"
 		"10 guest crashed (triple fault), 11 unexpected exit, 12 guest reset.\n");
 }
 
@@ -132,6 +135,8 @@ static int status_for_create_error(int r)
 {
 	if (r == -ENODEV || r == -EACCES)
 		return STATUS_NO_KVM;
+	if (r == -EBADF)
+		return STATUS_DISK;
 	/* Options that this host cannot honour (too many vCPUs, more RAM than it has). */
 	return r == -E2BIG || r == -EFBIG ? STATUS_USAGE : STATUS_ERROR;
 }

@@ -20,6 +20,11 @@ enum {
 	OPT_HEARTBEAT_US,
 	OPT_PRINT_EVERY,
 	OPT_GUEST_MODE,
+	OPT_DISK,
+	OPT_DISK_BLOCKS,
+	OPT_DISK_REQUEST_KIB,
+	OPT_DISK_FLUSH_EVERY,
+	OPT_DISK_GENERATION,
 	OPT_HELP,
 };
 
@@ -35,6 +40,11 @@ static const struct option long_opts[] = {
 	{"heartbeat-us", required_argument, NULL, OPT_HEARTBEAT_US},
 	{"print-every", required_argument, NULL, OPT_PRINT_EVERY},
 	{"guest-mode", required_argument, NULL, OPT_GUEST_MODE},
+	{"disk", required_argument, NULL, OPT_DISK},
+	{"disk-blocks", required_argument, NULL, OPT_DISK_BLOCKS},
+	{"disk-request-kib", required_argument, NULL, OPT_DISK_REQUEST_KIB},
+	{"disk-flush-every", required_argument, NULL, OPT_DISK_FLUSH_EVERY},
+	{"disk-generation", required_argument, NULL, OPT_DISK_GENERATION},
 	{"help", no_argument, NULL, OPT_HELP},
 	{NULL, 0, NULL, 0},
 };
@@ -49,6 +59,10 @@ void run_options_default(struct run_options *o)
 	o->on_cpu_offline = OFFLINE_MIGRATE;
 	o->heartbeat_us = 10000;
 	o->print_every = 100;
+	o->disk_blocks = 256;
+	o->disk_request_kib = 4;
+	o->disk_flush_every = 64;
+	o->disk_generation = 1;
 }
 
 bool valid_vm_name(const char *name)
@@ -213,8 +227,46 @@ int run_options_parse(struct run_options *o, int argc, char **argv, char *err, s
 				o->guest_mode = GUEST_MODE_WILD_IO;
 			else if (!strcmp(optarg, "pio-bench"))
 				o->guest_mode = GUEST_MODE_PIO_BENCH;
+			else if (!strcmp(optarg, "disk"))
+				o->guest_mode = GUEST_MODE_DISK;
+			else if (!strcmp(optarg, "disk-bench"))
+				o->guest_mode = GUEST_MODE_DISK_BENCH;
 			else
-				FAIL("--guest-mode: expected heartbeat, crash, wild-io or pio-bench");
+				FAIL("--guest-mode: expected heartbeat, crash, wild-io, pio-bench, disk "
+				     "or disk-bench");
+			break;
+		case OPT_DISK: {
+			char why[256];
+			if (o->nr_disks >= MAX_DISKS)
+				FAIL("--disk: at most %d disks", MAX_DISKS);
+			if (parse_disk_spec(optarg, &o->disks[o->nr_disks], why, sizeof(why)))
+				FAIL("--disk %s: %s", optarg, why);
+			o->nr_disks++;
+			break;
+		}
+		case OPT_DISK_BLOCKS:
+			if (parse_u32_range("--disk-blocks", optarg, 1, 1u << 24, &v, err, errlen))
+				return -1;
+			o->disk_blocks = (uint32_t)v;
+			break;
+		case OPT_DISK_REQUEST_KIB:
+			if (parse_u32_range("--disk-request-kib", optarg, 4, 64, &v, err, errlen))
+				return -1;
+			if (v % 4)
+				FAIL("--disk-request-kib: a multiple of 4");
+			o->disk_request_kib = (uint32_t)v;
+			break;
+		case OPT_DISK_FLUSH_EVERY:
+			if (parse_u32_range("--disk-flush-every", optarg, 1, 1u << 24, &v, err,
+					    errlen))
+				return -1;
+			o->disk_flush_every = (uint32_t)v;
+			break;
+		case OPT_DISK_GENERATION:
+			if (parse_u32_range("--disk-generation", optarg, 0, 0xffffffffu, &v, err,
+					    errlen))
+				return -1;
+			o->disk_generation = (uint32_t)v;
 			break;
 		case OPT_HELP:
 			FAIL("help");

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "virtio_blk.h"
+
 #define VM_NAME_MAX	64
 #define MAX_VCPUS_LIMIT 1024
 #define MEMORY_MIN_MIB	16
@@ -19,6 +21,8 @@ struct vcpu_pin {
 	bool set;
 	cpu_set_t cpus;
 };
+
+#define MAX_DISKS 8
 
 struct run_options {
 	char name[VM_NAME_MAX + 1];
@@ -36,6 +40,13 @@ struct run_options {
 	uint32_t heartbeat_us;
 	uint32_t print_every;
 	uint32_t guest_mode; /* GUEST_MODE_*: test and benchmark behaviours */
+	struct disk_spec disks[MAX_DISKS];
+	int nr_disks;
+	/* The built-in guest's disk workload. */
+	uint32_t disk_blocks;
+	uint32_t disk_request_kib;
+	uint32_t disk_flush_every;
+	uint32_t disk_generation;
 };
 
 void run_options_default(struct run_options *o);

@@ -162,5 +162,36 @@ json_object *protocol_status_json(const struct vm_status *st)
 		json_object_array_add(vcpus, j);
 	}
 	json_object_object_add(o, "vcpus", vcpus);
+	json_object *disks = json_object_new_array();
+	for (int i = 0; i < st->nr_disks; i++) {
+		const struct disk_status *d = &st->disks[i];
+		json_object *j = json_object_new_object();
+		json_object_object_add(j, "path", json_object_new_string(d->path));
+		json_object_object_add(j, "id", json_object_new_string(d->id));
+		json_object_object_add(j, "ro", json_object_new_boolean(d->ro));
+		json_object_object_add(j, "capacity_sectors",
+				       json_object_new_uint64(d->capacity_sectors));
+		json_object_object_add(j, "reads", json_object_new_uint64(d->reads));
+		json_object_object_add(j, "writes", json_object_new_uint64(d->writes));
+		json_object_object_add(j, "flushes", json_object_new_uint64(d->flushes));
+		json_object_object_add(j, "errors", json_object_new_uint64(d->errors));
+		json_object_object_add(j, "busy_us", json_object_new_uint64(d->busy_ns / 1000));
+		json_object_object_add(j, "needs_reset", json_object_new_boolean(d->needs_reset));
+		json_object_object_add(j, "mmio_base", json_object_new_uint64(d->base));
+		json_object_object_add(j, "irq", json_object_new_int((int)d->gsi));
+		json_object_array_add(disks, j);
+	}
+	json_object_object_add(o, "disks", disks);
+	json_object *g = json_object_new_object();
+	json_object_object_add(g, "flushed_blocks", json_object_new_uint64(st->guest_disk_flushed));
+	json_object_object_add(g, "verified_blocks",
+			       json_object_new_uint64(st->guest_disk_verified));
+	json_object_object_add(g, "errors", json_object_new_uint64(st->guest_disk_errors));
+	json_object_object_add(g, "done", json_object_new_boolean(st->guest_disk_done));
+	json_object *bench = json_object_new_array();
+	for (int i = 0; i < st->nr_disk_bench; i++)
+		json_object_array_add(bench, json_object_new_uint64(st->guest_disk_bench_ns[i]));
+	json_object_object_add(g, "bench_ns", bench);
+	json_object_object_add(o, "guest_disk", g);
 	return o;
 }

@@ -58,6 +58,18 @@ struct vcpu_status {
 	uint64_t max_beat_gap_ns;
 };
 
+struct disk_status {
+	const char *path;
+	const char *id;
+	bool ro;
+	uint64_t capacity_sectors;
+	uint64_t reads, writes, flushes, errors;
+	uint64_t busy_ns;
+	bool needs_reset;
+	uint64_t base;
+	uint32_t gsi;
+};
+
 struct vm_status {
 	const char *name;
 	pid_t pid;
@@ -68,6 +80,13 @@ struct vm_status {
 	uint64_t unhandled_mmio;
 	uint32_t nr_vcpus;
 	struct vcpu_status *vcpus;
+	int nr_disks;
+	struct disk_status disks[8];
+	/* What the built-in guest's disk workload reported. */
+	uint64_t guest_disk_flushed, guest_disk_verified, guest_disk_errors;
+	bool guest_disk_done;
+	uint64_t guest_disk_bench_ns[8];
+	int nr_disk_bench;
 };
 
 json_object *protocol_status_json(const struct vm_status *st);

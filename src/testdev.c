@@ -39,6 +39,16 @@ static uint32_t config_value(struct testdev *t, uint32_t key)
 		return t->bench_iters;
 	case TESTDEV_CFG_PRINT_EVERY:
 		return t->print_every;
+	case TESTDEV_CFG_DISKS:
+		return t->disks;
+	case TESTDEV_CFG_DISK_BLOCKS:
+		return t->disk_blocks;
+	case TESTDEV_CFG_DISK_REQ_KIB:
+		return t->disk_request_kib;
+	case TESTDEV_CFG_DISK_FLUSH_EVERY:
+		return t->disk_flush_every;
+	case TESTDEV_CFG_DISK_GENERATION:
+		return t->disk_generation;
 	default:
 		return 0xffffffffu;
 	}
@@ -60,7 +70,21 @@ static void guest_event(struct testdev *t, struct vcpu *vcpu, uint32_t ev)
 		atomic_store(&t->bench_ns, vcpu->result);
 		atomic_store(&t->bench_done, 1);
 		break;
+	case TESTDEV_EV_DISK_FLUSHED:
+		atomic_store(&t->disk_flushed, vcpu->result);
+		break;
+	case TESTDEV_EV_DISK_VERIFIED:
+		atomic_store(&t->disk_verified, vcpu->result);
+		break;
+	case TESTDEV_EV_DISK_ERROR:
+		atomic_store(&t->disk_errors, vcpu->result);
+		break;
+	case TESTDEV_EV_DISK_DONE:
+		atomic_store(&t->disk_done, 1);
+		break;
 	default:
+		if (ev >= TESTDEV_EV_DISK_BENCH && ev < TESTDEV_EV_DISK_BENCH + DISK_BENCH_RESULTS)
+			atomic_store(&t->disk_bench_ns[ev - TESTDEV_EV_DISK_BENCH], vcpu->result);
 		break; /* unknown events from a guest are ignored */
 	}
 }

@@ -7,13 +7,14 @@
 #include <stdint.h>
 
 #include "bus.h"
+#include "guest_mem.h"
 #include "options.h"
 #include "protocol.h"
 #include "serial.h"
 #include "testdev.h"
 #include "vcpu.h"
-
-#define VM_MAX_REGIONS 2
+#include "virtio_blk.h"
+#include "virtio_mmio.h"
 
 enum vm_exit_reason {
 	VM_EXIT_NONE = 0,
@@ -24,20 +25,13 @@ enum vm_exit_reason {
 	VM_EXIT_ERROR,	  /* unexpected exit or KVM error */
 };
 
-struct mem_region {
-	uint64_t gpa;
-	uint64_t size;
-	uint8_t *hva;
-};
-
 struct vm {
 	struct run_options opts;
 	int kvm_fd;
 	int vm_fd;
 	uint8_t *ram;
 	uint64_t ram_size;
-	struct mem_region regions[VM_MAX_REGIONS];
-	int nr_regions;
+	struct guest_mem mem;
 	struct kvm_cpuid2 *cpuid;
 
 	struct bus pio_bus;
@@ -49,6 +43,14 @@ struct vm {
 
 	uint32_t nr_vcpus;
 	struct vcpu *vcpus;
+
+	struct vm_disk {
+		struct virtio_blk blk;
+		struct virtio_mmio mmio;
+		uint64_t base;
+		uint32_t gsi;
+	} disks[MAX_DISKS];
+	int nr_disks;
 
 	/* Owned by the main thread. */
 	bool user_paused;
@@ -68,6 +70,7 @@ enum kvmhost_status {
 	STATUS_USAGE = 2,
 	STATUS_NO_KVM = 3,
 	STATUS_NAME_IN_USE = 4,
+	STATUS_DISK = 5,
 	STATUS_GUEST_CRASH = 10,
 	STATUS_GUEST_ERROR = 11,
 	STATUS_GUEST_RESET = 12,
@@ -85,6 +88,10 @@ void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
 const char *vm_state_name(struct vm *vm);
 
+/* fdatasync on every writable disk, with each device's queue lock held so no
+ * request is half-served. Returns the first error. */
+int vm_flush_disks(struct vm *vm);
+
 /* Runs fn on every vCPU's own thread (arg is passed to each); with wait,
  * returns once all ran, having kicked them all first. Returns -ESRCH if any
  * vCPU had ended. */
@@ -94,9 +101,6 @@ int vm_run_on_all(struct vm *vm, vcpu_fn fn, void *arg, bool wait);
 void vm_request_exit(struct vm *vm, enum vm_exit_reason reason, int code);
 int vm_exit_status(struct vm *vm);
 const char *vm_exit_reason_name(enum vm_exit_reason r);
-
-/* Host pointer for [gpa, gpa+len) inside one RAM region, or NULL. */
-void *vm_gpa_to_hva(struct vm *vm, uint64_t gpa, uint64_t len);
 
 /* Actual affinity of a vCPU thread; false if it cannot be read. */
 bool vcpu_get_affinity(struct vcpu *vcpu, cpu_set_t *set);

@@ -1,0 +1,440 @@
+/* virtio-blk and its virtio-mmio transport, driven by a fake guest: guest
+ * memory is a malloc'd buffer, the disk a temporary file. No KVM needed. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "virtio_blk.h"
+#include "virtio_mmio.h"
+
+#define MEM_BASE     0x100000ull
+#define MEM_SIZE     (8ull << 20)
+#define DESC	     (MEM_BASE + 0x0000)
+#define AVAIL	     (MEM_BASE + 0x1000)
+#define USED	     (MEM_BASE + 0x2000)
+#define HDR	     (MEM_BASE + 0x3000)
+#define STATUS	     (MEM_BASE + 0x3100)
+#define DATA	     (MEM_BASE + 0x10000)
+#define QN	     16
+#define DISK_SECTORS 2048
+
+struct fixture {
+	uint8_t *ram;
+	struct guest_mem gm;
+	char path[64];
+	struct virtio_blk blk;
+	struct virtio_mmio m;
+	int irq_level, irq_changes;
+	uint16_t avail_idx;
+};
+
+static void fake_irq(void *opaque, uint32_t gsi, bool level)
+{
+	struct fixture *f = opaque;
+	assert_int_equal(gsi, 5);
+	f->irq_level = level;
+	f->irq_changes++;
+}
+
+static void *g(struct fixture *f, uint64_t gpa)
+{
+	return f->ram + (gpa - MEM_BASE);
+}
+
+static uint32_t rd(struct fixture *f, uint64_t off)
+{
+	uint32_t v;
+	virtio_mmio_access(&f->m, NULL, off, (uint8_t *)&v, 4, false);
+	return v;
+}
+
+static void wr(struct fixture *f, uint64_t off, uint32_t v)
+{
+	virtio_mmio_access(&f->m, NULL, off, (uint8_t *)&v, 4, true);
+}
+
+static int setup_disk(void **state, bool ro)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	f->ram = calloc(1, MEM_SIZE);
+	f->gm.regions[0] = (struct mem_region){MEM_BASE, MEM_SIZE, f->ram};
+	f->gm.nr = 1;
+	snprintf(f->path, sizeof(f->path), "/tmp/kvmhost-blk-XXXXXX");
+	int fd = mkstemp(f->path);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, DISK_SECTORS * 512), 0);
+	close(fd);
+	struct disk_spec spec = {.ro = ro};
+	snprintf(spec.path, sizeof(spec.path), "%s", f->path);
+	snprintf(spec.id, sizeof(spec.id), "unit-disk");
+	char err[256];
+	assert_int_equal(virtio_blk_open(&f->blk, &spec, err, sizeof(err)), 0);
+	virtio_mmio_init(&f->m, &virtio_blk_ops, &f->blk, &f->gm, 5, fake_irq, f);
+	*state = f;
+	return 0;
+}
+
+static int setup_rw(void **state)
+{
+	return setup_disk(state, false);
+}
+static int setup_ro(void **state)
+{
+	return setup_disk(state, true);
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	virtio_mmio_destroy(&f->m);
+	virtio_blk_close(&f->blk);
+	unlink(f->path);
+	free(f->ram);
+	free(f);
+	return 0;
+}
+
+/* The driver's side of initialisation; returns the final status. */
+static uint32_t driver_init(struct fixture *f, uint64_t features)
+{
+	wr(f, 0x070, 0);
+	wr(f, 0x070, 1 | 2);
+	wr(f, 0x024, 0);
+	wr(f, 0x020, (uint32_t)features);
+	wr(f, 0x024, 1);
+	wr(f, 0x020, (uint32_t)(features >> 32));
+	wr(f, 0x070, 1 | 2 | 8);
+	if (!(rd(f, 0x070) & 8))
+		return rd(f, 0x070);
+	wr(f, 0x030, 0);
+	wr(f, 0x038, QN);
+	wr(f, 0x080, (uint32_t)DESC);
+	wr(f, 0x084, 0);
+	wr(f, 0x090, (uint32_t)AVAIL);
+	wr(f, 0x094, 0);
+	wr(f, 0x0a0, (uint32_t)USED);
+	wr(f, 0x0a4, 0);
+	wr(f, 0x044, 1);
+	wr(f, 0x070, 1 | 2 | 8 | 4);
+	f->avail_idx = 0;
+	return rd(f, 0x070);
+}
+
+#define GOOD_FEATURES ((1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_BLK_F_FLUSH))
+
+static void set_desc(struct fixture *f, int i, uint64_t addr, uint32_t len, uint16_t flags,
+		     uint16_t next)
+{
+	struct virtq_desc d = {addr, len, flags, next};
+	memcpy(g(f, DESC + 16ull * i), &d, sizeof(d));
+}
+
+/* Publishes chain `head` and kicks. */
+static void kick(struct fixture *f, uint16_t head)
+{
+	uint16_t *avail = g(f, AVAIL);
+	avail[2 + f->avail_idx % QN] = head;
+	avail[1] = ++f->avail_idx;
+	wr(f, 0x050, 0);
+}
+
+static uint16_t used_idx(struct fixture *f)
+{
+	return *(uint16_t *)g(f, USED + 2);
+}
+
+/* header + data + status; returns the status byte (0xee if never written). */
+static int request(struct fixture *f, uint32_t type, uint64_t sector, uint32_t len)
+{
+	uint32_t hdr[4] = {type, 0, (uint32_t)sector, (uint32_t)(sector >> 32)};
+	memcpy(g(f, HDR), hdr, 16);
+	*(uint8_t *)g(f, STATUS) = 0xee;
+	bool dev_writes = type == VIRTIO_BLK_T_IN || type == VIRTIO_BLK_T_GET_ID;
+	set_desc(f, 0, HDR, 16, VIRTQ_DESC_F_NEXT, 1);
+	if (len) {
+		set_desc(f, 1, DATA, len, VIRTQ_DESC_F_NEXT | (dev_writes ? VIRTQ_DESC_F_WRITE : 0),
+			 2);
+		set_desc(f, 2, STATUS, 1, VIRTQ_DESC_F_WRITE, 0);
+	} else {
+		set_desc(f, 1, STATUS, 1, VIRTQ_DESC_F_WRITE, 0);
+	}
+	kick(f, 0);
+	return *(uint8_t *)g(f, STATUS);
+}
+
+static void negotiation(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(rd(f, 0x000), 0x74726976);
+	assert_int_equal(rd(f, 0x004), 2);
+	assert_int_equal(rd(f, 0x008), VIRTIO_ID_BLOCK);
+	wr(f, 0x014, 0);
+	uint32_t lo = rd(f, 0x010);
+	wr(f, 0x014, 1);
+	assert_int_equal(rd(f, 0x010), 1); /* VERSION_1 */
+	assert_true(lo & (1u << VIRTIO_BLK_F_FLUSH));
+	assert_true(lo & (1u << VIRTIO_BLK_F_SEG_MAX));
+	assert_true(lo & (1u << VIRTIO_BLK_F_BLK_SIZE));
+	assert_false(lo & (1u << VIRTIO_BLK_F_RO));
+	uint64_t cap;
+	virtio_mmio_access(&f->m, NULL, 0x100, (uint8_t *)&cap, 8, false);
+	assert_int_equal(cap, DISK_SECTORS);
+	uint32_t seg_max = rd(f, 0x100 + 12), blk_size = rd(f, 0x100 + 20);
+	assert_int_equal(seg_max, VIRTIO_BLK_SEG_MAX);
+	assert_int_equal(blk_size, 512);
+	/* Without VERSION_1, or with a feature not offered: FEATURES_OK refused. */
+	assert_false(driver_init(f, 1ull << VIRTIO_BLK_F_FLUSH) & 8);
+	assert_false(driver_init(f, GOOD_FEATURES | (1ull << 28)) & 8);
+	assert_int_equal(driver_init(f, GOOD_FEATURES), 1 | 2 | 4 | 8);
+	/* Once FEATURES_OK, features are frozen. */
+	wr(f, 0x024, 0);
+	wr(f, 0x020, 0xffffffff);
+	assert_int_equal(f->m.driver_features, GOOD_FEATURES);
+	/* Register accesses of the wrong width read as all-ones. */
+	uint16_t half = 0;
+	virtio_mmio_access(&f->m, NULL, 0x000, (uint8_t *)&half, 2, false);
+	assert_int_equal(half, 0xffff);
+}
+
+static void read_write_flush_id(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(driver_init(f, GOOD_FEATURES) & 4, 4);
+	memset(g(f, DATA), 0xab, 4096);
+	assert_int_equal(request(f, VIRTIO_BLK_T_OUT, 8, 4096), VIRTIO_BLK_S_OK);
+	assert_int_equal(used_idx(f), 1);
+	assert_int_equal(f->irq_level, 1); /* used buffer interrupt */
+	assert_int_equal(rd(f, 0x060), 1);
+	wr(f, 0x064, 1);
+	assert_int_equal(f->irq_level, 0);
+	/* The bytes are in the file, at sector 8. */
+	int fd = open(f->path, O_RDONLY);
+	uint8_t back[4096];
+	assert_int_equal(pread(fd, back, sizeof(back), 8 * 512), 4096);
+	close(fd);
+	for (int i = 0; i < 4096; i++)
+		assert_int_equal(back[i], 0xab);
+	memset(g(f, DATA), 0, 4096);
+	assert_int_equal(request(f, VIRTIO_BLK_T_IN, 8, 4096), VIRTIO_BLK_S_OK);
+	assert_int_equal(((uint8_t *)g(f, DATA))[4095], 0xab);
+	uint32_t used_len;
+	memcpy(&used_len, g(f, USED + 4 + 8 * 1 + 4), 4);
+	assert_int_equal(used_len, 4096 + 1);
+	assert_int_equal(request(f, VIRTIO_BLK_T_FLUSH, 0, 0), VIRTIO_BLK_S_OK);
+	assert_int_equal(atomic_load(&f->blk.flushes), 1);
+	memset(g(f, DATA), 0, 20);
+	assert_int_equal(request(f, VIRTIO_BLK_T_GET_ID, 0, 20), VIRTIO_BLK_S_OK);
+	assert_string_equal((char *)g(f, DATA), "unit-disk");
+	assert_int_equal(request(f, 99, 0, 0), VIRTIO_BLK_S_UNSUPP);
+	/* Header and data split across descriptors any way the driver likes. */
+	uint32_t hdr[4] = {VIRTIO_BLK_T_IN, 0, 8, 0};
+	memcpy(g(f, HDR), hdr, 16);
+	set_desc(f, 3, HDR, 10, VIRTQ_DESC_F_NEXT, 4);
+	set_desc(f, 4, HDR + 10, 6, VIRTQ_DESC_F_NEXT, 5);
+	set_desc(f, 5, DATA, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 6);
+	set_desc(f, 6, STATUS, 1, VIRTQ_DESC_F_WRITE, 0);
+	*(uint8_t *)g(f, STATUS) = 0xee;
+	kick(f, 3);
+	assert_int_equal(*(uint8_t *)g(f, STATUS), VIRTIO_BLK_S_OK);
+	assert_false(virtio_mmio_needs_reset(&f->m));
+}
+
+static void request_errors(void **state)
+{
+	struct fixture *f = *state;
+	driver_init(f, GOOD_FEATURES);
+	assert_int_equal(request(f, VIRTIO_BLK_T_IN, DISK_SECTORS, 512), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(request(f, VIRTIO_BLK_T_IN, DISK_SECTORS - 1, 1024), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(request(f, VIRTIO_BLK_T_OUT, UINT64_MAX, 512), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(request(f, VIRTIO_BLK_T_OUT, UINT64_MAX / 512, 1024), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(request(f, VIRTIO_BLK_T_IN, 0, 100),
+			 VIRTIO_BLK_S_IOERR); /* partial sector */
+	assert_int_equal(request(f, VIRTIO_BLK_T_IN, 0, 0), VIRTIO_BLK_S_IOERR); /* no data */
+	assert_int_equal(request(f, VIRTIO_BLK_T_OUT, 0, 0), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(request(f, VIRTIO_BLK_T_GET_ID, 0, 0), VIRTIO_BLK_S_IOERR);
+	/* Larger than any request we take. */
+	assert_int_equal(request(f, VIRTIO_BLK_T_IN, 0, VIRTIO_BLK_MAX_REQUEST + 512),
+			 VIRTIO_BLK_S_IOERR);
+	/* Wrong direction: data for a read the device may not write. */
+	uint32_t hdr[4] = {VIRTIO_BLK_T_IN, 0, 0, 0};
+	memcpy(g(f, HDR), hdr, 16);
+	set_desc(f, 0, HDR, 16, VIRTQ_DESC_F_NEXT, 1);
+	set_desc(f, 1, DATA, 512, VIRTQ_DESC_F_NEXT, 2);
+	set_desc(f, 2, STATUS, 1, VIRTQ_DESC_F_WRITE, 0);
+	*(uint8_t *)g(f, STATUS) = 0xee;
+	kick(f, 0);
+	assert_int_equal(*(uint8_t *)g(f, STATUS), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(atomic_load(&f->blk.reads), 0);
+	assert_false(virtio_mmio_needs_reset(&f->m)); /* request errors are not fatal */
+	assert_int_equal(request(f, VIRTIO_BLK_T_OUT, 0, 512), VIRTIO_BLK_S_OK);
+}
+
+static void read_only(void **state)
+{
+	struct fixture *f = *state;
+	wr(f, 0x014, 0);
+	assert_true(rd(f, 0x010) & (1u << VIRTIO_BLK_F_RO));
+	driver_init(f, GOOD_FEATURES | (1ull << VIRTIO_BLK_F_RO));
+	memset(g(f, DATA), 0x5a, 512);
+	assert_int_equal(request(f, VIRTIO_BLK_T_OUT, 0, 512), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(request(f, VIRTIO_BLK_T_IN, 0, 512), VIRTIO_BLK_S_OK);
+	assert_int_equal(((uint8_t *)g(f, DATA))[0], 0); /* nothing was written */
+}
+
+/* Each broken chain must leave the device needing a reset, and nothing else. */
+static void expect_reset(struct fixture *f, uint16_t head)
+{
+	uint16_t before = used_idx(f);
+	kick(f, head);
+	assert_true(virtio_mmio_needs_reset(&f->m));
+	assert_int_equal(used_idx(f), before);
+	assert_true(rd(f, 0x070) & VIRTIO_STATUS_NEEDS_RESET);
+	assert_true(rd(f, 0x060) & 2); /* config-change interrupt */
+	/* Further kicks are ignored until the driver resets the device. */
+	kick(f, 0);
+	assert_int_equal(used_idx(f), before);
+	driver_init(f, GOOD_FEATURES);
+	assert_false(virtio_mmio_needs_reset(&f->m));
+	*(uint16_t *)g(f, USED + 2) = 0;
+	assert_int_equal(request(f, VIRTIO_BLK_T_FLUSH, 0, 0), VIRTIO_BLK_S_OK);
+}
+
+static void broken_chains(void **state)
+{
+	struct fixture *f = *state;
+	driver_init(f, GOOD_FEATURES);
+	uint32_t hdr[4] = {VIRTIO_BLK_T_IN, 0, 0, 0};
+	memcpy(g(f, HDR), hdr, 16);
+
+	/* Buffer outside guest memory, and one whose end wraps around. */
+	set_desc(f, 0, MEM_BASE + MEM_SIZE - 8, 16, VIRTQ_DESC_F_NEXT, 1);
+	set_desc(f, 1, STATUS, 1, VIRTQ_DESC_F_WRITE, 0);
+	expect_reset(f, 0);
+	set_desc(f, 0, HDR, 16, VIRTQ_DESC_F_NEXT, 1);
+	set_desc(f, 1, UINT64_MAX - 4, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 2);
+	set_desc(f, 2, STATUS, 1, VIRTQ_DESC_F_WRITE, 0);
+	expect_reset(f, 0);
+	/* A loop, a next past the table, a head past the table. */
+	set_desc(f, 0, HDR, 16, VIRTQ_DESC_F_NEXT, 1);
+	set_desc(f, 1, DATA, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 0);
+	expect_reset(f, 0);
+	set_desc(f, 1, DATA, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, QN);
+	expect_reset(f, 0);
+	expect_reset(f, QN + 3);
+	/* Readable after writable; indirect (never offered). */
+	set_desc(f, 0, STATUS, 1, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 1);
+	set_desc(f, 1, HDR, 16, 0, 0);
+	expect_reset(f, 0);
+	set_desc(f, 0, HDR, 16, VIRTQ_DESC_F_INDIRECT, 0);
+	expect_reset(f, 0);
+	/* No status byte at all; a header too short. */
+	set_desc(f, 0, HDR, 16, 0, 0);
+	expect_reset(f, 0);
+	set_desc(f, 0, HDR, 8, VIRTQ_DESC_F_NEXT, 1);
+	set_desc(f, 1, STATUS, 1, VIRTQ_DESC_F_WRITE, 0);
+	expect_reset(f, 0);
+	/* The driver claims more new entries than the ring holds. */
+	uint16_t *avail = g(f, AVAIL);
+	avail[1] = (uint16_t)(f->avail_idx + QN + 1);
+	wr(f, 0x050, 0);
+	assert_true(virtio_mmio_needs_reset(&f->m));
+}
+
+static void bad_queue_setup(void **state)
+{
+	struct fixture *f = *state;
+	wr(f, 0x070, 1 | 2);
+	wr(f, 0x024, 1);
+	wr(f, 0x020, 1);
+	wr(f, 0x070, 1 | 2 | 8);
+	wr(f, 0x038, QN);
+	wr(f, 0x080, 0x1000); /* not guest memory */
+	wr(f, 0x090, (uint32_t)AVAIL);
+	wr(f, 0x0a0, (uint32_t)USED);
+	wr(f, 0x044, 1);
+	assert_int_equal(rd(f, 0x044), 0);
+	assert_true(virtio_mmio_needs_reset(&f->m));
+	wr(f, 0x070, 0);
+	assert_false(virtio_mmio_needs_reset(&f->m));
+	wr(f, 0x038, 100000); /* beyond QueueNumMax */
+	wr(f, 0x080, (uint32_t)DESC);
+	wr(f, 0x044, 1);
+	assert_int_equal(rd(f, 0x044), 0);
+	/* Notifying a device that is not ready does nothing. */
+	int changes = f->irq_changes;
+	wr(f, 0x050, 0);
+	assert_int_equal(f->irq_changes, changes);
+	assert_int_equal(atomic_load(&f->m.notifies), 1);
+	assert_int_equal(used_idx(f), 0);
+}
+
+static void open_errors(void **state)
+{
+	(void)state;
+	char err[512];
+	struct virtio_blk a, b;
+	struct disk_spec s = {0};
+	snprintf(s.path, sizeof(s.path), "/nonexistent/disk.img");
+	assert_int_not_equal(virtio_blk_open(&a, &s, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "No such file"));
+	snprintf(s.path, sizeof(s.path), "/tmp");
+	assert_int_not_equal(virtio_blk_open(&a, &s, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "directory"));
+	char path[] = "/tmp/kvmhost-lock-XXXXXX";
+	int fd = mkstemp(path);
+	assert_int_equal(ftruncate(fd, 4096), 0);
+	close(fd);
+	snprintf(s.path, sizeof(s.path), "%s", path);
+	assert_int_equal(virtio_blk_open(&a, &s, err, sizeof(err)), 0);
+	assert_int_equal(virtio_blk_open(&b, &s, err, sizeof(err)), -EBUSY);
+	assert_non_null(strstr(err, "in use by another VM"));
+	s.ro = true; /* a reader cannot join a writer either */
+	assert_int_equal(virtio_blk_open(&b, &s, err, sizeof(err)), -EBUSY);
+	virtio_blk_close(&a);
+	struct virtio_blk r1, r2; /* two readers share */
+	assert_int_equal(virtio_blk_open(&r1, &s, err, sizeof(err)), 0);
+	assert_int_equal(virtio_blk_open(&r2, &s, err, sizeof(err)), 0);
+	virtio_blk_close(&r1);
+	virtio_blk_close(&r2);
+	assert_int_equal(truncate(path, 100), 0);
+	s.ro = false;
+	assert_int_not_equal(virtio_blk_open(&a, &s, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "smaller than one"));
+	unlink(path);
+
+	struct disk_spec d;
+	assert_int_equal(parse_disk_spec("/x.img,ro,id=abc", &d, err, sizeof(err)), 0);
+	assert_true(d.ro);
+	assert_string_equal(d.id, "abc");
+	assert_int_not_equal(parse_disk_spec("/x.img,rw", &d, err, sizeof(err)), 0);
+	assert_int_not_equal(
+		parse_disk_spec("/x.img,id=123456789012345678901", &d, err, sizeof(err)), 0);
+	assert_int_not_equal(parse_disk_spec(",ro", &d, err, sizeof(err)), 0);
+	assert_int_not_equal(parse_disk_spec("", &d, err, sizeof(err)), 0);
+	assert_int_equal(parse_disk_spec("a.img", &d, err, sizeof(err)), 0);
+	assert_false(d.ro);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(negotiation, setup_rw, teardown),
+		cmocka_unit_test_setup_teardown(read_write_flush_id, setup_rw, teardown),
+		cmocka_unit_test_setup_teardown(request_errors, setup_rw, teardown),
+		cmocka_unit_test_setup_teardown(read_only, setup_ro, teardown),
+		cmocka_unit_test_setup_teardown(broken_chains, setup_rw, teardown),
+		cmocka_unit_test_setup_teardown(bad_queue_setup, setup_rw, teardown),
+		cmocka_unit_test(open_errors),
+	};
+	return cmocka_run_group_tests_name("virtio_blk", tests, NULL, NULL);
+}
