@@ -152,10 +152,76 @@ static void print_status_human(json_object *st, bool header)
 	}
 }
 
+struct all_ctx {
+	const char *dir;
+	int fds[256];
+	char names[256][80];
+	int n;
+};
+
+static void connect_one(const char *name, void *opaque)
+{
+	struct all_ctx *ctx = opaque;
+	if (ctx->n >= 256)
+		return;
+	int fd = vm_connect(ctx->dir, name);
+	if (fd < 0)
+		return;
+	ctx->fds[ctx->n] = fd;
+	snprintf(ctx->names[ctx->n], sizeof(ctx->names[0]), "%s", name);
+	ctx->n++;
+}
+
+/* For sleep hooks: every VM on the host quiesces at once; returns when all
+ * have answered (prepare: paused and flushed). */
+static int ctl_all_host_sleep(const char *phase)
+{
+	struct all_ctx ctx = {0};
+	char dir[4096];
+	if (rundir_path(dir, sizeof(dir), false)) {
+		fprintf(stderr, "kvmhost ctl: no runtime directory\n");
+		return STATUS_ERROR;
+	}
+	ctx.dir = dir;
+	rundir_for_each(dir, connect_one, &ctx);
+	char line[128];
+	int n = snprintf(line, sizeof(line),
+			 "{\"cmd\":\"host-sleep\",\"args\":{\"phase\":\"%s\"}}\n", phase);
+	for (int i = 0; i < ctx.n; i++)
+		if (write_full(ctx.fds[i], line, (size_t)n)) {
+			close(ctx.fds[i]);
+			ctx.fds[i] = -1;
+		}
+	int status = STATUS_OK;
+	for (int i = 0; i < ctx.n; i++) {
+		if (ctx.fds[i] < 0) {
+			fprintf(stderr, "kvmhost ctl: %s: cannot send\n", ctx.names[i]);
+			status = STATUS_ERROR;
+			continue;
+		}
+		char *reply = read_line(ctx.fds[i], REPLY_TIMEOUT_MS);
+		json_object *o = reply ? json_tokener_parse(reply) : NULL;
+		json_object *ok;
+		if (!o || !json_object_object_get_ex(o, "ok", &ok) ||
+		    !json_object_get_boolean(ok)) {
+			fprintf(stderr, "kvmhost ctl: %s: %s\n", ctx.names[i],
+				o ? jstr(o, "error") : "no reply");
+			status = STATUS_ERROR;
+		} else {
+			printf("%s: host-sleep %s done\n", ctx.names[i], phase);
+		}
+		json_object_put(o);
+		free(reply);
+		close(ctx.fds[i]);
+	}
+	return status;
+}
+
 static void usage_ctl(void)
 {
 	fprintf(stderr, "usage: kvmhost ctl NAME status|pause|resume|quit|poweroff|regs [--json]\n"
 			"       kvmhost ctl NAME pin VCPU=HOSTCPU[,...]\n"
+			"       kvmhost ctl NAME|--all host-sleep prepare|resume\n"
 			"       kvmhost ctl NAME events   (print events until the VM ends)\n");
 }
 
@@ -163,9 +229,12 @@ int cmd_ctl(int argc, char **argv)
 {
 	bool json = false;
 	const char *name = NULL, *cmd = NULL, *arg = NULL;
+	bool all = false;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
 			json = true;
+		else if (!strcmp(argv[i], "--all") && !name)
+			all = true, name = "--all";
 		else if (argv[i][0] == '-') {
 			fprintf(stderr, "kvmhost ctl: unknown option '%s'\n", argv[i]);
 			usage_ctl();
@@ -174,7 +243,7 @@ int cmd_ctl(int argc, char **argv)
 			name = argv[i];
 		else if (!cmd)
 			cmd = argv[i];
-		else if (!arg && !strcmp(cmd, "pin"))
+		else if (!arg && (!strcmp(cmd, "pin") || !strcmp(cmd, "host-sleep")))
 			arg = argv[i];
 		else {
 			fprintf(stderr, "kvmhost ctl: unexpected argument '%s'\n", argv[i]);
@@ -182,16 +251,27 @@ int cmd_ctl(int argc, char **argv)
 			return STATUS_USAGE;
 		}
 	}
-	if (!name || !cmd || (!strcmp(cmd, "pin") && !arg)) {
+	if (!name || !cmd || ((!strcmp(cmd, "pin") || !strcmp(cmd, "host-sleep")) && !arg)) {
 		usage_ctl();
 		return STATUS_USAGE;
+	}
+	if (!strcmp(cmd, "host-sleep") && strcmp(arg, "prepare") && strcmp(arg, "resume")) {
+		fprintf(stderr, "kvmhost ctl: host-sleep takes prepare or resume\n");
+		return STATUS_USAGE;
+	}
+	if (all) {
+		if (strcmp(cmd, "host-sleep")) {
+			fprintf(stderr, "kvmhost ctl: --all is for host-sleep\n");
+			return STATUS_USAGE;
+		}
+		return ctl_all_host_sleep(arg);
 	}
 	if (!valid_vm_name(name)) {
 		fprintf(stderr, "kvmhost ctl: '%s' is not a valid VM name\n", name);
 		return STATUS_USAGE;
 	}
-	static const char *const known[] = {"status",	"pause",  "resume", "quit",
-					    "poweroff", "events", "regs",   "pin"};
+	static const char *const known[] = {"status", "pause", "resume", "quit",      "poweroff",
+					    "events", "regs",  "pin",	 "host-sleep"};
 	bool ok = false;
 	for (size_t i = 0; i < ARRAY_SIZE(known); i++)
 		ok |= !strcmp(cmd, known[i]);
@@ -217,7 +297,8 @@ int cmd_ctl(int argc, char **argv)
 	json_object *args = NULL;
 	if (arg) {
 		args = json_object_new_object();
-		json_object_object_add(args, "spec", json_object_new_string(arg));
+		json_object_object_add(args, !strcmp(cmd, "pin") ? "spec" : "phase",
+				       json_object_new_string(arg));
 	}
 	json_object *reply = request(fd, events ? "subscribe" : cmd, args, err, sizeof(err));
 	if (!reply) {
@@ -240,7 +321,8 @@ int cmd_ctl(int argc, char **argv)
 			fflush(stdout);
 			free(line);
 		}
-	} else if (json || !strcmp(cmd, "regs") || !strcmp(cmd, "pin")) {
+	} else if (json || !strcmp(cmd, "regs") || !strcmp(cmd, "pin") ||
+		   !strcmp(cmd, "host-sleep")) {
 		printf("%s\n", json_object_to_json_string_ext(result, JSON_C_TO_STRING_PLAIN));
 	} else if (!strcmp(cmd, "status")) {
 		print_status_human(result, true);

@@ -13,6 +13,7 @@
 #include "control.h"
 #include "cpu_pinning.h"
 #include "host_cpu.h"
+#include "host_sleep.h"
 #include "options.h"
 #include "protocol.h"
 #include "rundir.h"
@@ -24,13 +25,14 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: kvmhost run [--name NAME] [--cpus N] [--memory MIB]\n"
 		"                   [--cpu-pin VCPU=HOSTCPU[,...]] [--vmm-cpus LIST]\n"
-		"                   [--on-cpu-offline migrate|pause]\n"
+		"                   [--on-cpu-offline migrate|pause] [--on-host-sleep pause|ignore]\n"
 		"                   [--console stdio|none|FILE] [--socket PATH]\n"
 		"                   [--heartbeat-us N] [--print-every N]\n"
 		"                   [--disk FILE[,ro][,id=NAME]]...\n"
 		"                   [--guest-mode heartbeat|crash|wild-io|pio-bench|disk|disk-bench]\n"
 		"                   [--disk-blocks N] [--disk-request-kib K] [--disk-flush-every N]\n"
 		"       kvmhost ctl NAME status|pause|resume|quit|poweroff|regs|events [--json]\n"
+		"       kvmhost ctl NAME|--all host-sleep prepare|resume\n"
 		"       kvmhost list [--json]\n"
 		"\n"
 		"Exit status of run: 0 guest powered off or VM stopped on request, 1 error,\n"
@@ -46,6 +48,8 @@ struct runtime {
 	struct host_cpu_monitor *cpus;
 	struct pinning pinning;
 	bool pinning_ready;
+	struct host_sleep sleep;
+	bool sleep_ready;
 };
 
 /* Commands owned by concerns other than the core. */
@@ -55,6 +59,8 @@ static json_object *extra_command(void *opaque, int cmd, json_object *args, char
 	struct runtime *rt = opaque;
 	if (cmd == CMD_PIN)
 		return pinning_ctl(&rt->pinning, args, err, errlen);
+	if (cmd == CMD_HOST_SLEEP)
+		return host_sleep_ctl(&rt->sleep, args, err, errlen);
 	snprintf(err, errlen, "'%s' is not available in this VM",
 		 protocol_cmd_name((enum ctl_cmd)cmd));
 	return NULL;
@@ -64,6 +70,7 @@ static void extra_status(void *opaque, json_object *status)
 {
 	struct runtime *rt = opaque;
 	pinning_status(&rt->pinning, status);
+	host_sleep_status(&rt->sleep, status);
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
@@ -213,6 +220,12 @@ static int cmd_run(int argc, char **argv)
 	if (control_start(&rt.ctl, rt.vm, rt.event, sock))
 		goto out;
 	pinning_set_control(&rt.pinning, rt.ctl);
+	if (host_sleep_init(&rt.sleep, rt.vm, rt.event,
+			    opts.on_host_sleep == SLEEP_IGNORE ? HOST_SLEEP_IGNORE
+							       : HOST_SLEEP_PAUSE))
+		goto out;
+	rt.sleep_ready = true;
+	host_sleep_set_control(&rt.sleep, rt.ctl);
 	control_set_handler(rt.ctl, extra_command, &rt);
 	control_set_status_hook(rt.ctl, extra_status, &rt);
 	if (opts.socket_path[0] && (r = rundir_link_socket(&claim, opts.socket_path)))
@@ -235,6 +248,8 @@ static int cmd_run(int argc, char **argv)
 	else
 		log_info("VM '%s': %s", opts.name, vm_exit_reason_name(why));
 out:
+	if (rt.sleep_ready)
+		host_sleep_destroy(&rt.sleep);
 	control_stop(rt.ctl);
 	if (rt.pinning_ready)
 		pinning_destroy(&rt.pinning);

@@ -17,6 +17,7 @@ enum {
 	OPT_SOCKET,
 	OPT_VMM_CPUS,
 	OPT_ON_CPU_OFFLINE,
+	OPT_ON_HOST_SLEEP,
 	OPT_HEARTBEAT_US,
 	OPT_PRINT_EVERY,
 	OPT_GUEST_MODE,
@@ -37,6 +38,7 @@ static const struct option long_opts[] = {
 	{"socket", required_argument, NULL, OPT_SOCKET},
 	{"vmm-cpus", required_argument, NULL, OPT_VMM_CPUS},
 	{"on-cpu-offline", required_argument, NULL, OPT_ON_CPU_OFFLINE},
+	{"on-host-sleep", required_argument, NULL, OPT_ON_HOST_SLEEP},
 	{"heartbeat-us", required_argument, NULL, OPT_HEARTBEAT_US},
 	{"print-every", required_argument, NULL, OPT_PRINT_EVERY},
 	{"guest-mode", required_argument, NULL, OPT_GUEST_MODE},
@@ -205,6 +207,14 @@ int run_options_parse(struct run_options *o, int argc, char **argv, char *err, s
 			else
 				FAIL("--on-cpu-offline: expected migrate or pause, got '%s'",
 				     optarg);
+			break;
+		case OPT_ON_HOST_SLEEP:
+			if (!strcmp(optarg, "pause"))
+				o->on_host_sleep = SLEEP_PAUSE;
+			else if (!strcmp(optarg, "ignore"))
+				o->on_host_sleep = SLEEP_IGNORE;
+			else
+				FAIL("--on-host-sleep: expected pause or ignore, got '%s'", optarg);
 			break;
 		case OPT_HEARTBEAT_US:
 			if (parse_u32_range("--heartbeat-us", optarg, 100, 10000000, &v, err,

@@ -16,6 +16,7 @@
 
 enum console_mode { CONSOLE_STDIO, CONSOLE_NONE, CONSOLE_FILE };
 enum cpu_offline_policy { OFFLINE_MIGRATE, OFFLINE_PAUSE };
+enum sleep_policy { SLEEP_PAUSE, SLEEP_IGNORE };
 
 struct vcpu_pin {
 	bool set;
@@ -36,6 +37,7 @@ struct run_options {
 	bool has_vmm_cpus;
 	cpu_set_t vmm_cpus;
 	enum cpu_offline_policy on_cpu_offline;
+	enum sleep_policy on_host_sleep;
 	/* Built-in guest behaviour. */
 	uint32_t heartbeat_us;
 	uint32_t print_every;

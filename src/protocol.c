@@ -7,7 +7,7 @@
 static const char *const cmd_names[] = {
 	[CMD_STATUS] = "status", [CMD_PAUSE] = "pause",	      [CMD_RESUME] = "resume",
 	[CMD_QUIT] = "quit",	 [CMD_POWEROFF] = "poweroff", [CMD_SUBSCRIBE] = "subscribe",
-	[CMD_PIN] = "pin",	 [CMD_REGS] = "regs",
+	[CMD_PIN] = "pin",	 [CMD_REGS] = "regs",	      [CMD_HOST_SLEEP] = "host-sleep",
 };
 
 const char *protocol_cmd_name(enum ctl_cmd cmd)
@@ -176,6 +176,7 @@ json_object *protocol_status_json(const struct vm_status *st)
 		json_object_object_add(j, "flushes", json_object_new_uint64(d->flushes));
 		json_object_object_add(j, "errors", json_object_new_uint64(d->errors));
 		json_object_object_add(j, "busy_us", json_object_new_uint64(d->busy_ns / 1000));
+		json_object_object_add(j, "host_flushes", json_object_new_uint64(d->host_flushes));
 		json_object_object_add(j, "needs_reset", json_object_new_boolean(d->needs_reset));
 		json_object_object_add(j, "mmio_base", json_object_new_uint64(d->base));
 		json_object_object_add(j, "irq", json_object_new_int((int)d->gsi));

@@ -21,6 +21,7 @@ enum ctl_cmd {
 	CMD_SUBSCRIBE,
 	CMD_PIN,
 	CMD_REGS,
+	CMD_HOST_SLEEP,
 };
 
 struct ctl_request {
@@ -65,6 +66,7 @@ struct disk_status {
 	uint64_t capacity_sectors;
 	uint64_t reads, writes, flushes, errors;
 	uint64_t busy_ns;
+	uint64_t host_flushes;
 	bool needs_reset;
 	uint64_t base;
 	uint32_t gsi;

@@ -169,6 +169,15 @@ static void complete_pending_io(struct vcpu *vcpu)
 	vcpu->need_completion = false;
 }
 
+void vcpu_guest_stopped(struct vcpu *vcpu, void *arg)
+{
+	(void)arg;
+	/* KVM sets PVCLOCK_GUEST_STOPPED at the next entry, so the guest does
+	 * not take the gap for a lockup. EINVAL: the guest has no kvmclock. */
+	if (ioctl(vcpu->fd, KVM_KVMCLOCK_CTRL, 0) < 0 && errno != EINVAL)
+		log_warn("vCPU %d: KVM_KVMCLOCK_CTRL: %s", vcpu->index, strerror(errno));
+}
+
 static void set_run_state(struct vcpu *vcpu, int state)
 {
 	/* Pairs with vcpu_wait_parked: it raises state_waiters before it looks
@@ -200,12 +209,8 @@ static bool vcpu_handle_pending(struct vcpu *vcpu)
 	}
 	if (parked) {
 		vcpu->last_beat_ns = 0; /* a parked vCPU's silence is not a gap */
-		/* The guest was stopped by the host: have KVM set
-		 * PVCLOCK_GUEST_STOPPED before it runs again, so it does not take
-		 * the gap for a lockup. Here, not at park time, to keep that cost
-		 * out of pause latency. EINVAL: the guest has no kvmclock yet. */
-		if (ioctl(vcpu->fd, KVM_KVMCLOCK_CTRL, 0) < 0 && errno != EINVAL)
-			log_warn("vCPU %d: KVM_KVMCLOCK_CTRL: %s", vcpu->index, strerror(errno));
+		/* Here, not at park time, to keep that cost out of pause latency. */
+		vcpu_guest_stopped(vcpu, NULL);
 		set_run_state(vcpu, VCPU_RUNNING);
 	}
 	return true;

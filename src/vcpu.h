@@ -105,8 +105,10 @@ unsigned vcpu_park_reasons(struct vcpu *vcpu);
 void vcpu_stop(struct vcpu *vcpu);
 void vcpu_join(struct vcpu *vcpu);
 
-/* Only on the vCPU's own thread. */
+/* Only on the vCPU's own thread (as a request, or from its run loop). */
 void vcpu_dump_regs(struct vcpu *vcpu, FILE *out);
+/* KVM_KVMCLOCK_CTRL: the host stopped this guest on purpose. A vcpu_fn. */
+void vcpu_guest_stopped(struct vcpu *vcpu, void *arg);
 
 int vcpu_install_kick_handler(void);
 /* Where the thread last ran, from /proc; -1 if unknown. */

@@ -41,7 +41,8 @@ struct virtio_blk {
 	char id[VIRTIO_BLK_ID_BYTES + 1];
 	uint64_t capacity; /* 512-byte sectors */
 	atomic_uint_fast64_t reads, writes, flushes, errors;
-	atomic_uint_fast64_t busy_ns; /* host time spent serving requests */
+	atomic_uint_fast64_t busy_ns;	   /* host time spent serving requests */
+	atomic_uint_fast64_t host_flushes; /* flushes the host asked for (sleep) */
 };
 
 /* Opens and locks the image; a clear message in err on failure. */

@@ -157,6 +157,8 @@ int vm_flush_disks(struct vm *vm)
 		struct vm_disk *d = &vm->disks[i];
 		pthread_mutex_lock(&d->mmio.lock);
 		int r = virtio_blk_flush(&d->blk);
+		if (!r && !d->blk.ro)
+			atomic_fetch_add(&d->blk.host_flushes, 1);
 		pthread_mutex_unlock(&d->mmio.lock);
 		if (r && !ret) {
 			log_err("flushing %s: %s", d->blk.path, strerror(-r));
@@ -347,7 +349,9 @@ const char *vm_state_name(struct vm *vm)
 {
 	if (atomic_load(&vm->exit_reason) != VM_EXIT_NONE)
 		return "stopping";
-	return vm->user_paused ? "paused" : "running";
+	if (vm->user_paused)
+		return "paused";
+	return vm->host_asleep ? "host-sleep" : "running";
 }
 
 int vm_run_on_all(struct vm *vm, vcpu_fn fn, void *arg, bool wait)
@@ -485,6 +489,7 @@ int vm_get_status(struct vm *vm, struct vm_status *st)
 			.flushes = atomic_load(&d->blk.flushes),
 			.errors = atomic_load(&d->blk.errors),
 			.busy_ns = atomic_load(&d->blk.busy_ns),
+			.host_flushes = atomic_load(&d->blk.host_flushes),
 			.needs_reset = virtio_mmio_needs_reset(&d->mmio),
 			.base = d->base,
 			.gsi = d->gsi,

@@ -54,6 +54,7 @@ struct vm {
 
 	/* Owned by the main thread. */
 	bool user_paused;
+	bool host_asleep; /* quiesced for a host sleep */
 	uint64_t start_ns;
 
 	int exit_efd; /* becomes readable when the VM should end */

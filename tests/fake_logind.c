@@ -1,0 +1,128 @@
+/* A stand-in for logind on a private D-Bus, for the host-sleep tests: it owns
+ * org.freedesktop.login1, hands out delay inhibitors as real file
+ * descriptors and notices when every copy of one is closed, and emits
+ * PrepareForSleep when told to on stdin.
+ *
+ * stdin:  sleep | wake | burst (true,false,true) | wake-only | deny | allow | quit
+ * stdout: ready | inhibit ID WHO MODE | released ID NS | signal B NS
+ * (NS: CLOCK_MONOTONIC nanoseconds, comparable with kvmhost's status.) */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+static sd_bus *bus;
+static sd_event *event;
+static int next_id = 1;
+static int deny;
+
+static unsigned long long mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
+}
+
+static int on_released(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	(void)revents;
+	/* The read end hangs up once every copy of the write end is closed. */
+	printf("released %d %llu\n", (int)(long)userdata, mono_ns());
+	fflush(stdout);
+	sd_event_source_disable_unref(s);
+	close(fd);
+	return 0;
+}
+
+static int method_inhibit(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	(void)userdata;
+	const char *what, *who, *why, *mode;
+	int r = sd_bus_message_read(m, "ssss", &what, &who, &why, &mode);
+	if (r < 0)
+		return r;
+	if (deny)
+		return sd_bus_error_set(error, "org.freedesktop.DBus.Error.AccessDenied",
+					"inhibitors are not allowed (test)");
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	int id = next_id++;
+	sd_event_add_io(event, NULL, p[0], EPOLLHUP, on_released, (void *)(long)id);
+	printf("inhibit %d %s %s %s\n", id, who, mode, what);
+	fflush(stdout);
+	r = sd_bus_reply_method_return(m, "h", p[1]); /* the message takes a copy */
+	close(p[1]);
+	return r;
+}
+
+static const sd_bus_vtable manager_vtable[] = {
+	SD_BUS_VTABLE_START(0),
+	SD_BUS_METHOD("Inhibit", "ssss", "h", method_inhibit, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_SIGNAL("PrepareForSleep", "b", 0),
+	SD_BUS_VTABLE_END,
+};
+
+static void emit(int start)
+{
+	sd_bus_emit_signal(bus, "/org/freedesktop/login1", "org.freedesktop.login1.Manager",
+			   "PrepareForSleep", "b", start);
+	sd_bus_flush(bus);
+	printf("signal %d %llu\n", start, mono_ns());
+	fflush(stdout);
+}
+
+static int on_stdin(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	(void)s;
+	(void)revents;
+	(void)userdata;
+	char buf[256];
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return sd_event_exit(event, 0);
+	buf[n] = '\0';
+	for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l;
+	     l = strtok_r(NULL, "\n", &save)) {
+		if (!strcmp(l, "sleep"))
+			emit(1);
+		else if (!strcmp(l, "wake") || !strcmp(l, "wake-only"))
+			emit(0);
+		else if (!strcmp(l, "burst"))
+			emit(1), emit(0), emit(1);
+		else if (!strcmp(l, "deny"))
+			deny = 1;
+		else if (!strcmp(l, "allow"))
+			deny = 0;
+		else if (!strcmp(l, "quit"))
+			return sd_event_exit(event, 0);
+	}
+	return 0;
+}
+
+int main(void)
+{
+	int r;
+	if ((r = sd_event_default(&event)) < 0 || (r = sd_bus_open_system(&bus)) < 0 ||
+	    (r = sd_bus_add_object_vtable(bus, NULL, "/org/freedesktop/login1",
+					  "org.freedesktop.login1.Manager", manager_vtable, NULL)) <
+		    0 ||
+	    (r = sd_bus_request_name(bus, "org.freedesktop.login1", 0)) < 0 ||
+	    (r = sd_bus_attach_event(bus, event, 0)) < 0 ||
+	    (r = sd_event_add_io(event, NULL, 0, EPOLLIN, on_stdin, NULL)) < 0) {
+		fprintf(stderr, "fake_logind: %s\n", strerror(-r));
+		return 1;
+	}
+	printf("ready\n");
+	fflush(stdout);
+	r = sd_event_loop(event);
+	sd_bus_flush_close_unref(bus);
+	sd_event_unref(event);
+	return r < 0 ? 1 : 0;
+}
