@@ -26,6 +26,11 @@ enum {
 	OPT_DISK_REQUEST_KIB,
 	OPT_DISK_FLUSH_EVERY,
 	OPT_DISK_GENERATION,
+	OPT_KERNEL,
+	OPT_INITRD,
+	OPT_CMDLINE,
+	OPT_KERNEL_DECOMPRESS,
+	OPT_ON_REBOOT,
 	OPT_HELP,
 };
 
@@ -47,6 +52,11 @@ static const struct option long_opts[] = {
 	{"disk-request-kib", required_argument, NULL, OPT_DISK_REQUEST_KIB},
 	{"disk-flush-every", required_argument, NULL, OPT_DISK_FLUSH_EVERY},
 	{"disk-generation", required_argument, NULL, OPT_DISK_GENERATION},
+	{"kernel", required_argument, NULL, OPT_KERNEL},
+	{"initrd", required_argument, NULL, OPT_INITRD},
+	{"cmdline", required_argument, NULL, OPT_CMDLINE},
+	{"kernel-decompress", required_argument, NULL, OPT_KERNEL_DECOMPRESS},
+	{"on-reboot", required_argument, NULL, OPT_ON_REBOOT},
 	{"help", no_argument, NULL, OPT_HELP},
 	{NULL, 0, NULL, 0},
 };
@@ -278,6 +288,37 @@ int run_options_parse(struct run_options *o, int argc, char **argv, char *err, s
 				return -1;
 			o->disk_generation = (uint32_t)v;
 			break;
+		case OPT_KERNEL:
+		case OPT_INITRD: {
+			char *dst = c == OPT_KERNEL ? o->kernel_path : o->initrd_path;
+			if (!*optarg || strlen(optarg) >= sizeof(o->kernel_path))
+				FAIL("--%s: expected a file path",
+				     c == OPT_KERNEL ? "kernel" : "initrd");
+			snprintf(dst, sizeof(o->kernel_path), "%s", optarg);
+			break;
+		}
+		case OPT_CMDLINE:
+			if (strlen(optarg) >= sizeof(o->cmdline))
+				FAIL("--cmdline: longer than %zu bytes", sizeof(o->cmdline) - 1);
+			snprintf(o->cmdline, sizeof(o->cmdline), "%s", optarg);
+			break;
+		case OPT_KERNEL_DECOMPRESS:
+			if (!strcmp(optarg, "host"))
+				o->kernel_decompress_guest = false;
+			else if (!strcmp(optarg, "guest"))
+				o->kernel_decompress_guest = true;
+			else
+				FAIL("--kernel-decompress: expected host or guest, got '%s'",
+				     optarg);
+			break;
+		case OPT_ON_REBOOT:
+			if (!strcmp(optarg, "exit"))
+				o->on_reboot_restart = false;
+			else if (!strcmp(optarg, "restart"))
+				o->on_reboot_restart = true;
+			else
+				FAIL("--on-reboot: expected exit or restart, got '%s'", optarg);
+			break;
 		case OPT_HELP:
 			FAIL("help");
 		case ':':
@@ -288,6 +329,8 @@ int run_options_parse(struct run_options *o, int argc, char **argv, char *err, s
 	}
 	if (optind < argc)
 		FAIL("unexpected argument '%s'", argv[optind]);
+	if (!o->kernel_path[0] && (o->initrd_path[0] || o->cmdline[0]))
+		FAIL("--initrd and --cmdline need --kernel");
 	if (o->max_pinned_vcpu >= (int)o->cpus)
 		FAIL("--cpu-pin: vCPU %d does not exist (the VM has %u)", o->max_pinned_vcpu,
 		     o->cpus);

@@ -49,6 +49,12 @@ struct run_options {
 	uint32_t disk_request_kib;
 	uint32_t disk_flush_every;
 	uint32_t disk_generation;
+	/* A Linux guest instead of the built-in one. */
+	char kernel_path[4096];
+	char initrd_path[4096];
+	char cmdline[4096];
+	bool kernel_decompress_guest;
+	bool on_reboot_restart;
 };
 
 void run_options_default(struct run_options *o);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../guest/guest_abi.h"
+#include "linux_boot.h"
 #include "util.h"
 #include "x86_boot.h"
 
@@ -199,8 +200,14 @@ static int setup_vcpus(struct vm *vm)
 		vm->nr_vcpus = i + 1; /* so vm_destroy undoes this one too */
 		if (r)
 			return r;
-		if ((r = x86_set_cpuid(v->fd, vm->cpuid, i)) ||
-		    (r = x86_enter_long_mode(v->fd, GUEST_LOAD_ADDR, i, vm->opts.cpus)))
+		if ((r = x86_set_cpuid(v->fd, vm->cpuid, i)))
+			return r;
+		if (vm->opts.kernel_path[0])
+			r = linux_boot_vcpu(vm, v);
+		else
+			r = x86_enter_long_mode(v->fd, BOOT_CS_BUILTIN, GUEST_LOAD_ADDR, i,
+						vm->opts.cpus);
+		if (r)
 			return r;
 		if (vm->opts.pins[i].set) {
 			v->has_pin = true;
@@ -242,7 +249,7 @@ int vm_create(const struct run_options *opts, int console_fd, struct vm **out)
 	}
 	if ((r = setup_memory(vm)))
 		goto fail;
-	if ((r = x86_load_builtin_guest(vm->ram, vm->ram_size))) {
+	if (!opts->kernel_path[0] && (r = x86_load_builtin_guest(vm->ram, vm->ram_size))) {
 		log_err("the built-in guest does not fit in %llu MiB",
 			(unsigned long long)opts->memory_mib);
 		goto fail;
@@ -251,7 +258,15 @@ int vm_create(const struct run_options *opts, int console_fd, struct vm **out)
 		r = -EIO;
 		goto fail;
 	}
-	if ((r = setup_devices(vm)) || (r = setup_disks(vm)) || (r = setup_vcpus(vm)))
+	if ((r = setup_devices(vm)) || (r = setup_disks(vm)))
+		goto fail;
+	vm->nr_vcpus = opts->cpus; /* the MP table needs the count before the vCPUs exist */
+	if (opts->kernel_path[0] && (r = linux_boot_setup(vm))) {
+		vm->nr_vcpus = 0;
+		goto fail;
+	}
+	vm->nr_vcpus = 0;
+	if ((r = setup_vcpus(vm)))
 		goto fail;
 	vm->exit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->exit_efd < 0) {

@@ -8,6 +8,7 @@
 
 #include "bus.h"
 #include "guest_mem.h"
+#include "linux_loader.h"
 #include "options.h"
 #include "protocol.h"
 #include "serial.h"
@@ -43,6 +44,8 @@ struct vm {
 
 	uint32_t nr_vcpus;
 	struct vcpu *vcpus;
+
+	struct linux_entry linux_entry; /* with --kernel */
 
 	struct vm_disk {
 		struct virtio_blk blk;

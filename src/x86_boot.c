@@ -96,7 +96,7 @@ int x86_write_boot_tables(uint8_t *ram, uint64_t ram_size)
 	return 0;
 }
 
-int x86_enter_long_mode(int vcpu_fd, uint64_t rip, uint64_t rdi, uint64_t rsi)
+int x86_enter_long_mode(int vcpu_fd, uint16_t cs, uint64_t rip, uint64_t rdi, uint64_t rsi)
 {
 	struct kvm_sregs s;
 	if (ioctl(vcpu_fd, KVM_GET_SREGS, &s) < 0) {
@@ -104,14 +104,14 @@ int x86_enter_long_mode(int vcpu_fd, uint64_t rip, uint64_t rdi, uint64_t rsi)
 		return -errno;
 	}
 	struct kvm_segment code = {.limit = 0xffffffff,
-				   .selector = 0x08,
+				   .selector = cs,
 				   .type = 11,
 				   .present = 1,
 				   .s = 1,
 				   .l = 1,
 				   .g = 1};
 	struct kvm_segment data = {.limit = 0xffffffff,
-				   .selector = 0x10,
+				   .selector = 0x18,
 				   .type = 3,
 				   .present = 1,
 				   .db = 1,
@@ -119,9 +119,9 @@ int x86_enter_long_mode(int vcpu_fd, uint64_t rip, uint64_t rdi, uint64_t rsi)
 				   .g = 1};
 	s.cs = code;
 	s.ds = s.es = s.fs = s.gs = s.ss = data;
-	s.tr = (struct kvm_segment){.limit = 0xffff, .selector = 0x18, .type = 11, .present = 1};
+	s.tr = (struct kvm_segment){.limit = 0xffff, .selector = 0x40, .type = 11, .present = 1};
 	s.gdt.base = BOOT_GDT_ADDR;
-	s.gdt.limit = 4 * 8 - 1;
+	s.gdt.limit = 9 * 8 - 1;
 	s.idt.base = 0;
 	s.idt.limit = 0;
 	s.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_PG;

@@ -19,8 +19,10 @@ int x86_set_cpuid(int vcpu_fd, const struct kvm_cpuid2 *base, uint32_t apic_id);
 
 /* Writes GDT and identity page tables (first 4 GiB, 2 MiB pages) into guest RAM. */
 int x86_write_boot_tables(uint8_t *ram, uint64_t ram_size);
+#define BOOT_CS_BUILTIN 0x08
+#define BOOT_CS_LINUX	0x10
 /* 64-bit entry at rip with rdi/rsi arguments; makes the vCPU runnable. */
-int x86_enter_long_mode(int vcpu_fd, uint64_t rip, uint64_t rdi, uint64_t rsi);
+int x86_enter_long_mode(int vcpu_fd, uint16_t cs, uint64_t rip, uint64_t rdi, uint64_t rsi);
 
 /* Loads the embedded built-in guest image at GUEST_LOAD_ADDR. */
 int x86_load_builtin_guest(uint8_t *ram, uint64_t ram_size);
