@@ -38,6 +38,7 @@
 #define GUEST_MODE_WILD_IO    3 /* touch unclaimed ports and MMIO, then heartbeat */
 #define GUEST_MODE_DISK	      4 /* write, flush, read back, verify; then heartbeat */
 #define GUEST_MODE_DISK_BENCH 5 /* sequential throughput and flush latency */
+#define GUEST_MODE_RING0_BENCH 6 /* time a pure ring-0 loop: native or emulated? */
 
 #define SERIAL_COM1 0x3f8
 

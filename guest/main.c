@@ -248,6 +248,12 @@ void guest_main(u64 index, u64 ncpus)
 		disk_main();
 	if (index == 0 && mode == GUEST_MODE_DISK_BENCH)
 		disk_bench();
+	if (index == 0 && mode == GUEST_MODE_RING0_BENCH) {
+		u64 iters = config(TESTDEV_CFG_BENCH_ITERS), n = iters;
+		u64 t0 = pvclock_read(c, &flags);
+		__asm__ volatile("1: dec %0; jnz 1b" : "+r"(n));
+		report(TESTDEV_EV_BENCH_DONE, pvclock_read(c, &flags) - t0);
+	}
 	if (mode == GUEST_MODE_PIO_BENCH) {
 		pio_bench(c);
 		for (;;)

@@ -151,6 +151,8 @@ static json_object *regs_json(struct vm *vm, char *err, size_t errlen)
 			json_object_object_add(o, "rsp", hex(r->rsp));
 			json_object_object_add(o, "rflags", hex(r->rflags));
 			json_object_object_add(o, "rax", hex(r->rax));
+			json_object_object_add(o, "rsi", hex(r->rsi));
+			json_object_object_add(o, "cs", hex(sr->cs.selector));
 			json_object_object_add(o, "cr0", hex(sr->cr0));
 			json_object_object_add(o, "cr3", hex(sr->cr3));
 			json_object_object_add(o, "cr4", hex(sr->cr4));

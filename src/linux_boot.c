@@ -53,9 +53,9 @@ int linux_boot_setup(struct vm *vm)
 	const struct run_options *o = &vm->opts;
 	size_t ksize = 0, isize = 0;
 	void *kernel = map_file("--kernel", o->kernel_path, &ksize), *initrd = NULL;
-	int ret = -EINVAL;
+	int ret = -ENOEXEC; /* the caller's "cannot boot this" */
 	if (!kernel)
-		return -EINVAL;
+		return -ENOEXEC;
 	if (o->initrd_path[0] && !(initrd = map_file("--initrd", o->initrd_path, &isize)))
 		goto out;
 	/* The user's command line, then where the virtio-mmio disks are. */

@@ -10,6 +10,7 @@
 #include <systemd/sd-event.h>
 
 #include "client.h"
+#include "console.h"
 #include "control.h"
 #include "cpu_pinning.h"
 #include "host_cpu.h"
@@ -31,6 +32,8 @@ static void usage(FILE *f)
 		"                   [--disk FILE[,ro][,id=NAME]]...\n"
 		"                   [--guest-mode heartbeat|crash|wild-io|pio-bench|disk|disk-bench]\n"
 		"                   [--disk-blocks N] [--disk-request-kib K] [--disk-flush-every N]\n"
+		"                   [--kernel FILE [--initrd FILE] [--cmdline STR]\n"
+		"                    [--kernel-decompress host|guest] [--on-reboot exit|restart]]\n"
 		"       kvmhost ctl NAME status|pause|resume|quit|poweroff|regs|events [--json]\n"
 		"       kvmhost ctl NAME|--all host-sleep prepare|resume\n"
 		"       kvmhost list [--json]\n"
@@ -38,6 +41,7 @@ static void usage(FILE *f)
 		"Exit status of run: 0 guest powered off or VM stopped on request, 1 error,\n"
 		"2 bad usage, 3 /dev/kvm missing or not permitted, 4 name in use,\n"
 		"5 a disk cannot be used (missing, a directory, read-only, locked),\n"
+		"6 the kernel or initrd cannot be booted,\n"
 		"10 guest crashed (triple fault), 11 unexpected exit, 12 guest reset.\n");
 }
 
@@ -50,6 +54,7 @@ struct runtime {
 	bool pinning_ready;
 	struct host_sleep sleep;
 	bool sleep_ready;
+	struct console console;
 };
 
 /* Commands owned by concerns other than the core. */
@@ -144,11 +149,13 @@ static int status_for_create_error(int r)
 		return STATUS_NO_KVM;
 	if (r == -EBADF)
 		return STATUS_DISK;
+	if (r == -ENOEXEC)
+		return STATUS_BAD_KERNEL;
 	/* Options that this host cannot honour (too many vCPUs, more RAM than it has). */
 	return r == -E2BIG || r == -EFBIG ? STATUS_USAGE : STATUS_ERROR;
 }
 
-static int cmd_run(int argc, char **argv)
+static int cmd_run(int argc, char **argv, char **full_argv)
 {
 	static struct run_options opts; /* large: keep it off the stack */
 	char err[512];
@@ -236,6 +243,10 @@ static int cmd_run(int argc, char **argv)
 		log_err("cannot set up the event loop");
 		goto out;
 	}
+	/* A Linux guest reads its console: stdin goes to the UART. */
+	if (opts.kernel_path[0] && opts.console == CONSOLE_STDIO &&
+	    console_start(&rt.console, rt.vm, rt.event, STDIN_FILENO) < 0)
+		log_warn("no console input: stdin cannot be watched");
 	if (vm_start(rt.vm))
 		goto out;
 	if ((r = sd_event_loop(rt.event)) < 0)
@@ -243,11 +254,14 @@ static int cmd_run(int argc, char **argv)
 	vm_stop(rt.vm);
 	enum vm_exit_reason why = (enum vm_exit_reason)atomic_load(&rt.vm->exit_reason);
 	status = vm_exit_status(rt.vm);
-	if (status != STATUS_OK)
+	if (status == STATUS_GUEST_RESET && opts.on_reboot_restart)
+		; /* said below */
+	else if (status != STATUS_OK)
 		log_err("VM '%s': %s", opts.name, vm_exit_reason_name(why));
 	else
 		log_info("VM '%s': %s", opts.name, vm_exit_reason_name(why));
 out:
+	console_stop(&rt.console); /* the terminal back as it was, on every path */
 	if (rt.sleep_ready)
 		host_sleep_destroy(&rt.sleep);
 	control_stop(rt.ctl);
@@ -259,6 +273,13 @@ out:
 	if (console_owned)
 		close(console_fd);
 	rundir_release(&claim);
+	if (status == STATUS_GUEST_RESET && opts.on_reboot_restart) {
+		/* A reboot as a fresh start: same process, same name, same options. */
+		log_info("VM '%s': the guest rebooted; restarting it", opts.name);
+		execv("/proc/self/exe", full_argv);
+		log_err("cannot restart: %s", strerror(errno));
+		return STATUS_ERROR;
+	}
 	return status;
 }
 
@@ -270,7 +291,7 @@ int main(int argc, char **argv)
 	}
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "run"))
-		return cmd_run(argc - 1, argv + 1);
+		return cmd_run(argc - 1, argv + 1, argv);
 	if (!strcmp(cmd, "ctl"))
 		return cmd_ctl(argc - 1, argv + 1);
 	if (!strcmp(cmd, "list"))

@@ -251,9 +251,11 @@ int run_options_parse(struct run_options *o, int argc, char **argv, char *err, s
 				o->guest_mode = GUEST_MODE_DISK;
 			else if (!strcmp(optarg, "disk-bench"))
 				o->guest_mode = GUEST_MODE_DISK_BENCH;
+			else if (!strcmp(optarg, "ring0-bench"))
+				o->guest_mode = GUEST_MODE_RING0_BENCH;
 			else
-				FAIL("--guest-mode: expected heartbeat, crash, wild-io, pio-bench, disk "
-				     "or disk-bench");
+				FAIL("--guest-mode: expected heartbeat, crash, wild-io, pio-bench, disk, "
+				     "disk-bench or ring0-bench");
 			break;
 		case OPT_DISK: {
 			char why[256];

@@ -194,5 +194,6 @@ json_object *protocol_status_json(const struct vm_status *st)
 		json_object_array_add(bench, json_object_new_uint64(st->guest_disk_bench_ns[i]));
 	json_object_object_add(g, "bench_ns", bench);
 	json_object_object_add(o, "guest_disk", g);
+	json_object_object_add(o, "guest_bench_ns", json_object_new_uint64(st->guest_bench_ns));
 	return o;
 }

@@ -89,6 +89,7 @@ struct vm_status {
 	bool guest_disk_done;
 	uint64_t guest_disk_bench_ns[8];
 	int nr_disk_bench;
+	uint64_t guest_bench_ns; /* pio-bench / ring0-bench result, 0 until done */
 };
 
 json_object *protocol_status_json(const struct vm_status *st);

@@ -19,7 +19,12 @@
 #define LSR_TEMT 0x40
 #define IIR_NONE 0x01
 #define IIR_FIFO 0xc0
+#define MCR_OUT2 0x08
 #define MCR_LOOP 0x10
+#define IER_RDI	 0x01
+#define IER_THRI 0x02
+#define IIR_THRI 0x02
+#define IIR_RDI	 0x04
 
 void serial_init(struct serial *s, int out_fd)
 {
@@ -34,6 +39,29 @@ void serial_init(struct serial *s, int out_fd)
 void serial_destroy(struct serial *s)
 {
 	pthread_mutex_destroy(&s->lock);
+}
+
+void serial_set_irq(struct serial *s, serial_irq_fn fn, void *opaque, uint32_t gsi)
+{
+	s->set_irq = fn;
+	s->irq_opaque = opaque;
+	s->gsi = gsi;
+}
+
+/* Under the lock: what the driver would see in IIR, and the line to match
+ * (a PC routes the UART's interrupt only while OUT2 is set). */
+static void update_irq(struct serial *s)
+{
+	if ((s->ier & IER_RDI) && s->rx_len)
+		s->iir = IIR_RDI;
+	else if ((s->ier & IER_THRI) && s->thri_pending)
+		s->iir = IIR_THRI;
+	else
+		s->iir = IIR_NONE;
+	bool level = s->iir != IIR_NONE && (s->mcr & MCR_OUT2);
+	if (level != s->irq_level && s->set_irq)
+		s->set_irq(s->irq_opaque, s->gsi, level);
+	s->irq_level = level;
 }
 
 static void transmit(struct serial *s, uint8_t c)
@@ -71,16 +99,22 @@ void serial_access(void *opaque, struct vcpu *vcpu, uint64_t offset, uint8_t *da
 		uint8_t v = data[0];
 		switch (offset) {
 		case UART_RBR_THR:
-			if (dlab)
+			if (dlab) {
 				s->dll = v;
-			else
+			} else {
 				transmit(s, v);
+				s->thri_pending = true; /* sent at once: empty again */
+			}
 			break;
 		case UART_IER:
-			if (dlab)
+			if (dlab) {
 				s->dlm = v;
-			else
+			} else {
+				/* Enabling THRI with THR empty raises it at once. */
+				if ((v & IER_THRI) && !(s->ier & IER_THRI))
+					s->thri_pending = true;
 				s->ier = v & 0x0f;
+			}
 			break;
 		case UART_IIR_FCR:
 			s->fcr = v;
@@ -113,7 +147,10 @@ void serial_access(void *opaque, struct vcpu *vcpu, uint64_t offset, uint8_t *da
 			v = dlab ? s->dlm : s->ier;
 			break;
 		case UART_IIR_FCR:
+			update_irq(s);
 			v = (uint8_t)(s->iir | ((s->fcr & 1) ? IIR_FIFO : 0));
+			if (s->iir == IIR_THRI)
+				s->thri_pending = false; /* reading IIR acknowledges it */
 			break;
 		case UART_LCR:
 			v = s->lcr;
@@ -134,6 +171,7 @@ void serial_access(void *opaque, struct vcpu *vcpu, uint64_t offset, uint8_t *da
 		}
 		data[0] = v;
 	}
+	update_irq(s);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -144,6 +182,7 @@ unsigned serial_receive(struct serial *s, const uint8_t *buf, unsigned len)
 	while (n < len && s->rx_len < SERIAL_RX_SIZE) {
 		s->rx[(s->rx_head + s->rx_len++) % SERIAL_RX_SIZE] = buf[n++];
 	}
+	update_irq(s);
 	pthread_mutex_unlock(&s->lock);
 	return n;
 }

@@ -12,6 +12,7 @@
 
 #include "../guest/guest_abi.h"
 #include "linux_boot.h"
+#include "reset_dev.h"
 #include "util.h"
 #include "x86_boot.h"
 
@@ -180,7 +181,10 @@ static int setup_devices(struct vm *vm)
 	vm->testdev.disk_request_kib = vm->opts.disk_request_kib;
 	vm->testdev.disk_flush_every = vm->opts.disk_flush_every;
 	vm->testdev.disk_generation = vm->opts.disk_generation;
+	serial_set_irq(&vm->serial, vm_set_irq, vm, 4);
 	int r = bus_register(&vm->pio_bus, SERIAL_COM1, 8, serial_access, &vm->serial, "serial");
+	if (!r)
+		r = reset_dev_register(vm);
 	if (!r)
 		r = bus_register(&vm->pio_bus, TESTDEV_PORT_BASE, TESTDEV_PORT_LEN, testdev_access,
 				 &vm->testdev, "testdev");
@@ -418,7 +422,7 @@ const char *vm_exit_reason_name(enum vm_exit_reason r)
 	case VM_EXIT_QUIT:
 		return "stopped on request";
 	case VM_EXIT_RESET:
-		return "guest asked for a reset";
+		return "guest rebooted (or panicked with panic=-1); --on-reboot restart starts it again";
 	case VM_EXIT_CRASH:
 		return "guest crashed (triple fault)";
 	case VM_EXIT_ERROR:
@@ -515,6 +519,7 @@ int vm_get_status(struct vm *vm, struct vm_status *st)
 	st->guest_disk_verified = atomic_load(&t->disk_verified);
 	st->guest_disk_errors = atomic_load(&t->disk_errors);
 	st->guest_disk_done = atomic_load(&t->disk_done);
+	st->guest_bench_ns = atomic_load(&t->bench_done) ? atomic_load(&t->bench_ns) : 0;
 	st->nr_disk_bench = DISK_BENCH_RESULTS;
 	for (int i = 0; i < DISK_BENCH_RESULTS; i++)
 		st->guest_disk_bench_ns[i] = atomic_load(&t->disk_bench_ns[i]);

@@ -16,9 +16,13 @@ KVMHOST = os.environ.get("KVMHOST") or os.path.join(
 SKIP = 77  # meson's "skipped" exit code
 
 
+class Skipped(Exception):
+    pass
+
+
 def skip(why):
-    print(f"SKIP: {why}")
-    sys.exit(SKIP)
+    """Skips the running test (or, outside one, the whole file)."""
+    raise Skipped(why)
 
 
 def require_kvm():
@@ -165,17 +169,27 @@ def advancing(vm, interval=0.3):
     return all(y > x for x, y in zip(a, b))
 
 
-def main(tests, needs_kvm=True):
-    """Runs the given test functions, each with a fresh Env; prints a summary."""
-    if needs_kvm:
-        require_kvm()
-    failed = 0
+def main(tests, needs_kvm=True, setup=None):
+    """Runs the given test functions, each with a fresh Env; prints a summary.
+    A test that skips is counted as such; if every test skips, so does the file."""
+    try:
+        if needs_kvm:
+            require_kvm()
+        if setup:
+            setup()
+    except Skipped as e:
+        print(f"SKIP: {e}")
+        sys.exit(SKIP)
+    failed = skipped = 0
     for t in tests:
         env = Env()
         start = time.monotonic()
         try:
             t(env)
             print(f"PASS {t.__name__} ({time.monotonic() - start:.2f}s)")
+        except Skipped as e:
+            skipped += 1
+            print(f"SKIP {t.__name__}: {e}")
         except Exception:
             failed += 1
             print(f"FAIL {t.__name__}")
@@ -184,5 +198,5 @@ def main(tests, needs_kvm=True):
                 print(f"--- {vm.name} stderr:\n{vm.stderr()}")
         finally:
             env.close()
-    print(f"{len(tests) - failed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    print(f"{len(tests) - failed - skipped} passed, {failed} failed, {skipped} skipped")
+    sys.exit(1 if failed else SKIP if skipped == len(tests) else 0)

@@ -162,7 +162,6 @@ def test_cpuset_gets_cpu_back(env):
 
 
 if __name__ == "__main__":
-    require_hotplug(CPU)
-    main([test_migrate_two_vms, test_pause_policy, test_events_to_subscribers,
+    main(setup=lambda: require_hotplug(CPU), tests=[test_migrate_two_vms, test_pause_policy, test_events_to_subscribers,
           test_vmm_threads_follow_vmm_cpus, test_pin_to_offline_cpu_at_start,
           test_cpuset_gets_cpu_back])

@@ -71,11 +71,52 @@ static void receive(void **state)
 	serial_destroy(&s);
 }
 
+static int level = -1, changes;
+
+static void fake_irq(void *opaque, uint32_t gsi, bool l)
+{
+	(void)opaque;
+	assert_int_equal(gsi, 4);
+	level = l;
+	changes++;
+}
+
+static void interrupts(void **state)
+{
+	(void)state;
+	struct serial s;
+	serial_init(&s, -1);
+	serial_set_irq(&s, fake_irq, NULL, 4);
+	wr(&s, 1, 0x02); /* THRI enabled, but OUT2 still clear: no line */
+	assert_int_equal(changes, 0);
+	assert_int_equal(rd(&s, 2) & 0x0f, 0x02);
+	wr(&s, 1, 0x00);
+	wr(&s, 4, 0x08); /* OUT2 */
+	wr(&s, 1, 0x02); /* THR empty and THRI on: raised at once */
+	assert_int_equal(level, 1);
+	assert_int_equal(rd(&s, 2) & 0x0f, 0x02); /* reading IIR acknowledges THRI */
+	assert_int_equal(level, 0);
+	assert_int_equal(rd(&s, 2) & 0x0f, 0x01);
+	wr(&s, 0, 'a'); /* sent at once: empty again */
+	assert_int_equal(level, 1);
+	wr(&s, 1, 0x01); /* only RDI now */
+	assert_int_equal(level, 0);
+	serial_receive(&s, (const uint8_t *)"hi", 2);
+	assert_int_equal(level, 1);
+	assert_int_equal(rd(&s, 2) & 0x0f, 0x04);
+	assert_int_equal(rd(&s, 0), 'h');
+	assert_int_equal(level, 1);
+	assert_int_equal(rd(&s, 0), 'i');
+	assert_int_equal(level, 0);
+	serial_destroy(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(transmit_and_registers),
 		cmocka_unit_test(receive),
+		cmocka_unit_test(interrupts),
 	};
 	return cmocka_run_group_tests_name("serial", tests, NULL, NULL);
 }

@@ -1,0 +1,206 @@
+"""Linux guests: the boot path with tiny synthetic kernels (console, input,
+escape, terminal, reset), the real Debian cloud kernel up to its banner
+through host-side decompression, and a full busybox boot where ring 0 is
+native (it measures first, and skips where ring 0 is emulated)."""
+import json
+import os
+import pty
+import re
+import select
+import shutil
+import signal
+import subprocess
+import termios
+import time
+
+from kernels import CF9_RESET, HALT, I8042_RESET, debian_kernel, elf_kernel, out_str
+from kvmtest import KVMHOST, main, skip, wait_for
+
+# A kernel that echoes what arrives on the UART: poll LSR, read RBR, write THR.
+ECHO = (b"\x66\xba\xfd\x03"  # mov dx, 0x3fd
+        b"\xec\xa8\x01\x74\xfb"  # 1: in al, dx; test al, 1; jz 1b
+        b"\x66\xba\xf8\x03\xec\xee"  # mov dx, 0x3f8; in al, dx; out dx, al
+        b"\xeb\xeb")  # jmp back to mov dx, 0x3fd
+
+
+def test_synthetic_kernel_console(env):
+    k = elf_kernel(os.path.join(env.dir, "hello"), out_str("hello from a tiny kernel\n") + HALT)
+    vm = env.start("tiny", "--kernel", k, "--cpus", "2", heartbeats=False)
+    wait_for(lambda: "hello from a tiny kernel" in vm.console_text(), 10, what="kernel output")
+    assert "vmlinux (ELF, entered in 64-bit mode)" in vm.stderr()
+    regs = vm.request({"cmd": "regs"})["result"]
+    # The boot protocol's entry state: __BOOT_CS, rsi = the zero page.
+    assert regs[0]["cs"] == "0x10" and regs[0]["rsi"] == "0x7000", regs[0]
+    assert vm.status()["vcpus"][1]["state"] == "running"  # the AP waits for SIPI in KVM_RUN
+    assert vm.ctl("quit").returncode == 0
+    assert vm.wait_exit() == 0
+
+
+def test_console_input(env):
+    k = elf_kernel(os.path.join(env.dir, "echo"), ECHO)
+    p = subprocess.Popen([KVMHOST, "run", "--name", "echo", "--kernel", k, "--cpus", "1"],
+                         env=env.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        p.stdin.write(b"ping over the UART\n")
+        p.stdin.flush()
+        got = b""
+        deadline = time.monotonic() + 20
+        while b"ping over the UART" not in got and time.monotonic() < deadline:
+            r, _, _ = select.select([p.stdout], [], [], 0.5)
+            if r:
+                got += os.read(p.stdout.fileno(), 4096)
+        assert b"ping over the UART" in got, got
+        # Ctrl-A x quits, even through a pipe.
+        p.stdin.write(b"\x01x")
+        p.stdin.flush()
+        assert p.wait(10) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_terminal_raw_and_restored(env):
+    k = elf_kernel(os.path.join(env.dir, "halt"), HALT)
+    master, slave = pty.openpty()
+    before = termios.tcgetattr(slave)
+    p = subprocess.Popen([KVMHOST, "run", "--name", "tty", "--kernel", k, "--cpus", "1"],
+                         env=env.env, stdin=slave, stdout=slave, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: os.path.exists(os.path.join(env.rundir, "tty.sock")), 10,
+                 what="the VM")
+        wait_for(lambda: not (termios.tcgetattr(slave)[3] & termios.ICANON), 5,
+                 what="raw mode")
+        assert not termios.tcgetattr(slave)[3] & termios.ISIG  # Ctrl-C goes to the guest
+        os.write(master, b"\x03")  # Ctrl-C: for the guest, not a signal
+        time.sleep(0.3)
+        assert p.poll() is None
+        os.write(master, b"\x01x")
+        assert p.wait(10) == 0
+        assert termios.tcgetattr(slave) == before  # given back as it was
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+        os.close(slave)
+
+
+def test_reset_paths(env):
+    for name, code in (("i8042", I8042_RESET), ("cf9", CF9_RESET)):
+        k = elf_kernel(os.path.join(env.dir, name), code)
+        vm = env.start(name, "--kernel", k, wait=False)
+        assert vm.wait_exit() == 12, vm.stderr()
+        assert "guest rebooted" in vm.stderr()
+    # --on-reboot restart: a fresh boot each time, same process and name.
+    k = elf_kernel(os.path.join(env.dir, "loop"), out_str("booted\n") + I8042_RESET)
+    vm = env.start("again", "--kernel", k, "--on-reboot", "restart", wait=False)
+    wait_for(lambda: vm.stderr().count("restarting it") >= 3, 20, what="three restarts")
+    assert vm.proc.poll() is None
+    vm.proc.send_signal(signal.SIGTERM)
+    assert vm.wait_exit() == 0
+
+
+def test_bad_kernels(env):
+    def expect(args, code, needle):
+        p = env.run("run", "--console", "none", *args, timeout=60)
+        assert p.returncode == code, (args, p.returncode, p.stderr)
+        assert needle in p.stderr, (args, p.stderr)
+
+    txt = os.path.join(env.dir, "notes.txt")
+    with open(txt, "w") as f:
+        f.write("not a kernel\n" * 100)
+    expect(["--kernel", os.path.join(env.dir, "nope")], 6, "No such file")
+    expect(["--kernel", txt], 6, "bad magic")
+    expect(["--kernel", env.dir], 6, "not a regular file")
+    elf = elf_kernel(os.path.join(env.dir, "e"), HALT)
+    expect(["--kernel", elf, "--kernel-decompress", "guest"], 6, "needs a bzImage")
+    expect(["--kernel", elf, "--initrd", os.path.join(env.dir, "none")], 6, "No such file")
+    expect(["--initrd", txt], 2, "need --kernel")
+    expect(["--kernel", elf, "--kernel-decompress", "maybe"], 2, "host or guest")
+    expect(["--kernel", elf, "--cmdline", "x" * 5000], 2, "--cmdline")
+    big = elf_kernel(os.path.join(env.dir, "big"), b"\x90" * (20 << 20))
+    expect(["--kernel", big, "--memory", "16"], 6, "does not fit in memory")
+
+
+def test_debian_kernel_banner(env):
+    k = debian_kernel()
+    # A truncated copy of it is refused.
+    cut = os.path.join(env.dir, "cut")
+    with open(k, "rb") as src, open(cut, "wb") as dst:
+        dst.write(src.read(2 << 20))
+    p = env.run("run", "--console", "none", "--kernel", cut)
+    assert p.returncode == 6 and "truncated" in p.stderr, p.stderr
+    img = os.path.join(env.dir, "root.img")
+    with open(img, "wb") as f:
+        f.truncate(8 << 20)
+    vm = env.start("debian", "--kernel", k, "--memory", "256", "--cpus", "2", "--disk", img,
+                   "--cmdline", "earlyprintk=ttyS0 console=ttyS0", heartbeats=False)
+    assert "decompressed by kvmhost" in vm.stderr()
+    wait_for(lambda: "Linux version" in vm.console_text(), 120, interval=0.5,
+             what="the Linux banner")
+    wait_for(lambda: "BIOS-e820" in vm.console_text(), 60, interval=0.5, what="the e820 map")
+    text = vm.console_text()
+    assert re.search(r"Command line: earlyprintk=ttyS0 console=ttyS0 "
+                     r"virtio_mmio.device=4K@0xd0000000:5", text), text[:2000]
+    assert "BIOS-e820: [mem 0x0000000000100000-0x000000000fffffff] usable" in text
+    assert vm.status()["state"] == "running"
+    assert vm.ctl("pause").returncode == 0 and vm.ctl("resume").returncode == 0
+    assert vm.ctl("quit").returncode == 0
+    assert vm.wait_exit() == 0
+
+
+def ring0_ns_per_iteration(env):
+    vm = env.start("probe", "--cpus", "1", "--guest-mode", "ring0-bench", "--console", "none",
+                   heartbeats=False)
+    ns = wait_for(lambda: vm.status()["guest_bench_ns"], 60, what="the ring-0 probe")
+    vm.kill()
+    return ns / 100000
+
+
+def test_full_boot_busybox(env):
+    per = ring0_ns_per_iteration(env)
+    if per > 20:
+        skip(f"guest ring 0 is emulated here ({per:.0f} ns per loop iteration; native is ~1): "
+             "a full Linux boot would take hours")
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    if not os.path.exists(busybox):
+        skip("busybox-static is not installed")
+    root = os.path.join(env.dir, "initramfs")
+    os.makedirs(os.path.join(root, "bin"))
+    shutil.copy(busybox, os.path.join(root, "bin", "busybox"))
+    with open(os.path.join(root, "init"), "w") as f:
+        f.write("#!/bin/busybox sh\n/bin/busybox --install -s /bin\nmount -t devtmpfs dev /dev\n"
+                "echo KVMHOST-INIT-MARKER\nread line\necho \"got: $line\"\n"
+                "echo \"$line\" | dd of=/dev/vda bs=512 count=1 conv=sync,fsync\n"
+                "reboot -f\n")
+    os.chmod(os.path.join(root, "init"), 0o755)
+    cpio = os.path.join(env.dir, "initramfs.cpio")
+    subprocess.run(f"cd {root} && find . | cpio -o -H newc > {cpio}", shell=True, check=True,
+                   capture_output=True)
+    img = os.path.join(env.dir, "vda.img")
+    with open(img, "wb") as f:
+        f.truncate(1 << 20)
+    p = subprocess.Popen([KVMHOST, "run", "--name", "full", "--kernel", debian_kernel(),
+                          "--initrd", cpio, "--memory", "512", "--cpus", "2", "--disk", img,
+                          "--cmdline", "console=ttyS0 panic=-1"], env=env.env,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        got = b""
+        while b"KVMHOST-INIT-MARKER" not in got:
+            got += os.read(p.stdout.fileno(), 4096)
+        p.stdin.write(b"hello disk\n")
+        p.stdin.flush()
+        assert p.wait(60) == 12  # reboot -f, --on-reboot exit
+        with open(img, "rb") as f:
+            assert f.read(11) == b"hello disk\n"
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+if __name__ == "__main__":
+    main([test_synthetic_kernel_console, test_console_input, test_terminal_raw_and_restored,
+          test_reset_paths, test_bad_kernels, test_debian_kernel_banner, test_full_boot_busybox])
