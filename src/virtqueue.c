@@ -96,7 +96,9 @@ bool virtq_no_interrupt(const struct guest_mem *gm, const struct virtq *vq)
 	return avail && (__atomic_load_n(avail, __ATOMIC_ACQUIRE) & VIRTQ_AVAIL_F_NO_INTERRUPT);
 }
 
-uint64_t iov_copy_from(const struct iovec *iov, unsigned n, uint64_t off, void *buf, uint64_t len)
+/* One walk for both directions: to_iov copies buf into the list. */
+static uint64_t iov_copy(const struct iovec *iov, unsigned n, uint64_t off, uint8_t *buf,
+			 uint64_t len, bool to_iov)
 {
 	uint64_t done = 0;
 	for (unsigned i = 0; i < n && done < len; i++) {
@@ -107,30 +109,26 @@ uint64_t iov_copy_from(const struct iovec *iov, unsigned n, uint64_t off, void *
 		uint64_t chunk = iov[i].iov_len - off;
 		if (chunk > len - done)
 			chunk = len - done;
-		memcpy((uint8_t *)buf + done, (uint8_t *)iov[i].iov_base + off, chunk);
+		uint8_t *p = (uint8_t *)iov[i].iov_base + off;
+		if (to_iov)
+			memcpy(p, buf + done, chunk);
+		else
+			memcpy(buf + done, p, chunk);
 		done += chunk;
 		off = 0;
 	}
 	return done;
 }
 
+uint64_t iov_copy_from(const struct iovec *iov, unsigned n, uint64_t off, void *buf, uint64_t len)
+{
+	return iov_copy(iov, n, off, buf, len, false);
+}
+
 uint64_t iov_copy_to(const struct iovec *iov, unsigned n, uint64_t off, const void *buf,
 		     uint64_t len)
 {
-	uint64_t done = 0;
-	for (unsigned i = 0; i < n && done < len; i++) {
-		if (off >= iov[i].iov_len) {
-			off -= iov[i].iov_len;
-			continue;
-		}
-		uint64_t chunk = iov[i].iov_len - off;
-		if (chunk > len - done)
-			chunk = len - done;
-		memcpy((uint8_t *)iov[i].iov_base + off, (const uint8_t *)buf + done, chunk);
-		done += chunk;
-		off = 0;
-	}
-	return done;
+	return iov_copy(iov, n, off, (uint8_t *)buf, len, true);
 }
 
 unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t off, uint64_t len,

@@ -145,8 +145,19 @@ def test_debian_kernel_banner(env):
     assert re.search(r"Command line: earlyprintk=ttyS0 console=ttyS0 "
                      r"virtio_mmio.device=4K@0xd0000000:5", text), text[:2000]
     assert "BIOS-e820: [mem 0x0000000000100000-0x000000000fffffff] usable" in text
+    # The rest of kvmhost works with a Linux guest as with its own.
     assert vm.status()["state"] == "running"
-    assert vm.ctl("pause").returncode == 0 and vm.ctl("resume").returncode == 0
+    assert vm.ctl("pause").returncode == 0 and vm.status()["state"] == "paused"
+    assert vm.ctl("resume").returncode == 0
+    assert vm.ctl("host-sleep", "prepare").returncode == 0
+    st = vm.status()
+    assert st["state"] == "host-sleep" and st["disks"][0]["host_flushes"] == 1
+    assert vm.ctl("host-sleep", "resume").returncode == 0
+    assert vm.ctl("pin", "0=0,1=1").returncode == 0
+    assert [v["pinned"] for v in vm.status()["vcpus"]] == [[0], [1]]
+    size = len(vm.console_text())
+    wait_for(lambda: len(vm.console_text()) > size, 60, interval=0.5,
+             what="the kernel to go on printing after all that")
     assert vm.ctl("quit").returncode == 0
     assert vm.wait_exit() == 0
 
