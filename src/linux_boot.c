@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "acpi.h"
 #include "linux_loader.h"
 #include "mptable.h"
 #include "util.h"
@@ -78,8 +79,11 @@ int linux_boot_setup(struct vm *vm)
 		log_err("--kernel %s: %s", o->kernel_path, err);
 		goto out;
 	}
+	/* ACPI for kernels built without MP-table support (Debian's), the MP
+	 * table for those built without ACPI. */
 	if (x86_write_boot_tables(vm->ram, vm->ram_size) ||
-	    mptable_write(vm->ram, LINUX_EBDA, 0x100000 - LINUX_EBDA, vm->nr_vcpus) < 0) {
+	    mptable_write(vm->ram, LINUX_EBDA, 0x100000 - LINUX_EBDA, vm->nr_vcpus) < 0 ||
+	    acpi_write_tables(vm->ram, ACPI_RSDP_ADDR, ACPI_TABLES_SIZE, vm->nr_vcpus) < 0) {
 		log_err("cannot write the boot tables");
 		goto out;
 	}

@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "acpi.h"
 #include "vm.h"
 
 #define I8042_DATA	  0x60
@@ -47,6 +48,28 @@ static void post_access(void *opaque, struct vcpu *vcpu, uint64_t offset, uint8_
 		memset(data, 0xff, len);
 }
 
+/* PM1a event (status, enable) and control: nothing is ever pending, the
+ * system is always in ACPI mode (SCI_EN), and S5 + SLP_EN is "power off". */
+static void pm1_access(void *opaque, struct vcpu *vcpu, uint64_t offset, uint8_t *data,
+		       uint32_t len, bool is_write)
+{
+	struct vm *vm = opaque;
+	(void)vcpu;
+	uint64_t cnt = ACPI_PM1A_CNT - ACPI_PM1A_EVT;
+	if (!is_write) {
+		memset(data, 0, len);
+		if (offset == cnt)
+			data[0] = 1; /* SCI_EN */
+		return;
+	}
+	if (offset != cnt || len < 2)
+		return;
+	uint16_t v;
+	memcpy(&v, data, 2);
+	if ((v & ACPI_SLP_EN) && ((v >> 10) & 7) == ACPI_SLP_TYP_S5)
+		vm_request_exit(vm, VM_EXIT_POWEROFF, 0);
+}
+
 int reset_dev_register(struct vm *vm)
 {
 	int r = bus_register(&vm->pio_bus, I8042_DATA, 5, i8042_access, vm, "i8042");
@@ -54,5 +77,7 @@ int reset_dev_register(struct vm *vm)
 		r = bus_register(&vm->pio_bus, RST_CNT, 1, rst_cnt_access, vm, "reset-control");
 	if (!r)
 		r = bus_register(&vm->pio_bus, 0x80, 1, post_access, vm, "post");
+	if (!r)
+		r = bus_register(&vm->pio_bus, ACPI_PM1A_EVT, 6, pm1_access, vm, "acpi-pm1");
 	return r;
 }

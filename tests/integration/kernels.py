@@ -34,6 +34,8 @@ def out_str(text):
 HALT = b"\xfa\xf4\xeb\xfc"  # cli; hlt; jmp back to hlt
 I8042_RESET = b"\xb0\xfe\xe6\x64" + HALT  # mov al, 0xfe; out 0x64, al
 CF9_RESET = b"\x66\xba\xf9\x0c\xb0\x06\xee" + HALT  # mov dx, 0xcf9; mov al, 6; out dx, al
+# What Linux's ACPI poweroff does: SLP_TYP 5 | SLP_EN into PM1a_CNT (port 0x604).
+ACPI_POWEROFF = b"\x66\xba\x04\x06\x66\xb8\x00\x34\x66\xef" + HALT
 
 
 def debian_kernel():

@@ -13,7 +13,8 @@ import subprocess
 import termios
 import time
 
-from kernels import CF9_RESET, HALT, I8042_RESET, debian_kernel, elf_kernel, out_str
+from kernels import (ACPI_POWEROFF, CF9_RESET, HALT, I8042_RESET, debian_kernel, elf_kernel,
+                     out_str)
 from kvmtest import KVMHOST, main, skip, wait_for
 
 # A kernel that echoes what arrives on the UART: poll LSR, read RBR, write THR.
@@ -102,6 +103,13 @@ def test_reset_paths(env):
     assert vm.wait_exit() == 0
 
 
+def test_acpi_poweroff(env):
+    k = elf_kernel(os.path.join(env.dir, "off"), out_str("bye\n") + ACPI_POWEROFF)
+    vm = env.start("off", "--kernel", k, wait=False)
+    assert vm.wait_exit() == 0, vm.stderr()
+    assert "guest powered off" in vm.stderr() and "bye" in vm.console_text()
+
+
 def test_bad_kernels(env):
     def expect(args, code, needle):
         p = env.run("run", "--console", "none", *args, timeout=60)
@@ -145,6 +153,15 @@ def test_debian_kernel_banner(env):
     assert re.search(r"Command line: earlyprintk=ttyS0 console=ttyS0 "
                      r"virtio_mmio.device=4K@0xd0000000:5", text), text[:2000]
     assert "BIOS-e820: [mem 0x0000000000100000-0x000000000fffffff] usable" in text
+    # Our ACPI tables: the kernel finds its two CPUs in the MADT (Debian's
+    # kernels ignore MP tables) and the power-off path in FADT and DSDT.
+    wait_for(lambda: "smpboot: Allowing" in vm.console_text(), 120, interval=0.5,
+             what="the kernel's CPU count")
+    text = vm.console_text()
+    for table in ("RSDP", "XSDT", "FACP", "DSDT", "FACS", "APIC"):
+        assert f"ACPI: {table} 0x" in text, table
+    assert "Using ACPI (MADT) for SMP configuration" in text
+    assert "smpboot: Allowing 2 CPUs" in text
     # The rest of kvmhost works with a Linux guest as with its own.
     assert vm.status()["state"] == "running"
     assert vm.ctl("pause").returncode == 0 and vm.status()["state"] == "paused"
@@ -185,7 +202,7 @@ def test_full_boot_busybox(env):
         f.write("#!/bin/busybox sh\n/bin/busybox --install -s /bin\nmount -t devtmpfs dev /dev\n"
                 "echo KVMHOST-INIT-MARKER\nread line\necho \"got: $line\"\n"
                 "echo \"$line\" | dd of=/dev/vda bs=512 count=1 conv=sync,fsync\n"
-                "reboot -f\n")
+                "poweroff -f\n")
     os.chmod(os.path.join(root, "init"), 0o755)
     cpio = os.path.join(env.dir, "initramfs.cpio")
     subprocess.run(f"cd {root} && find . | cpio -o -H newc > {cpio}", shell=True, check=True,
@@ -203,7 +220,7 @@ def test_full_boot_busybox(env):
             got += os.read(p.stdout.fileno(), 4096)
         p.stdin.write(b"hello disk\n")
         p.stdin.flush()
-        assert p.wait(60) == 12  # reboot -f, --on-reboot exit
+        assert p.wait(60) == 0  # poweroff -f: ACPI S5 through PM1a
         with open(img, "rb") as f:
             assert f.read(11) == b"hello disk\n"
     finally:
@@ -214,4 +231,4 @@ def test_full_boot_busybox(env):
 
 if __name__ == "__main__":
     main([test_synthetic_kernel_console, test_console_input, test_terminal_raw_and_restored,
-          test_reset_paths, test_bad_kernels, test_debian_kernel_banner, test_full_boot_busybox])
+          test_reset_paths, test_acpi_poweroff, test_bad_kernels, test_debian_kernel_banner, test_full_boot_busybox])
