@@ -199,8 +199,10 @@ static int on_apply(sd_event_source *s, void *userdata)
 
 static void want(struct host_sleep *hs, bool asleep)
 {
-	if (asleep && !hs->want_asleep)
+	if (asleep && !hs->want_asleep) {
 		hs->signal_ns = now_ns();
+		hs->signal_wall_s = (int64_t)(clock_ns(CLOCK_REALTIME) / 1000000000ull);
+	}
 	if (!asleep && hs->want_asleep)
 		hs->wake_ns = now_ns();
 	hs->want_asleep = asleep;
@@ -348,6 +350,7 @@ void host_sleep_status(struct host_sleep *hs, json_object *status)
 	json_object_object_add(o, "asleep", json_object_new_boolean(hs->asleep));
 	json_object_object_add(o, "sleeps", json_object_new_uint64(hs->sleeps));
 	json_object *last = json_object_new_object();
+	json_object_object_add(last, "at", json_object_new_int64(hs->signal_wall_s));
 	json_object_object_add(last, "signal_ns", json_object_new_uint64(hs->signal_ns));
 	json_object_object_add(last, "parked_ns", json_object_new_uint64(hs->parked_ns));
 	json_object_object_add(last, "flushed_ns", json_object_new_uint64(hs->flushed_ns));

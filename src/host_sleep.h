@@ -40,6 +40,7 @@ struct host_sleep {
 	/* The last sleep, for status (CLOCK_MONOTONIC ns unless named otherwise). */
 	uint64_t signal_ns, parked_ns, flushed_ns, released_ns, wake_ns, resumed_ns;
 	int64_t slept_realtime_ns;
+	int64_t signal_wall_s; /* when the last sleep began, seconds since the epoch */
 	uint64_t sleeps;
 	int flush_error;
 };

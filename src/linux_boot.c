@@ -122,8 +122,32 @@ static int set_lint(int fd)
 	return ioctl(fd, KVM_SET_LAPIC, &l) < 0 ? -errno : 0;
 }
 
+#define MSR_IA32_TSC		0x10
+#define MSR_IA32_MISC_ENABLE	0x1a0
+#define MSR_MTRR_DEF_TYPE	0x2ff
+#define MISC_ENABLE_FAST_STRING 1
+#define MTRR_ENABLE		(1u << 11)
+#define MTRR_TYPE_WB		6
+
+/* What firmware leaves behind: fast strings on, MTRRs on with write-back as
+ * the default type (else the kernel may map all of RAM uncached), TSC at 0. */
+static int set_msrs(int fd)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[3];
+	} m = {.hdr.nmsrs = 3,
+	       .e = {{.index = MSR_IA32_MISC_ENABLE, .data = MISC_ENABLE_FAST_STRING},
+		     {.index = MSR_MTRR_DEF_TYPE, .data = MTRR_ENABLE | MTRR_TYPE_WB},
+		     {.index = MSR_IA32_TSC, .data = 0}}};
+	int n = ioctl(fd, KVM_SET_MSRS, &m);
+	return n == 3 ? 0 : n < 0 ? -errno : -EINVAL;
+}
+
 int linux_boot_vcpu(struct vm *vm, struct vcpu *vcpu)
 {
+	if (set_msrs(vcpu->fd))
+		log_warn("vCPU %d: could not set all boot MSRs", vcpu->index);
 	int r = set_lint(vcpu->fd);
 	if (r) {
 		log_err("vCPU %d: LAPIC setup: %s", vcpu->index, strerror(-r));

@@ -46,6 +46,7 @@ def test_sleep_wake_cycle(env):
         assert int(sig[2]) <= last["parked_ns"] <= last["flushed_ns"] <= released, (sig, last,
                                                                                    released)
         assert st["disks"][0]["host_flushes"] == 1
+        assert abs(last["at"] - time.time()) < 60  # when, in wall-clock time
         frozen = hb(vm)
         fz = Freezer(vm.proc.pid)
         try:
