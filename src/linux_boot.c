@@ -133,15 +133,19 @@ static int set_lint(int fd)
  * the default type (else the kernel may map all of RAM uncached), TSC at 0. */
 static int set_msrs(int fd)
 {
-	struct {
+	static const struct kvm_msr_entry want[] = {
+		{.index = MSR_IA32_MISC_ENABLE, .data = MISC_ENABLE_FAST_STRING},
+		{.index = MSR_MTRR_DEF_TYPE, .data = MTRR_ENABLE | MTRR_TYPE_WB},
+		{.index = MSR_IA32_TSC, .data = 0},
+	};
+	union {
 		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[3];
-	} m = {.hdr.nmsrs = 3,
-	       .e = {{.index = MSR_IA32_MISC_ENABLE, .data = MISC_ENABLE_FAST_STRING},
-		     {.index = MSR_MTRR_DEF_TYPE, .data = MTRR_ENABLE | MTRR_TYPE_WB},
-		     {.index = MSR_IA32_TSC, .data = 0}}};
+		uint8_t bytes[sizeof(struct kvm_msrs) + sizeof(want)];
+	} m = {0};
+	m.hdr.nmsrs = ARRAY_SIZE(want);
+	memcpy(m.hdr.entries, want, sizeof(want));
 	int n = ioctl(fd, KVM_SET_MSRS, &m);
-	return n == 3 ? 0 : n < 0 ? -errno : -EINVAL;
+	return n == (int)ARRAY_SIZE(want) ? 0 : n < 0 ? -errno : -EINVAL;
 }
 
 int linux_boot_vcpu(struct vm *vm, struct vcpu *vcpu)

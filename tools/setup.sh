@@ -23,12 +23,23 @@ if ((${#missing[@]})); then
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-[[ -d build ]] || meson setup build >/dev/null
-ninja -C build >/dev/null
+# Quiet when all is well; the whole log when a step fails.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+step() {
+	if ! "$@" >"$log" 2>&1; then
+		echo "setup: failed: $*" >&2
+		cat "$log" >&2
+		exit 1
+	fi
+}
+# A half-made build directory (an earlier failed setup) is started afresh.
+[[ -f build/build.ninja ]] || { rm -rf build && step meson setup build; }
+step ninja -C build
 if [[ ${1:-} == --asan ]]; then
 	# clang for the sanitizer build: it is also what the fuzzers need.
-	[[ -d build-asan ]] || CC=clang meson setup build-asan -Db_sanitize=address,undefined \
-		-Db_lundef=false -Dbuildtype=debug >/dev/null
-	ninja -C build-asan >/dev/null
+	[[ -f build-asan/build.ninja ]] || { rm -rf build-asan && step env CC=clang meson setup \
+		build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug; }
+	step ninja -C build-asan
 fi
 echo "setup: built $(pwd)/build/kvmhost"
