@@ -56,6 +56,7 @@ class Env:
         self.rundir = os.path.join(self.dir, "run")
         self.env = dict(os.environ, KVMHOST_RUNDIR=self.rundir)
         self.vms = []
+        self.cleanups = []  # run after the VMs are gone, last first
 
     def run(self, *args, timeout=30, check=False):
         p = subprocess.run([KVMHOST, *args], env=self.env, capture_output=True, text=True,
@@ -80,6 +81,8 @@ class Env:
     def close(self):
         for vm in self.vms:
             vm.kill()
+        for fn in reversed(self.cleanups):
+            fn()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

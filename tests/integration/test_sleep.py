@@ -18,9 +18,10 @@ def disk(env, name="sleep.img"):
 
 
 def with_logind(env):
+    """A private bus and fake logind for this test, gone when the test ends."""
     logind = Logind(env.env)
     env.env = logind.env
-    env.logind = logind
+    env.cleanups.append(logind.close)
     return logind
 
 
@@ -30,122 +31,107 @@ def hb(vm):
 
 def test_sleep_wake_cycle(env):
     logind = with_logind(env)
+    vm = env.start("s1", "--cpus", "2", "--disk", disk(env), "--heartbeat-us", "2000")
+    logind.expect("inhibit")
+    wait_for(lambda: vm.status()["host_sleep"]["inhibitor"], 5, what="the inhibitor")
+    assert vm.status()["host_sleep"]["logind"] is True
+    logind.send("sleep")
+    sig = logind.expect("signal")
+    released = int(logind.expect("released")[2])
+    st = vm.status()
+    assert st["state"] == "host-sleep"
+    assert all(v["state"] == "paused" for v in st["vcpus"])
+    last = st["host_sleep"]["last"]
+    # Released only once every vCPU was parked and the disk flushed.
+    assert int(sig[2]) <= last["parked_ns"] <= last["flushed_ns"] <= released, (sig, last,
+                                                                               released)
+    assert st["disks"][0]["host_flushes"] == 1
+    assert abs(last["at"] - time.time()) < 60  # when, in wall-clock time
+    frozen = hb(vm)
+    fz = Freezer(vm.proc.pid)
     try:
-        vm = env.start("s1", "--cpus", "2", "--disk", disk(env), "--heartbeat-us", "2000")
-        logind.expect("inhibit")
-        wait_for(lambda: vm.status()["host_sleep"]["inhibitor"], 5, what="the inhibitor")
-        assert vm.status()["host_sleep"]["logind"] is True
-        logind.send("sleep")
-        sig = logind.expect("signal")
-        released = int(logind.expect("released")[2])
-        st = vm.status()
-        assert st["state"] == "host-sleep"
-        assert all(v["state"] == "paused" for v in st["vcpus"])
-        last = st["host_sleep"]["last"]
-        # Released only once every vCPU was parked and the disk flushed.
-        assert int(sig[2]) <= last["parked_ns"] <= last["flushed_ns"] <= released, (sig, last,
-                                                                                   released)
-        assert st["disks"][0]["host_flushes"] == 1
-        assert abs(last["at"] - time.time()) < 60  # when, in wall-clock time
-        frozen = hb(vm)
-        fz = Freezer(vm.proc.pid)
-        try:
-            fz.freeze()
-            time.sleep(1.5)  # the host "sleeps"
-            fz.thaw()
-            assert hb(vm) == frozen, "a vCPU ran while the host was asleep"
-            before = [v["guest_stopped_seen"] for v in vm.status()["vcpus"]]
-            logind.send("wake")
-            logind.expect("inhibit")  # a new inhibitor for the next sleep
-            wait_for(lambda: advancing(vm, 0.2), 5, what="heartbeats after the wake")
-        finally:
-            fz.close()
-        st = vm.status()
-        assert st["state"] == "running" and st["host_sleep"]["inhibitor"]
-        # The guest says it saw PVCLOCK_GUEST_STOPPED after the wake, and its
-        # time never went backwards; kvmclock moved on by the real sleep.
-        wait_for(lambda: all(v["guest_stopped_seen"] > b
-                             for v, b in zip(vm.status()["vcpus"], before)), 5,
-                 what="every vCPU to report GUEST_STOPPED")
-        assert all(v["clock_backwards"] == 0 for v in vm.status()["vcpus"])
-        assert st["host_sleep"]["last"]["slept_s"] >= 1.5
-        assert st["host_sleep"]["sleeps"] == 1
+        fz.freeze()
+        time.sleep(1.5)  # the host "sleeps"
+        fz.thaw()
+        assert hb(vm) == frozen, "a vCPU ran while the host was asleep"
+        before = [v["guest_stopped_seen"] for v in vm.status()["vcpus"]]
+        logind.send("wake")
+        logind.expect("inhibit")  # a new inhibitor for the next sleep
+        wait_for(lambda: advancing(vm, 0.2), 5, what="heartbeats after the wake")
     finally:
-        logind.close()
+        fz.close()
+    st = vm.status()
+    assert st["state"] == "running" and st["host_sleep"]["inhibitor"]
+    # The guest says it saw PVCLOCK_GUEST_STOPPED after the wake, and its
+    # time never went backwards; kvmclock moved on by the real sleep.
+    wait_for(lambda: all(v["guest_stopped_seen"] > b
+                         for v, b in zip(vm.status()["vcpus"], before)), 5,
+             what="every vCPU to report GUEST_STOPPED")
+    assert all(v["clock_backwards"] == 0 for v in vm.status()["vcpus"])
+    assert st["host_sleep"]["last"]["slept_s"] >= 1.5
+    assert st["host_sleep"]["sleeps"] == 1
 
 
 def test_user_paused_stays_paused(env):
     logind = with_logind(env)
-    try:
-        a = env.start("awake", "--cpus", "1")
-        b = env.start("napping", "--cpus", "1")
-        logind.expect("inhibit")
-        logind.expect("inhibit")
-        assert b.ctl("pause").returncode == 0
-        logind.send("sleep")
-        logind.expect("released")
-        logind.expect("released")
-        logind.send("wake")
-        logind.expect("inhibit")
-        logind.expect("inhibit")
-        assert wait_for(lambda: advancing(a, 0.2), 5, what="A to run")
-        frozen = hb(b)
-        time.sleep(0.3)
-        assert hb(b) == frozen and b.status()["state"] == "paused"
-        assert b.ctl("resume").returncode == 0
-        assert wait_for(lambda: advancing(b, 0.2), 5, what="B to run after its user resumes it")
-    finally:
-        logind.close()
+    a = env.start("awake", "--cpus", "1")
+    b = env.start("napping", "--cpus", "1")
+    logind.expect("inhibit")
+    logind.expect("inhibit")
+    assert b.ctl("pause").returncode == 0
+    logind.send("sleep")
+    logind.expect("released")
+    logind.expect("released")
+    logind.send("wake")
+    logind.expect("inhibit")
+    logind.expect("inhibit")
+    assert wait_for(lambda: advancing(a, 0.2), 5, what="A to run")
+    frozen = hb(b)
+    time.sleep(0.3)
+    assert hb(b) == frozen and b.status()["state"] == "paused"
+    assert b.ctl("resume").returncode == 0
+    assert wait_for(lambda: advancing(b, 0.2), 5, what="B to run after its user resumes it")
 
 
 def test_signals_collapse(env):
     logind = with_logind(env)
-    try:
-        vm = env.start("burst", "--cpus", "1")
-        logind.expect("inhibit")
-        # A wake with no sleep before it: harmless, no second inhibitor.
-        logind.send("wake-only")
-        logind.expect("signal")
-        assert logind.quiet("inhibit", 0.5)
-        assert advancing(vm)
-        # true, false, true queued up: only the last counts.
-        logind.send("burst")
-        logind.expect("released")
-        wait_for(lambda: vm.status()["host_sleep"]["asleep"], 5, what="the VM asleep")
-        assert vm.status()["host_sleep"]["sleeps"] == 1
-        logind.send("wake")
-        logind.expect("inhibit")
-        assert wait_for(lambda: advancing(vm, 0.2), 5, what="heartbeats")
-    finally:
-        logind.close()
+    vm = env.start("burst", "--cpus", "1")
+    logind.expect("inhibit")
+    # A wake with no sleep before it: harmless, no second inhibitor.
+    logind.send("wake-only")
+    logind.expect("signal")
+    assert logind.quiet("inhibit", 0.5)
+    assert advancing(vm)
+    # true, false, true queued up: only the last counts.
+    logind.send("burst")
+    logind.expect("released")
+    wait_for(lambda: vm.status()["host_sleep"]["asleep"], 5, what="the VM asleep")
+    assert vm.status()["host_sleep"]["sleeps"] == 1
+    logind.send("wake")
+    logind.expect("inhibit")
+    assert wait_for(lambda: advancing(vm, 0.2), 5, what="heartbeats")
 
 
 def test_ignore_policy(env):
     logind = with_logind(env)
-    try:
-        vm = env.start("ign", "--cpus", "1", "--on-host-sleep", "ignore")
-        assert logind.quiet("inhibit", 0.5)
-        logind.send("sleep")
-        logind.expect("signal")
-        time.sleep(0.1)
-        assert advancing(vm) and vm.status()["host_sleep"]["policy"] == "ignore"
-        logind.send("wake")
-    finally:
-        logind.close()
+    vm = env.start("ign", "--cpus", "1", "--on-host-sleep", "ignore")
+    assert logind.quiet("inhibit", 0.5)
+    logind.send("sleep")
+    logind.expect("signal")
+    time.sleep(0.1)
+    assert advancing(vm) and vm.status()["host_sleep"]["policy"] == "ignore"
+    logind.send("wake")
 
 
 def test_inhibitor_refused(env):
     logind = with_logind(env)
-    try:
-        logind.send("deny")
-        time.sleep(0.1)
-        vm = env.start("denied", "--cpus", "1")
-        wait_for(lambda: "refused the inhibitor" in vm.stderr(), 5, what="the warning")
-        assert vm.stderr().count("refused the inhibitor") == 1
-        assert vm.status()["host_sleep"]["inhibitor"] is False
-        assert advancing(vm)
-    finally:
-        logind.close()
+    logind.send("deny")
+    time.sleep(0.1)
+    vm = env.start("denied", "--cpus", "1")
+    wait_for(lambda: "refused the inhibitor" in vm.stderr(), 5, what="the warning")
+    assert vm.stderr().count("refused the inhibitor") == 1
+    assert vm.status()["host_sleep"]["inhibitor"] is False
+    assert advancing(vm)
 
 
 def test_no_logind_and_hooks(env):
