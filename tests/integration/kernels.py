@@ -38,6 +38,30 @@ CF9_RESET = b"\x66\xba\xf9\x0c\xb0\x06\xee" + HALT  # mov dx, 0xcf9; mov al, 6; 
 ACPI_POWEROFF = b"\x66\xba\x04\x06\x66\xb8\x00\x34\x66\xef" + HALT
 
 
+def _sipi_kernel():
+    """The BSP copies a real-mode trampoline to 0x8000 and starts CPU 1 with
+    INIT + SIPI (vector 0x08); the AP prints "AP up" and halts."""
+    tramp = bytes.fromhex("baf803")  # mov dx, 0x3f8 (16-bit)
+    for ch in b"AP up\n":
+        tramp += bytes([0xb0, ch, 0xee])  # mov al, ch; out dx, al
+    tramp += bytes.fromhex("faf4ebfd")  # cli; hlt; jmp back to hlt
+    tramp = tramp.ljust((len(tramp) + 7) // 8 * 8, b"\x90")
+    code = b""
+    for i in range(0, len(tramp), 8):  # mov rax, imm64; mov [0x8000+i], rax
+        code += b"\x48\xb8" + tramp[i:i + 8]
+        code += b"\x48\x89\x04\x25" + struct.pack("<I", 0x8000 + i)
+    code += b"\x48\xbb" + struct.pack("<Q", 0xfee00000)  # mov rbx, LAPIC base
+
+    def lapic(reg, val):  # mov dword [rbx+reg], val
+        return b"\xc7\x83" + struct.pack("<II", reg, val)
+
+    code += out_str("BSP sends SIPI\n")  # before: the two CPUs share one UART
+    code += lapic(0xf0, 0x1ff)  # software-enable the LAPIC
+    code += lapic(0x310, 1 << 24) + lapic(0x300, 0x4500)  # INIT to APIC id 1
+    code += lapic(0x310, 1 << 24) + lapic(0x300, 0x4608)  # SIPI, vector 0x08
+    return code + HALT
+
+
 def debian_kernel():
     """Path of Debian's current cloud kernel (a bzImage); downloads it once."""
     found = glob.glob(os.path.join(CACHE, "boot", "vmlinuz-*"))
@@ -66,3 +90,37 @@ def debian_kernel():
     for d in debs:
         os.unlink(d)
     return glob.glob(os.path.join(CACHE, "boot", "vmlinuz-*"))[0]
+
+
+SIPI = _sipi_kernel()
+
+
+INIT_MARKER = "KVMHOST-INIT-MARKER"
+
+
+def busybox_initramfs(workdir, init_script):
+    """A newc cpio with busybox (Debian's busybox-static) and `init_script` as /init."""
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    if not os.path.exists(busybox):
+        skip("busybox-static is not installed")
+    root = os.path.join(workdir, "initramfs")
+    os.makedirs(os.path.join(root, "bin"), exist_ok=True)
+    shutil.copy(busybox, os.path.join(root, "bin", "busybox"))
+    with open(os.path.join(root, "init"), "w") as f:
+        f.write("#!/bin/busybox sh\n/bin/busybox --install -s /bin\n" + init_script)
+    os.chmod(os.path.join(root, "init"), 0o755)
+    cpio = os.path.join(workdir, "initramfs.cpio")
+    subprocess.run(f"cd {root} && find . | cpio -o -H newc > {cpio}", shell=True, check=True,
+                   capture_output=True)
+    return cpio
+
+
+def ring0_ns_per_iteration(env):
+    """How long one iteration of a pure ring-0 loop takes in a guest here:
+    ~1 ns where ring 0 runs natively, ~1000 where it is emulated."""
+    vm = env.start("ring0-probe", "--cpus", "1", "--guest-mode", "ring0-bench", "--console",
+                   "none", heartbeats=False)
+    from kvmtest import wait_for
+    ns = wait_for(lambda: vm.status()["guest_bench_ns"], 60, what="the ring-0 probe")
+    vm.kill()
+    return ns / 100000

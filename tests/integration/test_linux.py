@@ -13,8 +13,9 @@ import subprocess
 import termios
 import time
 
-from kernels import (ACPI_POWEROFF, CF9_RESET, HALT, I8042_RESET, debian_kernel, elf_kernel,
-                     out_str)
+from kernels import (ACPI_POWEROFF, CF9_RESET, HALT, I8042_RESET, INIT_MARKER, SIPI,
+                     busybox_initramfs, debian_kernel, elf_kernel, out_str,
+                     ring0_ns_per_iteration)
 from kvmtest import KVMHOST, main, skip, wait_for
 
 # A kernel that echoes what arrives on the UART: poll LSR, read RBR, write THR.
@@ -35,6 +36,18 @@ def test_synthetic_kernel_console(env):
     assert vm.status()["vcpus"][1]["state"] == "running"  # the AP waits for SIPI in KVM_RUN
     assert vm.ctl("quit").returncode == 0
     assert vm.wait_exit() == 0
+
+
+def test_ap_started_by_init_sipi(env):
+    # The AP's thread waits in KVM_RUN until the BSP's INIT/SIPI; then it runs
+    # real-mode code at the SIPI vector, as a Linux AP's trampoline would.
+    k = elf_kernel(os.path.join(env.dir, "sipi"), SIPI)
+    vm = env.start("sipi", "--kernel", k, "--cpus", "2", heartbeats=False)
+    wait_for(lambda: "AP up" in vm.console_text(), 30, what="the AP's output")
+    assert vm.console_text().index("BSP sends SIPI") < vm.console_text().index("AP up")
+    regs = vm.request({"cmd": "regs"})["result"]
+    assert regs[1]["cs"] == "0x800", regs[1]  # real mode, CS = vector << 8
+    assert vm.ctl("quit").returncode == 0
 
 
 def test_console_input(env):
@@ -148,11 +161,12 @@ def test_debian_kernel_banner(env):
     assert "decompressed by kvmhost" in vm.stderr()
     wait_for(lambda: "Linux version" in vm.console_text(), 120, interval=0.5,
              what="the Linux banner")
-    wait_for(lambda: "BIOS-e820" in vm.console_text(), 60, interval=0.5, what="the e820 map")
+    ram_line = "BIOS-e820: [mem 0x0000000000100000-0x000000000fffffff] usable"
+    wait_for(lambda: ram_line in vm.console_text(), 60, interval=0.5, what="the e820 map")
     text = vm.console_text()
     assert re.search(r"Command line: earlyprintk=ttyS0 console=ttyS0 "
                      r"virtio_mmio.device=4K@0xd0000000:5", text), text[:2000]
-    assert "BIOS-e820: [mem 0x0000000000100000-0x000000000fffffff] usable" in text
+    assert "BIOS-e820: [mem 0x000000000009fc00-0x00000000000fffff] reserved" in text
     # Our ACPI tables: the kernel finds its two CPUs in the MADT (Debian's
     # kernels ignore MP tables) and the power-off path in FADT and DSDT.
     wait_for(lambda: "smpboot: Allowing" in vm.console_text(), 120, interval=0.5,
@@ -179,34 +193,15 @@ def test_debian_kernel_banner(env):
     assert vm.wait_exit() == 0
 
 
-def ring0_ns_per_iteration(env):
-    vm = env.start("probe", "--cpus", "1", "--guest-mode", "ring0-bench", "--console", "none",
-                   heartbeats=False)
-    ns = wait_for(lambda: vm.status()["guest_bench_ns"], 60, what="the ring-0 probe")
-    vm.kill()
-    return ns / 100000
-
-
 def test_full_boot_busybox(env):
     per = ring0_ns_per_iteration(env)
     if per > 20:
         skip(f"guest ring 0 is emulated here ({per:.0f} ns per loop iteration; native is ~1): "
              "a full Linux boot would take hours")
-    busybox = shutil.which("busybox") or "/bin/busybox"
-    if not os.path.exists(busybox):
-        skip("busybox-static is not installed")
-    root = os.path.join(env.dir, "initramfs")
-    os.makedirs(os.path.join(root, "bin"))
-    shutil.copy(busybox, os.path.join(root, "bin", "busybox"))
-    with open(os.path.join(root, "init"), "w") as f:
-        f.write("#!/bin/busybox sh\n/bin/busybox --install -s /bin\nmount -t devtmpfs dev /dev\n"
-                "echo KVMHOST-INIT-MARKER\nread line\necho \"got: $line\"\n"
-                "echo \"$line\" | dd of=/dev/vda bs=512 count=1 conv=sync,fsync\n"
-                "poweroff -f\n")
-    os.chmod(os.path.join(root, "init"), 0o755)
-    cpio = os.path.join(env.dir, "initramfs.cpio")
-    subprocess.run(f"cd {root} && find . | cpio -o -H newc > {cpio}", shell=True, check=True,
-                   capture_output=True)
+    cpio = busybox_initramfs(env.dir, "mount -t devtmpfs dev /dev\n"
+                             f"echo {INIT_MARKER}\nread line\necho \"got: $line\"\n"
+                             "echo \"$line\" | dd of=/dev/vda bs=512 count=1 conv=sync,fsync\n"
+                             "poweroff -f\n")
     img = os.path.join(env.dir, "vda.img")
     with open(img, "wb") as f:
         f.truncate(1 << 20)
@@ -216,7 +211,7 @@ def test_full_boot_busybox(env):
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         got = b""
-        while b"KVMHOST-INIT-MARKER" not in got:
+        while INIT_MARKER.encode() not in got:
             got += os.read(p.stdout.fileno(), 4096)
         p.stdin.write(b"hello disk\n")
         p.stdin.flush()
@@ -230,5 +225,5 @@ def test_full_boot_busybox(env):
 
 
 if __name__ == "__main__":
-    main([test_synthetic_kernel_console, test_console_input, test_terminal_raw_and_restored,
+    main([test_synthetic_kernel_console, test_ap_started_by_init_sipi, test_console_input, test_terminal_raw_and_restored,
           test_reset_paths, test_acpi_poweroff, test_bad_kernels, test_debian_kernel_banner, test_full_boot_busybox])
