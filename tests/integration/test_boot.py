@@ -70,6 +70,16 @@ def test_default_name_and_sigterm(env):
     assert env.list() == []
 
 
+def test_ctrl_c_stops_cleanly(env):
+    # Ctrl-C at the terminal is SIGINT to the VMM (the built-in guest does not
+    # take console input, so the terminal is left alone).
+    vm = env.start("ctrlc", "--cpus", "2")
+    vm.proc.send_signal(__import__("signal").SIGINT)
+    assert vm.wait_exit() == 0
+    assert "Interrupt: stopping the VM" in vm.stderr() and "stopped on request" in vm.stderr()
+    assert env.list() == []  # socket and lock gone
+
+
 def test_crash_dumps_registers(env):
     vm = env.start("crash", "--guest-mode", "crash", wait=False)
     code = vm.wait_exit()
@@ -97,5 +107,5 @@ def test_console_file(env):
 
 
 if __name__ == "__main__":
-    main([test_boot_1, test_boot_2, test_boot_4, test_boot_race, test_default_name_and_sigterm,
+    main([test_boot_1, test_boot_2, test_boot_4, test_boot_race, test_default_name_and_sigterm, test_ctrl_c_stops_cleanly,
           test_crash_dumps_registers, test_hostile_io_is_contained, test_console_file])
