@@ -254,6 +254,11 @@ static int cmd_run(int argc, char **argv, char **full_argv)
 	vm_stop(rt.vm);
 	enum vm_exit_reason why = (enum vm_exit_reason)atomic_load(&rt.vm->exit_reason);
 	status = vm_exit_status(rt.vm);
+	/* A quit that raced with a guest reboot wins: stop, do not restart. */
+	if (atomic_load(&rt.vm->quit_requested)) {
+		why = VM_EXIT_QUIT;
+		status = STATUS_OK;
+	}
 	if (status == STATUS_GUEST_RESET && opts.on_reboot_restart)
 		; /* said below */
 	else if (status != STATUS_OK)

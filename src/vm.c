@@ -404,6 +404,8 @@ int vm_run_on_all(struct vm *vm, vcpu_fn fn, void *arg, bool wait)
 
 void vm_request_exit(struct vm *vm, enum vm_exit_reason reason, int code)
 {
+	if (reason == VM_EXIT_QUIT)
+		atomic_store(&vm->quit_requested, true);
 	int expected = VM_EXIT_NONE;
 	if (!atomic_compare_exchange_strong(&vm->exit_reason, &expected, (int)reason))
 		return;

@@ -63,6 +63,7 @@ struct vm {
 	int exit_efd; /* becomes readable when the VM should end */
 	atomic_int exit_reason;
 	atomic_int exit_code;
+	atomic_bool quit_requested; /* the user asked to stop: no restart, whatever came first */
 	atomic_uint_fast64_t unhandled_pio;
 	atomic_uint_fast64_t unhandled_mmio;
 };
