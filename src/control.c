@@ -14,8 +14,8 @@
 #include "vm.h"
 
 #define MAX_CLIENTS	 32
-#define CLIENT_IDLE_USEC (30ull * 1000000)
-#define MAX_OUT		 (4u << 20) /* a subscriber that never reads is dropped */
+#define CLIENT_IDLE_USEC (30ull * 1000000) /* $KVMHOST_CLIENT_IDLE_MS overrides, for tests */
+#define MAX_OUT		 (4u << 20)	   /* a subscriber that never reads is dropped */
 
 struct client {
 	struct control *ctl;
@@ -42,6 +42,7 @@ struct control {
 	void *ext_opaque;
 	control_status_fn status_fn;
 	void *status_opaque;
+	uint64_t idle_usec;
 };
 
 static void client_free(struct client *c)
@@ -247,7 +248,7 @@ static int client_io(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		return errno == EAGAIN || errno == EINTR ? 0 : (client_free(c), 0);
 	if (n == 0)
 		goto drop; /* the client went away, maybe mid-request: nothing to undo */
-	sd_event_source_set_time_relative(c->timer, CLIENT_IDLE_USEC);
+	sd_event_source_set_time_relative(c->timer, c->ctl->idle_usec);
 	char *grown = realloc(c->in, c->in_len + (size_t)n);
 	if (!grown)
 		goto drop;
@@ -283,7 +284,7 @@ static int client_idle(sd_event_source *s, uint64_t usec, void *userdata)
 	if (!c->subscribed)
 		client_free(c);
 	else
-		sd_event_source_set_time_relative(c->timer, CLIENT_IDLE_USEC);
+		sd_event_source_set_time_relative(c->timer, c->ctl->idle_usec);
 	return 0;
 }
 
@@ -319,7 +320,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	c->ctl = ctl;
 	c->fd = cfd;
 	if (sd_event_add_io(ctl->event, &c->io, cfd, EPOLLIN | EPOLLRDHUP, client_io, c) < 0 ||
-	    sd_event_add_time_relative(ctl->event, &c->timer, CLOCK_MONOTONIC, CLIENT_IDLE_USEC, 0,
+	    sd_event_add_time_relative(ctl->event, &c->timer, CLOCK_MONOTONIC, ctl->idle_usec, 0,
 				       client_idle, c) < 0) {
 		sd_event_source_disable_unref(c->io);
 		close(cfd);
@@ -344,6 +345,11 @@ int control_start(struct control **out, struct vm *vm, sd_event *event, const ch
 		return -ENOMEM;
 	ctl->vm = vm;
 	ctl->event = event;
+	ctl->idle_usec = CLIENT_IDLE_USEC;
+	uint64_t ms;
+	const char *env = getenv("KVMHOST_CLIENT_IDLE_MS");
+	if (env && parse_u64(env, &ms) == 0 && ms > 0 && ms < 3600000)
+		ctl->idle_usec = ms * 1000;
 	snprintf(ctl->path, sizeof(ctl->path), "%s", path);
 	strcpy(addr.sun_path, path);
 	int r;

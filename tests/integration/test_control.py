@@ -69,6 +69,25 @@ def test_idle_and_vanishing_clients(env):
         s.close()
 
 
+def test_idle_client_dropped_subscriber_kept(env):
+    env.env["KVMHOST_CLIENT_IDLE_MS"] = "300"  # 30 s unless told otherwise
+    vm = env.start("drop")
+    with socket.socket(socket.AF_UNIX) as idle, socket.socket(socket.AF_UNIX) as sub:
+        idle.settimeout(5)
+        sub.settimeout(5)
+        idle.connect(vm.sock)
+        sub.connect(vm.sock)
+        sub.sendall(b'{"cmd":"subscribe"}\n')
+        f = sub.makefile("r")
+        assert json.loads(f.readline())["ok"]
+        t = time.monotonic()
+        assert idle.recv(100) == b""  # the silent client is hung up on...
+        assert 0.2 < time.monotonic() - t < 4
+        time.sleep(0.5)
+        vm.request({"cmd": "pause"})  # ...the subscriber still gets events
+        assert json.loads(f.readline())["event"] == "paused"
+
+
 def test_several_requests_one_connection(env):
     vm = env.start("multi")
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
@@ -121,4 +140,5 @@ def test_events(env):
 
 if __name__ == "__main__":
     main([test_socket_mode, test_malformed_requests, test_oversized_request,
-          test_idle_and_vanishing_clients, test_several_requests_one_connection, test_regs_broadcast, test_events])
+          test_idle_and_vanishing_clients, test_idle_client_dropped_subscriber_kept,
+          test_several_requests_one_connection, test_regs_broadcast, test_events])

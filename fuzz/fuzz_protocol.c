@@ -1,0 +1,16 @@
+/* libFuzzer target: a hostile control-socket client's request line. */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "protocol.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct ctl_request req;
+	char err[256];
+	int r = protocol_parse_request((const char *)data, size, &req, err, sizeof(err));
+	char *reply = r ? protocol_reply_error(&req, err) : protocol_reply_ok(&req, NULL);
+	free(reply);
+	ctl_request_free(&req);
+	return 0;
+}
