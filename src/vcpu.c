@@ -243,11 +243,6 @@ void vcpu_wait_parked(struct vcpu *vcpu)
 	atomic_fetch_sub(&vcpu->state_waiters, 1);
 }
 
-bool vcpu_is_parked(struct vcpu *vcpu)
-{
-	return atomic_load(&vcpu->run_state) == VCPU_PARKED;
-}
-
 unsigned vcpu_park_reasons(struct vcpu *vcpu)
 {
 	return atomic_load(&vcpu->park_reasons);

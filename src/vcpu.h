@@ -99,7 +99,6 @@ void vcpu_kick(struct vcpu *vcpu);
 void vcpu_park(struct vcpu *vcpu, unsigned reason);
 void vcpu_unpark(struct vcpu *vcpu, unsigned reason);
 void vcpu_wait_parked(struct vcpu *vcpu);
-bool vcpu_is_parked(struct vcpu *vcpu);
 unsigned vcpu_park_reasons(struct vcpu *vcpu);
 
 void vcpu_stop(struct vcpu *vcpu);
