@@ -29,6 +29,23 @@ irq_timer:
 irq_spurious:
 	iretq
 
+/* virtio-blk (disk 0): acknowledge the device, count, end of interrupt. The
+ * line is level-triggered: without the ACK it would fire again at once. */
+	.global irq_virtio
+irq_virtio:
+	push %rax
+	push %rdx
+	mov $(VIRTIO_MMIO_BASE + 0x60), %eax
+	mov (%rax), %edx
+	mov $(VIRTIO_MMIO_BASE + 0x64), %eax
+	mov %edx, (%rax)
+	lock incq virtio_irqs(%rip)
+	mov $0xfee000b0, %eax
+	movl $0, (%rax)
+	pop %rdx
+	pop %rax
+	iretq
+
 	.section .bss
 	.balign 4096
 	.global guest_stacks

@@ -32,19 +32,19 @@
 #define TESTDEV_CFG_BENCH_ITERS 3
 #define TESTDEV_CFG_PRINT_EVERY 4 /* heartbeats between console lines, 0 = never */
 
-#define GUEST_MODE_HEARTBEAT  0
-#define GUEST_MODE_PIO_BENCH  1
-#define GUEST_MODE_CRASH      2 /* fault with no handler: a triple fault */
-#define GUEST_MODE_WILD_IO    3 /* touch unclaimed ports and MMIO, then heartbeat */
-#define GUEST_MODE_DISK	      4 /* write, flush, read back, verify; then heartbeat */
-#define GUEST_MODE_DISK_BENCH 5 /* sequential throughput and flush latency */
+#define GUEST_MODE_HEARTBEAT   0
+#define GUEST_MODE_PIO_BENCH   1
+#define GUEST_MODE_CRASH       2 /* fault with no handler: a triple fault */
+#define GUEST_MODE_WILD_IO     3 /* touch unclaimed ports and MMIO, then heartbeat */
+#define GUEST_MODE_DISK	       4 /* write, flush, read back, verify; then heartbeat */
+#define GUEST_MODE_DISK_BENCH  5 /* sequential throughput and flush latency */
 #define GUEST_MODE_RING0_BENCH 6 /* time a pure ring-0 loop: native or emulated? */
 
 #define SERIAL_COM1 0x3f8
 
 /* virtio-mmio devices: disk i at VIRTIO_MMIO_BASE + i * VIRTIO_MMIO_STRIDE. */
 #define VIRTIO_MMIO_BASE   0xd0000000UL
-#define VIRTIO_MMIO_STRIDE 0x1000UL
+#define VIRTIO_MMIO_STRIDE 0x1000
 #define GUEST_MAX_DISKS	   8
 
 #define TESTDEV_CFG_DISKS	     5
@@ -57,6 +57,9 @@
 #define TESTDEV_EV_DISK_VERIFIED 11 /* result: blocks read back intact */
 #define TESTDEV_EV_DISK_ERROR	 12 /* result: requests that failed or blocks that did not verify */
 #define TESTDEV_EV_DISK_DONE	 13
+#define TESTDEV_EV_DISK_IRQS	 14 /* result: completions that arrived by interrupt */
+#define VIRTIO_IRQ_VECTOR	 0x30
+#define VIRTIO_DISK0_GSI	 5
 #define TESTDEV_EV_DISK_BENCH	 16 /* +k: result k (ns) of the disk benchmark */
 #define DISK_BENCH_RESULTS	 5  /* write 4K, read 4K, write 64K, read 64K, flush */
 

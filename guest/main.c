@@ -39,7 +39,7 @@ static struct pvclock clocks[GUEST_MAX_VCPUS] __attribute__((aligned(4096)));
 static struct idt_gate idt[256] __attribute__((aligned(16)));
 static volatile int print_lock;
 
-extern char irq_timer[], irq_spurious[];
+extern char irq_timer[], irq_spurious[], irq_virtio[];
 
 static inline void wrmsr(u32 msr, u64 v)
 {
@@ -147,7 +147,12 @@ static void setup_interrupts(void)
 	/* One vCPU builds the shared IDT; the others must not rewrite a gate
 	 * that a running vCPU may be taking an interrupt through. */
 	if (__atomic_exchange_n(&idt_claimed, 1, __ATOMIC_ACQ_REL) == 0) {
+		/* Interrupts come through the IOAPIC: mask both 8259s, whose reset
+		 * state would deliver ISA lines as vectors 0-15 via LINT0. */
+		outb(0x21, 0xff);
+		outb(0xa1, 0xff);
 		set_gate(TIMER_VECTOR, irq_timer);
+		set_gate(VIRTIO_IRQ_VECTOR, irq_virtio);
 		set_gate(0xff, irq_spurious);
 		__atomic_store_n(&idt_ready, 1, __ATOMIC_RELEASE);
 	} else {

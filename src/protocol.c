@@ -188,6 +188,7 @@ json_object *protocol_status_json(const struct vm_status *st)
 	json_object_object_add(g, "verified_blocks",
 			       json_object_new_uint64(st->guest_disk_verified));
 	json_object_object_add(g, "errors", json_object_new_uint64(st->guest_disk_errors));
+	json_object_object_add(g, "interrupts", json_object_new_uint64(st->guest_disk_irqs));
 	json_object_object_add(g, "done", json_object_new_boolean(st->guest_disk_done));
 	json_object *bench = json_object_new_array();
 	for (int i = 0; i < st->nr_disk_bench; i++)

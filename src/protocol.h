@@ -85,7 +85,7 @@ struct vm_status {
 	int nr_disks;
 	struct disk_status disks[8];
 	/* What the built-in guest's disk workload reported. */
-	uint64_t guest_disk_flushed, guest_disk_verified, guest_disk_errors;
+	uint64_t guest_disk_flushed, guest_disk_verified, guest_disk_errors, guest_disk_irqs;
 	bool guest_disk_done;
 	uint64_t guest_disk_bench_ns[8];
 	int nr_disk_bench;

@@ -79,6 +79,9 @@ static void guest_event(struct testdev *t, struct vcpu *vcpu, uint32_t ev)
 	case TESTDEV_EV_DISK_ERROR:
 		atomic_store(&t->disk_errors, vcpu->result);
 		break;
+	case TESTDEV_EV_DISK_IRQS:
+		atomic_store(&t->disk_irqs, vcpu->result);
+		break;
 	case TESTDEV_EV_DISK_DONE:
 		atomic_store(&t->disk_done, 1);
 		break;

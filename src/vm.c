@@ -520,6 +520,7 @@ int vm_get_status(struct vm *vm, struct vm_status *st)
 	st->guest_disk_flushed = atomic_load(&t->disk_flushed);
 	st->guest_disk_verified = atomic_load(&t->disk_verified);
 	st->guest_disk_errors = atomic_load(&t->disk_errors);
+	st->guest_disk_irqs = atomic_load(&t->disk_irqs);
 	st->guest_disk_done = atomic_load(&t->disk_done);
 	st->guest_bench_ns = atomic_load(&t->bench_done) ? atomic_load(&t->bench_ns) : 0;
 	st->nr_disk_bench = DISK_BENCH_RESULTS;

@@ -36,6 +36,9 @@ def test_write_flush_verify_64k(env):
     d = vm.status()["disks"][0]
     assert d["writes"] == 32 and d["reads"] == 32 and d["flushes"] >= 1 and d["errors"] == 0, d
     assert d["id"] == "big" and d["capacity_sectors"] == 16 * 2048
+    # Every request completed by interrupt: KVM_IRQ_LINE -> in-kernel IOAPIC -> the
+    # guest's handler, one per request (GET_ID included).
+    assert g["interrupts"] == d["reads"] + d["writes"] + d["flushes"] + 1, (g, d)
     assert "virtio-blk: 32768 sectors" in vm.console_text() and ", id big" in vm.console_text()
     vm.kill()
     assert verify_image(img, 512, 7) == []  # every block, checked from the host
