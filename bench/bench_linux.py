@@ -22,17 +22,16 @@ RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 1
 LIMIT_S = 900
 
 
-def time_to_init(env, kernel):
-    """exec -> the initramfs's /init prints its marker (native hosts only)."""
-    cpio = busybox_initramfs(env.dir, f"echo {INIT_MARKER}\npoweroff -f\n")
+def seconds_until(env, args, marker, limit=LIMIT_S):
+    """Runs kvmhost with args; seconds from exec until `marker` is on the console."""
     t0 = time.monotonic()
-    p = subprocess.Popen([kvmtest.KVMHOST, "run", "--name", "bench-init", "--kernel", kernel,
-                          "--initrd", cpio, "--memory", "256", "--cpus", "1", "--cmdline",
-                          "console=ttyS0 quiet"], env=env.env, stdin=subprocess.DEVNULL,
+    p = subprocess.Popen([kvmtest.KVMHOST, "run", *args], env=env.env, stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     got = b""
     try:
-        while INIT_MARKER.encode() not in got:
+        while marker not in got:
+            if time.monotonic() - t0 > limit:
+                return None
             chunk = os.read(p.stdout.fileno(), 65536)
             if not chunk:
                 return None
@@ -41,28 +40,21 @@ def time_to_init(env, kernel):
     finally:
         p.terminate()
         p.wait()
+
+
+def time_to_init(env, kernel):
+    """exec -> the initramfs's /init prints its marker (native hosts only)."""
+    cpio = busybox_initramfs(env.dir, f"echo {INIT_MARKER}\npoweroff -f\n")
+    return seconds_until(env, ["--name", "bench-init", "--kernel", kernel, "--initrd", cpio,
+                               "--memory", "256", "--cpus", "1", "--cmdline",
+                               "console=ttyS0 quiet"], INIT_MARKER.encode())
 
 
 def time_to_banner(env, kernel, mode):
-    t0 = time.monotonic()
-    p = subprocess.Popen([kvmtest.KVMHOST, "run", "--name", f"bench-{mode}", "--kernel", kernel,
-                          "--kernel-decompress", mode, "--memory", "256", "--cpus", "1",
-                          "--cmdline", "earlyprintk=ttyS0 console=ttyS0"], env=env.env,
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL)
-    got = b""
-    try:
-        while b"Linux version" not in got:
-            if time.monotonic() - t0 > LIMIT_S:
-                return None
-            chunk = os.read(p.stdout.fileno(), 65536)
-            if not chunk:
-                return None
-            got += chunk
-        return time.monotonic() - t0
-    finally:
-        p.terminate()
-        p.wait()
+    return seconds_until(env, ["--name", f"bench-{mode}", "--kernel", kernel,
+                               "--kernel-decompress", mode, "--memory", "256", "--cpus", "1",
+                               "--cmdline", "earlyprintk=ttyS0 console=ttyS0"],
+                         b"Linux version")
 
 
 def main():
