@@ -3,9 +3,10 @@ requests; the VM keeps running through all of them."""
 import os
 import socket
 import stat
+import subprocess
 import time
 
-from kvmtest import advancing, main, read_line
+from kvmtest import KVMHOST, advancing, main, read_line
 import json
 
 
@@ -101,6 +102,38 @@ def test_several_requests_one_connection(env):
     assert replies[2]["result"]["state"] == "running"
 
 
+def test_ctl_events_cli(env):
+    vm = env.start("evcli")
+    p = subprocess.Popen([KVMHOST, "ctl", "evcli", "events"], env=env.env,
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)  # subscribed
+        vm.request({"cmd": "pause"})
+        vm.request({"cmd": "resume"})
+        lines = [json.loads(p.stdout.readline()) for _ in range(2)]
+        assert [e["event"] for e in lines] == ["paused", "resumed"]
+        vm.ctl("quit")
+        assert p.wait(10) == 0  # ends with the VM
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_install_puts_the_sleep_hook_in_place(env):
+    build = os.path.dirname(os.path.abspath(KVMHOST))
+    dest = os.path.join(env.dir, "root")
+    r = subprocess.run(["meson", "install", "-C", build, "--destdir", dest, "--no-rebuild",
+                        "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    hooks = [os.path.join(d, f) for d, _, fs in os.walk(dest) for f in fs
+             if d.endswith("lib/systemd/system-sleep")]
+    assert len(hooks) == 1 and os.access(hooks[0], os.X_OK), hooks
+    bins = [os.path.join(d, f) for d, _, fs in os.walk(dest) for f in fs if f == "kvmhost"
+            and d.endswith("bin")]
+    assert bins, "kvmhost not installed"
+
+
 def test_regs_broadcast(env):
     # A broadcast request: every vCPU reads its own registers on its thread.
     vm = env.start("regs", "--cpus", "3")
@@ -141,4 +174,5 @@ def test_events(env):
 if __name__ == "__main__":
     main([test_socket_mode, test_malformed_requests, test_oversized_request,
           test_idle_and_vanishing_clients, test_idle_client_dropped_subscriber_kept,
-          test_several_requests_one_connection, test_regs_broadcast, test_events])
+          test_several_requests_one_connection, test_ctl_events_cli,
+          test_install_puts_the_sleep_hook_in_place, test_regs_broadcast, test_events])
