@@ -71,10 +71,12 @@ static const sd_bus_vtable manager_vtable[] = {
 
 static void emit(int start)
 {
+	/* Stamped before sending: nobody can react to it earlier than this. */
+	unsigned long long t = mono_ns();
 	sd_bus_emit_signal(bus, "/org/freedesktop/login1", "org.freedesktop.login1.Manager",
 			   "PrepareForSleep", "b", start);
 	sd_bus_flush(bus);
-	printf("signal %d %llu\n", start, mono_ns());
+	printf("signal %d %llu\n", start, t);
 	fflush(stdout);
 }
 
