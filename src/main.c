@@ -290,6 +290,9 @@ out:
 
 int main(int argc, char **argv)
 {
+	/* A console reader or a control peer that goes away is an error to
+	 * handle where it happens, not a reason to die. */
+	signal(SIGPIPE, SIG_IGN);
 	if (argc < 2) {
 		usage(stderr);
 		return STATUS_USAGE;

@@ -1,5 +1,6 @@
 #include "serial.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "util.h"
@@ -73,8 +74,10 @@ static void transmit(struct serial *s, uint8_t c)
 	}
 	if (!s->tx_bytes++)
 		s->first_tx_ns = now_ns();
-	if (s->out_fd >= 0)
-		(void)write_full(s->out_fd, &c, 1);
+	/* Nobody reading any more (EPIPE): the guest's output goes nowhere, as
+	 * on an unplugged line; the VM runs on. */
+	if (s->out_fd >= 0 && write_full(s->out_fd, &c, 1) == -EPIPE)
+		s->out_fd = -1;
 }
 
 static void update_lsr(struct serial *s)

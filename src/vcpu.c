@@ -117,6 +117,10 @@ int vcpu_request_wait(struct vcpu_request *req)
 
 int vcpu_run_on(struct vcpu *vcpu, vcpu_fn fn, void *arg, bool wait)
 {
+	if (wait && vcpu->started && pthread_equal(pthread_self(), vcpu->thread)) {
+		fn(vcpu, arg); /* asked from its own thread: waiting would never end */
+		return 0;
+	}
 	if (wait) {
 		struct vcpu_request req = {.fn = fn, .arg = arg, .wait = true};
 		int r = vcpu_submit(vcpu, &req);

@@ -80,6 +80,26 @@ def test_ctrl_c_stops_cleanly(env):
     assert env.list() == []  # socket and lock gone
 
 
+def test_console_reader_goes_away(env):
+    # `kvmhost run | head`: when the reader leaves, the VM runs on (no SIGPIPE death).
+    import subprocess
+    p = subprocess.Popen([__import__("kvmtest").KVMHOST, "run", "--name", "piped", "--cpus", "1",
+                          "--print-every", "5"], env=env.env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        assert p.stdout.read(10)
+        p.stdout.close()
+        time.sleep(0.5)  # heartbeat lines keep coming, into a closed pipe
+        assert p.poll() is None, p.stderr.read()
+        r = env.run("ctl", "piped", "quit")
+        assert r.returncode == 0
+        assert p.wait(10) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def test_crash_dumps_registers(env):
     vm = env.start("crash", "--guest-mode", "crash", wait=False)
     code = vm.wait_exit()
@@ -108,4 +128,5 @@ def test_console_file(env):
 
 if __name__ == "__main__":
     main([test_boot_1, test_boot_2, test_boot_4, test_boot_race, test_default_name_and_sigterm, test_ctrl_c_stops_cleanly,
+          test_console_reader_goes_away,
           test_crash_dumps_registers, test_hostile_io_is_contained, test_console_file])
