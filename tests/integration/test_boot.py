@@ -70,6 +70,17 @@ def test_default_name_and_sigterm(env):
     assert env.list() == []
 
 
+def test_memory_above_the_hole(env):
+    # More than 3 GiB: RAM is split around the 32-bit MMIO hole into two slots.
+    vm = env.start("big", "--cpus", "2", "--memory", "5000")
+    assert vm.status()["memory_mib"] == 5000
+    assert advancing(vm)
+    with open(f"/proc/{vm.proc.pid}/maps") as f:
+        sizes = [int(b, 16) - int(a, 16) for a, b in
+                 (ln.split()[0].split("-") for ln in f)]
+    assert 5000 << 20 in sizes  # one mapping backs both slots
+
+
 def test_ctrl_c_stops_cleanly(env):
     # Ctrl-C at the terminal is SIGINT to the VMM (the built-in guest does not
     # take console input, so the terminal is left alone).
@@ -127,6 +138,7 @@ def test_console_file(env):
 
 
 if __name__ == "__main__":
-    main([test_boot_1, test_boot_2, test_boot_4, test_boot_race, test_default_name_and_sigterm, test_ctrl_c_stops_cleanly,
+    main([test_boot_1, test_boot_2, test_boot_4, test_boot_race, test_default_name_and_sigterm, test_memory_above_the_hole,
+          test_ctrl_c_stops_cleanly,
           test_console_reader_goes_away,
           test_crash_dumps_registers, test_hostile_io_is_contained, test_console_file])
