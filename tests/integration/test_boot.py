@@ -71,14 +71,11 @@ def test_default_name_and_sigterm(env):
 
 
 def test_memory_above_the_hole(env):
-    # More than 3 GiB: RAM is split around the 32-bit MMIO hole into two slots.
+    # More than 3 GiB: RAM is split around the 32-bit MMIO hole into two
+    # memory slots; KVM must take both, and the guest run.
     vm = env.start("big", "--cpus", "2", "--memory", "5000")
     assert vm.status()["memory_mib"] == 5000
     assert advancing(vm)
-    with open(f"/proc/{vm.proc.pid}/maps") as f:
-        sizes = [int(b, 16) - int(a, 16) for a, b in
-                 (ln.split()[0].split("-") for ln in f)]
-    assert 5000 << 20 in sizes  # one mapping backs both slots
 
 
 def test_ctrl_c_stops_cleanly(env):
