@@ -75,21 +75,20 @@ def reaction(env, rounds=30):
             if e["event"] == "host-cpu" and e["online"] == up:
                 return e["reaction_us"]
 
+    def measure(action, want):
+        """After a transition: when the uevent came, when /proc shows `want`."""
+        t = wait_uevent(ue, action)
+        poll_until(lambda: affinity(pid, tid) == want, f"vCPU 0 on cpu{want}")
+        outside[action].append((time.monotonic() - t) * 1e6)
+        r = reaction_event(action == "online")
+        if r > 0:
+            inside[action].append(r)
+
     for _ in range(rounds):
         with Offline(CPU) as off:
-            t = wait_uevent(ue, "offline")
-            poll_until(lambda: affinity(pid, tid) == "0", "vCPU 0 on cpu0")
-            outside["offline"].append((time.monotonic() - t) * 1e6)
-            r = reaction_event(False)
-            if r > 0:
-                inside["offline"].append(r)
+            measure("offline", "0")
             off.online()
-            t = wait_uevent(ue, "online")
-            poll_until(lambda: affinity(pid, tid) == "1", "vCPU 0 back on cpu1")
-            outside["online"].append((time.monotonic() - t) * 1e6)
-            r = reaction_event(True)
-            if r > 0:
-                inside["online"].append(r)
+            measure("online", "1")
         time.sleep(0.02)
     for k in ("offline", "online"):
         print(f"hotplug_reaction_us[{k}]: kvmhost median {statistics.median(inside[k]):.0f} "

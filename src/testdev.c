@@ -40,15 +40,15 @@ static uint32_t config_value(struct testdev *t, uint32_t key)
 	case TESTDEV_CFG_PRINT_EVERY:
 		return t->print_every;
 	case TESTDEV_CFG_DISKS:
-		return t->disks;
+		return (uint32_t)t->vm->opts.nr_disks;
 	case TESTDEV_CFG_DISK_BLOCKS:
-		return t->disk_blocks;
+		return t->vm->opts.disk_blocks;
 	case TESTDEV_CFG_DISK_REQ_KIB:
-		return t->disk_request_kib;
+		return t->vm->opts.disk_request_kib;
 	case TESTDEV_CFG_DISK_FLUSH_EVERY:
-		return t->disk_flush_every;
+		return t->vm->opts.disk_flush_every;
 	case TESTDEV_CFG_DISK_GENERATION:
-		return t->disk_generation;
+		return t->vm->opts.disk_generation;
 	default:
 		return 0xffffffffu;
 	}

@@ -19,7 +19,6 @@ struct testdev {
 	atomic_uint bench_done;
 	atomic_uint_fast64_t bench_writes;
 	/* The disk workload, as the guest reports it. */
-	uint32_t disks, disk_blocks, disk_request_kib, disk_flush_every, disk_generation;
 	atomic_uint_fast64_t disk_flushed, disk_verified, disk_errors, disk_irqs;
 	atomic_uint disk_done;
 	atomic_uint_fast64_t disk_bench_ns[8];

@@ -176,11 +176,6 @@ static int setup_devices(struct vm *vm)
 	testdev_init(&vm->testdev, vm, vm->opts.heartbeat_us, vm->opts.print_every);
 	vm->testdev.mode = vm->opts.guest_mode;
 	vm->testdev.bench_iters = 100000;
-	vm->testdev.disks = (uint32_t)vm->opts.nr_disks;
-	vm->testdev.disk_blocks = vm->opts.disk_blocks;
-	vm->testdev.disk_request_kib = vm->opts.disk_request_kib;
-	vm->testdev.disk_flush_every = vm->opts.disk_flush_every;
-	vm->testdev.disk_generation = vm->opts.disk_generation;
 	serial_set_irq(&vm->serial, vm_set_irq, vm, 4);
 	int r = bus_register(&vm->pio_bus, SERIAL_COM1, 8, serial_access, &vm->serial, "serial");
 	if (!r)
