@@ -12,11 +12,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../guest/guest_abi.h"
 #include "bench_common.h"
+#include "core/vm.h"
+#include "guest_abi.h"
 #include "raw_kvm.h"
-#include "util.h"
-#include "vm.h"
+#include "util/util.h"
 
 #define PIO_ITERS 50000
 #define ROUNDS	  5

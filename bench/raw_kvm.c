@@ -13,9 +13,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "../guest/guest_abi.h"
-#include "util.h"
-#include "x86_boot.h"
+#include "arch/x86/cpu.h"
+#include "guest_abi.h"
+#include "util/util.h"
 
 static void on_sig(int s)
 {
@@ -67,7 +67,8 @@ int raw_vm_create(struct raw_vm *vm, int nr, uint32_t mode, uint32_t period_us, 
 		if (v->run == MAP_FAILED)
 			return -errno;
 		if (x86_set_cpuid(v->fd, cpuid, (uint32_t)i) ||
-		    x86_enter_long_mode(v->fd, BOOT_CS_BUILTIN, GUEST_LOAD_ADDR, (uint64_t)i, (uint64_t)nr))
+		    x86_enter_long_mode(v->fd, BOOT_CS_BUILTIN, GUEST_LOAD_ADDR, (uint64_t)i,
+					(uint64_t)nr))
 			return -EIO;
 	}
 	free(cpuid);

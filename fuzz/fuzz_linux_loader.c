@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "linux_loader.h"
+#include "boot/linux_image.h"
 
 #define RAM_SIZE (48u << 20)
 

@@ -9,8 +9,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "virtio_blk.h"
-#include "virtio_mmio.h"
+#include "virtio/blk.h"
+#include "virtio/mmio.h"
 
 #define MEM_BASE   0x10000ull
 #define MEM_SIZE   (64 * 1024)

@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "acpi.h"
+#include "arch/x86/acpi_tables.h"
 
 static uint8_t sum(const uint8_t *p, size_t n)
 {

@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "bus.h"
+#include "core/bus.h"
 
 struct rec {
 	uint64_t offset;

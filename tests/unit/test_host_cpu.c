@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "host_cpu.h"
+#include "host/host_cpu.h"
 
 /* uevents as the kernel sends them: NUL-separated, NUL-terminated. */
 #define UEVENT(s) s, sizeof(s)

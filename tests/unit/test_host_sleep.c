@@ -5,7 +5,7 @@
 
 #include <cmocka.h>
 
-#include "host_sleep.h"
+#include "host/sleep.h"
 
 static void detect(void **state)
 {

@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "linux_loader.h"
+#include "boot/linux_image.h"
 
 #define RAM_SIZE (64u << 20)
 #define KBYTES	 8192

@@ -6,8 +6,8 @@
 
 #include <cmocka.h>
 
-#include "options.h"
-#include "util.h"
+#include "cli/options.h"
+#include "util/util.h"
 
 static struct run_options o;
 static char err[512];

@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "protocol.h"
+#include "control/protocol.h"
 
 static char err[256];
 

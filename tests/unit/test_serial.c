@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "serial.h"
+#include "devices/serial.h"
 
 static uint8_t rd(struct serial *s, uint64_t off)
 {

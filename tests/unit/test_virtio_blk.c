@@ -14,8 +14,8 @@
 
 #include <cmocka.h>
 
-#include "virtio_blk.h"
-#include "virtio_mmio.h"
+#include "virtio/blk.h"
+#include "virtio/mmio.h"
 
 #define MEM_BASE     0x100000ull
 #define MEM_SIZE     (8ull << 20)

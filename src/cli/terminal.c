@@ -1,0 +1,79 @@
+#include "cli/terminal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/vm.h"
+#include "util/util.h"
+
+#define ESCAPE 0x01 /* Ctrl-A */
+
+void console_input(struct console *c, const unsigned char *buf, size_t len)
+{
+	unsigned char out[4096];
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = buf[i];
+		if (c->escape) {
+			c->escape = false;
+			if (ch == 'x' || ch == 'X') {
+				vm_request_exit(c->vm, VM_EXIT_QUIT, 0);
+				continue;
+			}
+			if (ch != ESCAPE && n < sizeof(out))
+				out[n++] = ESCAPE; /* not an escape after all */
+		} else if (ch == ESCAPE) {
+			c->escape = true;
+			continue;
+		}
+		if (n < sizeof(out))
+			out[n++] = ch;
+	}
+	/* The UART holds 4 KiB; beyond that a paste is cut, as on a real line. */
+	serial_receive(&c->vm->serial, out, (unsigned)n);
+}
+
+static int on_input(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct console *c = userdata;
+	(void)revents;
+	unsigned char buf[1024];
+	ssize_t n = read(fd, buf, sizeof(buf));
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return 0;
+	if (n <= 0) {
+		sd_event_source_set_enabled(s, SD_EVENT_OFF); /* EOF: the guest just gets no more */
+		return 0;
+	}
+	console_input(c, buf, (size_t)n);
+	return 0;
+}
+
+int console_start(struct console *c, struct vm *vm, sd_event *event, int fd)
+{
+	memset(c, 0, sizeof(*c));
+	c->vm = vm;
+	if (isatty(fd) && tcgetattr(fd, &c->saved) == 0) {
+		struct termios raw = c->saved;
+		cfmakeraw(&raw);
+		raw.c_oflag |= OPOST | ONLCR; /* keep output as the guest means it */
+		if (tcsetattr(fd, TCSANOW, &raw) == 0)
+			c->raw = true;
+	}
+	int r = sd_event_add_io(event, &c->src, fd, EPOLLIN, on_input, c);
+	if (r < 0) {
+		console_stop(c);
+		return r;
+	}
+	return 0;
+}
+
+void console_stop(struct console *c)
+{
+	c->src = sd_event_source_disable_unref(c->src);
+	if (c->raw) {
+		tcsetattr(STDIN_FILENO, TCSANOW, &c->saved);
+		c->raw = false;
+	}
+}

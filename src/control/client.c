@@ -1,0 +1,396 @@
+#include "control/client.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "cli/options.h"
+#include "control/rundir.h"
+#include "core/vm.h"
+#include "util/util.h"
+
+#define REPLY_TIMEOUT_MS 5000
+
+static int connect_socket(const char *path)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(addr.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(addr.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* Reads one line; returns it (caller frees) or NULL on timeout/EOF. */
+static char *read_line(int fd, int timeout_ms)
+{
+	size_t len = 0, cap = 4096;
+	char *buf = malloc(cap);
+	while (buf) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int r = poll(&p, 1, timeout_ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		if (len + 1 >= cap) {
+			if (cap > (64u << 20))
+				break;
+			char *g = realloc(buf, cap *= 2);
+			if (!g)
+				break;
+			buf = g;
+		}
+		ssize_t n = recv(fd, buf + len, 1, 0);
+		if (n <= 0)
+			break;
+		if (buf[len] == '\n') {
+			buf[len] = '\0';
+			return buf;
+		}
+		len++;
+	}
+	free(buf);
+	return NULL;
+}
+
+/* Sends one request and parses the reply; returns the reply object or NULL. */
+static json_object *request(int fd, const char *cmd, json_object *args, char *err, size_t errlen)
+{
+	json_object *req = json_object_new_object();
+	json_object_object_add(req, "cmd", json_object_new_string(cmd));
+	if (args)
+		json_object_object_add(req, "args", args);
+	const char *s = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+	int r = write_full(fd, s, strlen(s));
+	if (!r)
+		r = write_full(fd, "\n", 1);
+	json_object_put(req);
+	if (r) {
+		snprintf(err, errlen, "sending request: %s", strerror(-r));
+		return NULL;
+	}
+	char *line = read_line(fd, REPLY_TIMEOUT_MS);
+	if (!line) {
+		snprintf(err, errlen, "no reply from the VM");
+		return NULL;
+	}
+	json_object *reply = json_tokener_parse(line);
+	free(line);
+	if (!reply || !json_object_is_type(reply, json_type_object)) {
+		json_object_put(reply);
+		snprintf(err, errlen, "malformed reply from the VM");
+		return NULL;
+	}
+	return reply;
+}
+
+static int vm_connect(const char *dir, const char *name)
+{
+	char path[4200];
+	if (rundir_socket_path(dir, name, path, sizeof(path)))
+		return -ENAMETOOLONG;
+	return connect_socket(path);
+}
+
+static void print_cpu_array(json_object *a, char *buf, size_t len)
+{
+	if (!a || !json_object_is_type(a, json_type_array)) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		int c = json_object_get_int(json_object_array_get_idx(a, i));
+		if (c >= 0 && c < CPU_SETSIZE)
+			CPU_SET(c, &set);
+	}
+	format_cpu_list(&set, buf, len);
+}
+
+static const char *jstr(json_object *o, const char *key)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "?";
+}
+
+static void print_status_human(json_object *st, bool header)
+{
+	json_object *vcpus = NULL;
+	json_object_object_get_ex(st, "vcpus", &vcpus);
+	size_t n = vcpus ? json_object_array_length(vcpus) : 0;
+	if (header)
+		printf("%-20s %8s %-9s %5s\n", "NAME", "PID", "STATE", "VCPUS");
+	printf("%-20s %8s %-9s %5zu\n", jstr(st, "name"), jstr(st, "pid"), jstr(st, "state"), n);
+	for (size_t i = 0; i < n; i++) {
+		json_object *v = json_object_array_get_idx(vcpus, i), *p = NULL, *d = NULL;
+		json_object_object_get_ex(v, "pinned", &p);
+		json_object_object_get_ex(v, "desired", &d);
+		char pinned[64], desired[64];
+		print_cpu_array(p, pinned, sizeof(pinned));
+		print_cpu_array(d, desired, sizeof(desired));
+		printf("  vcpu%-3s tid %-7s host_cpu %-3s pinned %-8s desired %-8s %-8s "
+		       "heartbeats %s%s\n",
+		       jstr(v, "index"), jstr(v, "tid"), jstr(v, "host_cpu"), pinned, desired,
+		       jstr(v, "state"), jstr(v, "heartbeats"),
+		       strcmp(jstr(v, "displaced"), "true") ? "" : " (displaced)");
+	}
+}
+
+struct all_ctx {
+	const char *dir;
+	int fds[256];
+	char names[256][80];
+	int n;
+};
+
+static void connect_one(const char *name, void *opaque)
+{
+	struct all_ctx *ctx = opaque;
+	if (ctx->n >= 256)
+		return;
+	int fd = vm_connect(ctx->dir, name);
+	if (fd < 0)
+		return;
+	ctx->fds[ctx->n] = fd;
+	snprintf(ctx->names[ctx->n], sizeof(ctx->names[0]), "%s", name);
+	ctx->n++;
+}
+
+/* For sleep hooks: every VM on the host quiesces at once; returns when all
+ * have answered (prepare: paused and flushed). */
+static int ctl_all_host_sleep(const char *phase)
+{
+	struct all_ctx ctx = {0};
+	char dir[4096];
+	if (rundir_path(dir, sizeof(dir), false)) {
+		fprintf(stderr, "kvmhost ctl: no runtime directory\n");
+		return STATUS_ERROR;
+	}
+	ctx.dir = dir;
+	rundir_for_each(dir, connect_one, &ctx);
+	char line[128];
+	int n = snprintf(line, sizeof(line),
+			 "{\"cmd\":\"host-sleep\",\"args\":{\"phase\":\"%s\"}}\n", phase);
+	for (int i = 0; i < ctx.n; i++)
+		if (write_full(ctx.fds[i], line, (size_t)n)) {
+			close(ctx.fds[i]);
+			ctx.fds[i] = -1;
+		}
+	int status = STATUS_OK;
+	for (int i = 0; i < ctx.n; i++) {
+		if (ctx.fds[i] < 0) {
+			fprintf(stderr, "kvmhost ctl: %s: cannot send\n", ctx.names[i]);
+			status = STATUS_ERROR;
+			continue;
+		}
+		char *reply = read_line(ctx.fds[i], REPLY_TIMEOUT_MS);
+		json_object *o = reply ? json_tokener_parse(reply) : NULL;
+		json_object *ok;
+		if (!o || !json_object_object_get_ex(o, "ok", &ok) ||
+		    !json_object_get_boolean(ok)) {
+			fprintf(stderr, "kvmhost ctl: %s: %s\n", ctx.names[i],
+				o ? jstr(o, "error") : "no reply");
+			status = STATUS_ERROR;
+		} else {
+			printf("%s: host-sleep %s done\n", ctx.names[i], phase);
+		}
+		json_object_put(o);
+		free(reply);
+		close(ctx.fds[i]);
+	}
+	return status;
+}
+
+static void usage_ctl(void)
+{
+	fprintf(stderr, "usage: kvmhost ctl NAME status|pause|resume|quit|poweroff|regs [--json]\n"
+			"       kvmhost ctl NAME pin VCPU=HOSTCPU[,...]\n"
+			"       kvmhost ctl NAME|--all host-sleep prepare|resume\n"
+			"       kvmhost ctl NAME events   (print events until the VM ends)\n");
+}
+
+int cmd_ctl(int argc, char **argv)
+{
+	bool json = false;
+	const char *name = NULL, *cmd = NULL, *arg = NULL;
+	bool all = false;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = true;
+		else if (!strcmp(argv[i], "--all") && !name)
+			all = true, name = "--all";
+		else if (argv[i][0] == '-') {
+			fprintf(stderr, "kvmhost ctl: unknown option '%s'\n", argv[i]);
+			usage_ctl();
+			return STATUS_USAGE;
+		} else if (!name)
+			name = argv[i];
+		else if (!cmd)
+			cmd = argv[i];
+		else if (!arg && (!strcmp(cmd, "pin") || !strcmp(cmd, "host-sleep")))
+			arg = argv[i];
+		else {
+			fprintf(stderr, "kvmhost ctl: unexpected argument '%s'\n", argv[i]);
+			usage_ctl();
+			return STATUS_USAGE;
+		}
+	}
+	if (!name || !cmd || ((!strcmp(cmd, "pin") || !strcmp(cmd, "host-sleep")) && !arg)) {
+		usage_ctl();
+		return STATUS_USAGE;
+	}
+	if (!strcmp(cmd, "host-sleep") && strcmp(arg, "prepare") && strcmp(arg, "resume")) {
+		fprintf(stderr, "kvmhost ctl: host-sleep takes prepare or resume\n");
+		return STATUS_USAGE;
+	}
+	if (all) {
+		if (strcmp(cmd, "host-sleep")) {
+			fprintf(stderr, "kvmhost ctl: --all is for host-sleep\n");
+			return STATUS_USAGE;
+		}
+		return ctl_all_host_sleep(arg);
+	}
+	if (!valid_vm_name(name)) {
+		fprintf(stderr, "kvmhost ctl: '%s' is not a valid VM name\n", name);
+		return STATUS_USAGE;
+	}
+	static const char *const known[] = {"status", "pause", "resume", "quit",      "poweroff",
+					    "events", "regs",  "pin",	 "host-sleep"};
+	bool ok = false;
+	for (size_t i = 0; i < ARRAY_SIZE(known); i++)
+		ok |= !strcmp(cmd, known[i]);
+	if (!ok) {
+		fprintf(stderr, "kvmhost ctl: unknown command '%s'\n", cmd);
+		usage_ctl();
+		return STATUS_USAGE;
+	}
+	char dir[4096];
+	if (rundir_path(dir, sizeof(dir), false)) {
+		fprintf(stderr, "kvmhost ctl: no runtime directory (set XDG_RUNTIME_DIR)\n");
+		return STATUS_ERROR;
+	}
+	int fd = vm_connect(dir, name);
+	if (fd < 0) {
+		rundir_reap_if_dead(dir, name);
+		fprintf(stderr, "kvmhost ctl: no VM named '%s' is running (%s)\n", name,
+			strerror(-fd));
+		return STATUS_ERROR;
+	}
+	char err[256];
+	bool events = !strcmp(cmd, "events");
+	json_object *args = NULL;
+	if (arg) {
+		args = json_object_new_object();
+		json_object_object_add(args, !strcmp(cmd, "pin") ? "spec" : "phase",
+				       json_object_new_string(arg));
+	}
+	json_object *reply = request(fd, events ? "subscribe" : cmd, args, err, sizeof(err));
+	if (!reply) {
+		close(fd);
+		fprintf(stderr, "kvmhost ctl: %s\n", err);
+		return STATUS_ERROR;
+	}
+	json_object *okv, *result = NULL;
+	bool success = json_object_object_get_ex(reply, "ok", &okv) && json_object_get_boolean(okv);
+	json_object_object_get_ex(reply, "result", &result);
+	int status = STATUS_OK;
+	if (!success) {
+		fprintf(stderr, "kvmhost ctl: %s\n", jstr(reply, "error"));
+		status = STATUS_ERROR;
+	} else if (events) {
+		char *line;
+		fflush(stdout);
+		while ((line = read_line(fd, -1))) {
+			printf("%s\n", line);
+			fflush(stdout);
+			free(line);
+		}
+	} else if (json || !strcmp(cmd, "regs") || !strcmp(cmd, "pin") ||
+		   !strcmp(cmd, "host-sleep")) {
+		printf("%s\n", json_object_to_json_string_ext(result, JSON_C_TO_STRING_PLAIN));
+	} else if (!strcmp(cmd, "status")) {
+		print_status_human(result, true);
+	} else if (!strcmp(cmd, "pause") || !strcmp(cmd, "resume")) {
+		printf("%s: %s\n", name, jstr(result, "state"));
+	}
+	json_object_put(reply);
+	close(fd);
+	return status;
+}
+
+struct list_ctx {
+	const char *dir;
+	json_object *all;
+};
+
+static void list_one(const char *name, void *opaque)
+{
+	struct list_ctx *ctx = opaque;
+	int fd = vm_connect(ctx->dir, name);
+	if (fd < 0)
+		return; /* went away between readdir and connect */
+	char err[256];
+	json_object *reply = request(fd, "status", NULL, err, sizeof(err));
+	close(fd);
+	json_object *result;
+	if (reply && json_object_object_get_ex(reply, "result", &result))
+		json_object_array_add(ctx->all, json_object_get(result));
+	else
+		fprintf(stderr, "kvmhost list: %s: %s\n", name, reply ? jstr(reply, "error") : err);
+	json_object_put(reply);
+}
+
+int cmd_list(int argc, char **argv)
+{
+	bool json = false;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			json = true;
+		} else {
+			fprintf(stderr,
+				"kvmhost list: unknown argument '%s'\nusage: kvmhost list "
+				"[--json]\n",
+				argv[i]);
+			return STATUS_USAGE;
+		}
+	}
+	char dir[4096];
+	if (rundir_path(dir, sizeof(dir), false)) {
+		fprintf(stderr, "kvmhost list: no runtime directory (set XDG_RUNTIME_DIR)\n");
+		return STATUS_ERROR;
+	}
+	struct list_ctx ctx = {.dir = dir, .all = json_object_new_array()};
+	int r = rundir_for_each(dir, list_one, &ctx);
+	if (r) {
+		fprintf(stderr, "kvmhost list: %s: %s\n", dir, strerror(-r));
+		json_object_put(ctx.all);
+		return STATUS_ERROR;
+	}
+	if (json) {
+		printf("%s\n", json_object_to_json_string_ext(ctx.all, JSON_C_TO_STRING_PLAIN));
+	} else {
+		size_t n = json_object_array_length(ctx.all);
+		for (size_t i = 0; i < n; i++)
+			print_status_human(json_object_array_get_idx(ctx.all, i), i == 0);
+		if (!n)
+			printf("no VMs running\n");
+	}
+	json_object_put(ctx.all);
+	return STATUS_OK;
+}

@@ -1,0 +1,191 @@
+#include "devices/serial.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "util/util.h"
+
+#define UART_RBR_THR 0
+#define UART_IER     1
+#define UART_IIR_FCR 2
+#define UART_LCR     3
+#define UART_MCR     4
+#define UART_LSR     5
+#define UART_MSR     6
+#define UART_SCR     7
+
+#define LCR_DLAB 0x80
+#define LSR_DR	 0x01
+#define LSR_THRE 0x20
+#define LSR_TEMT 0x40
+#define IIR_NONE 0x01
+#define IIR_FIFO 0xc0
+#define MCR_OUT2 0x08
+#define MCR_LOOP 0x10
+#define IER_RDI	 0x01
+#define IER_THRI 0x02
+#define IIR_THRI 0x02
+#define IIR_RDI	 0x04
+
+void serial_init(struct serial *s, int out_fd)
+{
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_init(&s->lock, NULL);
+	s->out_fd = out_fd;
+	s->iir = IIR_NONE;
+	s->lsr = LSR_THRE | LSR_TEMT;
+	s->msr = 0xb0; /* DCD, DSR, CTS */
+}
+
+void serial_destroy(struct serial *s)
+{
+	pthread_mutex_destroy(&s->lock);
+}
+
+void serial_set_irq(struct serial *s, serial_irq_fn fn, void *opaque, uint32_t gsi)
+{
+	s->set_irq = fn;
+	s->irq_opaque = opaque;
+	s->gsi = gsi;
+}
+
+/* Under the lock: what the driver would see in IIR, and the line to match
+ * (a PC routes the UART's interrupt only while OUT2 is set). */
+static void update_irq(struct serial *s)
+{
+	if ((s->ier & IER_RDI) && s->rx_len)
+		s->iir = IIR_RDI;
+	else if ((s->ier & IER_THRI) && s->thri_pending)
+		s->iir = IIR_THRI;
+	else
+		s->iir = IIR_NONE;
+	bool level = s->iir != IIR_NONE && (s->mcr & MCR_OUT2);
+	if (level != s->irq_level && s->set_irq)
+		s->set_irq(s->irq_opaque, s->gsi, level);
+	s->irq_level = level;
+}
+
+static void transmit(struct serial *s, uint8_t c)
+{
+	if (s->mcr & MCR_LOOP) {
+		if (s->rx_len < SERIAL_RX_SIZE)
+			s->rx[(s->rx_head + s->rx_len++) % SERIAL_RX_SIZE] = c;
+		return;
+	}
+	if (!s->tx_bytes++)
+		s->first_tx_ns = now_ns();
+	/* Nobody reading any more (EPIPE): the guest's output goes nowhere, as
+	 * on an unplugged line; the VM runs on. */
+	if (s->out_fd >= 0 && write_full(s->out_fd, &c, 1) == -EPIPE)
+		s->out_fd = -1;
+}
+
+static void update_lsr(struct serial *s)
+{
+	s->lsr = (uint8_t)((s->lsr & ~LSR_DR) | (s->rx_len ? LSR_DR : 0));
+}
+
+void serial_access(void *opaque, struct vcpu *vcpu, uint64_t offset, uint8_t *data, uint32_t len,
+		   bool is_write)
+{
+	struct serial *s = opaque;
+	(void)vcpu;
+	if (len != 1) {
+		/* 16550 registers are bytes; wider accesses are not decoded. */
+		if (!is_write)
+			memset(data, 0xff, len);
+		return;
+	}
+	pthread_mutex_lock(&s->lock);
+	bool dlab = s->lcr & LCR_DLAB;
+	if (is_write) {
+		uint8_t v = data[0];
+		switch (offset) {
+		case UART_RBR_THR:
+			if (dlab) {
+				s->dll = v;
+			} else {
+				transmit(s, v);
+				s->thri_pending = true; /* sent at once: empty again */
+			}
+			break;
+		case UART_IER:
+			if (dlab) {
+				s->dlm = v;
+			} else {
+				/* Enabling THRI with THR empty raises it at once. */
+				if ((v & IER_THRI) && !(s->ier & IER_THRI))
+					s->thri_pending = true;
+				s->ier = v & 0x0f;
+			}
+			break;
+		case UART_IIR_FCR:
+			s->fcr = v;
+			break;
+		case UART_LCR:
+			s->lcr = v;
+			break;
+		case UART_MCR:
+			s->mcr = v & 0x1f;
+			break;
+		case UART_SCR:
+			s->scr = v;
+			break;
+		default: /* LSR and MSR are read-only */
+			break;
+		}
+	} else {
+		uint8_t v = 0;
+		switch (offset) {
+		case UART_RBR_THR:
+			if (dlab) {
+				v = s->dll;
+			} else if (s->rx_len) {
+				v = s->rx[s->rx_head];
+				s->rx_head = (s->rx_head + 1) % SERIAL_RX_SIZE;
+				s->rx_len--;
+			}
+			break;
+		case UART_IER:
+			v = dlab ? s->dlm : s->ier;
+			break;
+		case UART_IIR_FCR:
+			update_irq(s);
+			v = (uint8_t)(s->iir | ((s->fcr & 1) ? IIR_FIFO : 0));
+			if (s->iir == IIR_THRI)
+				s->thri_pending = false; /* reading IIR acknowledges it */
+			break;
+		case UART_LCR:
+			v = s->lcr;
+			break;
+		case UART_MCR:
+			v = s->mcr;
+			break;
+		case UART_LSR:
+			update_lsr(s);
+			v = s->lsr;
+			break;
+		case UART_MSR:
+			v = s->msr;
+			break;
+		case UART_SCR:
+			v = s->scr;
+			break;
+		}
+		data[0] = v;
+	}
+	update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
+unsigned serial_receive(struct serial *s, const uint8_t *buf, unsigned len)
+{
+	pthread_mutex_lock(&s->lock);
+	unsigned n = 0;
+	while (n < len && s->rx_len < SERIAL_RX_SIZE) {
+		s->rx[(s->rx_head + s->rx_len++) % SERIAL_RX_SIZE] = buf[n++];
+	}
+	update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}

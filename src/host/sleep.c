@@ -1,0 +1,367 @@
+#include "host/sleep.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "control/server.h"
+#include "core/vm.h"
+#include "util/util.h"
+
+#define LOGIN1		    "org.freedesktop.login1"
+#define LOGIN1_PATH	    "/org/freedesktop/login1"
+#define LOGIN1_MANAGER	    "org.freedesktop.login1.Manager"
+#define DETECT_PERIOD_USEC  1000000
+#define DETECT_THRESHOLD_NS 1000000000LL
+
+static uint64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int64_t host_sleep_detect(int64_t prev_gap_ns, int64_t gap_ns, int64_t threshold_ns)
+{
+	int64_t d = gap_ns - prev_gap_ns;
+	return d >= threshold_ns ? d : 0;
+}
+
+static void emit(struct host_sleep *hs, const char *name, json_object *o)
+{
+	control_emit_event(hs->ctl, name, o);
+}
+
+static void release_inhibitor(struct host_sleep *hs)
+{
+	if (hs->inhibit_fd >= 0) {
+		close(hs->inhibit_fd);
+		hs->inhibit_fd = -1;
+	}
+}
+
+static void no_logind(struct host_sleep *hs, const char *why)
+{
+	if (!hs->said_no_logind)
+		log_warn("host sleep: %s; the VM is not quiesced before the host sleeps (use "
+			 "'kvmhost ctl --all host-sleep prepare|resume' from a sleep hook); a "
+			 "wake is still noticed afterwards",
+			 why);
+	hs->said_no_logind = true;
+	hs->logind = false;
+	if (hs->detect_src)
+		sd_event_source_set_enabled(hs->detect_src, SD_EVENT_ON);
+}
+
+static int on_inhibit_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	struct host_sleep *hs = userdata;
+	(void)ret_error;
+	hs->inhibit_slot = sd_bus_slot_unref(hs->inhibit_slot);
+	const sd_bus_error *e = sd_bus_message_get_error(m);
+	if (e) {
+		char why[512];
+		snprintf(why, sizeof(why), "logind refused the inhibitor (%s)",
+			 e->message ? e->message : e->name);
+		no_logind(hs, why);
+		return 0;
+	}
+	int fd;
+	if (sd_bus_message_read(m, "h", &fd) < 0) {
+		no_logind(hs, "malformed Inhibit reply");
+		return 0;
+	}
+	/* The message owns fd: keep a copy of our own. */
+	release_inhibitor(hs);
+	hs->inhibit_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (hs->inhibit_fd < 0) {
+		no_logind(hs, "cannot keep the inhibitor");
+		return 0;
+	}
+	hs->logind = true;
+	if (hs->detect_src)
+		sd_event_source_set_enabled(hs->detect_src, SD_EVENT_OFF);
+	/* A sleep may have begun while we asked: then let it go at once. */
+	if (hs->asleep)
+		release_inhibitor(hs);
+	return 0;
+}
+
+static void take_inhibitor(struct host_sleep *hs)
+{
+	if (!hs->bus || hs->inhibit_fd >= 0 || hs->inhibit_slot)
+		return;
+	char why[160];
+	snprintf(why, sizeof(why), "pause VM %s and flush its disks before the host sleeps",
+		 hs->vm->opts.name);
+	int r = sd_bus_call_method_async(hs->bus, &hs->inhibit_slot, LOGIN1, LOGIN1_PATH,
+					 LOGIN1_MANAGER, "Inhibit", on_inhibit_reply, hs, "ssss",
+					 "sleep", "kvmhost", why, "delay");
+	if (r < 0)
+		no_logind(hs, "cannot ask logind for an inhibitor");
+}
+
+/* Before the host sleeps: every vCPU out of KVM_RUN, the clock saved, every
+ * acknowledged write durable - and only then let logind proceed. */
+static void enter_sleep(struct host_sleep *hs)
+{
+	struct vm *vm = hs->vm;
+	if (hs->asleep)
+		return;
+	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
+		vcpu_park(&vm->vcpus[i], PARK_HOST_SLEEP);
+	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
+		vcpu_wait_parked(&vm->vcpus[i]);
+	hs->parked_ns = now_ns();
+	memset(&hs->clock, 0, sizeof(hs->clock));
+	hs->clock_saved = ioctl(vm->vm_fd, KVM_GET_CLOCK, &hs->clock) == 0;
+	if (!hs->clock_saved)
+		log_warn("host sleep: KVM_GET_CLOCK: %s", strerror(errno));
+	hs->saved_boottime_ns = clock_ns(CLOCK_BOOTTIME);
+	hs->flush_error = vm_flush_disks(vm);
+	hs->flushed_ns = now_ns();
+	release_inhibitor(hs);
+	hs->released_ns = now_ns();
+	hs->asleep = true;
+	vm->host_asleep = true;
+	hs->sleeps++;
+	log_info("host sleep: VM quiesced in %.2f ms (vCPUs parked in %.2f ms)",
+		 (double)(hs->released_ns - hs->signal_ns) / 1e6,
+		 (double)(hs->parked_ns - hs->signal_ns) / 1e6);
+	json_object *o = json_object_new_object();
+	json_object_object_add(
+		o, "quiesce_ms",
+		json_object_new_double((double)(hs->released_ns - hs->signal_ns) / 1e6));
+	json_object_object_add(o, "flush_error", json_object_new_int(hs->flush_error));
+	emit(hs, "host-sleep", o);
+}
+
+/* After the host wakes: guest time moved on by the real sleep, each vCPU
+ * told it was stopped (KVMCLOCK_CTRL, on its own thread as it unparks), the
+ * VM running again - unless a user paused it - and a new inhibitor. */
+static void leave_sleep(struct host_sleep *hs)
+{
+	struct vm *vm = hs->vm;
+	if (!hs->asleep) {
+		take_inhibitor(hs); /* a wake with no sleep before it: nothing to undo */
+		return;
+	}
+	if (hs->clock_saved) {
+		struct kvm_clock_data d = {.clock = hs->clock.clock};
+		if (hs->clock.flags & KVM_CLOCK_REALTIME) {
+			/* KVM adds the real time that passed since the reading. */
+			d.flags = KVM_CLOCK_REALTIME;
+			d.realtime = hs->clock.realtime;
+		} else {
+			d.clock += clock_ns(CLOCK_BOOTTIME) - hs->saved_boottime_ns;
+		}
+		if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &d) < 0)
+			log_warn("host sleep: KVM_SET_CLOCK: %s", strerror(errno));
+		struct kvm_clock_data now = {0};
+		if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &now) == 0)
+			hs->slept_realtime_ns = (int64_t)(now.clock - hs->clock.clock);
+	}
+	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
+		vcpu_unpark(&vm->vcpus[i], PARK_HOST_SLEEP);
+	hs->resumed_ns = now_ns();
+	hs->asleep = false;
+	vm->host_asleep = false;
+	take_inhibitor(hs);
+	log_info("host wake: VM %s after %.3f s",
+		 vm->user_paused ? "stays paused (by its user)" : "resumed",
+		 (double)hs->slept_realtime_ns / 1e9);
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "slept_s",
+			       json_object_new_double((double)hs->slept_realtime_ns / 1e9));
+	json_object_object_add(
+		o, "resume_ms",
+		json_object_new_double((double)(hs->resumed_ns - hs->wake_ns) / 1e6));
+	json_object_object_add(o, "user_paused", json_object_new_boolean(vm->user_paused));
+	emit(hs, "host-wake", o);
+}
+
+/* Runs once nothing else is pending: signals that queued up meanwhile have
+ * all been seen, and only the latest one counts. */
+static int on_apply(sd_event_source *s, void *userdata)
+{
+	struct host_sleep *hs = userdata;
+	(void)s;
+	if (hs->want_asleep)
+		enter_sleep(hs);
+	else
+		leave_sleep(hs);
+	return 0;
+}
+
+static void want(struct host_sleep *hs, bool asleep)
+{
+	if (asleep && !hs->want_asleep) {
+		hs->signal_ns = now_ns();
+		hs->signal_wall_s = (int64_t)(clock_ns(CLOCK_REALTIME) / 1000000000ull);
+	}
+	if (!asleep && hs->want_asleep)
+		hs->wake_ns = now_ns();
+	hs->want_asleep = asleep;
+	sd_event_source_set_enabled(hs->apply_src, SD_EVENT_ONESHOT);
+}
+
+static int on_prepare_for_sleep(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	struct host_sleep *hs = userdata;
+	(void)ret_error;
+	int start;
+	if (sd_bus_message_read(m, "b", &start) < 0)
+		return 0; /* malformed: ignore */
+	want(hs, start);
+	return 0;
+}
+
+static int on_detect(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct host_sleep *hs = userdata;
+	(void)usec;
+	int64_t gap = (int64_t)(clock_ns(CLOCK_BOOTTIME) - clock_ns(CLOCK_MONOTONIC));
+	int64_t slept = host_sleep_detect(hs->last_gap_ns, gap, DETECT_THRESHOLD_NS);
+	hs->last_gap_ns = gap;
+	if (slept && !hs->asleep) {
+		/* Nobody told us: the guest ran into the sleep. Tell each vCPU it
+		 * was stopped, so the gap is not taken for a lockup. */
+		log_info("host wake noticed after the fact: the host slept %.3f s",
+			 (double)slept / 1e9);
+		vm_run_on_all(hs->vm, vcpu_guest_stopped, NULL, false);
+		hs->sleeps++;
+		hs->slept_realtime_ns = slept;
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "slept_s", json_object_new_double((double)slept / 1e9));
+		json_object_object_add(o, "detected", json_object_new_boolean(true));
+		emit(hs, "host-wake", o);
+	}
+	sd_event_source_set_time_relative(s, DETECT_PERIOD_USEC);
+	return 0;
+}
+
+int host_sleep_init(struct host_sleep *hs, struct vm *vm, sd_event *event,
+		    enum host_sleep_policy policy)
+{
+	memset(hs, 0, sizeof(*hs));
+	hs->vm = vm;
+	hs->event = event;
+	hs->policy = policy;
+	hs->inhibit_fd = -1;
+	if (policy == HOST_SLEEP_IGNORE)
+		return 0;
+	int r = sd_event_add_defer(event, &hs->apply_src, on_apply, hs);
+	if (r >= 0)
+		r = sd_event_source_set_priority(hs->apply_src, SD_EVENT_PRIORITY_IDLE);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(hs->apply_src, SD_EVENT_OFF);
+	if (r >= 0)
+		r = sd_event_add_time_relative(event, &hs->detect_src, CLOCK_MONOTONIC,
+					       DETECT_PERIOD_USEC, 0, on_detect, hs);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(hs->detect_src, SD_EVENT_OFF);
+	if (r < 0)
+		return r;
+	hs->last_gap_ns = (int64_t)(clock_ns(CLOCK_BOOTTIME) - clock_ns(CLOCK_MONOTONIC));
+
+	r = sd_bus_open_system(&hs->bus);
+	if (r < 0) {
+		hs->bus = NULL;
+		char why[256];
+		snprintf(why, sizeof(why), "no system bus (%s)", strerror(-r));
+		no_logind(hs, why);
+		return 0;
+	}
+	if ((r = sd_bus_attach_event(hs->bus, event, SD_EVENT_PRIORITY_NORMAL)) < 0 ||
+	    (r = sd_bus_match_signal_async(hs->bus, &hs->signal_slot, NULL, LOGIN1_PATH,
+					   LOGIN1_MANAGER, "PrepareForSleep", on_prepare_for_sleep,
+					   NULL, hs)) < 0) {
+		no_logind(hs, "cannot listen on the system bus");
+		hs->bus = sd_bus_flush_close_unref(hs->bus);
+		return 0;
+	}
+	take_inhibitor(hs);
+	return 0;
+}
+
+void host_sleep_destroy(struct host_sleep *hs)
+{
+	release_inhibitor(hs);
+	hs->signal_slot = sd_bus_slot_unref(hs->signal_slot);
+	hs->inhibit_slot = sd_bus_slot_unref(hs->inhibit_slot);
+	if (hs->bus) {
+		sd_bus_detach_event(hs->bus);
+		hs->bus = sd_bus_flush_close_unref(hs->bus);
+	}
+	hs->apply_src = sd_event_source_disable_unref(hs->apply_src);
+	hs->detect_src = sd_event_source_disable_unref(hs->detect_src);
+}
+
+void host_sleep_set_control(struct host_sleep *hs, struct control *ctl)
+{
+	hs->ctl = ctl;
+}
+
+json_object *host_sleep_ctl(struct host_sleep *hs, json_object *args, char *err, size_t errlen)
+{
+	json_object *phase;
+	if (!args || !json_object_object_get_ex(args, "phase", &phase) ||
+	    !json_object_is_type(phase, json_type_string)) {
+		snprintf(err, errlen, "host-sleep needs {\"args\":{\"phase\":\"prepare|resume\"}}");
+		return NULL;
+	}
+	const char *p = json_object_get_string(phase);
+	if (strcmp(p, "prepare") && strcmp(p, "resume")) {
+		snprintf(err, errlen, "host-sleep phase must be prepare or resume, not '%.32s'", p);
+		return NULL;
+	}
+	if (hs->policy == HOST_SLEEP_IGNORE) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "ignored", json_object_new_boolean(true));
+		return o;
+	}
+	/* A hook waits for this reply, so apply now rather than when idle. */
+	want(hs, !strcmp(p, "prepare"));
+	sd_event_source_set_enabled(hs->apply_src, SD_EVENT_OFF);
+	on_apply(NULL, hs);
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "asleep", json_object_new_boolean(hs->asleep));
+	json_object_object_add(o, "flush_error", json_object_new_int(hs->flush_error));
+	return o;
+}
+
+static json_object *ms_since(uint64_t a, uint64_t b)
+{
+	return json_object_new_double(a && b >= a ? (double)(b - a) / 1e6 : 0.0);
+}
+
+void host_sleep_status(struct host_sleep *hs, json_object *status)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(
+		o, "policy",
+		json_object_new_string(hs->policy == HOST_SLEEP_IGNORE ? "ignore" : "pause"));
+	json_object_object_add(o, "logind", json_object_new_boolean(hs->logind));
+	json_object_object_add(o, "inhibitor", json_object_new_boolean(hs->inhibit_fd >= 0));
+	json_object_object_add(o, "asleep", json_object_new_boolean(hs->asleep));
+	json_object_object_add(o, "sleeps", json_object_new_uint64(hs->sleeps));
+	json_object *last = json_object_new_object();
+	json_object_object_add(last, "at", json_object_new_int64(hs->signal_wall_s));
+	json_object_object_add(last, "signal_ns", json_object_new_uint64(hs->signal_ns));
+	json_object_object_add(last, "parked_ns", json_object_new_uint64(hs->parked_ns));
+	json_object_object_add(last, "flushed_ns", json_object_new_uint64(hs->flushed_ns));
+	json_object_object_add(last, "released_ns", json_object_new_uint64(hs->released_ns));
+	json_object_object_add(last, "wake_ns", json_object_new_uint64(hs->wake_ns));
+	json_object_object_add(last, "resumed_ns", json_object_new_uint64(hs->resumed_ns));
+	json_object_object_add(last, "quiesce_ms", ms_since(hs->signal_ns, hs->released_ns));
+	json_object_object_add(last, "resume_ms", ms_since(hs->wake_ns, hs->resumed_ns));
+	json_object_object_add(last, "slept_s",
+			       json_object_new_double((double)hs->slept_realtime_ns / 1e9));
+	json_object_object_add(last, "flush_error", json_object_new_int(hs->flush_error));
+	json_object_object_add(o, "last", last);
+	json_object_object_add(status, "host_sleep", o);
+}

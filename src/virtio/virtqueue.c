@@ -1,0 +1,151 @@
+#include "virtio/virtqueue.h"
+
+#include <errno.h>
+#include <string.h>
+
+static uint64_t avail_size(uint16_t num)
+{
+	return 4 + 2ull * num + 2;
+}
+static uint64_t used_size(uint16_t num)
+{
+	return 4 + 8ull * num + 2;
+}
+
+bool virtq_rings_valid(const struct guest_mem *gm, const struct virtq *vq)
+{
+	if (vq->num == 0 || vq->num > VIRTQ_MAX_SIZE)
+		return false;
+	/* Alignment the spec requires: desc 16, avail 2, used 4. */
+	if ((vq->desc_gpa & 15) || (vq->avail_gpa & 1) || (vq->used_gpa & 3))
+		return false;
+	return gm_ptr(gm, vq->desc_gpa, 16ull * vq->num) &&
+	       gm_ptr(gm, vq->avail_gpa, avail_size(vq->num)) &&
+	       gm_ptr(gm, vq->used_gpa, used_size(vq->num));
+}
+
+int virtq_pop(const struct guest_mem *gm, struct virtq *vq, struct virtq_elem *e)
+{
+	if (!vq->ready || !virtq_rings_valid(gm, vq))
+		return -EINVAL;
+	uint16_t *avail = gm_ptr(gm, vq->avail_gpa, avail_size(vq->num));
+	const struct virtq_desc *table = gm_ptr(gm, vq->desc_gpa, 16ull * vq->num);
+	uint16_t idx = __atomic_load_n(&avail[1], __ATOMIC_ACQUIRE);
+	uint16_t pending = (uint16_t)(idx - vq->last_avail);
+	if (pending == 0)
+		return 0;
+	if (pending > vq->num)
+		return -EINVAL; /* more entries than the ring holds */
+	uint16_t head = __atomic_load_n(&avail[2 + vq->last_avail % vq->num], __ATOMIC_RELAXED);
+	if (head >= vq->num)
+		return -EINVAL;
+
+	e->head = head;
+	e->nout = e->nin = 0;
+	e->out_len = e->in_len = 0;
+	uint16_t i = head;
+	for (unsigned count = 0;; count++) {
+		if (count >= vq->num)
+			return -EINVAL; /* a chain longer than the table: a loop */
+		struct virtq_desc d;
+		memcpy(&d, &table[i], sizeof(d)); /* one read: the guest may change it */
+		if (d.flags & VIRTQ_DESC_F_INDIRECT)
+			return -EINVAL; /* not offered */
+		if (d.len) {
+			void *p = gm_ptr(gm, d.addr, d.len);
+			if (!p)
+				return -EINVAL;
+			if (d.flags & VIRTQ_DESC_F_WRITE) {
+				if (e->nin >= VIRTQ_MAX_SEGS)
+					return -EINVAL;
+				e->in[e->nin++] = (struct iovec){p, d.len};
+				e->in_len += d.len;
+			} else {
+				/* Device-readable buffers must all come first. */
+				if (e->nin || e->nout >= VIRTQ_MAX_SEGS)
+					return -EINVAL;
+				e->out[e->nout++] = (struct iovec){p, d.len};
+				e->out_len += d.len;
+			}
+		}
+		if (!(d.flags & VIRTQ_DESC_F_NEXT))
+			break;
+		if (d.next >= vq->num)
+			return -EINVAL;
+		i = d.next;
+	}
+	vq->last_avail++;
+	return 1;
+}
+
+void virtq_push(const struct guest_mem *gm, struct virtq *vq, uint16_t head, uint32_t len)
+{
+	uint8_t *used = gm_ptr(gm, vq->used_gpa, used_size(vq->num));
+	if (!used)
+		return;
+	uint32_t elem[2] = {head, len};
+	memcpy(used + 4 + 8ull * (vq->used_idx % vq->num), elem, sizeof(elem));
+	vq->used_idx++;
+	/* The element must be visible before the index that publishes it. */
+	__atomic_store_n((uint16_t *)(used + 2), vq->used_idx, __ATOMIC_RELEASE);
+}
+
+bool virtq_no_interrupt(const struct guest_mem *gm, const struct virtq *vq)
+{
+	uint16_t *avail = gm_ptr(gm, vq->avail_gpa, 2);
+	return avail && (__atomic_load_n(avail, __ATOMIC_ACQUIRE) & VIRTQ_AVAIL_F_NO_INTERRUPT);
+}
+
+/* One walk for both directions: to_iov copies buf into the list. */
+static uint64_t iov_copy(const struct iovec *iov, unsigned n, uint64_t off, uint8_t *buf,
+			 uint64_t len, bool to_iov)
+{
+	uint64_t done = 0;
+	for (unsigned i = 0; i < n && done < len; i++) {
+		if (off >= iov[i].iov_len) {
+			off -= iov[i].iov_len;
+			continue;
+		}
+		uint64_t chunk = iov[i].iov_len - off;
+		if (chunk > len - done)
+			chunk = len - done;
+		uint8_t *p = (uint8_t *)iov[i].iov_base + off;
+		if (to_iov)
+			memcpy(p, buf + done, chunk);
+		else
+			memcpy(buf + done, p, chunk);
+		done += chunk;
+		off = 0;
+	}
+	return done;
+}
+
+uint64_t iov_copy_from(const struct iovec *iov, unsigned n, uint64_t off, void *buf, uint64_t len)
+{
+	return iov_copy(iov, n, off, buf, len, false);
+}
+
+uint64_t iov_copy_to(const struct iovec *iov, unsigned n, uint64_t off, const void *buf,
+		     uint64_t len)
+{
+	return iov_copy(iov, n, off, (uint8_t *)buf, len, true);
+}
+
+unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t off, uint64_t len,
+		   struct iovec *out)
+{
+	unsigned k = 0;
+	for (unsigned i = 0; i < n && len; i++) {
+		if (off >= iov[i].iov_len) {
+			off -= iov[i].iov_len;
+			continue;
+		}
+		uint64_t chunk = iov[i].iov_len - off;
+		if (chunk > len)
+			chunk = len;
+		out[k++] = (struct iovec){(uint8_t *)iov[i].iov_base + off, chunk};
+		len -= chunk;
+		off = 0;
+	}
+	return k;
+}

@@ -1,0 +1,62 @@
+/* Split virtqueues (virtio 1.x), read from guest memory the guest may change
+ * under us: every index, address and length is checked before use, and each
+ * descriptor is copied once before it is looked at. */
+#ifndef KVMHOST_VIRTQUEUE_H
+#define KVMHOST_VIRTQUEUE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "util/guest_mem.h"
+
+#define VIRTQ_MAX_SIZE 256
+#define VIRTQ_MAX_SEGS 130 /* seg_max 128 data segments + header + status */
+
+#define VIRTQ_DESC_F_NEXT	   1
+#define VIRTQ_DESC_F_WRITE	   2
+#define VIRTQ_DESC_F_INDIRECT	   4
+#define VIRTQ_AVAIL_F_NO_INTERRUPT 1
+
+struct virtq_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+
+struct virtq {
+	uint16_t num; /* size the driver chose, 1..VIRTQ_MAX_SIZE */
+	bool ready;
+	uint64_t desc_gpa, avail_gpa, used_gpa;
+	uint16_t last_avail; /* next avail entry to take */
+	uint16_t used_idx;
+};
+
+/* One request's buffers: `out` the device reads, `in` the device writes. */
+struct virtq_elem {
+	uint16_t head;
+	struct iovec out[VIRTQ_MAX_SEGS], in[VIRTQ_MAX_SEGS];
+	unsigned nout, nin;
+	uint64_t out_len, in_len;
+};
+
+/* True if the rings of this size fit in guest memory at these addresses. */
+bool virtq_rings_valid(const struct guest_mem *gm, const struct virtq *vq);
+/* 1: an element was taken; 0: nothing available; -EINVAL: the driver broke
+ * the rules (bad index, address, loop, layout) and the device needs a reset. */
+int virtq_pop(const struct guest_mem *gm, struct virtq *vq, struct virtq_elem *e);
+/* Returns the element to the driver with `len` bytes written. */
+void virtq_push(const struct guest_mem *gm, struct virtq *vq, uint16_t head, uint32_t len);
+/* The driver asked not to be interrupted. */
+bool virtq_no_interrupt(const struct guest_mem *gm, const struct virtq *vq);
+
+/* Gather/scatter helpers over an iovec list, from byte `off`. */
+uint64_t iov_copy_from(const struct iovec *iov, unsigned n, uint64_t off, void *buf, uint64_t len);
+uint64_t iov_copy_to(const struct iovec *iov, unsigned n, uint64_t off, const void *buf,
+		     uint64_t len);
+/* Sub-list [off, off+len) of an iovec list into out; returns its count. */
+unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t off, uint64_t len,
+		   struct iovec *out);
+
+#endif
