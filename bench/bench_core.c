@@ -29,21 +29,19 @@ static void sleep_ms(int ms)
 
 static struct vm *kvmhost_vm(uint32_t cpus, uint32_t mode, uint32_t period_us)
 {
-	static struct run_options o;
-	run_options_default(&o);
-	snprintf(o.name, sizeof(o.name), "bench");
-	o.cpus = cpus;
-	o.guest_mode = mode;
-	o.heartbeat_us = period_us;
-	o.print_every = 0;
-	o.console = CONSOLE_NONE;
+	struct vm_config cfg = {
+		.name = "bench",
+		.cpus = cpus,
+		.memory_mib = 64,
+		.guest = {.period_us = period_us, .mode = mode, .bench_iters = PIO_ITERS},
+	};
 	struct vm *vm;
-	if (vm_create(&o, -1, &vm)) {
+	enum kvmhost_status why;
+	if (vm_create(&cfg, -1, &vm, &why)) {
 		fprintf(stderr, "bench: cannot create a VM\n");
 		exit(1);
 	}
-	vm->testdev.bench_iters = PIO_ITERS;
-	if (vm_start(vm)) {
+	if (vm_start(vm, NULL, NULL)) {
 		fprintf(stderr, "bench: cannot start the VM\n");
 		exit(1);
 	}
@@ -53,7 +51,7 @@ static struct vm *kvmhost_vm(uint32_t cpus, uint32_t mode, uint32_t period_us)
 static void wait_booted(struct vm *vm)
 {
 	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
-		while (!atomic_load(&vm->vcpus[i].booted))
+		while (!atomic_load(&vm->testdev.vcpus[i].booted))
 			sleep_ms(1);
 }
 
@@ -220,9 +218,15 @@ static void bench_start(const char *kvmhost)
 		waitpid(pid, NULL, 0);
 	}
 	rmdir(rundir);
+	/* The minimum over every run, not whichever came first. */
+	uint64_t min = start[0];
+	for (int i = 1; i < RUNS; i++)
+		if (start[i] < min)
+			min = start[i];
+	uint64_t median = percentile(start, RUNS, 50);
 	printf("start_time_ms: median %.2f min %.2f (target <= 20; exec to the first guest byte "
 	       "on the console, %d runs)\n",
-	       (double)percentile(start, RUNS, 50) / 1e6, (double)start[0] / 1e6, RUNS);
+	       (double)median / 1e6, (double)min / 1e6, RUNS);
 	printf("vmm_memory_overhead_kib: rss %ld private %ld (target <= 2048; RSS minus guest RAM, "
 	       "and the part of it no other process shares; 2 vCPUs, running)\n",
 	       overhead_kib, private_kib);

@@ -16,12 +16,7 @@
 #define MEM_SIZE   (64 * 1024)
 #define DISK_BYTES (64 * 1024)
 
-static void no_irq(void *opaque, uint32_t gsi, bool level)
-{
-	(void)opaque;
-	(void)gsi;
-	(void)level;
-}
+static const struct device_host no_host; /* no lines, no exits */
 
 static struct virtio_blk blk;
 static bool opened;
@@ -31,8 +26,9 @@ static void open_disk(void)
 	int fd = memfd_create("fuzz-disk", MFD_CLOEXEC);
 	if (fd < 0 || ftruncate(fd, DISK_BYTES) < 0)
 		abort();
-	struct disk_spec spec = {0};
-	snprintf(spec.path, sizeof(spec.path), "/proc/self/fd/%d", fd);
+	static char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	struct disk_spec spec = {.path = path};
 	char err[256];
 	if (virtio_blk_open(&blk, &spec, err, sizeof(err)))
 		abort();
@@ -47,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static uint8_t ram[MEM_SIZE];
 	struct guest_mem gm = {.regions = {{MEM_BASE, MEM_SIZE, ram}}, .nr = 1};
 	struct virtio_mmio m;
-	virtio_mmio_init(&m, &virtio_blk_ops, &blk, &gm, 5, no_irq, NULL);
+	virtio_mmio_init(&m, &virtio_blk_ops, &blk, &gm, &no_host, 5);
 
 	/* First byte: how many 6-byte register operations follow. */
 	size_t ops = size ? data[0] % 48 : 0, pos = 1;
@@ -72,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	};
 	for (size_t i = 0; i < sizeof(init) / sizeof(init[0]); i++) {
 		uint32_t v = init[i][1];
-		virtio_mmio_access(&m, NULL, init[i][0], (uint8_t *)&v, 4, true);
+		virtio_mmio_ops.access(&m, 0, init[i][0], (uint8_t *)&v, 4, true);
 	}
 	for (size_t i = 0; i < ops && pos + 6 <= size; i++, pos += 6) {
 		uint16_t off = (uint16_t)((data[pos] | data[pos + 1] << 8) & 0x1ff);
@@ -83,11 +79,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(buf, &v, 4);
 		memcpy(buf + 4, &v, 4);
 		bool write = data[pos + 1] & 0x80;
-		virtio_mmio_access(&m, NULL, off, buf, width, write);
+		virtio_mmio_ops.access(&m, 0, off, buf, width, write);
 	}
 	/* And a notify whatever the script did. */
 	uint32_t zero = 0;
-	virtio_mmio_access(&m, NULL, 0x050, (uint8_t *)&zero, 4, true);
+	virtio_mmio_ops.access(&m, 0, 0x050, (uint8_t *)&zero, 4, true);
+	/* What it saves restores, and hostile state (the input itself) is
+	 * refused or restored without touching memory outside the rings. */
+	struct state_writer w = {0};
+	virtio_mmio_ops.save(&m, &w);
+	struct virtio_mmio copy;
+	virtio_mmio_init(&copy, &virtio_blk_ops, &blk, &gm, &no_host, 5);
+	struct state_reader r = state_reader_init(w.buf, w.len);
+	if (virtio_mmio_ops.restore(&copy, &r) || state_reader_done(&r))
+		abort();
+	r = state_reader_init(data, size);
+	(void)virtio_mmio_ops.restore(&copy, &r);
+	virtio_mmio_ops.access(&copy, 0, 0x050, (uint8_t *)&zero, 4, true);
+	state_writer_free(&w);
+	virtio_mmio_destroy(&copy);
 	virtio_mmio_destroy(&m);
 	return 0;
 }

@@ -11,6 +11,8 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "util/util.h"
+
 #include "boot/linux_image.h"
 
 #define MAX_KERNEL	 (1ull << 30)
@@ -38,12 +40,6 @@ const char *linux_payload_format(const uint8_t *p, size_t len)
 		return "lzma";
 	return NULL;
 }
-
-#define FAIL(...)                                                                                  \
-	do {                                                                                       \
-		snprintf(err, errlen, __VA_ARGS__);                                                \
-		goto fail;                                                                         \
-	} while (0)
 
 static int gunzip(const uint8_t *in, size_t len, uint8_t *out, size_t out_len)
 {

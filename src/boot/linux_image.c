@@ -1,86 +1,50 @@
 #include "boot/linux_image.h"
 
+#include <asm/bootparam.h>
 #include <elf.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* boot_params (the zero page) and its setup_header, by offset. */
-#define BP_EXT_RAMDISK_IMAGE 0x0c0
-#define BP_EXT_RAMDISK_SIZE  0x0c4
-#define BP_EXT_CMD_LINE_PTR  0x0c8
-#define BP_E820_ENTRIES	     0x1e8
-#define BP_HDR		     0x1f1
-#define BP_E820_TABLE	     0x2d0
-#define BP_E820_MAX	     128
+#include "util/util.h"
 
-#define HDR_SETUP_SECTS	     0x1f1
-#define HDR_BOOT_FLAG	     0x1fe
-#define HDR_JUMP	     0x200
-#define HDR_HEADER	     0x202
-#define HDR_VERSION	     0x206
-#define HDR_TYPE_OF_LOADER   0x210
-#define HDR_LOADFLAGS	     0x211
-#define HDR_RAMDISK_IMAGE    0x218
-#define HDR_RAMDISK_SIZE     0x21c
-#define HDR_HEAP_END_PTR     0x224
-#define HDR_CMD_LINE_PTR     0x228
-#define HDR_INITRD_ADDR_MAX  0x22c
-#define HDR_KERNEL_ALIGNMENT 0x230
-#define HDR_RELOCATABLE	     0x234
-#define HDR_XLOADFLAGS	     0x236
-#define HDR_CMDLINE_SIZE     0x238
-#define HDR_PAYLOAD_OFFSET   0x248
-#define HDR_PAYLOAD_LENGTH   0x24c
-#define HDR_PREF_ADDRESS     0x258
-#define HDR_INIT_SIZE	     0x260
-#define HDR_END_MAX	     0x290
+#include "util/bytes.h"
 
-#define LOADED_HIGH   0x01
-#define CAN_USE_HEAP  0x80
-#define XLF_KERNEL_64 0x01
+/* boot_params (the zero page) and its setup_header, by offset: a bzImage
+ * carries the setup header at the same place, so one set of offsets serves
+ * both the image and the zero page. */
+#define BP(field)	     offsetof(struct boot_params, field)
+#define BP_EXT_RAMDISK_IMAGE BP(ext_ramdisk_image)
+#define BP_EXT_RAMDISK_SIZE  BP(ext_ramdisk_size)
+#define BP_E820_ENTRIES	     BP(e820_entries)
+#define BP_HDR		     BP(hdr)
+#define BP_E820_TABLE	     BP(e820_table)
+#define HDR_SETUP_SECTS	     BP(hdr.setup_sects)
+#define HDR_BOOT_FLAG	     BP(hdr.boot_flag)
+#define HDR_JUMP	     BP(hdr.jump)
+#define HDR_HEADER	     BP(hdr.header)
+#define HDR_VERSION	     BP(hdr.version)
+#define HDR_TYPE_OF_LOADER   BP(hdr.type_of_loader)
+#define HDR_LOADFLAGS	     BP(hdr.loadflags)
+#define HDR_RAMDISK_IMAGE    BP(hdr.ramdisk_image)
+#define HDR_RAMDISK_SIZE     BP(hdr.ramdisk_size)
+#define HDR_HEAP_END_PTR     BP(hdr.heap_end_ptr)
+#define HDR_CMD_LINE_PTR     BP(hdr.cmd_line_ptr)
+#define HDR_INITRD_ADDR_MAX  BP(hdr.initrd_addr_max)
+#define HDR_KERNEL_ALIGNMENT BP(hdr.kernel_alignment)
+#define HDR_XLOADFLAGS	     BP(hdr.xloadflags)
+#define HDR_CMDLINE_SIZE     BP(hdr.cmdline_size)
+#define HDR_PAYLOAD_OFFSET   BP(hdr.payload_offset)
+#define HDR_PAYLOAD_LENGTH   BP(hdr.payload_length)
+#define HDR_PREF_ADDRESS     BP(hdr.pref_address)
+#define HDR_INIT_SIZE	     BP(hdr.init_size)
+#define HDR_END_MAX	     BP(edd_mbr_sig_buffer) /* the header may grow up to here */
+#define BOOT_FLAG_MAGIC	     0xaa55
+#define HDR_MAGIC	     0x53726448 /* "HdrS" */
+
 #define E820_RAM      1
 #define E820_RESERVED 2
-
-#define FAIL(...)                                                                                  \
-	do {                                                                                       \
-		snprintf(err, errlen, __VA_ARGS__);                                                \
-		goto fail;                                                                         \
-	} while (0)
-
-static uint16_t get16(const uint8_t *p, size_t off)
-{
-	uint16_t v;
-	memcpy(&v, p + off, 2);
-	return v;
-}
-
-static uint32_t get32(const uint8_t *p, size_t off)
-{
-	uint32_t v;
-	memcpy(&v, p + off, 4);
-	return v;
-}
-
-static uint64_t get64(const uint8_t *p, size_t off)
-{
-	uint64_t v;
-	memcpy(&v, p + off, 8);
-	return v;
-}
-
-static void put16(uint8_t *p, size_t off, uint16_t v)
-{
-	memcpy(p + off, &v, 2);
-}
-static void put32(uint8_t *p, size_t off, uint32_t v)
-{
-	memcpy(p + off, &v, 4);
-}
-static void put64(uint8_t *p, size_t off, uint64_t v)
-{
-	memcpy(p + off, &v, 8);
-}
 
 /* [addr, addr+len) within low RAM, overflow-safe. */
 static bool fits(const struct linux_ram *ram, uint64_t addr, uint64_t len)
@@ -142,146 +106,207 @@ fail:
 static void e820_add(uint8_t *zp, uint64_t addr, uint64_t size, uint32_t type)
 {
 	uint8_t n = zp[BP_E820_ENTRIES];
-	if (n >= BP_E820_MAX || size == 0)
+	if (n >= E820_MAX_ENTRIES_ZEROPAGE || size == 0)
 		return;
-	uint8_t *e = zp + BP_E820_TABLE + 20 * n;
-	put64(e, 0, addr);
-	put64(e, 8, size);
-	put32(e, 16, type);
+	struct boot_e820_entry e = {.addr = addr, .size = size, .type = type};
+	memcpy(zp + BP_E820_TABLE + sizeof(e) * n, &e, sizeof(e));
 	zp[BP_E820_ENTRIES] = (uint8_t)(n + 1);
 }
 
-int linux_load(const struct linux_ram *ram, const struct linux_boot *boot, struct linux_entry *out,
-	       char *err, size_t errlen)
+/* What the image's setup header tells the loader. */
+struct bz_header {
+	size_t pm;	      /* protected-mode code starts here in the file */
+	uint32_t cmdline_max; /* longest command line the kernel takes */
+	uint64_t initrd_max;  /* highest address the initrd may end at */
+	uint32_t init_size;   /* memory the kernel needs from its load address */
+};
+
+static int read_bz_header(const uint8_t *k, size_t ks, uint8_t *zp, struct bz_header *h, char *err,
+			  size_t errlen)
 {
-	const uint8_t *k = boot->kernel;
-	size_t ks = boot->kernel_size;
+	if (ks < 1024 || get_le16(k + HDR_BOOT_FLAG) != BOOT_FLAG_MAGIC ||
+	    get_le32(k + HDR_HEADER) != HDR_MAGIC)
+		FAIL("the kernel is neither an ELF vmlinux nor a bzImage (bad magic)");
+	uint16_t version = get_le16(k + HDR_VERSION);
+	unsigned setup_sects = k[HDR_SETUP_SECTS] ? k[HDR_SETUP_SECTS] : 4;
+	h->pm = ((size_t)setup_sects + 1) * 512;
+	if (h->pm >= ks)
+		FAIL("the bzImage is truncated (no protected-mode part)");
+	if (version < 0x020c)
+		FAIL("the bzImage's boot protocol %u.%02u is too old (2.12 or newer is needed)",
+		     version >> 8, version & 0xff);
+	/* The zero page starts with the image's own setup header. */
+	size_t hdr_end = HDR_HEADER + k[HDR_JUMP + 1];
+	if (hdr_end > HDR_END_MAX)
+		hdr_end = HDR_END_MAX;
+	memcpy(zp + BP_HDR, k + BP_HDR, hdr_end - BP_HDR);
+	h->cmdline_max = get_le32(k + HDR_CMDLINE_SIZE);
+	if (h->cmdline_max == 0 || h->cmdline_max > LINUX_CMDLINE_MAX - 1)
+		h->cmdline_max = LINUX_CMDLINE_MAX - 1;
+	h->initrd_max = get_le32(k + HDR_INITRD_ADDR_MAX);
+	h->init_size = get_le32(k + HDR_INIT_SIZE);
+	return 0;
+fail:
+	return -1;
+}
+
+/* The 64-bit boot protocol: the protected-mode part goes where the kernel
+ * prefers and is entered at startup_64 to decompress itself. */
+static int load_bz_in_guest(const struct linux_ram *ram, const uint8_t *k, size_t ks,
+			    const struct bz_header *h, struct linux_entry *out, char *err,
+			    size_t errlen)
+{
+	if (!(get_le16(k + HDR_XLOADFLAGS) & XLF_KERNEL_64))
+		FAIL("the bzImage has no 64-bit entry point (XLF_KERNEL_64)");
+	uint64_t load = get_le64(k + HDR_PREF_ADDRESS);
+	uint32_t align = get_le32(k + HDR_KERNEL_ALIGNMENT);
+	if (load < LINUX_KERNEL_DEFAULT)
+		load = LINUX_KERNEL_DEFAULT;
+	if (align && (align & (align - 1)) == 0)
+		load = (load + align - 1) & ~(uint64_t)(align - 1);
+	uint64_t span = h->init_size > ks - h->pm ? h->init_size : ks - h->pm;
+	if (!fits(ram, load, span))
+		FAIL("the kernel does not fit in memory (it needs %llu MiB from %#llx; "
+		     "%llu MiB of low RAM)",
+		     (unsigned long long)(span >> 20), (unsigned long long)load,
+		     (unsigned long long)(ram->low_size >> 20));
+	memcpy(ram->low + load, k + h->pm, ks - h->pm);
+	out->rip = load + 0x200; /* startup_64 of the decompressor */
+	out->kernel_start = load;
+	out->kernel_end = load + span;
+	snprintf(out->format, sizeof(out->format),
+		 "bzImage (decompressing itself, 64-bit boot protocol)");
+	return 0;
+fail:
+	return -1;
+}
+
+/* The payload decompressed here and loaded as the ELF it is. */
+static int load_bz_on_host(const struct linux_ram *ram, const uint8_t *k, size_t ks,
+			   const struct bz_header *h, struct linux_entry *out, char *err,
+			   size_t errlen)
+{
 	uint8_t *elf = NULL;
-	memset(out, 0, sizeof(*out));
-	if (!fits(ram, LINUX_ZERO_PAGE, 4096) || !fits(ram, LINUX_CMDLINE, LINUX_CMDLINE_MAX) ||
-	    ram->low_size < LINUX_KERNEL_DEFAULT)
-		FAIL("too little memory for a Linux guest");
-	uint8_t *zp = ram->low + LINUX_ZERO_PAGE;
-	memset(zp, 0, 4096);
-	uint32_t cmdline_max = LINUX_CMDLINE_MAX - 1;
-	uint64_t initrd_max = 0x37ffffff; /* the protocol's default before 2.03 */
-
-	if (ks >= 4 && !memcmp(k, ELFMAG, SELFMAG)) {
-		if (boot->guest_decompress)
-			FAIL("--kernel-decompress guest needs a bzImage, not an ELF vmlinux");
-		if (load_elf(ram, k, ks, out, err, errlen))
-			goto fail;
-		out->format = "vmlinux (ELF, entered in 64-bit mode)";
-		put16(zp, HDR_BOOT_FLAG, 0xaa55);
-		put32(zp, HDR_HEADER, 0x53726448);
-		put32(zp, HDR_KERNEL_ALIGNMENT, 0x1000000);
-	} else {
-		if (ks < 1024 || get16(k, HDR_BOOT_FLAG) != 0xaa55 ||
-		    get32(k, HDR_HEADER) != 0x53726448)
-			FAIL("the kernel is neither an ELF vmlinux nor a bzImage (bad magic)");
-		uint16_t version = get16(k, HDR_VERSION);
-		unsigned setup_sects = k[HDR_SETUP_SECTS] ? k[HDR_SETUP_SECTS] : 4;
-		size_t pm = ((size_t)setup_sects + 1) * 512; /* protected-mode code starts here */
-		if (pm >= ks)
-			FAIL("the bzImage is truncated (no protected-mode part)");
-		if (version < 0x020c)
-			FAIL("the bzImage's boot protocol %u.%02u is too old (2.12 or newer is needed)",
-			     version >> 8, version & 0xff);
-		/* The zero page starts with the image's own setup header. */
-		size_t hdr_end = HDR_HEADER + k[HDR_JUMP + 1];
-		if (hdr_end > HDR_END_MAX)
-			hdr_end = HDR_END_MAX;
-		memcpy(zp + BP_HDR, k + BP_HDR, hdr_end - BP_HDR);
-		cmdline_max = get32(k, HDR_CMDLINE_SIZE);
-		if (cmdline_max == 0 || cmdline_max > LINUX_CMDLINE_MAX - 1)
-			cmdline_max = LINUX_CMDLINE_MAX - 1;
-		initrd_max = get32(k, HDR_INITRD_ADDR_MAX);
-		uint32_t init_size = get32(k, HDR_INIT_SIZE);
-		if (boot->guest_decompress) {
-			if (!(get16(k, HDR_XLOADFLAGS) & XLF_KERNEL_64))
-				FAIL("the bzImage has no 64-bit entry point (XLF_KERNEL_64)");
-			uint64_t load = get64(k, HDR_PREF_ADDRESS);
-			uint32_t align = get32(k, HDR_KERNEL_ALIGNMENT);
-			if (load < LINUX_KERNEL_DEFAULT)
-				load = LINUX_KERNEL_DEFAULT;
-			if (align && (align & (align - 1)) == 0)
-				load = (load + align - 1) & ~(uint64_t)(align - 1);
-			uint64_t span = init_size > ks - pm ? init_size : ks - pm;
-			if (!fits(ram, load, span))
-				FAIL("the kernel does not fit in memory (it needs %llu MiB from %#llx; "
-				     "%llu MiB of low RAM)",
-				     (unsigned long long)(span >> 20), (unsigned long long)load,
-				     (unsigned long long)(ram->low_size >> 20));
-			memcpy(ram->low + load, k + pm, ks - pm);
-			out->rip = load + 0x200; /* startup_64 of the decompressor */
-			out->kernel_start = load;
-			out->kernel_end = load + span;
-			out->format = "bzImage (decompressing itself, 64-bit boot protocol)";
-		} else {
-			uint32_t off = get32(k, HDR_PAYLOAD_OFFSET),
-				 len = get32(k, HDR_PAYLOAD_LENGTH);
-			if (off > ks - pm || len > ks - pm - off || len == 0)
-				FAIL("the bzImage is truncated (payload at %u+%u, image has %zu bytes)",
-				     off, len, ks - pm);
-			const char *fmt = linux_payload_format(k + pm + off, len);
-			size_t elf_size;
-			if (linux_decompress(k + pm + off, len, &elf, &elf_size, err, errlen))
-				goto fail;
-			if (load_elf(ram, elf, elf_size, out, err, errlen))
-				goto fail;
-			if (init_size && out->kernel_start + init_size > out->kernel_end)
-				out->kernel_end = out->kernel_start + init_size;
-			if (!fits(ram, out->kernel_start, out->kernel_end - out->kernel_start))
-				FAIL("the kernel does not fit in memory (it needs %llu MiB)",
-				     (unsigned long long)((out->kernel_end) >> 20));
-			static char desc[64];
-			snprintf(desc, sizeof(desc), "bzImage (%s, decompressed by kvmhost)", fmt);
-			out->format = desc;
-		}
-	}
-
-	/* Command line. */
-	size_t clen = boot->cmdline ? strlen(boot->cmdline) : 0;
-	if (clen > cmdline_max)
-		FAIL("the command line is %zu bytes; this kernel takes at most %u", clen,
-		     cmdline_max);
-	memcpy(ram->low + LINUX_CMDLINE, boot->cmdline ? boot->cmdline : "", clen + 1);
-	put32(zp, HDR_CMD_LINE_PTR, (uint32_t)LINUX_CMDLINE);
-	put32(zp, HDR_CMDLINE_SIZE, (uint32_t)clen);
-	zp[HDR_TYPE_OF_LOADER] = 0xff; /* undefined loader */
-	zp[HDR_LOADFLAGS] |= LOADED_HIGH | CAN_USE_HEAP;
-	put16(zp, HDR_HEAP_END_PTR, 0xfe00);
-
-	/* Initrd: as high as the kernel allows, page aligned, above the kernel. */
-	if (boot->initrd_size) {
-		uint64_t top = ram->low_size;
-		if (initrd_max && initrd_max + 1ull < top)
-			top = initrd_max + 1ull;
-		if (boot->initrd_size > top)
-			FAIL("the initrd (%zu bytes) does not fit below %#llx", boot->initrd_size,
-			     (unsigned long long)top);
-		uint64_t addr = (top - boot->initrd_size) & ~0xfffull;
-		if (addr < out->kernel_end)
-			FAIL("the initrd (%zu MiB) does not fit in memory beside the kernel",
-			     boot->initrd_size >> 20);
-		memcpy(ram->low + addr, boot->initrd, boot->initrd_size);
-		put32(zp, HDR_RAMDISK_IMAGE, (uint32_t)addr);
-		put32(zp, HDR_RAMDISK_SIZE, (uint32_t)boot->initrd_size);
-		put32(zp, BP_EXT_RAMDISK_IMAGE, (uint32_t)(addr >> 32));
-		put32(zp, BP_EXT_RAMDISK_SIZE, (uint32_t)((uint64_t)boot->initrd_size >> 32));
-		out->initrd_addr = addr;
-	}
-
-	/* Memory map: the memory slots, less the BIOS holes and the 32-bit MMIO hole. */
-	e820_add(zp, 0, LINUX_EBDA, E820_RAM);
-	e820_add(zp, LINUX_EBDA, 0x100000 - LINUX_EBDA, E820_RESERVED);
-	e820_add(zp, LINUX_HIGH_MEM, ram->low_size - LINUX_HIGH_MEM, E820_RAM);
-	if (ram->high_size)
-		e820_add(zp, 1ull << 32, ram->high_size, E820_RAM);
-	out->zero_page = LINUX_ZERO_PAGE;
+	uint32_t off = get_le32(k + HDR_PAYLOAD_OFFSET), len = get_le32(k + HDR_PAYLOAD_LENGTH);
+	if (off > ks - h->pm || len > ks - h->pm - off || len == 0)
+		FAIL("the bzImage is truncated (payload at %u+%u, image has %zu bytes)", off, len,
+		     ks - h->pm);
+	const char *fmt = linux_payload_format(k + h->pm + off, len);
+	size_t elf_size;
+	if (linux_decompress(k + h->pm + off, len, &elf, &elf_size, err, errlen))
+		goto fail;
+	if (load_elf(ram, elf, elf_size, out, err, errlen))
+		goto fail;
+	if (h->init_size && out->kernel_start + h->init_size > out->kernel_end)
+		out->kernel_end = out->kernel_start + h->init_size;
+	if (!fits(ram, out->kernel_start, out->kernel_end - out->kernel_start))
+		FAIL("the kernel does not fit in memory (it needs %llu MiB)",
+		     (unsigned long long)((out->kernel_end) >> 20));
+	snprintf(out->format, sizeof(out->format), "bzImage (%s, decompressed by kvmhost)", fmt);
 	free(elf);
 	return 0;
 fail:
 	free(elf);
 	return -1;
+}
+
+/* Initrd: as high as the kernel allows, page aligned, above the kernel. */
+static int place_initrd(const struct linux_ram *ram, const struct linux_boot *boot,
+			uint64_t initrd_max, uint8_t *zp, struct linux_entry *out, char *err,
+			size_t errlen)
+{
+	uint64_t top = ram->low_size;
+	if (initrd_max && initrd_max + 1ull < top)
+		top = initrd_max + 1ull;
+	if (boot->initrd_size > top)
+		FAIL("the initrd (%zu bytes) does not fit below %#llx", boot->initrd_size,
+		     (unsigned long long)top);
+	uint64_t addr = (top - boot->initrd_size) & ~0xfffull;
+	if (addr < out->kernel_end)
+		FAIL("the initrd (%zu MiB) does not fit in memory beside the kernel",
+		     boot->initrd_size >> 20);
+	memcpy(ram->low + addr, boot->initrd, boot->initrd_size);
+	put_le32(zp + HDR_RAMDISK_IMAGE, (uint32_t)addr);
+	put_le32(zp + HDR_RAMDISK_SIZE, (uint32_t)boot->initrd_size);
+	put_le32(zp + BP_EXT_RAMDISK_IMAGE, (uint32_t)(addr >> 32));
+	put_le32(zp + BP_EXT_RAMDISK_SIZE, (uint32_t)((uint64_t)boot->initrd_size >> 32));
+	out->initrd_addr = addr;
+	return 0;
+fail:
+	return -1;
+}
+
+static int set_cmdline(const struct linux_ram *ram, const char *cmdline, uint32_t cmdline_max,
+		       uint8_t *zp, char *err, size_t errlen)
+{
+	size_t clen = cmdline ? strlen(cmdline) : 0;
+	if (clen > cmdline_max)
+		FAIL("the command line is %zu bytes; this kernel takes at most %u", clen,
+		     cmdline_max);
+	memcpy(ram->low + LINUX_CMDLINE, cmdline ? cmdline : "", clen + 1);
+	put_le32(zp + HDR_CMD_LINE_PTR, (uint32_t)LINUX_CMDLINE);
+	put_le32(zp + HDR_CMDLINE_SIZE, (uint32_t)clen);
+	zp[HDR_TYPE_OF_LOADER] = 0xff; /* undefined loader */
+	zp[HDR_LOADFLAGS] |= LOADED_HIGH | CAN_USE_HEAP;
+	put_le16(zp + HDR_HEAP_END_PTR, 0xfe00);
+	return 0;
+fail:
+	return -1;
+}
+
+/* Memory map: the memory slots, less the BIOS holes and the 32-bit MMIO hole. */
+static void write_e820(const struct linux_ram *ram, uint8_t *zp)
+{
+	e820_add(zp, 0, LINUX_EBDA, E820_RAM);
+	e820_add(zp, LINUX_EBDA, 0x100000 - LINUX_EBDA, E820_RESERVED);
+	e820_add(zp, LINUX_HIGH_MEM, ram->low_size - LINUX_HIGH_MEM, E820_RAM);
+	if (ram->high_size)
+		e820_add(zp, 1ull << 32, ram->high_size, E820_RAM);
+}
+
+static int load_kernel(const struct linux_ram *ram, const struct linux_boot *boot, uint8_t *zp,
+		       struct bz_header *h, struct linux_entry *out, char *err, size_t errlen)
+{
+	const uint8_t *k = boot->kernel;
+	size_t ks = boot->kernel_size;
+	if (ks >= 4 && !memcmp(k, ELFMAG, SELFMAG)) {
+		if (boot->guest_decompress)
+			FAIL("--kernel-decompress guest needs a bzImage, not an ELF vmlinux");
+		if (load_elf(ram, k, ks, out, err, errlen))
+			goto fail;
+		snprintf(out->format, sizeof(out->format), "vmlinux (ELF, entered in 64-bit mode)");
+		put_le16(zp + HDR_BOOT_FLAG, BOOT_FLAG_MAGIC);
+		put_le32(zp + HDR_HEADER, HDR_MAGIC);
+		put_le32(zp + HDR_KERNEL_ALIGNMENT, 0x1000000);
+		return 0;
+	}
+	if (read_bz_header(k, ks, zp, h, err, errlen))
+		goto fail;
+	return boot->guest_decompress ? load_bz_in_guest(ram, k, ks, h, out, err, errlen)
+				      : load_bz_on_host(ram, k, ks, h, out, err, errlen);
+fail:
+	return -1;
+}
+
+int linux_load(const struct linux_ram *ram, const struct linux_boot *boot, struct linux_entry *out,
+	       char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	if (!fits(ram, LINUX_ZERO_PAGE, 4096) || !fits(ram, LINUX_CMDLINE, LINUX_CMDLINE_MAX) ||
+	    ram->low_size < LINUX_KERNEL_DEFAULT) {
+		snprintf(err, errlen, "too little memory for a Linux guest");
+		return -1;
+	}
+	uint8_t *zp = ram->low + LINUX_ZERO_PAGE;
+	memset(zp, 0, 4096);
+	/* An ELF has no setup header: the protocol's defaults before 2.03. */
+	struct bz_header h = {.cmdline_max = LINUX_CMDLINE_MAX - 1, .initrd_max = 0x37ffffff};
+	if (load_kernel(ram, boot, zp, &h, out, err, errlen) ||
+	    set_cmdline(ram, boot->cmdline, h.cmdline_max, zp, err, errlen))
+		return -1;
+	if (boot->initrd_size && place_initrd(ram, boot, h.initrd_max, zp, out, err, errlen))
+		return -1;
+	write_e820(ram, zp);
+	out->zero_page = LINUX_ZERO_PAGE;
+	return 0;
 }

@@ -37,7 +37,7 @@ struct linux_entry {
 	uint64_t zero_page;
 	uint64_t kernel_start, kernel_end; /* guest physical, what the kernel occupies */
 	uint64_t initrd_addr;
-	const char *format; /* "vmlinux", "bzImage (lz4, decompressed here)", ... */
+	char format[64]; /* "vmlinux", "bzImage (lz4, decompressed here)", ... */
 };
 
 /* Returns 0, or -1 with a clear reason in err. */

@@ -6,335 +6,379 @@
 #include <string.h>
 
 #include "guest_abi.h"
-#include "util/util.h"
 
-enum {
-	OPT_NAME = 256,
-	OPT_CPUS,
-	OPT_MEMORY,
-	OPT_CPU_PIN,
-	OPT_CONSOLE,
-	OPT_SOCKET,
-	OPT_VMM_CPUS,
-	OPT_ON_CPU_OFFLINE,
-	OPT_ON_HOST_SLEEP,
-	OPT_HEARTBEAT_US,
-	OPT_PRINT_EVERY,
-	OPT_GUEST_MODE,
-	OPT_DISK,
-	OPT_DISK_BLOCKS,
-	OPT_DISK_REQUEST_KIB,
-	OPT_DISK_FLUSH_EVERY,
-	OPT_DISK_GENERATION,
-	OPT_KERNEL,
-	OPT_INITRD,
-	OPT_CMDLINE,
-	OPT_KERNEL_DECOMPRESS,
-	OPT_ON_REBOOT,
-	OPT_HELP,
-};
+typedef int (*opt_fn)(struct run_options *o, const char *arg, char *err, size_t errlen);
 
-static const struct option long_opts[] = {
-	{"name", required_argument, NULL, OPT_NAME},
-	{"cpus", required_argument, NULL, OPT_CPUS},
-	{"memory", required_argument, NULL, OPT_MEMORY},
-	{"cpu-pin", required_argument, NULL, OPT_CPU_PIN},
-	{"console", required_argument, NULL, OPT_CONSOLE},
-	{"socket", required_argument, NULL, OPT_SOCKET},
-	{"vmm-cpus", required_argument, NULL, OPT_VMM_CPUS},
-	{"on-cpu-offline", required_argument, NULL, OPT_ON_CPU_OFFLINE},
-	{"on-host-sleep", required_argument, NULL, OPT_ON_HOST_SLEEP},
-	{"heartbeat-us", required_argument, NULL, OPT_HEARTBEAT_US},
-	{"print-every", required_argument, NULL, OPT_PRINT_EVERY},
-	{"guest-mode", required_argument, NULL, OPT_GUEST_MODE},
-	{"disk", required_argument, NULL, OPT_DISK},
-	{"disk-blocks", required_argument, NULL, OPT_DISK_BLOCKS},
-	{"disk-request-kib", required_argument, NULL, OPT_DISK_REQUEST_KIB},
-	{"disk-flush-every", required_argument, NULL, OPT_DISK_FLUSH_EVERY},
-	{"disk-generation", required_argument, NULL, OPT_DISK_GENERATION},
-	{"kernel", required_argument, NULL, OPT_KERNEL},
-	{"initrd", required_argument, NULL, OPT_INITRD},
-	{"cmdline", required_argument, NULL, OPT_CMDLINE},
-	{"kernel-decompress", required_argument, NULL, OPT_KERNEL_DECOMPRESS},
-	{"on-reboot", required_argument, NULL, OPT_ON_REBOOT},
-	{"help", no_argument, NULL, OPT_HELP},
-	{NULL, 0, NULL, 0},
+/* One option: its name, how to apply it, and for numbers the range. */
+struct opt_def {
+	const char *name;
+	int has_arg;
+	opt_fn apply;
 };
 
 void run_options_default(struct run_options *o)
 {
 	memset(o, 0, sizeof(*o));
-	o->cpus = 2;
-	o->memory_mib = 64;
-	o->max_pinned_vcpu = -1;
+	o->vm.cpus = 2;
+	o->vm.memory_mib = 64;
+	o->vm.guest = (struct testdev_config){
+		.period_us = 10000,
+		.print_every = 100,
+		.mode = GUEST_MODE_HEARTBEAT,
+		.bench_iters = 100000,
+		.disk_blocks = 256,
+		.disk_request_kib = 4,
+		.disk_flush_every = 64,
+		.disk_generation = 1,
+	};
 	o->console = CONSOLE_STDIO;
 	o->on_cpu_offline = OFFLINE_MIGRATE;
-	o->heartbeat_us = 10000;
-	o->print_every = 100;
-	o->disk_blocks = 256;
-	o->disk_request_kib = 4;
-	o->disk_flush_every = 64;
-	o->disk_generation = 1;
+	o->on_host_sleep = HOST_SLEEP_PAUSE;
 }
 
-bool valid_vm_name(const char *name)
+void run_options_free(struct run_options *o)
 {
-	size_t n = strlen(name);
-	if (n == 0 || n > VM_NAME_MAX || name[0] == '.' || name[0] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '-' || c == '_' || c == '.'))
-			return false;
-	}
-	return true;
+	cpu_pins_free(&o->pins);
+	for (int i = 0; i < o->vm.nr_disks; i++)
+		disk_spec_free(&o->vm.disks[i]);
+	o->vm.nr_disks = 0;
 }
 
-#define FAIL(...)                                                                                  \
-	do {                                                                                       \
-		snprintf(err, errlen, __VA_ARGS__);                                                \
-		return -1;                                                                         \
-	} while (0)
-
-int parse_cpu_pin(const char *s, struct run_options *o, char *err, size_t errlen)
+int parse_disk_spec(const char *s, struct disk_spec *d, char *err, size_t errlen)
 {
-	char *copy = strdup(s);
-	if (!copy)
-		FAIL("out of memory");
-	int vcpu = -1, ret = 0;
-	char *save = NULL;
-	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		char *eq = strchr(tok, '=');
-		const char *cpus = tok;
-		if (eq) {
-			*eq = '\0';
-			uint64_t v;
-			if (parse_u64(tok, &v) || v >= MAX_VCPUS_LIMIT) {
-				snprintf(err, errlen, "'%s' is not a vCPU index", tok);
-				ret = -1;
-				break;
-			}
-			vcpu = (int)v;
-			cpus = eq + 1;
-			CPU_ZERO(&o->pins[vcpu].cpus);
-		} else if (vcpu < 0) {
-			snprintf(err, errlen, "expected VCPU=HOSTCPU, got '%s'", tok);
-			ret = -1;
-			break;
-		}
-		cpu_set_t add;
-		if (parse_cpu_list(cpus, &add)) {
-			snprintf(err, errlen, "'%s' is not a host CPU list", cpus);
-			ret = -1;
-			break;
-		}
-		CPU_OR(&o->pins[vcpu].cpus, &o->pins[vcpu].cpus, &add);
-		o->pins[vcpu].set = true;
-		if (vcpu > o->max_pinned_vcpu)
-			o->max_pinned_vcpu = vcpu;
+	memset(d, 0, sizeof(*d));
+	const char *comma = strchr(s, ',');
+	if (!*s || s[0] == ',')
+		return errorf(err, errlen, "expected FILE[,ro][,id=NAME]");
+	size_t path_len = comma ? (size_t)(comma - s) : strlen(s);
+	char *copy = strdup(comma ? comma + 1 : ""), *save = NULL;
+	char *path = strndup(s, path_len);
+	if (!copy || !path) {
+		free(copy);
+		free(path);
+		return errorf(err, errlen, "out of memory");
 	}
-	if (!ret && vcpu < 0) {
-		snprintf(err, errlen, "empty pin list");
-		ret = -1;
+	d->path = path;
+	int ret = 0;
+	for (char *tok = strtok_r(copy, ",", &save); tok && !ret;
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (!strcmp(tok, "ro"))
+			d->ro = true;
+		else if (!strncmp(tok, "id=", 3) && tok[3] && strlen(tok + 3) <= DISK_ID_BYTES)
+			snprintf(d->id, sizeof(d->id), "%s", tok + 3);
+		else
+			ret = errorf(err, errlen,
+				     "unknown disk option '%s' (ro, id=NAME of 1-%d bytes)", tok,
+				     DISK_ID_BYTES);
 	}
 	free(copy);
+	if (ret)
+		disk_spec_free(d);
 	return ret;
 }
 
-static int parse_u32_range(const char *what, const char *s, uint64_t lo, uint64_t hi, uint64_t *out,
-			   char *err, size_t errlen)
+void disk_spec_free(struct disk_spec *d)
+{
+	free(d->path);
+	d->path = NULL;
+}
+
+static int parse_range(const char *what, const char *s, uint64_t lo, uint64_t hi, uint64_t *out,
+		       char *err, size_t errlen)
 {
 	if (parse_u64(s, out))
-		FAIL("%s: '%s' is not a number", what, s);
+		return errorf(err, errlen, "%s: '%s' is not a number", what, s);
 	if (*out < lo || *out > hi)
-		FAIL("%s: %s is out of range (%llu..%llu)", what, s, (unsigned long long)lo,
-		     (unsigned long long)hi);
+		return errorf(err, errlen, "%s: %s is out of range (%llu..%llu)", what, s,
+			      (unsigned long long)lo, (unsigned long long)hi);
+	return 0;
+}
+
+/* A u32 option within [lo, hi], stored at *dst. */
+static int u32_opt(const char *what, const char *s, uint64_t lo, uint64_t hi, uint32_t *dst,
+		   char *err, size_t errlen)
+{
+	uint64_t v;
+	if (parse_range(what, s, lo, hi, &v, err, errlen))
+		return -1;
+	*dst = (uint32_t)v;
+	return 0;
+}
+
+/* Picks the index of `s` among `names` (NULL-terminated) into *out. */
+static int choice_opt(const char *what, const char *s, const char *const *names, int *out,
+		      char *err, size_t errlen)
+{
+	for (int i = 0; names[i]; i++) {
+		if (!strcmp(s, names[i])) {
+			*out = i;
+			return 0;
+		}
+	}
+	char list[256] = "";
+	for (int i = 0; names[i]; i++)
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+			 i ? (names[i + 1] ? ", " : " or ") : "", names[i]);
+	return errorf(err, errlen, "%s: expected %s, got '%s'", what, list, s);
+}
+
+static int opt_name(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	if (!valid_vm_name(a))
+		return errorf(err, errlen,
+			      "--name: '%s' is not a valid name (1-%d of A-Z a-z 0-9 . _ -)", a,
+			      VM_NAME_MAX);
+	snprintf(o->name, sizeof(o->name), "%s", a);
+	return 0;
+}
+
+static int opt_cpus(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	/* Up to any vCPU a pin can name; vm_create checks what KVM allows here. */
+	return u32_opt("--cpus", a, 1, CPU_PINS_MAX_VCPU + 1, &o->vm.cpus, err, errlen);
+}
+
+static int opt_memory(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	return parse_range("--memory (MiB)", a, MEMORY_MIN_MIB, MEMORY_MAX_MIB, &o->vm.memory_mib,
+			   err, errlen);
+}
+
+static int opt_cpu_pin(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	char why[256];
+	if (parse_cpu_pins(a, &o->pins, why, sizeof(why)))
+		return errorf(err, errlen, "--cpu-pin: %s", why);
+	return 0;
+}
+
+static int opt_console(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	if (!*a)
+		return errorf(err, errlen, "--console: expected stdio, none or a file path");
+	o->console = !strcmp(a, "stdio")  ? CONSOLE_STDIO
+		     : !strcmp(a, "none") ? CONSOLE_NONE
+					  : CONSOLE_FILE;
+	o->console_path = o->console == CONSOLE_FILE ? a : NULL;
+	return 0;
+}
+
+#define SOCKET_PATH_MAX 107 /* sun_path, less its NUL */
+
+static int opt_socket(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	if (!*a || strlen(a) > SOCKET_PATH_MAX)
+		return errorf(err, errlen, "--socket: path must be 1-%d bytes", SOCKET_PATH_MAX);
+	o->socket_path = a;
+	return 0;
+}
+
+static int opt_vmm_cpus(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	if (parse_cpu_list(a, &o->vmm_cpus))
+		return errorf(err, errlen, "--vmm-cpus: '%s' is not a host CPU list", a);
+	o->has_vmm_cpus = true;
+	return 0;
+}
+
+static int opt_on_cpu_offline(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	static const char *const names[] = {
+		[OFFLINE_MIGRATE] = "migrate", [OFFLINE_PAUSE] = "pause", NULL};
+	int v;
+	if (choice_opt("--on-cpu-offline", a, names, &v, err, errlen))
+		return -1;
+	o->on_cpu_offline = (enum cpu_offline_policy)v;
+	return 0;
+}
+
+static int opt_on_host_sleep(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	static const char *const names[] = {
+		[HOST_SLEEP_PAUSE] = "pause", [HOST_SLEEP_IGNORE] = "ignore", NULL};
+	int v;
+	if (choice_opt("--on-host-sleep", a, names, &v, err, errlen))
+		return -1;
+	o->on_host_sleep = (enum host_sleep_policy)v;
+	return 0;
+}
+
+static int opt_heartbeat_us(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	return u32_opt("--heartbeat-us", a, 100, 10000000, &o->vm.guest.period_us, err, errlen);
+}
+
+static int opt_print_every(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	return u32_opt("--print-every", a, 0, 1000000000, &o->vm.guest.print_every, err, errlen);
+}
+
+static int opt_guest_mode(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	static const char *const names[] = {[GUEST_MODE_HEARTBEAT] = "heartbeat",
+					    [GUEST_MODE_PIO_BENCH] = "pio-bench",
+					    [GUEST_MODE_CRASH] = "crash",
+					    [GUEST_MODE_WILD_IO] = "wild-io",
+					    [GUEST_MODE_DISK] = "disk",
+					    [GUEST_MODE_DISK_BENCH] = "disk-bench",
+					    [GUEST_MODE_RING0_BENCH] = "ring0-bench",
+					    NULL};
+	int v;
+	if (choice_opt("--guest-mode", a, names, &v, err, errlen))
+		return -1;
+	o->vm.guest.mode = (uint32_t)v;
+	return 0;
+}
+
+static int opt_disk(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	char why[256];
+	if (o->vm.nr_disks >= VM_MAX_DISKS)
+		return errorf(err, errlen, "--disk: at most %d disks", VM_MAX_DISKS);
+	if (parse_disk_spec(a, &o->vm.disks[o->vm.nr_disks], why, sizeof(why)))
+		return errorf(err, errlen, "--disk %s: %s", a, why);
+	o->vm.nr_disks++;
+	return 0;
+}
+
+static int opt_disk_blocks(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	return u32_opt("--disk-blocks", a, 1, 1u << 24, &o->vm.guest.disk_blocks, err, errlen);
+}
+
+static int opt_disk_request_kib(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	uint32_t v;
+	if (u32_opt("--disk-request-kib", a, 4, 64, &v, err, errlen))
+		return -1;
+	if (v % 4)
+		return errorf(err, errlen, "--disk-request-kib: a multiple of 4");
+	o->vm.guest.disk_request_kib = v;
+	return 0;
+}
+
+static int opt_disk_flush_every(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	return u32_opt("--disk-flush-every", a, 1, 1u << 24, &o->vm.guest.disk_flush_every, err,
+		       errlen);
+}
+
+static int opt_disk_generation(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	return u32_opt("--disk-generation", a, 0, 0xffffffffu, &o->vm.guest.disk_generation, err,
+		       errlen);
+}
+
+#define PATH_ARG_MAX 4095
+
+static int path_opt(const char *what, const char *a, const char **dst, char *err, size_t errlen)
+{
+	if (!*a || strlen(a) > PATH_ARG_MAX)
+		return errorf(err, errlen, "%s: expected a file path", what);
+	*dst = a;
+	return 0;
+}
+
+static int opt_kernel(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	return path_opt("--kernel", a, &o->vm.kernel_path, err, errlen);
+}
+
+static int opt_initrd(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	return path_opt("--initrd", a, &o->vm.initrd_path, err, errlen);
+}
+
+static int opt_cmdline(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	if (strlen(a) > PATH_ARG_MAX)
+		return errorf(err, errlen, "--cmdline: longer than %d bytes", PATH_ARG_MAX);
+	o->vm.cmdline = a;
+	return 0;
+}
+
+static int opt_kernel_decompress(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	static const char *const names[] = {"host", "guest", NULL};
+	int v;
+	if (choice_opt("--kernel-decompress", a, names, &v, err, errlen))
+		return -1;
+	o->vm.kernel_decompress_guest = v == 1;
+	return 0;
+}
+
+static int opt_on_reboot(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	static const char *const names[] = {"exit", "restart", NULL};
+	int v;
+	if (choice_opt("--on-reboot", a, names, &v, err, errlen))
+		return -1;
+	o->on_reboot_restart = v == 1;
+	return 0;
+}
+
+static int opt_help(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	(void)a, (void)err, (void)errlen;
+	o->help = true;
+	return 0;
+}
+
+static const struct opt_def opts[] = {
+	{"name", required_argument, opt_name},
+	{"cpus", required_argument, opt_cpus},
+	{"memory", required_argument, opt_memory},
+	{"cpu-pin", required_argument, opt_cpu_pin},
+	{"console", required_argument, opt_console},
+	{"socket", required_argument, opt_socket},
+	{"vmm-cpus", required_argument, opt_vmm_cpus},
+	{"on-cpu-offline", required_argument, opt_on_cpu_offline},
+	{"on-host-sleep", required_argument, opt_on_host_sleep},
+	{"heartbeat-us", required_argument, opt_heartbeat_us},
+	{"print-every", required_argument, opt_print_every},
+	{"guest-mode", required_argument, opt_guest_mode},
+	{"disk", required_argument, opt_disk},
+	{"disk-blocks", required_argument, opt_disk_blocks},
+	{"disk-request-kib", required_argument, opt_disk_request_kib},
+	{"disk-flush-every", required_argument, opt_disk_flush_every},
+	{"disk-generation", required_argument, opt_disk_generation},
+	{"kernel", required_argument, opt_kernel},
+	{"initrd", required_argument, opt_initrd},
+	{"cmdline", required_argument, opt_cmdline},
+	{"kernel-decompress", required_argument, opt_kernel_decompress},
+	{"on-reboot", required_argument, opt_on_reboot},
+	{"help", no_argument, opt_help},
+};
+
+/* Rules between options, once all are in. */
+static int check_combination(struct run_options *o, char *err, size_t errlen)
+{
+	if (!o->vm.kernel_path && (o->vm.initrd_path || o->vm.cmdline))
+		return errorf(err, errlen, "--initrd and --cmdline need --kernel");
+	if (o->pins.nr > (int)o->vm.cpus)
+		return errorf(err, errlen, "--cpu-pin: vCPU %d does not exist (the VM has %u)",
+			      o->pins.nr - 1, o->vm.cpus);
 	return 0;
 }
 
 int run_options_parse(struct run_options *o, int argc, char **argv, char *err, size_t errlen)
 {
-	uint64_t v;
+	struct option long_opts[ARRAY_SIZE(opts) + 1];
+	for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
+		long_opts[i] = (struct option){opts[i].name, opts[i].has_arg, NULL, (int)i};
+	long_opts[ARRAY_SIZE(opts)] = (struct option){0};
 	optind = 0; /* full reset: parsing may run more than once in a process */
 	opterr = 0;
-	for (;;) {
-		int c = getopt_long(argc, argv, ":", long_opts, NULL);
-		if (c == -1)
-			break;
-		switch (c) {
-		case OPT_NAME:
-			if (!valid_vm_name(optarg))
-				FAIL("--name: '%s' is not a valid name (1-%d of A-Z a-z 0-9 . _ -)",
-				     optarg, VM_NAME_MAX);
-			snprintf(o->name, sizeof(o->name), "%s", optarg);
-			break;
-		case OPT_CPUS:
-			if (parse_u32_range("--cpus", optarg, 1, MAX_VCPUS_LIMIT, &v, err, errlen))
-				return -1;
-			o->cpus = (uint32_t)v;
-			break;
-		case OPT_MEMORY:
-			if (parse_u32_range("--memory (MiB)", optarg, MEMORY_MIN_MIB,
-					    MEMORY_MAX_MIB, &v, err, errlen))
-				return -1;
-			o->memory_mib = v;
-			break;
-		case OPT_CPU_PIN: {
-			char why[256];
-			if (parse_cpu_pin(optarg, o, why, sizeof(why)))
-				FAIL("--cpu-pin: %s", why);
-			break;
-		}
-		case OPT_CONSOLE:
-			if (!strcmp(optarg, "stdio")) {
-				o->console = CONSOLE_STDIO;
-			} else if (!strcmp(optarg, "none")) {
-				o->console = CONSOLE_NONE;
-			} else if (*optarg) {
-				o->console = CONSOLE_FILE;
-				snprintf(o->console_path, sizeof(o->console_path), "%s", optarg);
-			} else {
-				FAIL("--console: expected stdio, none or a file path");
-			}
-			break;
-		case OPT_SOCKET:
-			if (!*optarg || strlen(optarg) >= sizeof(o->socket_path))
-				FAIL("--socket: path must be 1-%zu bytes",
-				     sizeof(o->socket_path) - 1);
-			snprintf(o->socket_path, sizeof(o->socket_path), "%s", optarg);
-			break;
-		case OPT_VMM_CPUS:
-			if (parse_cpu_list(optarg, &o->vmm_cpus))
-				FAIL("--vmm-cpus: '%s' is not a host CPU list", optarg);
-			o->has_vmm_cpus = true;
-			break;
-		case OPT_ON_CPU_OFFLINE:
-			if (!strcmp(optarg, "migrate"))
-				o->on_cpu_offline = OFFLINE_MIGRATE;
-			else if (!strcmp(optarg, "pause"))
-				o->on_cpu_offline = OFFLINE_PAUSE;
-			else
-				FAIL("--on-cpu-offline: expected migrate or pause, got '%s'",
-				     optarg);
-			break;
-		case OPT_ON_HOST_SLEEP:
-			if (!strcmp(optarg, "pause"))
-				o->on_host_sleep = SLEEP_PAUSE;
-			else if (!strcmp(optarg, "ignore"))
-				o->on_host_sleep = SLEEP_IGNORE;
-			else
-				FAIL("--on-host-sleep: expected pause or ignore, got '%s'", optarg);
-			break;
-		case OPT_HEARTBEAT_US:
-			if (parse_u32_range("--heartbeat-us", optarg, 100, 10000000, &v, err,
-					    errlen))
-				return -1;
-			o->heartbeat_us = (uint32_t)v;
-			break;
-		case OPT_PRINT_EVERY:
-			if (parse_u32_range("--print-every", optarg, 0, 1000000000, &v, err,
-					    errlen))
-				return -1;
-			o->print_every = (uint32_t)v;
-			break;
-		case OPT_GUEST_MODE:
-			if (!strcmp(optarg, "heartbeat"))
-				o->guest_mode = GUEST_MODE_HEARTBEAT;
-			else if (!strcmp(optarg, "crash"))
-				o->guest_mode = GUEST_MODE_CRASH;
-			else if (!strcmp(optarg, "wild-io"))
-				o->guest_mode = GUEST_MODE_WILD_IO;
-			else if (!strcmp(optarg, "pio-bench"))
-				o->guest_mode = GUEST_MODE_PIO_BENCH;
-			else if (!strcmp(optarg, "disk"))
-				o->guest_mode = GUEST_MODE_DISK;
-			else if (!strcmp(optarg, "disk-bench"))
-				o->guest_mode = GUEST_MODE_DISK_BENCH;
-			else if (!strcmp(optarg, "ring0-bench"))
-				o->guest_mode = GUEST_MODE_RING0_BENCH;
-			else
-				FAIL("--guest-mode: expected heartbeat, crash, wild-io, pio-bench, disk, "
-				     "disk-bench or ring0-bench");
-			break;
-		case OPT_DISK: {
-			char why[256];
-			if (o->nr_disks >= MAX_DISKS)
-				FAIL("--disk: at most %d disks", MAX_DISKS);
-			if (parse_disk_spec(optarg, &o->disks[o->nr_disks], why, sizeof(why)))
-				FAIL("--disk %s: %s", optarg, why);
-			o->nr_disks++;
-			break;
-		}
-		case OPT_DISK_BLOCKS:
-			if (parse_u32_range("--disk-blocks", optarg, 1, 1u << 24, &v, err, errlen))
-				return -1;
-			o->disk_blocks = (uint32_t)v;
-			break;
-		case OPT_DISK_REQUEST_KIB:
-			if (parse_u32_range("--disk-request-kib", optarg, 4, 64, &v, err, errlen))
-				return -1;
-			if (v % 4)
-				FAIL("--disk-request-kib: a multiple of 4");
-			o->disk_request_kib = (uint32_t)v;
-			break;
-		case OPT_DISK_FLUSH_EVERY:
-			if (parse_u32_range("--disk-flush-every", optarg, 1, 1u << 24, &v, err,
-					    errlen))
-				return -1;
-			o->disk_flush_every = (uint32_t)v;
-			break;
-		case OPT_DISK_GENERATION:
-			if (parse_u32_range("--disk-generation", optarg, 0, 0xffffffffu, &v, err,
-					    errlen))
-				return -1;
-			o->disk_generation = (uint32_t)v;
-			break;
-		case OPT_KERNEL:
-		case OPT_INITRD: {
-			char *dst = c == OPT_KERNEL ? o->kernel_path : o->initrd_path;
-			if (!*optarg || strlen(optarg) >= sizeof(o->kernel_path))
-				FAIL("--%s: expected a file path",
-				     c == OPT_KERNEL ? "kernel" : "initrd");
-			snprintf(dst, sizeof(o->kernel_path), "%s", optarg);
-			break;
-		}
-		case OPT_CMDLINE:
-			if (strlen(optarg) >= sizeof(o->cmdline))
-				FAIL("--cmdline: longer than %zu bytes", sizeof(o->cmdline) - 1);
-			snprintf(o->cmdline, sizeof(o->cmdline), "%s", optarg);
-			break;
-		case OPT_KERNEL_DECOMPRESS:
-			if (!strcmp(optarg, "host"))
-				o->kernel_decompress_guest = false;
-			else if (!strcmp(optarg, "guest"))
-				o->kernel_decompress_guest = true;
-			else
-				FAIL("--kernel-decompress: expected host or guest, got '%s'",
-				     optarg);
-			break;
-		case OPT_ON_REBOOT:
-			if (!strcmp(optarg, "exit"))
-				o->on_reboot_restart = false;
-			else if (!strcmp(optarg, "restart"))
-				o->on_reboot_restart = true;
-			else
-				FAIL("--on-reboot: expected exit or restart, got '%s'", optarg);
-			break;
-		case OPT_HELP:
-			FAIL("help");
-		case ':':
-			FAIL("option '%s' needs a value", argv[optind - 1]);
-		default:
-			FAIL("unknown option '%s'", argv[optind - 1]);
-		}
+	int c;
+	while ((c = getopt_long(argc, argv, ":", long_opts, NULL)) != -1) {
+		if (c == ':')
+			return errorf(err, errlen, "option '%s' needs a value", argv[optind - 1]);
+		if (c < 0 || c >= (int)ARRAY_SIZE(opts))
+			return errorf(err, errlen, "unknown option '%s'", argv[optind - 1]);
+		if (opts[c].apply(o, optarg, err, errlen))
+			return -1;
 	}
 	if (optind < argc)
-		FAIL("unexpected argument '%s'", argv[optind]);
-	if (!o->kernel_path[0] && (o->initrd_path[0] || o->cmdline[0]))
-		FAIL("--initrd and --cmdline need --kernel");
-	if (o->max_pinned_vcpu >= (int)o->cpus)
-		FAIL("--cpu-pin: vCPU %d does not exist (the VM has %u)", o->max_pinned_vcpu,
-		     o->cpus);
-	return 0;
+		return errorf(err, errlen, "unexpected argument '%s'", argv[optind]);
+	return o->help ? 0 : check_combination(o, err, errlen);
 }

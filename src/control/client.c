@@ -174,7 +174,7 @@ static void connect_one(const char *name, void *opaque)
 
 /* For sleep hooks: every VM on the host quiesces at once; returns when all
  * have answered (prepare: paused and flushed). */
-static int ctl_all_host_sleep(const char *phase)
+static enum kvmhost_status ctl_all_host_sleep(const char *phase)
 {
 	struct all_ctx ctx = {0};
 	char dir[4096];
@@ -192,7 +192,7 @@ static int ctl_all_host_sleep(const char *phase)
 			close(ctx.fds[i]);
 			ctx.fds[i] = -1;
 		}
-	int status = STATUS_OK;
+	enum kvmhost_status status = STATUS_OK;
 	for (int i = 0; i < ctx.n; i++) {
 		if (ctx.fds[i] < 0) {
 			fprintf(stderr, "kvmhost ctl: %s: cannot send\n", ctx.names[i]);
@@ -219,101 +219,83 @@ static int ctl_all_host_sleep(const char *phase)
 
 static void usage_ctl(void)
 {
-	fprintf(stderr, "usage: kvmhost ctl NAME status|pause|resume|quit|poweroff|regs [--json]\n"
+	fprintf(stderr, "usage: kvmhost ctl NAME status|pause|resume|quit|poweroff|regs|events "
+			"[--json]\n"
 			"       kvmhost ctl NAME pin VCPU=HOSTCPU[,...]\n"
-			"       kvmhost ctl NAME|--all host-sleep prepare|resume\n"
-			"       kvmhost ctl NAME events   (print events until the VM ends)\n");
+			"       kvmhost ctl NAME|--all host-sleep prepare|resume\n");
 }
 
-int cmd_ctl(int argc, char **argv)
+/* What `ctl` was asked to do. */
+struct ctl_args {
+	const char *name; /* "--all" with all */
+	const char *cmd;
+	const char *arg; /* pin's spec, host-sleep's phase */
+	bool all;
+	bool json;
+};
+
+static bool takes_arg(const char *cmd)
 {
-	bool json = false;
-	const char *name = NULL, *cmd = NULL, *arg = NULL;
-	bool all = false;
+	return cmd && (!strcmp(cmd, "pin") || !strcmp(cmd, "host-sleep"));
+}
+
+static int parse_ctl_args(int argc, char **argv, struct ctl_args *a)
+{
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
-			json = true;
-		else if (!strcmp(argv[i], "--all") && !name)
-			all = true, name = "--all";
-		else if (argv[i][0] == '-') {
-			fprintf(stderr, "kvmhost ctl: unknown option '%s'\n", argv[i]);
-			usage_ctl();
-			return STATUS_USAGE;
-		} else if (!name)
-			name = argv[i];
-		else if (!cmd)
-			cmd = argv[i];
-		else if (!arg && (!strcmp(cmd, "pin") || !strcmp(cmd, "host-sleep")))
-			arg = argv[i];
-		else {
-			fprintf(stderr, "kvmhost ctl: unexpected argument '%s'\n", argv[i]);
-			usage_ctl();
-			return STATUS_USAGE;
+		const char *s = argv[i];
+		if (!strcmp(s, "--json")) {
+			a->json = true;
+		} else if (!strcmp(s, "--all") && !a->name) {
+			a->all = true, a->name = "--all";
+		} else if (s[0] == '-') {
+			fprintf(stderr, "kvmhost ctl: unknown option '%s'\n", s);
+			return -1;
+		} else if (!a->name) {
+			a->name = s;
+		} else if (!a->cmd) {
+			a->cmd = s;
+		} else if (!a->arg && takes_arg(a->cmd)) {
+			a->arg = s;
+		} else {
+			fprintf(stderr, "kvmhost ctl: unexpected argument '%s'\n", s);
+			return -1;
 		}
 	}
-	if (!name || !cmd || ((!strcmp(cmd, "pin") || !strcmp(cmd, "host-sleep")) && !arg)) {
-		usage_ctl();
-		return STATUS_USAGE;
-	}
-	if (!strcmp(cmd, "host-sleep") && strcmp(arg, "prepare") && strcmp(arg, "resume")) {
+	if (!a->name || !a->cmd || (takes_arg(a->cmd) && !a->arg))
+		return -1;
+	return 0;
+}
+
+/* Checks what the arguments can be checked for without a VM. */
+static enum kvmhost_status check_ctl_args(const struct ctl_args *a)
+{
+	static const char *const known[] = {"status", "pause", "resume", "quit",      "poweroff",
+					    "events", "regs",  "pin",	 "host-sleep"};
+	if (!strcmp(a->cmd, "host-sleep") && strcmp(a->arg, "prepare") &&
+	    strcmp(a->arg, "resume")) {
 		fprintf(stderr, "kvmhost ctl: host-sleep takes prepare or resume\n");
 		return STATUS_USAGE;
 	}
-	if (all) {
-		if (strcmp(cmd, "host-sleep")) {
-			fprintf(stderr, "kvmhost ctl: --all is for host-sleep\n");
-			return STATUS_USAGE;
-		}
-		return ctl_all_host_sleep(arg);
-	}
-	if (!valid_vm_name(name)) {
-		fprintf(stderr, "kvmhost ctl: '%s' is not a valid VM name\n", name);
+	if (a->all && strcmp(a->cmd, "host-sleep")) {
+		fprintf(stderr, "kvmhost ctl: --all is for host-sleep\n");
 		return STATUS_USAGE;
 	}
-	static const char *const known[] = {"status", "pause", "resume", "quit",      "poweroff",
-					    "events", "regs",  "pin",	 "host-sleep"};
-	bool ok = false;
+	if (!a->all && !valid_vm_name(a->name)) {
+		fprintf(stderr, "kvmhost ctl: '%s' is not a valid VM name\n", a->name);
+		return STATUS_USAGE;
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(known); i++)
-		ok |= !strcmp(cmd, known[i]);
-	if (!ok) {
-		fprintf(stderr, "kvmhost ctl: unknown command '%s'\n", cmd);
-		usage_ctl();
-		return STATUS_USAGE;
-	}
-	char dir[4096];
-	if (rundir_path(dir, sizeof(dir), false)) {
-		fprintf(stderr, "kvmhost ctl: no runtime directory (set XDG_RUNTIME_DIR)\n");
-		return STATUS_ERROR;
-	}
-	int fd = vm_connect(dir, name);
-	if (fd < 0) {
-		rundir_reap_if_dead(dir, name);
-		fprintf(stderr, "kvmhost ctl: no VM named '%s' is running (%s)\n", name,
-			strerror(-fd));
-		return STATUS_ERROR;
-	}
-	char err[256];
-	bool events = !strcmp(cmd, "events");
-	json_object *args = NULL;
-	if (arg) {
-		args = json_object_new_object();
-		json_object_object_add(args, !strcmp(cmd, "pin") ? "spec" : "phase",
-				       json_object_new_string(arg));
-	}
-	json_object *reply = request(fd, events ? "subscribe" : cmd, args, err, sizeof(err));
-	if (!reply) {
-		close(fd);
-		fprintf(stderr, "kvmhost ctl: %s\n", err);
-		return STATUS_ERROR;
-	}
-	json_object *okv, *result = NULL;
-	bool success = json_object_object_get_ex(reply, "ok", &okv) && json_object_get_boolean(okv);
-	json_object_object_get_ex(reply, "result", &result);
-	int status = STATUS_OK;
-	if (!success) {
-		fprintf(stderr, "kvmhost ctl: %s\n", jstr(reply, "error"));
-		status = STATUS_ERROR;
-	} else if (events) {
+		if (!strcmp(a->cmd, known[i]))
+			return STATUS_OK;
+	fprintf(stderr, "kvmhost ctl: unknown command '%s'\n", a->cmd);
+	usage_ctl();
+	return STATUS_USAGE;
+}
+
+/* Prints a successful reply as the command calls for. */
+static void print_result(const struct ctl_args *a, int fd, json_object *result)
+{
+	if (!strcmp(a->cmd, "events")) {
 		char *line;
 		fflush(stdout);
 		while ((line = read_line(fd, -1))) {
@@ -321,17 +303,65 @@ int cmd_ctl(int argc, char **argv)
 			fflush(stdout);
 			free(line);
 		}
-	} else if (json || !strcmp(cmd, "regs") || !strcmp(cmd, "pin") ||
-		   !strcmp(cmd, "host-sleep")) {
+	} else if (a->json || takes_arg(a->cmd) || !strcmp(a->cmd, "regs")) {
 		printf("%s\n", json_object_to_json_string_ext(result, JSON_C_TO_STRING_PLAIN));
-	} else if (!strcmp(cmd, "status")) {
+	} else if (!strcmp(a->cmd, "status")) {
 		print_status_human(result, true);
-	} else if (!strcmp(cmd, "pause") || !strcmp(cmd, "resume")) {
-		printf("%s: %s\n", name, jstr(result, "state"));
+	} else if (!strcmp(a->cmd, "pause") || !strcmp(a->cmd, "resume")) {
+		printf("%s: %s\n", a->name, jstr(result, "state"));
+	}
+}
+
+static enum kvmhost_status ctl_one(const struct ctl_args *a)
+{
+	char dir[4096], err[256];
+	if (rundir_path(dir, sizeof(dir), false)) {
+		fprintf(stderr, "kvmhost ctl: no runtime directory (set XDG_RUNTIME_DIR)\n");
+		return STATUS_ERROR;
+	}
+	int fd = vm_connect(dir, a->name);
+	if (fd < 0) {
+		rundir_reap_if_dead(dir, a->name);
+		fprintf(stderr, "kvmhost ctl: no VM named '%s' is running (%s)\n", a->name,
+			strerror(-fd));
+		return STATUS_ERROR;
+	}
+	json_object *args = NULL;
+	if (a->arg) {
+		args = json_object_new_object();
+		json_object_object_add(args, !strcmp(a->cmd, "pin") ? "spec" : "phase",
+				       json_object_new_string(a->arg));
+	}
+	bool events = !strcmp(a->cmd, "events");
+	json_object *reply = request(fd, events ? "subscribe" : a->cmd, args, err, sizeof(err));
+	enum kvmhost_status status = STATUS_ERROR;
+	json_object *okv, *result = NULL;
+	if (!reply)
+		fprintf(stderr, "kvmhost ctl: %s\n", err);
+	else if (!json_object_object_get_ex(reply, "ok", &okv) || !json_object_get_boolean(okv))
+		fprintf(stderr, "kvmhost ctl: %s\n", jstr(reply, "error"));
+	else
+		status = STATUS_OK;
+	if (status == STATUS_OK) {
+		json_object_object_get_ex(reply, "result", &result);
+		print_result(a, fd, result);
 	}
 	json_object_put(reply);
 	close(fd);
 	return status;
+}
+
+int cmd_ctl(int argc, char **argv)
+{
+	struct ctl_args a = {0};
+	if (parse_ctl_args(argc, argv, &a)) {
+		usage_ctl();
+		return STATUS_USAGE;
+	}
+	enum kvmhost_status status = check_ctl_args(&a);
+	if (status != STATUS_OK)
+		return status;
+	return a.all ? ctl_all_host_sleep(a.arg) : ctl_one(&a);
 }
 
 struct list_ctx {

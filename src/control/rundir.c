@@ -167,3 +167,17 @@ int rundir_for_each(const char *dir, void (*fn)(const char *name, void *opaque),
 	free(names);
 	return 0;
 }
+
+bool valid_vm_name(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > VM_NAME_MAX || name[0] == '.' || name[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_' || c == '.'))
+			return false;
+	}
+	return true;
+}

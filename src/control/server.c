@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include "control/protocol.h"
-#include "core/vm.h"
 #include "util/util.h"
 
 #define MAX_CLIENTS	 32
@@ -30,18 +29,28 @@ struct client {
 	struct client *next;
 };
 
+struct control_cmd {
+	char *name;
+	control_cmd_fn fn;
+	void *opaque;
+};
+
+struct control_status_part {
+	control_status_fn fn;
+	void *opaque;
+};
+
 struct control {
-	struct vm *vm;
 	sd_event *event;
 	int fd;
 	sd_event_source *listen_src;
 	char path[108];
 	struct client *clients;
 	int nr_clients;
-	control_cmd_fn ext_fn;
-	void *ext_opaque;
-	control_status_fn status_fn;
-	void *status_opaque;
+	struct control_cmd *cmds;
+	int nr_cmds;
+	struct control_status_part *parts;
+	int nr_parts;
 	uint64_t idle_usec;
 };
 
@@ -108,115 +117,28 @@ static int client_send(struct client *c, char *line)
 	return client_flush(c);
 }
 
-struct regs_snapshot {
-	struct kvm_regs *regs;
-	struct kvm_sregs *sregs;
-	bool *ok;
-};
-
-/* Runs on each vCPU's own thread: only it may touch its fd. */
-static void read_regs(struct vcpu *vcpu, void *arg)
+static json_object *status_json(struct control *ctl)
 {
-	struct regs_snapshot *s = arg;
-	int i = vcpu->index;
-	s->ok[i] = ioctl(vcpu->fd, KVM_GET_REGS, &s->regs[i]) == 0 &&
-		   ioctl(vcpu->fd, KVM_GET_SREGS, &s->sregs[i]) == 0;
-}
-
-static json_object *hex(uint64_t v)
-{
-	char buf[24];
-	snprintf(buf, sizeof(buf), "0x%llx", (unsigned long long)v);
-	return json_object_new_string(buf);
-}
-
-static json_object *regs_json(struct vm *vm, char *err, size_t errlen)
-{
-	uint32_t n = vm->nr_vcpus;
-	struct regs_snapshot s = {calloc(n, sizeof(*s.regs)), calloc(n, sizeof(*s.sregs)),
-				  calloc(n, sizeof(*s.ok))};
-	json_object *out = NULL;
-	if (!s.regs || !s.sregs || !s.ok) {
-		snprintf(err, errlen, "out of memory");
-		goto done;
-	}
-	vm_run_on_all(vm, read_regs, &s, true);
-	out = json_object_new_array();
-	for (uint32_t i = 0; i < n; i++) {
-		json_object *o = json_object_new_object();
-		json_object_object_add(o, "index", json_object_new_int((int)i));
-		if (s.ok[i]) {
-			const struct kvm_regs *r = &s.regs[i];
-			const struct kvm_sregs *sr = &s.sregs[i];
-			json_object_object_add(o, "rip", hex(r->rip));
-			json_object_object_add(o, "rsp", hex(r->rsp));
-			json_object_object_add(o, "rflags", hex(r->rflags));
-			json_object_object_add(o, "rax", hex(r->rax));
-			json_object_object_add(o, "rsi", hex(r->rsi));
-			json_object_object_add(o, "cs", hex(sr->cs.selector));
-			json_object_object_add(o, "cr0", hex(sr->cr0));
-			json_object_object_add(o, "cr3", hex(sr->cr3));
-			json_object_object_add(o, "cr4", hex(sr->cr4));
-			json_object_object_add(o, "efer", hex(sr->efer));
-		} else {
-			json_object_object_add(o, "error",
-					       json_object_new_string("vCPU not running"));
-		}
-		json_object_array_add(out, o);
-	}
-done:
-	free(s.regs);
-	free(s.sregs);
-	free(s.ok);
-	return out;
+	json_object *o = json_object_new_object();
+	for (int i = 0; i < ctl->nr_parts; i++)
+		ctl->parts[i].fn(ctl->parts[i].opaque, o);
+	return o;
 }
 
 static json_object *handle(struct client *c, struct ctl_request *req, char *err, size_t errlen)
 {
 	struct control *ctl = c->ctl;
-	struct vm *vm = ctl->vm;
-	switch (req->cmd) {
-	case CMD_STATUS: {
-		struct vm_status st;
-		if (vm_get_status(vm, &st)) {
-			snprintf(err, errlen, "out of memory");
-			return NULL;
-		}
-		json_object *o = protocol_status_json(&st);
-		vm_status_free(&st);
-		if (ctl->status_fn)
-			ctl->status_fn(ctl->status_opaque, o);
-		return o;
-	}
-	case CMD_PAUSE:
-	case CMD_RESUME: {
-		if (req->cmd == CMD_PAUSE)
-			vm_pause(vm);
-		else
-			vm_resume(vm);
-		json_object *o = json_object_new_object();
-		json_object_object_add(o, "state", json_object_new_string(vm_state_name(vm)));
-		control_emit_event(ctl, req->cmd == CMD_PAUSE ? "paused" : "resumed", NULL);
-		return o;
-	}
-	case CMD_QUIT:
-		vm_request_exit(vm, VM_EXIT_QUIT, 0);
-		return json_object_new_object();
-	case CMD_POWEROFF:
-		testdev_request_poweroff(&vm->testdev);
-		return json_object_new_object();
-	case CMD_SUBSCRIBE:
+	if (!strcmp(req->cmd, "status"))
+		return status_json(ctl);
+	if (!strcmp(req->cmd, "subscribe")) {
 		c->subscribed = true;
 		return json_object_new_object();
-	case CMD_REGS:
-		return regs_json(vm, err, errlen);
-	default:
-		if (ctl->ext_fn)
-			return ctl->ext_fn(ctl->ext_opaque, (int)req->cmd, req->args, err, errlen);
-		snprintf(err, errlen, "'%s' is not available in this VM",
-			 protocol_cmd_name(req->cmd));
-		return NULL;
 	}
+	for (int i = 0; i < ctl->nr_cmds; i++)
+		if (!strcmp(req->cmd, ctl->cmds[i].name))
+			return ctl->cmds[i].fn(ctl->cmds[i].opaque, req->args, err, errlen);
+	snprintf(err, errlen, "unknown command '%.64s'", req->cmd);
+	return NULL;
 }
 
 static int client_line(struct client *c, const char *line, size_t len)
@@ -333,7 +255,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	return 0;
 }
 
-int control_start(struct control **out, struct vm *vm, sd_event *event, const char *path)
+int control_start(struct control **out, sd_event *event, const char *path)
 {
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof(addr.sun_path)) {
@@ -343,7 +265,6 @@ int control_start(struct control **out, struct vm *vm, sd_event *event, const ch
 	struct control *ctl = calloc(1, sizeof(*ctl));
 	if (!ctl)
 		return -ENOMEM;
-	ctl->vm = vm;
 	ctl->event = event;
 	ctl->idle_usec = CLIENT_IDLE_USEC;
 	uint64_t ms;
@@ -365,7 +286,6 @@ int control_start(struct control **out, struct vm *vm, sd_event *event, const ch
 	umask(old);
 	if (r || chmod(path, 0600) < 0 || listen(ctl->fd, 16) < 0) {
 		r = r ? r : -errno;
-		log_err("control socket %s: %s", path, strerror(-r));
 		goto fail;
 	}
 	if ((r = sd_event_add_io(event, &ctl->listen_src, ctl->fd, EPOLLIN, on_accept, ctl)) < 0)
@@ -378,6 +298,7 @@ fail:
 		unlink(path);
 	}
 	free(ctl);
+	log_err("control socket %s: %s", path, strerror(-r));
 	return r;
 }
 
@@ -393,19 +314,40 @@ void control_stop(struct control *ctl)
 	sd_event_source_disable_unref(ctl->listen_src);
 	close(ctl->fd);
 	unlink(ctl->path);
+	for (int i = 0; i < ctl->nr_cmds; i++)
+		free(ctl->cmds[i].name);
+	free(ctl->cmds);
+	free(ctl->parts);
 	free(ctl);
 }
 
-void control_set_handler(struct control *ctl, control_cmd_fn fn, void *opaque)
+int control_register(struct control *ctl, const char *name, control_cmd_fn fn, void *opaque)
 {
-	ctl->ext_fn = fn;
-	ctl->ext_opaque = opaque;
+	if (!strcmp(name, "status") || !strcmp(name, "subscribe"))
+		return -EEXIST;
+	for (int i = 0; i < ctl->nr_cmds; i++)
+		if (!strcmp(ctl->cmds[i].name, name))
+			return -EEXIST;
+	struct control_cmd *grown = realloc(ctl->cmds, sizeof(*grown) * (size_t)(ctl->nr_cmds + 1));
+	if (!grown)
+		return -ENOMEM;
+	ctl->cmds = grown;
+	char *copy = strdup(name);
+	if (!copy)
+		return -ENOMEM;
+	ctl->cmds[ctl->nr_cmds++] = (struct control_cmd){copy, fn, opaque};
+	return 0;
 }
 
-void control_set_status_hook(struct control *ctl, control_status_fn fn, void *opaque)
+int control_add_status(struct control *ctl, control_status_fn fn, void *opaque)
 {
-	ctl->status_fn = fn;
-	ctl->status_opaque = opaque;
+	struct control_status_part *grown =
+		realloc(ctl->parts, sizeof(*grown) * (size_t)(ctl->nr_parts + 1));
+	if (!grown)
+		return -ENOMEM;
+	ctl->parts = grown;
+	ctl->parts[ctl->nr_parts++] = (struct control_status_part){fn, opaque};
+	return 0;
 }
 
 void control_emit_event(struct control *ctl, const char *name, json_object *fields)

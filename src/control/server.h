@@ -1,27 +1,28 @@
 /* The VM's control socket: JSON lines over a Unix stream socket, served from
- * the main thread's sd-event loop. */
+ * the main thread's sd-event loop. The server knows two commands of its own,
+ * `status` (put together from the parts others added) and `subscribe`; every
+ * other command is registered by the module that owns it, as kvmtool's
+ * IPC handlers are. */
 #ifndef KVMHOST_CONTROL_H
 #define KVMHOST_CONTROL_H
 
 #include <json-c/json.h>
 #include <systemd/sd-event.h>
 
-struct vm;
 struct control;
 
 /* Binds `path` (mode 0600) and serves it on `event`. */
-int control_start(struct control **out, struct vm *vm, sd_event *event, const char *path);
+int control_start(struct control **out, sd_event *event, const char *path);
 void control_stop(struct control *ctl);
 /* Sends {"event": name, ...fields} to subscribed clients; consumes fields. */
 void control_emit_event(struct control *ctl, const char *name, json_object *fields);
 
-/* Hook for commands that other concerns own (pin, host-sleep ...): returns a
- * result object, or NULL with err set. */
-typedef json_object *(*control_cmd_fn)(void *opaque, int cmd, json_object *args, char *err,
-				       size_t errlen);
-void control_set_handler(struct control *ctl, control_cmd_fn fn, void *opaque);
-/* Lets other concerns add their part to every status reply. */
+/* A command's handler: a result object, or NULL with err set. `args` may be NULL. */
+typedef json_object *(*control_cmd_fn)(void *opaque, json_object *args, char *err, size_t errlen);
+/* -EEXIST if the name is taken, -ENOMEM. */
+int control_register(struct control *ctl, const char *name, control_cmd_fn fn, void *opaque);
+/* Adds a part to every status reply (and to `list`), in the order added. */
 typedef void (*control_status_fn)(void *opaque, json_object *status);
-void control_set_status_hook(struct control *ctl, control_status_fn fn, void *opaque);
+int control_add_status(struct control *ctl, control_status_fn fn, void *opaque);
 
 #endif

@@ -15,10 +15,10 @@ void bus_destroy(struct bus *bus)
 	memset(bus, 0, sizeof(*bus));
 }
 
-int bus_register(struct bus *bus, uint64_t base, uint64_t len, bus_access_fn fn, void *opaque,
-		 const char *name)
+int bus_register(struct bus *bus, uint64_t base, uint64_t len, const struct device_ops *ops,
+		 void *dev)
 {
-	if (!len || !fn || base + len < base)
+	if (!len || !ops || !ops->access || base + len < base)
 		return -EINVAL;
 	int pos = 0;
 	while (pos < bus->nr && bus->ranges[pos].base < base)
@@ -40,7 +40,7 @@ int bus_register(struct bus *bus, uint64_t base, uint64_t len, bus_access_fn fn,
 	}
 	memmove(&bus->ranges[pos + 1], &bus->ranges[pos],
 		(size_t)(bus->nr - pos) * sizeof(bus->ranges[0]));
-	bus->ranges[pos] = (struct bus_range){base, len, fn, opaque, name};
+	bus->ranges[pos] = (struct bus_range){base, len, ops, dev};
 	bus->nr++;
 	return 0;
 }
@@ -78,8 +78,8 @@ const struct bus_range *bus_find(const struct bus *bus, uint64_t addr, uint32_t 
 	return NULL;
 }
 
-bool bus_access(const struct bus *bus, struct vcpu *vcpu, uint64_t addr, uint8_t *data,
-		uint32_t len, bool is_write)
+bool bus_access(const struct bus *bus, unsigned vcpu, uint64_t addr, uint8_t *data, uint32_t len,
+		bool is_write)
 {
 	const struct bus_range *r = bus_find(bus, addr, len);
 	if (!r) {
@@ -87,6 +87,6 @@ bool bus_access(const struct bus *bus, struct vcpu *vcpu, uint64_t addr, uint8_t
 			memset(data, 0xff, len);
 		return false;
 	}
-	r->fn(r->opaque, vcpu, addr - r->base, data, len, is_write);
+	r->ops->access(r->dev, vcpu, addr - r->base, data, len, is_write);
 	return true;
 }

@@ -6,18 +6,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct vcpu;
-
-/* `offset` is relative to the range base; data is little-endian, len 1..8. */
-typedef void (*bus_access_fn)(void *opaque, struct vcpu *vcpu, uint64_t offset, uint8_t *data,
-			      uint32_t len, bool is_write);
+#include "devices/device.h"
 
 struct bus_range {
 	uint64_t base;
 	uint64_t len;
-	bus_access_fn fn;
-	void *opaque;
-	const char *name;
+	const struct device_ops *ops;
+	void *dev;
 };
 
 struct bus {
@@ -29,13 +24,13 @@ struct bus {
 void bus_init(struct bus *bus);
 void bus_destroy(struct bus *bus);
 /* -EEXIST if [base, base+len) overlaps a registered range, -EINVAL if empty/wrapping. */
-int bus_register(struct bus *bus, uint64_t base, uint64_t len, bus_access_fn fn, void *opaque,
-		 const char *name);
+int bus_register(struct bus *bus, uint64_t base, uint64_t len, const struct device_ops *ops,
+		 void *dev);
 int bus_unregister(struct bus *bus, uint64_t base);
 const struct bus_range *bus_find(const struct bus *bus, uint64_t addr, uint32_t len);
 /* Dispatches one access; an unclaimed read returns all-ones, a write is dropped.
  * Returns false when nothing claimed the address. */
-bool bus_access(const struct bus *bus, struct vcpu *vcpu, uint64_t addr, uint8_t *data,
-		uint32_t len, bool is_write);
+bool bus_access(const struct bus *bus, unsigned vcpu, uint64_t addr, uint8_t *data, uint32_t len,
+		bool is_write);
 
 #endif

@@ -35,25 +35,27 @@ int vcpu_init(struct vcpu *vcpu, struct vm *vm, int index)
 	vcpu->index = index;
 	vcpu->fd = -1;
 	pthread_mutex_init(&vcpu->lock, NULL);
+	vcpu->lock_ready = true;
 
 	vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
 	if (vcpu->fd < 0) {
-		int err = -errno;
-		log_err("KVM_CREATE_VCPU %d: %s", index, strerror(errno));
-		return err;
+		int err = errno;
+		log_err("KVM_CREATE_VCPU %d: %s", index, strerror(err));
+		return -err;
 	}
 	int size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (size < (int)sizeof(struct kvm_run)) {
-		log_err("KVM_GET_VCPU_MMAP_SIZE: %s", size < 0 ? strerror(errno) : "too small");
-		return -EINVAL;
+		int err = size < 0 ? errno : EINVAL;
+		log_err("KVM_GET_VCPU_MMAP_SIZE: %s", size < 0 ? strerror(err) : "too small");
+		return -err;
 	}
 	vcpu->run_size = (size_t)size;
 	vcpu->run = mmap(NULL, vcpu->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
 	if (vcpu->run == MAP_FAILED) {
+		int err = errno;
 		vcpu->run = NULL;
-		int err = -errno;
-		log_err("mmap kvm_run for vCPU %d: %s", index, strerror(errno));
-		return err;
+		log_err("mmap kvm_run for vCPU %d: %s", index, strerror(err));
+		return -err;
 	}
 	return 0;
 }
@@ -66,7 +68,9 @@ void vcpu_destroy(struct vcpu *vcpu)
 		close(vcpu->fd);
 	vcpu->run = NULL;
 	vcpu->fd = -1;
-	pthread_mutex_destroy(&vcpu->lock);
+	if (vcpu->lock_ready)
+		pthread_mutex_destroy(&vcpu->lock);
+	vcpu->lock_ready = false;
 }
 
 /* Wakes a parked vCPU so it looks again at requests, reasons and stop. */
@@ -212,7 +216,7 @@ static bool vcpu_handle_pending(struct vcpu *vcpu)
 		futex_wait(&vcpu->wake_seq, seq);
 	}
 	if (parked) {
-		vcpu->last_beat_ns = 0; /* a parked vCPU's silence is not a gap */
+		vm_vcpu_unparked(vcpu->vm, (unsigned)vcpu->index);
 		/* Here, not at park time, to keep that cost out of pause latency. */
 		vcpu_guest_stopped(vcpu, NULL);
 		set_run_state(vcpu, VCPU_RUNNING);
@@ -305,7 +309,8 @@ static void handle_io(struct vcpu *vcpu)
 	uint8_t *p = (uint8_t *)run + run->io.data_offset;
 	bool out = run->io.direction == KVM_EXIT_IO_OUT;
 	for (uint64_t i = 0; i < count; i++, p += size)
-		if (!bus_access(&vm->pio_bus, vcpu, run->io.port, p, (uint32_t)size, out))
+		if (!bus_access(&vm->pio_bus, (unsigned)vcpu->index, run->io.port, p,
+				(uint32_t)size, out))
 			atomic_fetch_add(&vm->unhandled_pio, 1);
 }
 
@@ -317,8 +322,8 @@ static void handle_mmio(struct vcpu *vcpu)
 		atomic_fetch_add(&vcpu->vm->unhandled_mmio, 1);
 		return;
 	}
-	if (!bus_access(&vcpu->vm->mmio_bus, vcpu, run->mmio.phys_addr, run->mmio.data, len,
-			run->mmio.is_write))
+	if (!bus_access(&vcpu->vm->mmio_bus, (unsigned)vcpu->index, run->mmio.phys_addr,
+			run->mmio.data, len, run->mmio.is_write))
 		atomic_fetch_add(&vcpu->vm->unhandled_mmio, 1);
 }
 
@@ -429,10 +434,11 @@ static void *vcpu_thread(void *arg)
 int vcpu_start(struct vcpu *vcpu, const cpu_set_t *affinity)
 {
 	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	if (affinity)
-		pthread_attr_setaffinity_np(&attr, sizeof(*affinity), affinity);
-	int err = pthread_create(&vcpu->thread, &attr, vcpu_thread, vcpu);
+	int err = pthread_attr_init(&attr);
+	if (!err && affinity)
+		err = pthread_attr_setaffinity_np(&attr, sizeof(*affinity), affinity);
+	if (!err)
+		err = pthread_create(&vcpu->thread, &attr, vcpu_thread, vcpu);
 	pthread_attr_destroy(&attr);
 	if (err) {
 		log_err("vCPU %d: cannot start thread: %s", vcpu->index, strerror(err));
@@ -441,7 +447,8 @@ int vcpu_start(struct vcpu *vcpu, const cpu_set_t *affinity)
 	vcpu->started = true;
 	char name[16];
 	snprintf(name, sizeof(name), "vcpu%d", vcpu->index);
-	pthread_setname_np(vcpu->thread, name);
+	/* Only a label for ps/top: a failure changes nothing. */
+	(void)pthread_setname_np(vcpu->thread, name);
 	return 0;
 }
 
@@ -460,4 +467,10 @@ int thread_last_cpu(pid_t tid)
 		if (*p == ' ')
 			field++;
 	return (int)strtol(p, NULL, 10);
+}
+
+bool vcpu_get_affinity(struct vcpu *vcpu, cpu_set_t *set)
+{
+	pid_t tid = atomic_load(&vcpu->tid);
+	return tid > 0 && sched_getaffinity(tid, sizeof(*set), set) == 0;
 }

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "util/state.h"
+
 struct vm;
 struct vcpu;
 
@@ -49,6 +51,7 @@ struct vcpu {
 	_Atomic pid_t tid;
 
 	pthread_mutex_t lock; /* the request queue and `exited` */
+	bool lock_ready;
 	struct vcpu_request *req_head, *req_tail;
 	bool exited;
 	atomic_uint pending;	  /* VCPU_PENDING_*: checked before each KVM_RUN */
@@ -58,32 +61,13 @@ struct vcpu {
 	atomic_int state_waiters;
 	atomic_int wake_seq;  /* futex a parked vCPU sleeps on; bumped on any news */
 	bool need_completion; /* vCPU thread only: last exit was I/O */
-
-	/* What the guest reports through the test device. */
-	atomic_uint_fast64_t heartbeats;
-	uint64_t last_beat_ns; /* vCPU thread only; 0 after a park */
-	atomic_uint_fast64_t max_beat_gap_ns;
-	atomic_uint_fast64_t clock_backwards;
-	atomic_uint_fast64_t guest_stopped_seen;
-	atomic_uint_fast64_t booted;
-	atomic_uint commands;
-	uint32_t config_key; /* vCPU thread only */
-	uint64_t result;     /* vCPU thread only */
-	unsigned result_words;
-
 	atomic_uint_fast64_t exits;
-
-	/* Desired host CPUs (the user's request), and whether one was given;
-	 * what the pinning policy last applied, and whether that is a stand-in
-	 * because no desired CPU is online. Main thread only. */
-	bool has_pin;
-	cpu_set_t desired;
-	cpu_set_t intended;
-	bool displaced;
 };
 
 int vcpu_init(struct vcpu *vcpu, struct vm *vm, int index);
+/* Safe on a vCPU whose init failed part-way (or never ran, if zeroed). */
 void vcpu_destroy(struct vcpu *vcpu);
+/* Starts the thread on `affinity` (NULL: the process's). */
 int vcpu_start(struct vcpu *vcpu, const cpu_set_t *affinity);
 
 /* Runs fn on the vCPU's own thread. With wait, returns after fn ran;
@@ -112,5 +96,12 @@ void vcpu_guest_stopped(struct vcpu *vcpu, void *arg);
 int vcpu_install_kick_handler(void);
 /* Where the thread last ran, from /proc; -1 if unknown. */
 int thread_last_cpu(pid_t tid);
+/* Actual affinity of a vCPU thread; false if it cannot be read. */
+bool vcpu_get_affinity(struct vcpu *vcpu, cpu_set_t *set);
+
+/* Everything KVM holds for this vCPU, for snapshots. Only on the vCPU's own
+ * thread (as a request), with the vCPU parked or not yet started. */
+int vcpu_save_state(struct vcpu *vcpu, struct state_writer *w);
+int vcpu_restore_state(struct vcpu *vcpu, struct state_reader *r);
 
 #endif

@@ -13,6 +13,7 @@
 #include "arch/x86/cpu.h"
 #include "arch/x86/linux_guest.h"
 #include "devices/pc_reset.h"
+#include "devices/post.h"
 #include "guest_abi.h"
 #include "util/util.h"
 
@@ -21,33 +22,37 @@
 #define LOW_RAM_END    (3 * GIB) /* above: LAPIC, IOAPIC and other MMIO */
 #define HIGH_RAM_START (4 * GIB)
 #define TSS_ADDR       0xfffbd000
+#define SERIAL_GSI     4
 
-static int open_kvm(void)
+/* Lines free of the legacy devices: not 0-2 (PIT, PIC), 4 (serial), 8 (RTC)
+ * or 9 (the ACPI SCI). */
+static const uint32_t disk_gsis[VM_MAX_DISKS] = {5, 6, 7, 10, 11, 12, 14, 15};
+
+static int open_kvm(enum kvmhost_status *why)
 {
 	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
 		int err = errno;
-		if (err == ENOENT || err == ENXIO || err == ENODEV) {
+		*why = STATUS_NO_KVM;
+		if (err == ENOENT || err == ENXIO || err == ENODEV)
 			log_err("/dev/kvm does not exist: is KVM enabled (kvm_intel/kvm_amd loaded)?");
-			return -ENODEV;
-		}
-		if (err == EACCES || err == EPERM) {
+		else if (err == EACCES || err == EPERM)
 			log_err("no permission to open /dev/kvm: run as root or join the kvm group");
-			return -EACCES;
-		}
-		log_err("cannot open /dev/kvm: %s", strerror(err));
+		else
+			log_err("cannot open /dev/kvm: %s", strerror(err));
 		return -err;
 	}
 	int api = ioctl(fd, KVM_GET_API_VERSION, 0);
 	if (api != KVM_API_VERSION) {
 		log_err("unsupported KVM API version %d", api);
 		close(fd);
+		*why = STATUS_NO_KVM;
 		return -ENODEV;
 	}
 	return fd;
 }
 
-static int check_caps(struct vm *vm)
+static int check_caps(struct vm *vm, enum kvmhost_status *why)
 {
 	static const struct {
 		int cap;
@@ -61,47 +66,28 @@ static int check_caps(struct vm *vm)
 	for (size_t i = 0; i < ARRAY_SIZE(needed); i++) {
 		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, needed[i].cap) <= 0) {
 			log_err("this KVM lacks %s", needed[i].name);
+			*why = STATUS_NO_KVM;
 			return -ENOTSUP;
 		}
 	}
+	/* KVM_CAP_NR_VCPUS is the older, recommended limit; 4 if neither answers. */
 	int max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
 	if (max <= 0)
 		max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
 	if (max <= 0)
 		max = 4;
-	if (max > GUEST_MAX_VCPUS)
-		max = GUEST_MAX_VCPUS;
-	if (vm->opts.cpus > (uint32_t)max) {
-		log_err("--cpus %u: at most %d vCPUs are supported here", vm->opts.cpus, max);
+	if (max > VM_MAX_VCPUS)
+		max = VM_MAX_VCPUS;
+	if (vm->cfg.cpus > (uint32_t)max) {
+		log_err("--cpus %u: at most %d vCPUs are supported here", vm->cfg.cpus, max);
+		*why = STATUS_USAGE;
 		return -E2BIG;
 	}
 	return 0;
 }
 
-static int setup_memory(struct vm *vm)
+static int map_memory(struct vm *vm)
 {
-	uint64_t size = vm->opts.memory_mib * MIB;
-	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
-	if (pages > 0 && psize > 0 && size > (uint64_t)pages * (uint64_t)psize) {
-		log_err("--memory %llu MiB is more than this host's RAM (%llu MiB)",
-			(unsigned long long)vm->opts.memory_mib,
-			(unsigned long long)((uint64_t)pages * (uint64_t)psize / MIB));
-		return -EFBIG;
-	}
-	vm->ram = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (vm->ram == MAP_FAILED) {
-		vm->ram = NULL;
-		log_err("cannot map %llu MiB of guest memory: %s",
-			(unsigned long long)vm->opts.memory_mib, strerror(errno));
-		return -ENOMEM;
-	}
-	vm->ram_size = size;
-	uint64_t low = size < LOW_RAM_END ? size : LOW_RAM_END;
-	vm->mem.regions[vm->mem.nr++] = (struct mem_region){0, low, vm->ram};
-	if (size > low)
-		vm->mem.regions[vm->mem.nr++] =
-			(struct mem_region){HIGH_RAM_START, size - low, vm->ram + low};
 	for (int i = 0; i < vm->mem.nr; i++) {
 		struct kvm_userspace_memory_region r = {
 			.slot = (uint32_t)i,
@@ -110,11 +96,41 @@ static int setup_memory(struct vm *vm)
 			.userspace_addr = (uint64_t)(uintptr_t)vm->mem.regions[i].hva,
 		};
 		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
-			log_err("KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
-			return -errno;
+			int err = errno;
+			log_err("KVM_SET_USER_MEMORY_REGION: %s", strerror(err));
+			return -err;
 		}
 	}
 	return 0;
+}
+
+static int setup_memory(struct vm *vm, enum kvmhost_status *why)
+{
+	uint64_t size = vm->cfg.memory_mib * MIB;
+	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+	if (pages > 0 && psize > 0 && size > (uint64_t)pages * (uint64_t)psize) {
+		log_err("--memory %llu MiB is more than this host's RAM (%llu MiB)",
+			(unsigned long long)vm->cfg.memory_mib,
+			(unsigned long long)((uint64_t)pages * (uint64_t)psize / MIB));
+		*why = STATUS_USAGE;
+		return -EFBIG;
+	}
+	vm->ram = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (vm->ram == MAP_FAILED) {
+		int err = errno;
+		vm->ram = NULL;
+		log_err("cannot map %llu MiB of guest memory: %s",
+			(unsigned long long)vm->cfg.memory_mib, strerror(err));
+		return -err;
+	}
+	vm->ram_size = size;
+	uint64_t low = size < LOW_RAM_END ? size : LOW_RAM_END;
+	vm->mem.regions[vm->mem.nr++] = (struct mem_region){0, low, vm->ram};
+	if (size > low)
+		vm->mem.regions[vm->mem.nr++] =
+			(struct mem_region){HIGH_RAM_START, size - low, vm->ram + low};
+	return map_memory(vm);
 }
 
 /* Level-triggered lines through the in-kernel IOAPIC. */
@@ -126,27 +142,45 @@ static void vm_set_irq(void *opaque, uint32_t gsi, bool level)
 		log_warn("KVM_IRQ_LINE %u: %s", gsi, strerror(errno));
 }
 
-/* Lines free of the legacy devices: not 4 (serial), 8 (RTC), 0-2 (PIT, PIC). */
-static const uint32_t disk_gsis[MAX_DISKS] = {5, 6, 7, 9, 10, 11, 12, 13};
-
-static int setup_disks(struct vm *vm)
+static void vm_host_request_exit(void *opaque, enum vm_exit_reason reason, int code)
 {
-	for (int i = 0; i < vm->opts.nr_disks; i++) {
+	vm_request_exit(opaque, reason, code);
+}
+
+/* Puts a device's range on its bus and in the list snapshots walk. */
+static int add_device(struct vm *vm, bool pio, uint64_t base, uint64_t len,
+		      const struct device_ops *ops, void *dev)
+{
+	if (vm->nr_devices >= VM_MAX_DEVICES)
+		return -ENOSPC;
+	int r = bus_register(pio ? &vm->pio_bus : &vm->mmio_bus, base, len, ops, dev);
+	if (r) {
+		log_err("registering %s at %#llx: %s", ops->name, (unsigned long long)base,
+			strerror(-r));
+		return r;
+	}
+	vm->devices[vm->nr_devices++] = (struct vm_device){ops, dev, pio, base, len};
+	return 0;
+}
+
+static int setup_disks(struct vm *vm, enum kvmhost_status *why)
+{
+	for (int i = 0; i < vm->cfg.nr_disks; i++) {
 		struct vm_disk *d = &vm->disks[i];
 		char err[512];
-		int r = virtio_blk_open(&d->blk, &vm->opts.disks[i], err, sizeof(err));
-		if (r) {
-			log_err("--disk: %s", err);
-			return -EBADF; /* the caller's "disk cannot be used" */
-		}
-		vm->nr_disks = i + 1;
 		d->base = VIRTIO_MMIO_BASE + (uint64_t)i * VIRTIO_MMIO_STRIDE;
 		d->gsi = disk_gsis[i];
-		virtio_mmio_init(&d->mmio, &virtio_blk_ops, &d->blk, &vm->mem, d->gsi, vm_set_irq,
-				 vm);
-		r = bus_register(&vm->mmio_bus, d->base, VIRTIO_MMIO_SIZE, virtio_mmio_access,
-				 &d->mmio, "virtio-blk");
-		if (r)
+		int r = virtio_blk_open(&d->blk, &vm->cfg.disks[i], err, sizeof(err));
+		if (r) {
+			log_err("--disk: %s", err);
+			*why = STATUS_DISK;
+			return r;
+		}
+		d->open = true;
+		vm->nr_disks = i + 1;
+		virtio_mmio_init(&d->mmio, &virtio_blk_ops, &d->blk, &vm->mem, &vm->host, d->gsi);
+		if ((r = add_device(vm, false, d->base, VIRTIO_MMIO_SIZE, &virtio_mmio_ops,
+				    &d->mmio)))
 			return r;
 	}
 	return 0;
@@ -159,11 +193,11 @@ int vm_flush_disks(struct vm *vm)
 		struct vm_disk *d = &vm->disks[i];
 		pthread_mutex_lock(&d->mmio.lock);
 		int r = virtio_blk_flush(&d->blk);
-		if (!r && !d->blk.ro)
+		if (!r && !d->blk.img.ro)
 			atomic_fetch_add(&d->blk.host_flushes, 1);
 		pthread_mutex_unlock(&d->mmio.lock);
 		if (r && !ret) {
-			log_err("flushing %s: %s", d->blk.path, strerror(-r));
+			log_err("flushing %s: %s", d->blk.img.path, strerror(-r));
 			ret = r;
 		}
 	}
@@ -172,126 +206,168 @@ int vm_flush_disks(struct vm *vm)
 
 static int setup_devices(struct vm *vm)
 {
-	serial_init(&vm->serial, vm->console_fd);
-	testdev_init(&vm->testdev, vm, vm->opts.heartbeat_us, vm->opts.print_every);
-	vm->testdev.mode = vm->opts.guest_mode;
-	vm->testdev.bench_iters = 100000;
-	serial_set_irq(&vm->serial, vm_set_irq, vm, 4);
-	int r = bus_register(&vm->pio_bus, SERIAL_COM1, 8, serial_access, &vm->serial, "serial");
+	vm->host = (struct device_host){vm, vm_host_request_exit, vm_set_irq};
+	serial_init(&vm->serial, vm->console_fd, &vm->host, SERIAL_GSI);
+	vm->serial_ready = true;
+	acpi_pm_init(&vm->acpi_pm, &vm->host);
+	vm->acpi_pm_ready = true;
+	struct testdev_config guest = vm->cfg.guest;
+	guest.nr_disks = (uint32_t)vm->cfg.nr_disks;
+	int r = testdev_init(&vm->testdev, &guest, vm->cfg.cpus, &vm->host);
 	if (!r)
-		r = reset_dev_register(vm);
+		r = add_device(vm, true, SERIAL_COM1, 8, &serial_ops, &vm->serial);
 	if (!r)
-		r = bus_register(&vm->pio_bus, TESTDEV_PORT_BASE, TESTDEV_PORT_LEN, testdev_access,
-				 &vm->testdev, "testdev");
-	if (r)
-		log_err("registering devices: %s", strerror(-r));
+		r = add_device(vm, true, I8042_DATA_PORT, I8042_PORTS, &i8042_ops, &vm->host);
+	if (!r)
+		r = add_device(vm, true, RST_CNT_PORT, 1, &rst_cnt_ops, &vm->host);
+	if (!r)
+		r = add_device(vm, true, POST_PORT, 1, &post_ops, NULL);
+	if (!r)
+		r = add_device(vm, true, ACPI_PM1A_EVT, ACPI_PM1A_EVT_LEN, &acpi_pm_evt_ops,
+			       &vm->acpi_pm);
+	if (!r)
+		r = add_device(vm, true, ACPI_PM1A_CNT, ACPI_PM1A_CNT_LEN, &acpi_pm_cnt_ops,
+			       &vm->acpi_pm);
+	if (!r)
+		r = add_device(vm, true, TESTDEV_PORT_BASE, TESTDEV_PORT_LEN, &testdev_ops,
+			       &vm->testdev);
 	return r;
+}
+
+/* The kernel, initrd and boot tables in guest memory, and the PIT it expects. */
+static int setup_linux(struct vm *vm, enum kvmhost_status *why)
+{
+	struct linux_mmio_device mmio[VM_MAX_DISKS];
+	for (int i = 0; i < vm->nr_disks; i++)
+		mmio[i] = (struct linux_mmio_device){vm->disks[i].base, vm->disks[i].gsi};
+	struct linux_guest g = {
+		.kernel_path = vm->cfg.kernel_path,
+		.initrd_path = vm->cfg.initrd_path,
+		.cmdline = vm->cfg.cmdline,
+		.decompress_in_guest = vm->cfg.kernel_decompress_guest,
+		.mem = &vm->mem,
+		.nr_cpus = vm->cfg.cpus,
+		.mmio = mmio,
+		.nr_mmio = vm->nr_disks,
+	};
+	struct linux_entry entry;
+	int r = linux_guest_load(&g, &entry);
+	if (r) {
+		*why = STATUS_BAD_KERNEL;
+		return r;
+	}
+	vm->linux_entry_rip = entry.rip;
+	vm->linux_zero_page = entry.zero_page;
+	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+		int err = errno;
+		log_err("KVM_CREATE_PIT2: %s", strerror(err));
+		return -err;
+	}
+	vm->has_pit = true;
+	return 0;
+}
+
+static int setup_vcpu(struct vm *vm, struct vcpu *v, uint32_t i)
+{
+	int r = x86_set_cpuid(v->fd, vm->cpuid, i);
+	if (r)
+		return r;
+	if (vm->cfg.kernel_path) {
+		struct linux_entry entry = {.rip = vm->linux_entry_rip,
+					    .zero_page = vm->linux_zero_page};
+		return linux_guest_setup_vcpu(v->fd, i, &entry);
+	}
+	return x86_enter_long_mode(v->fd, BOOT_CS_BUILTIN, GUEST_LOAD_ADDR, i, vm->cfg.cpus);
 }
 
 static int setup_vcpus(struct vm *vm)
 {
-	vm->vcpus = calloc(vm->opts.cpus, sizeof(*vm->vcpus));
+	vm->vcpus = calloc(vm->cfg.cpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus)
 		return -ENOMEM;
-	for (uint32_t i = 0; i < vm->opts.cpus; i++) {
+	for (uint32_t i = 0; i < vm->cfg.cpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 		int r = vcpu_init(v, vm, (int)i);
 		vm->nr_vcpus = i + 1; /* so vm_destroy undoes this one too */
-		if (r)
+		if (r || (r = setup_vcpu(vm, v, i)))
 			return r;
-		if ((r = x86_set_cpuid(v->fd, vm->cpuid, i)))
-			return r;
-		if (vm->opts.kernel_path[0])
-			r = linux_boot_vcpu(vm, v);
-		else
-			r = x86_enter_long_mode(v->fd, BOOT_CS_BUILTIN, GUEST_LOAD_ADDR, i,
-						vm->opts.cpus);
-		if (r)
-			return r;
-		if (vm->opts.pins[i].set) {
-			v->has_pin = true;
-			v->desired = vm->opts.pins[i].cpus;
-		}
 	}
 	return 0;
 }
 
-int vm_create(const struct run_options *opts, int console_fd, struct vm **out)
+/* The VM's own fds: /dev/kvm, the VM, the irqchip, and the exit eventfd. */
+static int setup_kvm(struct vm *vm, enum kvmhost_status *why)
 {
+	int r;
+	if ((vm->kvm_fd = open_kvm(why)) < 0)
+		return vm->kvm_fd;
+	if ((r = check_caps(vm, why)))
+		return r;
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		r = -errno;
+		log_err("KVM_CREATE_VM: %s", strerror(-r));
+		return r;
+	}
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, TSS_ADDR) < 0 ||
+	    ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		r = -errno;
+		log_err("setting up the in-kernel irqchip: %s", strerror(-r));
+		return r;
+	}
+	vm->exit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->exit_efd < 0) {
+		r = -errno;
+		log_err("eventfd: %s", strerror(-r));
+		return r;
+	}
+	if (!(vm->cpuid = x86_supported_cpuid(vm->kvm_fd)))
+		return -EIO;
+	return 0;
+}
+
+static int load_guest(struct vm *vm, enum kvmhost_status *why)
+{
+	if (vm->cfg.kernel_path)
+		return setup_linux(vm, why);
+	int r = x86_load_builtin_guest(vm->ram, vm->ram_size);
+	if (r)
+		log_err("the built-in guest does not fit in %llu MiB",
+			(unsigned long long)vm->cfg.memory_mib);
+	return r;
+}
+
+int vm_create(const struct vm_config *cfg, int console_fd, struct vm **out,
+	      enum kvmhost_status *why)
+{
+	*why = STATUS_ERROR;
 	struct vm *vm = calloc(1, sizeof(*vm));
 	if (!vm)
 		return -ENOMEM;
-	vm->opts = *opts;
+	vm->cfg = *cfg;
 	vm->kvm_fd = vm->vm_fd = vm->exit_efd = -1;
 	vm->console_fd = console_fd;
 	bus_init(&vm->pio_bus);
 	bus_init(&vm->mmio_bus);
 	int r;
-
-	if ((vm->kvm_fd = open_kvm()) < 0) {
-		r = vm->kvm_fd;
-		goto fail;
-	}
-	if ((r = check_caps(vm)))
-		goto fail;
-	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
-	if (vm->vm_fd < 0) {
-		r = -errno;
-		log_err("KVM_CREATE_VM: %s", strerror(errno));
-		goto fail;
-	}
-	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, TSS_ADDR) < 0 ||
-	    ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
-		r = -errno;
-		log_err("setting up the in-kernel irqchip: %s", strerror(errno));
-		goto fail;
-	}
-	if ((r = setup_memory(vm)))
-		goto fail;
-	if (!opts->kernel_path[0] && (r = x86_load_builtin_guest(vm->ram, vm->ram_size))) {
-		log_err("the built-in guest does not fit in %llu MiB",
-			(unsigned long long)opts->memory_mib);
-		goto fail;
-	}
-	if (!(vm->cpuid = x86_supported_cpuid(vm->kvm_fd))) {
-		r = -EIO;
-		goto fail;
-	}
-	if ((r = setup_devices(vm)) || (r = setup_disks(vm)))
-		goto fail;
-	vm->nr_vcpus = opts->cpus; /* the MP table needs the count before the vCPUs exist */
-	if (opts->kernel_path[0] && (r = linux_boot_setup(vm))) {
-		vm->nr_vcpus = 0;
-		goto fail;
-	}
-	vm->nr_vcpus = 0;
-	if ((r = setup_vcpus(vm)))
-		goto fail;
-	vm->exit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm->exit_efd < 0) {
-		r = -errno;
-		goto fail;
+	if ((r = setup_kvm(vm, why)) || (r = setup_memory(vm, why)) || (r = setup_devices(vm)) ||
+	    (r = setup_disks(vm, why)) || (r = load_guest(vm, why)) || (r = setup_vcpus(vm))) {
+		vm_destroy(vm);
+		return r;
 	}
 	*out = vm;
 	return 0;
-fail:
-	vm_destroy(vm);
-	return r;
 }
 
-int vm_start(struct vm *vm)
+int vm_start(struct vm *vm, const cpu_set_t *(*affinity)(void *opaque, unsigned vcpu), void *opaque)
 {
 	int r = vcpu_install_kick_handler();
 	if (r)
 		return r;
 	vm->start_ns = now_ns();
 	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
-		struct vcpu *v = &vm->vcpus[i];
-		/* The pinning policy fills `intended`; without it, the pin as asked. */
-		const cpu_set_t *aff = CPU_COUNT(&v->intended) ? &v->intended
-				       : v->has_pin	       ? &v->desired
-							       : NULL;
-		r = vcpu_start(v, aff);
+		r = vcpu_start(&vm->vcpus[i], affinity ? affinity(opaque, i) : NULL);
 		if (r) {
 			vm_stop(vm);
 			return r;
@@ -309,6 +385,22 @@ void vm_stop(struct vm *vm)
 		vcpu_join(&vm->vcpus[i]);
 }
 
+static void destroy_devices(struct vm *vm)
+{
+	for (int i = 0; i < vm->nr_disks; i++)
+		virtio_mmio_destroy(&vm->disks[i].mmio);
+	for (int i = 0; i < VM_MAX_DISKS; i++)
+		if (vm->disks[i].open)
+			virtio_blk_close(&vm->disks[i].blk);
+	if (vm->serial_ready)
+		serial_destroy(&vm->serial);
+	if (vm->acpi_pm_ready)
+		acpi_pm_destroy(&vm->acpi_pm);
+	testdev_destroy(&vm->testdev);
+	bus_destroy(&vm->pio_bus);
+	bus_destroy(&vm->mmio_bus);
+}
+
 void vm_destroy(struct vm *vm)
 {
 	if (!vm)
@@ -317,15 +409,7 @@ void vm_destroy(struct vm *vm)
 	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
 	free(vm->vcpus);
-	for (int i = 0; i < vm->nr_disks; i++) {
-		virtio_mmio_destroy(&vm->disks[i].mmio);
-		virtio_blk_close(&vm->disks[i].blk);
-	}
-	if (vm->pio_bus.nr) {
-		serial_destroy(&vm->serial);
-	}
-	bus_destroy(&vm->pio_bus);
-	bus_destroy(&vm->mmio_bus);
+	destroy_devices(vm);
 	free(vm->cpuid);
 	if (vm->ram)
 		munmap(vm->ram, vm->ram_size);
@@ -338,16 +422,27 @@ void vm_destroy(struct vm *vm)
 	free(vm);
 }
 
+void vm_park_all(struct vm *vm, unsigned reason)
+{
+	/* Kick them all first, then collect: the waits overlap. */
+	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
+		vcpu_park(&vm->vcpus[i], reason);
+	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
+		vcpu_wait_parked(&vm->vcpus[i]);
+}
+
+void vm_unpark_all(struct vm *vm, unsigned reason)
+{
+	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
+		vcpu_unpark(&vm->vcpus[i], reason);
+}
+
 void vm_pause(struct vm *vm)
 {
 	if (vm->user_paused)
 		return;
 	vm->user_paused = true;
-	/* Kick them all first, then collect: the waits overlap. */
-	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
-		vcpu_park(&vm->vcpus[i], PARK_USER);
-	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
-		vcpu_wait_parked(&vm->vcpus[i]);
+	vm_park_all(vm, PARK_USER);
 }
 
 void vm_resume(struct vm *vm)
@@ -355,8 +450,7 @@ void vm_resume(struct vm *vm)
 	if (!vm->user_paused)
 		return;
 	vm->user_paused = false;
-	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
-		vcpu_unpark(&vm->vcpus[i], PARK_USER);
+	vm_unpark_all(vm, PARK_USER);
 }
 
 const char *vm_state_name(struct vm *vm)
@@ -366,6 +460,27 @@ const char *vm_state_name(struct vm *vm)
 	if (vm->user_paused)
 		return "paused";
 	return vm->host_asleep ? "host-sleep" : "running";
+}
+
+void vm_request_poweroff(struct vm *vm)
+{
+	if (vm->cfg.kernel_path) {
+		if (!acpi_pm_press_power_button(&vm->acpi_pm))
+			log_info("power button pressed; the guest has not enabled its event yet");
+		return;
+	}
+	testdev_request_poweroff(&vm->testdev);
+}
+
+int vm_get_clock(struct vm *vm, struct kvm_clock_data *clock)
+{
+	memset(clock, 0, sizeof(*clock));
+	return ioctl(vm->vm_fd, KVM_GET_CLOCK, clock) < 0 ? -errno : 0;
+}
+
+int vm_set_clock(struct vm *vm, const struct kvm_clock_data *clock)
+{
+	return ioctl(vm->vm_fd, KVM_SET_CLOCK, clock) < 0 ? -errno : 0;
 }
 
 int vm_run_on_all(struct vm *vm, vcpu_fn fn, void *arg, bool wait)
@@ -378,11 +493,10 @@ int vm_run_on_all(struct vm *vm, vcpu_fn fn, void *arg, bool wait)
 		return ret;
 	}
 	struct vcpu_request *reqs = calloc(vm->nr_vcpus, sizeof(*reqs));
-	if (!reqs)
-		return -ENOMEM;
 	bool *queued = calloc(vm->nr_vcpus, sizeof(*queued));
-	if (!queued) {
+	if (!reqs || !queued) {
 		free(reqs);
+		free(queued);
 		return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
@@ -406,9 +520,13 @@ void vm_request_exit(struct vm *vm, enum vm_exit_reason reason, int code)
 		return;
 	atomic_store(&vm->exit_code, code);
 	uint64_t one = 1;
-	if (write(vm->exit_efd, &one, sizeof(one)) < 0) {
-		/* Counter full is impossible here; nothing else to do. */
-	}
+	/* Cannot fail: the counter would need 2^64 - 1 requests to fill. */
+	(void)!write(vm->exit_efd, &one, sizeof(one));
+}
+
+void vm_vcpu_unparked(struct vm *vm, unsigned vcpu)
+{
+	testdev_vcpu_resumed(&vm->testdev, vcpu);
 }
 
 const char *vm_exit_reason_name(enum vm_exit_reason r)
@@ -429,7 +547,7 @@ const char *vm_exit_reason_name(enum vm_exit_reason r)
 	}
 }
 
-int vm_exit_status(struct vm *vm)
+enum kvmhost_status vm_exit_status(struct vm *vm)
 {
 	switch (atomic_load(&vm->exit_reason)) {
 	case VM_EXIT_POWEROFF:
@@ -445,87 +563,46 @@ int vm_exit_status(struct vm *vm)
 	}
 }
 
-bool vcpu_get_affinity(struct vcpu *vcpu, cpu_set_t *set)
+int vm_save_devices(struct vm *vm, struct state_writer *w)
 {
-	pid_t tid = atomic_load(&vcpu->tid);
-	return tid > 0 && sched_getaffinity(tid, sizeof(*set), set) == 0;
-}
-
-int vm_get_status(struct vm *vm, struct vm_status *st)
-{
-	memset(st, 0, sizeof(*st));
-	st->vcpus = calloc(vm->nr_vcpus, sizeof(*st->vcpus));
-	if (!st->vcpus)
-		return -ENOMEM;
-	st->name = vm->opts.name;
-	st->pid = getpid();
-	st->state = vm_state_name(vm);
-	st->memory_mib = vm->opts.memory_mib;
-	st->uptime_s = (double)(now_ns() - vm->start_ns) / 1e9;
-	st->unhandled_pio = atomic_load(&vm->unhandled_pio);
-	st->unhandled_mmio = atomic_load(&vm->unhandled_mmio);
-	st->nr_vcpus = vm->nr_vcpus;
-	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
-		struct vcpu *v = &vm->vcpus[i];
-		struct vcpu_status *s = &st->vcpus[i];
-		s->index = v->index;
-		s->tid = atomic_load(&v->tid);
-		s->host_cpu = s->tid > 0 ? thread_last_cpu(s->tid) : -1;
-		unsigned reasons = vcpu_park_reasons(v);
-		int rs = atomic_load(&v->run_state);
-		s->state = rs == VCPU_EXITED ? "stopped" : reasons ? "paused" : "running";
-		s->has_pin = v->has_pin;
-		s->desired = v->desired;
-		s->has_actual = vcpu_get_affinity(v, &s->actual);
-		s->displaced = v->displaced;
-		if (v->has_pin && s->has_actual && !s->displaced) {
-			/* Running somewhere it was not asked to: the kernel or our policy moved it.
-			 */
-			cpu_set_t outside;
-			CPU_XOR(&outside, &s->actual, &v->desired);
-			CPU_AND(&outside, &outside, &s->actual);
-			s->displaced = CPU_COUNT(&outside) > 0;
+	for (int i = 0; i < vm->nr_devices; i++) {
+		const struct vm_device *d = &vm->devices[i];
+		if (!d->ops->save)
+			continue;
+		struct state_writer dev = {0};
+		d->ops->save(d->dev, &dev);
+		if (dev.err) {
+			state_writer_free(&dev);
+			return dev.err;
 		}
-		s->heartbeats = atomic_load(&v->heartbeats);
-		s->clock_backwards = atomic_load(&v->clock_backwards);
-		s->guest_stopped_seen = atomic_load(&v->guest_stopped_seen);
-		s->exits = atomic_load(&v->exits);
-		s->max_beat_gap_ns = atomic_load(&v->max_beat_gap_ns);
+		state_put_u64(w, d->base);
+		state_put_u32(w, (uint32_t)dev.len);
+		state_put(w, dev.buf, dev.len);
+		state_writer_free(&dev);
 	}
-	st->nr_disks = vm->nr_disks;
-	for (int i = 0; i < vm->nr_disks; i++) {
-		struct vm_disk *d = &vm->disks[i];
-		st->disks[i] = (struct disk_status){
-			.path = d->blk.path,
-			.id = d->blk.id,
-			.ro = d->blk.ro,
-			.capacity_sectors = d->blk.capacity,
-			.reads = atomic_load(&d->blk.reads),
-			.writes = atomic_load(&d->blk.writes),
-			.flushes = atomic_load(&d->blk.flushes),
-			.errors = atomic_load(&d->blk.errors),
-			.busy_ns = atomic_load(&d->blk.busy_ns),
-			.host_flushes = atomic_load(&d->blk.host_flushes),
-			.needs_reset = virtio_mmio_needs_reset(&d->mmio),
-			.base = d->base,
-			.gsi = d->gsi,
-		};
-	}
-	struct testdev *t = &vm->testdev;
-	st->guest_disk_flushed = atomic_load(&t->disk_flushed);
-	st->guest_disk_verified = atomic_load(&t->disk_verified);
-	st->guest_disk_errors = atomic_load(&t->disk_errors);
-	st->guest_disk_irqs = atomic_load(&t->disk_irqs);
-	st->guest_disk_done = atomic_load(&t->disk_done);
-	st->guest_bench_ns = atomic_load(&t->bench_done) ? atomic_load(&t->bench_ns) : 0;
-	st->nr_disk_bench = DISK_BENCH_RESULTS;
-	for (int i = 0; i < DISK_BENCH_RESULTS; i++)
-		st->guest_disk_bench_ns[i] = atomic_load(&t->disk_bench_ns[i]);
-	return 0;
+	return w->err;
 }
 
-void vm_status_free(struct vm_status *st)
+/* Sections come in the order devices were added; each must be the one
+ * expected there, and be consumed whole. */
+int vm_restore_devices(struct vm *vm, struct state_reader *r)
 {
-	free(st->vcpus);
-	st->vcpus = NULL;
+	for (int i = 0; i < vm->nr_devices; i++) {
+		const struct vm_device *d = &vm->devices[i];
+		if (!d->ops->restore)
+			continue;
+		uint64_t base = state_get_u64(r);
+		uint32_t len = state_get_u32(r);
+		if (!state_check(r, base == d->base && len <= r->len - r->off))
+			return -EINVAL;
+		struct state_reader dev = state_reader_init(r->buf + r->off, len);
+		r->off += len;
+		int ret = d->ops->restore(d->dev, &dev);
+		if (ret || (ret = state_reader_done(&dev))) {
+			log_err("restoring %s at %#llx: %s", d->ops->name,
+				(unsigned long long)d->base, "state does not fit this device");
+			return ret;
+		}
+	}
+	return r->err;
 }

@@ -1,58 +1,92 @@
-/* One VM per process: KVM fds, guest memory, buses, devices and vCPUs. */
+/* One VM per process: KVM fds, guest memory, buses, devices and vCPUs.
+ * Owned by the main thread; devices and vCPU threads reach it only through
+ * the calls marked "any thread". */
 #ifndef KVMHOST_VM_H
 #define KVMHOST_VM_H
 
+#include <linux/kvm.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "boot/linux_image.h"
-#include "cli/options.h"
-#include "control/protocol.h"
+#include "backends/disk_image.h"
 #include "core/bus.h"
 #include "core/vcpu.h"
+#include "devices/acpi_pm.h"
+#include "devices/device.h"
 #include "devices/serial.h"
 #include "devices/testdev.h"
+#include "util/exit_status.h"
 #include "util/guest_mem.h"
+#include "util/state.h"
 #include "virtio/blk.h"
 #include "virtio/mmio.h"
 
-enum vm_exit_reason {
-	VM_EXIT_NONE = 0,
-	VM_EXIT_POWEROFF, /* the guest powered off: status 0 */
-	VM_EXIT_QUIT,	  /* asked by the user (signal, ctl quit): status 0 */
-	VM_EXIT_RESET,	  /* the guest asked for a reset */
-	VM_EXIT_CRASH,	  /* triple fault */
-	VM_EXIT_ERROR,	  /* unexpected exit or KVM error */
+#define VM_MAX_DISKS   8
+#define VM_MAX_VCPUS   GUEST_MAX_VCPUS /* and no more than KVM allows */
+#define VM_MAX_DEVICES 16
+
+/* What the guest sees. Strings are borrowed and outlive the VM. */
+struct vm_config {
+	const char *name; /* for messages */
+	uint32_t cpus;
+	uint64_t memory_mib;
+	struct disk_spec disks[VM_MAX_DISKS];
+	int nr_disks;
+	struct testdev_config guest; /* the built-in guest's behaviour */
+	/* A Linux guest instead of the built-in one. */
+	const char *kernel_path; /* NULL: the built-in guest */
+	const char *initrd_path;
+	const char *cmdline;
+	bool kernel_decompress_guest;
+};
+
+/* One address range of one device, in the order devices were added. */
+struct vm_device {
+	const struct device_ops *ops;
+	void *dev;
+	bool pio;
+	uint64_t base, len;
+};
+
+struct vm_disk {
+	struct virtio_blk blk;
+	struct virtio_mmio mmio;
+	uint64_t base;
+	uint32_t gsi;
+	bool open;
 };
 
 struct vm {
-	struct run_options opts;
+	struct vm_config cfg;
 	int kvm_fd;
 	int vm_fd;
 	uint8_t *ram;
 	uint64_t ram_size;
 	struct guest_mem mem;
 	struct kvm_cpuid2 *cpuid;
+	bool has_pit;
 
+	/* What devices may ask of the VM (device.h), pointing back here. */
+	struct device_host host;
 	struct bus pio_bus;
 	struct bus mmio_bus;
+	struct vm_device devices[VM_MAX_DEVICES];
+	int nr_devices;
 	struct serial serial;
+	bool serial_ready;
 	struct testdev testdev;
+	struct acpi_pm acpi_pm;
+	bool acpi_pm_ready;
 	int console_fd;
-	bool console_owned;
 
 	uint32_t nr_vcpus;
 	struct vcpu *vcpus;
 
-	struct linux_entry linux_entry; /* with --kernel */
+	uint64_t linux_entry_rip, linux_zero_page; /* with --kernel */
 
-	struct vm_disk {
-		struct virtio_blk blk;
-		struct virtio_mmio mmio;
-		uint64_t base;
-		uint32_t gsi;
-	} disks[MAX_DISKS];
+	struct vm_disk disks[VM_MAX_DISKS];
 	int nr_disks;
 
 	/* Owned by the main thread. */
@@ -68,35 +102,37 @@ struct vm {
 	atomic_uint_fast64_t unhandled_mmio;
 };
 
-/* Exit status of `kvmhost run` and friends. */
-enum kvmhost_status {
-	STATUS_OK = 0,
-	STATUS_ERROR = 1,
-	STATUS_USAGE = 2,
-	STATUS_NO_KVM = 3,
-	STATUS_NAME_IN_USE = 4,
-	STATUS_DISK = 5,
-	STATUS_BAD_KERNEL = 6,
-	STATUS_GUEST_CRASH = 10,
-	STATUS_GUEST_ERROR = 11,
-	STATUS_GUEST_RESET = 12,
-};
-
-/* Returns a negative errno; -ENODEV/-EACCES mean /dev/kvm is missing/forbidden. */
-int vm_create(const struct run_options *opts, int console_fd, struct vm **out);
-int vm_start(struct vm *vm);
+/* Returns a negative errno, with *why the exit status its cause calls for
+ * (no /dev/kvm, a disk, a bad kernel, an impossible option). */
+int vm_create(const struct vm_config *cfg, int console_fd, struct vm **out,
+	      enum kvmhost_status *why);
+/* Starts every vCPU; affinity(opaque, i) says where vCPU i starts (NULL: anywhere). */
+int vm_start(struct vm *vm, const cpu_set_t *(*affinity)(void *opaque, unsigned vcpu),
+	     void *opaque);
 /* Stops and joins every vCPU thread; safe to call more than once. */
 void vm_stop(struct vm *vm);
+/* Safe on a VM whose create failed at any step. */
 void vm_destroy(struct vm *vm);
 
 /* Main thread only. Harmless when already in that state. */
 void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
 const char *vm_state_name(struct vm *vm);
+/* Parks every vCPU for `reason` and returns once all are out of KVM_RUN. */
+void vm_park_all(struct vm *vm, unsigned reason);
+void vm_unpark_all(struct vm *vm, unsigned reason);
+
+/* Asks the guest to power itself off: the built-in guest through its test
+ * device, a Linux guest through the ACPI power button. */
+void vm_request_poweroff(struct vm *vm);
 
 /* fdatasync on every writable disk, with each device's queue lock held so no
  * request is half-served. Returns the first error. */
 int vm_flush_disks(struct vm *vm);
+
+/* The guest's clock (KVM_GET_CLOCK / KVM_SET_CLOCK). */
+int vm_get_clock(struct vm *vm, struct kvm_clock_data *clock);
+int vm_set_clock(struct vm *vm, const struct kvm_clock_data *clock);
 
 /* Runs fn on every vCPU's own thread (arg is passed to each); with wait,
  * returns once all ran, having kicked them all first. Returns -ESRCH if any
@@ -105,14 +141,16 @@ int vm_run_on_all(struct vm *vm, vcpu_fn fn, void *arg, bool wait);
 
 /* Any thread: the first caller's reason wins. */
 void vm_request_exit(struct vm *vm, enum vm_exit_reason reason, int code);
-int vm_exit_status(struct vm *vm);
+enum kvmhost_status vm_exit_status(struct vm *vm);
 const char *vm_exit_reason_name(enum vm_exit_reason r);
+/* vCPU thread: it was parked and runs again. */
+void vm_vcpu_unparked(struct vm *vm, unsigned vcpu);
 
-/* Actual affinity of a vCPU thread; false if it cannot be read. */
-bool vcpu_get_affinity(struct vcpu *vcpu, cpu_set_t *set);
+/* State seams for snapshots, with every vCPU parked: each device's own
+ * section (name, length, data), and what KVM holds for the VM. */
+int vm_save_devices(struct vm *vm, struct state_writer *w);
+int vm_restore_devices(struct vm *vm, struct state_reader *r);
+int vm_save_kvm_state(struct vm *vm, struct state_writer *w);
+int vm_restore_kvm_state(struct vm *vm, struct state_reader *r);
 
-struct vm_status;
-/* Snapshot for status/list; st->vcpus is allocated, free with vm_status_free. */
-int vm_get_status(struct vm *vm, struct vm_status *st);
-void vm_status_free(struct vm_status *st);
 #endif

@@ -1,12 +1,17 @@
-/* The PC's ways to reset and power off: the keyboard controller's pulse
- * (port 0x64, 0xfe), the reset control register (port 0xcf9), and the ACPI
- * PM1a registers (SLP_TYP S5 + SLP_EN powers off). Also swallows the POST
- * port 0x80 that Linux uses as an I/O delay. */
-#ifndef KVMHOST_RESET_DEV_H
-#define KVMHOST_RESET_DEV_H
+/* The PC's ways to reset: the keyboard controller's pulse (port 0x64, 0xfe)
+ * and the reset control register (port 0xcf9). Both end the VM with
+ * VM_EXIT_RESET; neither holds state. */
+#ifndef KVMHOST_PC_RESET_H
+#define KVMHOST_PC_RESET_H
 
-struct vm;
+#include "devices/device.h"
 
-int reset_dev_register(struct vm *vm);
+#define I8042_DATA_PORT 0x60
+#define I8042_PORTS	5 /* 0x60..0x64 */
+#define RST_CNT_PORT	0xcf9
+
+/* Both take the `struct device_host` as their device. */
+extern const struct device_ops i8042_ops;
+extern const struct device_ops rst_cnt_ops;
 
 #endif

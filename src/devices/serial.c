@@ -27,11 +27,13 @@
 #define IIR_THRI 0x02
 #define IIR_RDI	 0x04
 
-void serial_init(struct serial *s, int out_fd)
+void serial_init(struct serial *s, int out_fd, const struct device_host *host, uint32_t gsi)
 {
 	memset(s, 0, sizeof(*s));
 	pthread_mutex_init(&s->lock, NULL);
 	s->out_fd = out_fd;
+	s->host = host;
+	s->gsi = gsi;
 	s->iir = IIR_NONE;
 	s->lsr = LSR_THRE | LSR_TEMT;
 	s->msr = 0xb0; /* DCD, DSR, CTS */
@@ -40,13 +42,6 @@ void serial_init(struct serial *s, int out_fd)
 void serial_destroy(struct serial *s)
 {
 	pthread_mutex_destroy(&s->lock);
-}
-
-void serial_set_irq(struct serial *s, serial_irq_fn fn, void *opaque, uint32_t gsi)
-{
-	s->set_irq = fn;
-	s->irq_opaque = opaque;
-	s->gsi = gsi;
 }
 
 /* Under the lock: what the driver would see in IIR, and the line to match
@@ -60,8 +55,8 @@ static void update_irq(struct serial *s)
 	else
 		s->iir = IIR_NONE;
 	bool level = s->iir != IIR_NONE && (s->mcr & MCR_OUT2);
-	if (level != s->irq_level && s->set_irq)
-		s->set_irq(s->irq_opaque, s->gsi, level);
+	if (level != s->irq_level)
+		device_set_irq(s->host, s->gsi, level);
 	s->irq_level = level;
 }
 
@@ -85,8 +80,8 @@ static void update_lsr(struct serial *s)
 	s->lsr = (uint8_t)((s->lsr & ~LSR_DR) | (s->rx_len ? LSR_DR : 0));
 }
 
-void serial_access(void *opaque, struct vcpu *vcpu, uint64_t offset, uint8_t *data, uint32_t len,
-		   bool is_write)
+static void serial_access(void *opaque, unsigned vcpu, uint64_t offset, uint8_t *data, uint32_t len,
+			  bool is_write)
 {
 	struct serial *s = opaque;
 	(void)vcpu;
@@ -189,3 +184,57 @@ unsigned serial_receive(struct serial *s, const uint8_t *buf, unsigned len)
 	pthread_mutex_unlock(&s->lock);
 	return n;
 }
+
+#define SERIAL_STATE_VERSION 1
+
+/* Registers, the receive FIFO and the pending transmit interrupt; the line
+ * level is recomputed on restore. */
+static void serial_save(void *dev, struct state_writer *w)
+{
+	struct serial *s = dev;
+	pthread_mutex_lock(&s->lock);
+	const uint8_t regs[] = {s->ier, s->iir, s->lcr, s->mcr, s->lsr,
+				s->msr, s->scr, s->dll, s->dlm, s->fcr};
+	state_put_u32(w, SERIAL_STATE_VERSION);
+	state_put(w, regs, sizeof(regs));
+	state_put_u8(w, s->thri_pending);
+	state_put_u32(w, s->rx_len);
+	for (unsigned i = 0; i < s->rx_len; i++)
+		state_put_u8(w, s->rx[(s->rx_head + i) % SERIAL_RX_SIZE]);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static int serial_restore(void *dev, struct state_reader *r)
+{
+	struct serial *s = dev;
+	uint8_t regs[10];
+	if (!state_check(r, state_get_u32(r) == SERIAL_STATE_VERSION))
+		return -EINVAL;
+	state_get(r, regs, sizeof(regs));
+	bool thri = state_get_u8(r);
+	uint32_t rx_len = state_get_u32(r);
+	if (!state_check(r, rx_len <= SERIAL_RX_SIZE))
+		return -EINVAL;
+	uint8_t rx[SERIAL_RX_SIZE];
+	state_get(r, rx, rx_len);
+	if (r->err)
+		return r->err;
+	pthread_mutex_lock(&s->lock);
+	s->ier = regs[0], s->iir = regs[1], s->lcr = regs[2], s->mcr = regs[3];
+	s->lsr = regs[4], s->msr = regs[5], s->scr = regs[6], s->dll = regs[7];
+	s->dlm = regs[8], s->fcr = regs[9];
+	s->thri_pending = thri;
+	memcpy(s->rx, rx, rx_len);
+	s->rx_head = 0;
+	s->rx_len = rx_len;
+	update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+const struct device_ops serial_ops = {
+	.name = "serial",
+	.access = serial_access,
+	.save = serial_save,
+	.restore = serial_restore,
+};

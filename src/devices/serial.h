@@ -6,11 +6,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/bus.h"
+#include "devices/device.h"
 
 #define SERIAL_RX_SIZE 4096
-
-typedef void (*serial_irq_fn)(void *opaque, uint32_t gsi, bool level);
 
 struct serial {
 	pthread_mutex_t lock;
@@ -22,17 +20,14 @@ struct serial {
 	uint64_t first_tx_ns; /* when the guest wrote its first byte */
 	bool thri_pending;    /* "transmitter empty" not yet seen by the driver */
 	bool irq_level;
-	serial_irq_fn set_irq;
-	void *irq_opaque;
+	const struct device_host *host;
 	uint32_t gsi;
 };
 
-void serial_init(struct serial *s, int out_fd);
+/* Output to out_fd (-1: dropped); interrupt on `gsi` through host (NULL: none). */
+void serial_init(struct serial *s, int out_fd, const struct device_host *host, uint32_t gsi);
 void serial_destroy(struct serial *s);
-/* Wires the UART's interrupt (IRQ 4 on a PC). */
-void serial_set_irq(struct serial *s, serial_irq_fn fn, void *opaque, uint32_t gsi);
-void serial_access(void *opaque, struct vcpu *vcpu, uint64_t offset, uint8_t *data, uint32_t len,
-		   bool is_write);
+extern const struct device_ops serial_ops;
 /* Queues host input for the guest; returns bytes accepted. */
 unsigned serial_receive(struct serial *s, const uint8_t *buf, unsigned len);
 

@@ -1,18 +1,29 @@
 #include "devices/testdev.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "core/vm.h"
-#include "guest_abi.h"
 #include "util/util.h"
 
-void testdev_init(struct testdev *t, struct vm *vm, uint32_t period_us, uint32_t print_every)
+int testdev_init(struct testdev *t, const struct testdev_config *cfg, unsigned nr_vcpus,
+		 const struct device_host *host)
 {
 	memset(t, 0, sizeof(*t));
-	t->vm = vm;
-	t->period_us = period_us;
-	t->print_every = print_every;
-	t->mode = GUEST_MODE_HEARTBEAT;
+	t->cfg = *cfg;
+	t->host = host;
+	t->vcpus = calloc(nr_vcpus ? nr_vcpus : 1, sizeof(*t->vcpus));
+	if (!t->vcpus)
+		return -ENOMEM;
+	t->nr_vcpus = nr_vcpus;
+	return 0;
+}
+
+void testdev_destroy(struct testdev *t)
+{
+	free(t->vcpus);
+	t->vcpus = NULL;
+	t->nr_vcpus = 0;
 }
 
 static uint32_t get_u32(const uint8_t *data, uint32_t len)
@@ -28,119 +39,194 @@ static void put_u32(uint8_t *data, uint32_t len, uint32_t v)
 	memcpy(data, &v, len < 4 ? len : 4);
 }
 
-static uint32_t config_value(struct testdev *t, uint32_t key)
+static uint32_t config_value(const struct testdev_config *c, uint32_t key)
 {
 	switch (key) {
 	case TESTDEV_CFG_PERIOD_US:
-		return t->period_us;
+		return c->period_us;
 	case TESTDEV_CFG_MODE:
-		return t->mode;
+		return c->mode;
 	case TESTDEV_CFG_BENCH_ITERS:
-		return t->bench_iters;
+		return c->bench_iters;
 	case TESTDEV_CFG_PRINT_EVERY:
-		return t->print_every;
+		return c->print_every;
 	case TESTDEV_CFG_DISKS:
-		return (uint32_t)t->vm->opts.nr_disks;
+		return c->nr_disks;
 	case TESTDEV_CFG_DISK_BLOCKS:
-		return t->vm->opts.disk_blocks;
+		return c->disk_blocks;
 	case TESTDEV_CFG_DISK_REQ_KIB:
-		return t->vm->opts.disk_request_kib;
+		return c->disk_request_kib;
 	case TESTDEV_CFG_DISK_FLUSH_EVERY:
-		return t->vm->opts.disk_flush_every;
+		return c->disk_flush_every;
 	case TESTDEV_CFG_DISK_GENERATION:
-		return t->vm->opts.disk_generation;
+		return c->disk_generation;
 	default:
 		return 0xffffffffu;
 	}
 }
 
-static void guest_event(struct testdev *t, struct vcpu *vcpu, uint32_t ev)
+static void guest_event(struct testdev *t, struct testdev_vcpu *v, uint32_t ev)
 {
 	switch (ev) {
 	case TESTDEV_EV_BOOTED:
-		atomic_fetch_add(&vcpu->booted, 1);
+		atomic_fetch_add(&v->booted, 1);
 		break;
 	case TESTDEV_EV_CLOCK_BACKWARDS:
-		atomic_fetch_add(&vcpu->clock_backwards, 1);
+		atomic_fetch_add(&v->clock_backwards, 1);
 		break;
 	case TESTDEV_EV_GUEST_STOPPED:
-		atomic_fetch_add(&vcpu->guest_stopped_seen, 1);
+		atomic_fetch_add(&v->guest_stopped_seen, 1);
 		break;
 	case TESTDEV_EV_BENCH_DONE:
-		atomic_store(&t->bench_ns, vcpu->result);
+		atomic_store(&t->bench_ns, v->result);
 		atomic_store(&t->bench_done, 1);
 		break;
 	case TESTDEV_EV_DISK_FLUSHED:
-		atomic_store(&t->disk_flushed, vcpu->result);
+		atomic_store(&t->disk_flushed, v->result);
 		break;
 	case TESTDEV_EV_DISK_VERIFIED:
-		atomic_store(&t->disk_verified, vcpu->result);
+		atomic_store(&t->disk_verified, v->result);
 		break;
 	case TESTDEV_EV_DISK_ERROR:
-		atomic_store(&t->disk_errors, vcpu->result);
+		atomic_store(&t->disk_errors, v->result);
 		break;
 	case TESTDEV_EV_DISK_IRQS:
-		atomic_store(&t->disk_irqs, vcpu->result);
+		atomic_store(&t->disk_irqs, v->result);
 		break;
 	case TESTDEV_EV_DISK_DONE:
 		atomic_store(&t->disk_done, 1);
 		break;
 	default:
 		if (ev >= TESTDEV_EV_DISK_BENCH && ev < TESTDEV_EV_DISK_BENCH + DISK_BENCH_RESULTS)
-			atomic_store(&t->disk_bench_ns[ev - TESTDEV_EV_DISK_BENCH], vcpu->result);
+			atomic_store(&t->disk_bench_ns[ev - TESTDEV_EV_DISK_BENCH], v->result);
 		break; /* unknown events from a guest are ignored */
 	}
 }
 
-void testdev_access(void *opaque, struct vcpu *vcpu, uint64_t offset, uint8_t *data, uint32_t len,
-		    bool is_write)
+static void heartbeat(struct testdev_vcpu *v, uint32_t count)
 {
-	struct testdev *t = opaque;
-	uint16_t port = (uint16_t)(TESTDEV_PORT_BASE + offset);
-	if (!is_write) {
-		uint32_t v = 0xffffffffu;
-		if (port == TESTDEV_COMMAND)
-			v = atomic_exchange(&vcpu->commands, 0);
-		else if (port == TESTDEV_CONFIG)
-			v = config_value(t, vcpu->config_key);
-		put_u32(data, len, v);
-		return;
-	}
-	uint32_t v = get_u32(data, len);
+	atomic_store_explicit(&v->heartbeats, count, memory_order_relaxed);
+	uint64_t now = now_ns();
+	if (v->last_beat_ns && now - v->last_beat_ns > v->max_beat_gap_ns)
+		atomic_store(&v->max_beat_gap_ns, now - v->last_beat_ns);
+	v->last_beat_ns = now;
+}
+
+static void guest_write(struct testdev *t, struct testdev_vcpu *v, uint16_t port, uint32_t val)
+{
 	switch (port) {
-	case TESTDEV_HEARTBEAT: {
-		atomic_store_explicit(&vcpu->heartbeats, v, memory_order_relaxed);
-		uint64_t now = now_ns();
-		if (vcpu->last_beat_ns && now - vcpu->last_beat_ns > vcpu->max_beat_gap_ns)
-			atomic_store(&vcpu->max_beat_gap_ns, now - vcpu->last_beat_ns);
-		vcpu->last_beat_ns = now;
+	case TESTDEV_HEARTBEAT:
+		heartbeat(v, val);
 		break;
-	}
 	case TESTDEV_EVENT:
-		guest_event(t, vcpu, v);
+		guest_event(t, v, val);
 		break;
 	case TESTDEV_CONFIG:
-		vcpu->config_key = v;
+		v->config_key = val;
 		break;
 	case TESTDEV_POWEROFF:
-		vm_request_exit(t->vm, VM_EXIT_POWEROFF, 0);
+		device_request_exit(t->host, VM_EXIT_POWEROFF, 0);
 		break;
 	case TESTDEV_BENCH:
 		atomic_fetch_add_explicit(&t->bench_writes, 1, memory_order_relaxed);
 		break;
 	case TESTDEV_RESULT:
-		if (vcpu->result_words++ % 2 == 0)
-			vcpu->result = v;
+		if (v->result_words++ % 2 == 0)
+			v->result = val;
 		else
-			vcpu->result |= (uint64_t)v << 32;
+			v->result |= (uint64_t)val << 32;
 		break;
 	default:
 		break;
 	}
 }
 
+static void testdev_access(void *opaque, unsigned vcpu, uint64_t offset, uint8_t *data,
+			   uint32_t len, bool is_write)
+{
+	struct testdev *t = opaque;
+	uint16_t port = (uint16_t)(TESTDEV_PORT_BASE + offset);
+	if (vcpu >= t->nr_vcpus) {
+		if (!is_write)
+			put_u32(data, len, 0xffffffffu);
+		return;
+	}
+	struct testdev_vcpu *v = &t->vcpus[vcpu];
+	if (is_write) {
+		guest_write(t, v, port, get_u32(data, len));
+		return;
+	}
+	uint32_t val = 0xffffffffu;
+	if (port == TESTDEV_COMMAND)
+		val = atomic_exchange(&v->commands, 0);
+	else if (port == TESTDEV_CONFIG)
+		val = config_value(&t->cfg, v->config_key);
+	put_u32(data, len, val);
+}
+
 void testdev_request_poweroff(struct testdev *t)
 {
-	for (uint32_t i = 0; i < t->vm->nr_vcpus; i++)
-		atomic_fetch_or(&t->vm->vcpus[i].commands, TESTDEV_CMD_POWEROFF);
+	for (unsigned i = 0; i < t->nr_vcpus; i++)
+		atomic_fetch_or(&t->vcpus[i].commands, TESTDEV_CMD_POWEROFF);
 }
+
+void testdev_vcpu_resumed(struct testdev *t, unsigned vcpu)
+{
+	if (vcpu < t->nr_vcpus)
+		t->vcpus[vcpu].last_beat_ns = 0;
+}
+
+#define TESTDEV_STATE_VERSION 1
+
+/* The configuration travels with the guest: a restored guest goes on with
+ * the workload it was given. Per vCPU: counters and the half-written result. */
+static void testdev_save(void *dev, struct state_writer *w)
+{
+	struct testdev *t = dev;
+	state_put_u32(w, TESTDEV_STATE_VERSION);
+	state_put(w, &t->cfg, sizeof(t->cfg));
+	state_put_u32(w, t->nr_vcpus);
+	for (unsigned i = 0; i < t->nr_vcpus; i++) {
+		struct testdev_vcpu *v = &t->vcpus[i];
+		state_put_u64(w, atomic_load(&v->heartbeats));
+		state_put_u64(w, atomic_load(&v->clock_backwards));
+		state_put_u64(w, atomic_load(&v->guest_stopped_seen));
+		state_put_u64(w, atomic_load(&v->booted));
+		state_put_u32(w, atomic_load(&v->commands));
+		state_put_u32(w, v->config_key);
+		state_put_u64(w, v->result);
+		state_put_u32(w, v->result_words);
+	}
+}
+
+static int testdev_restore(void *dev, struct state_reader *r)
+{
+	struct testdev *t = dev;
+	if (!state_check(r, state_get_u32(r) == TESTDEV_STATE_VERSION))
+		return -EINVAL;
+	struct testdev_config cfg;
+	state_get(r, &cfg, sizeof(cfg));
+	if (!state_check(r, state_get_u32(r) == t->nr_vcpus))
+		return -EINVAL;
+	t->cfg = cfg;
+	for (unsigned i = 0; i < t->nr_vcpus && !r->err; i++) {
+		struct testdev_vcpu *v = &t->vcpus[i];
+		atomic_store(&v->heartbeats, state_get_u64(r));
+		atomic_store(&v->clock_backwards, state_get_u64(r));
+		atomic_store(&v->guest_stopped_seen, state_get_u64(r));
+		atomic_store(&v->booted, state_get_u64(r));
+		atomic_store(&v->commands, state_get_u32(r));
+		v->config_key = state_get_u32(r);
+		v->result = state_get_u64(r);
+		v->result_words = state_get_u32(r);
+		v->last_beat_ns = 0;
+	}
+	return r->err;
+}
+
+const struct device_ops testdev_ops = {
+	.name = "testdev",
+	.access = testdev_access,
+	.save = testdev_save,
+	.restore = testdev_restore,
+};

@@ -1,4 +1,6 @@
-/* The paravirtual test device the built-in guest reports through. */
+/* The paravirtual test device the built-in guest reports through: its
+ * configuration (what the guest should do), and per vCPU what the guest
+ * said (heartbeats, clock checks, results). */
 #ifndef KVMHOST_TESTDEV_H
 #define KVMHOST_TESTDEV_H
 
@@ -6,28 +8,59 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct vm;
-struct vcpu;
+#include "devices/device.h"
+#include "guest_abi.h"
+
+/* What the guest reads through TESTDEV_CONFIG. */
+struct testdev_config {
+	uint32_t period_us;
+	uint32_t print_every;
+	uint32_t mode; /* GUEST_MODE_* */
+	uint32_t bench_iters;
+	uint32_t nr_disks;
+	uint32_t disk_blocks;
+	uint32_t disk_request_kib;
+	uint32_t disk_flush_every;
+	uint32_t disk_generation;
+};
+
+/* One vCPU's reports. Counters are read by any thread. */
+struct testdev_vcpu {
+	atomic_uint_fast64_t heartbeats;
+	atomic_uint_fast64_t max_beat_gap_ns;
+	atomic_uint_fast64_t clock_backwards;
+	atomic_uint_fast64_t guest_stopped_seen;
+	atomic_uint_fast64_t booted;
+	atomic_uint commands; /* TESTDEV_CMD_* for the guest to read */
+	/* The vCPU's own thread only. */
+	uint64_t last_beat_ns; /* 0: the next beat starts a new run */
+	uint32_t config_key;
+	uint64_t result;
+	unsigned result_words;
+};
 
 struct testdev {
-	struct vm *vm;
-	uint32_t period_us;
-	uint32_t mode;
-	uint32_t bench_iters;
-	uint32_t print_every;
+	struct testdev_config cfg;
+	const struct device_host *host;
+	unsigned nr_vcpus;
+	struct testdev_vcpu *vcpus;
 	atomic_uint_fast64_t bench_ns; /* guest-measured, set once BENCH_DONE arrives */
 	atomic_uint bench_done;
 	atomic_uint_fast64_t bench_writes;
 	/* The disk workload, as the guest reports it. */
 	atomic_uint_fast64_t disk_flushed, disk_verified, disk_errors, disk_irqs;
 	atomic_uint disk_done;
-	atomic_uint_fast64_t disk_bench_ns[8];
+	atomic_uint_fast64_t disk_bench_ns[DISK_BENCH_RESULTS];
 };
 
-void testdev_init(struct testdev *t, struct vm *vm, uint32_t period_us, uint32_t print_every);
-void testdev_access(void *opaque, struct vcpu *vcpu, uint64_t offset, uint8_t *data, uint32_t len,
-		    bool is_write);
+int testdev_init(struct testdev *t, const struct testdev_config *cfg, unsigned nr_vcpus,
+		 const struct device_host *host);
+void testdev_destroy(struct testdev *t);
+extern const struct device_ops testdev_ops;
+
 /* Asks the guest to power itself off at its next heartbeat. */
 void testdev_request_poweroff(struct testdev *t);
+/* The vCPU was parked: its silence meanwhile is not a heartbeat gap. */
+void testdev_vcpu_resumed(struct testdev *t, unsigned vcpu);
 
 #endif

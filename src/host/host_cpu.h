@@ -1,7 +1,7 @@
 /* Host CPUs: online/present masks from sysfs, and a monitor of CPU hotplug
  * uevents with a notifier API. The API works everywhere: where the host
  * cannot hotplug (no cpuN/online files, no netlink) registering succeeds and
- * nothing ever fires - the seed's stubs for !CONFIG_HOTPLUG_CPU. */
+ * nothing ever fires, like the 2007 series' stubs for !CONFIG_HOTPLUG_CPU. */
 #ifndef KVMHOST_HOST_CPU_H
 #define KVMHOST_HOST_CPU_H
 

@@ -97,7 +97,7 @@ static void take_inhibitor(struct host_sleep *hs)
 		return;
 	char why[160];
 	snprintf(why, sizeof(why), "pause VM %s and flush its disks before the host sleeps",
-		 hs->vm->opts.name);
+		 hs->vm->cfg.name);
 	int r = sd_bus_call_method_async(hs->bus, &hs->inhibit_slot, LOGIN1, LOGIN1_PATH,
 					 LOGIN1_MANAGER, "Inhibit", on_inhibit_reply, hs, "ssss",
 					 "sleep", "kvmhost", why, "delay");
@@ -112,15 +112,12 @@ static void enter_sleep(struct host_sleep *hs)
 	struct vm *vm = hs->vm;
 	if (hs->asleep)
 		return;
-	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
-		vcpu_park(&vm->vcpus[i], PARK_HOST_SLEEP);
-	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
-		vcpu_wait_parked(&vm->vcpus[i]);
+	vm_park_all(vm, PARK_HOST_SLEEP);
 	hs->parked_ns = now_ns();
-	memset(&hs->clock, 0, sizeof(hs->clock));
-	hs->clock_saved = ioctl(vm->vm_fd, KVM_GET_CLOCK, &hs->clock) == 0;
-	if (!hs->clock_saved)
-		log_warn("host sleep: KVM_GET_CLOCK: %s", strerror(errno));
+	int r = vm_get_clock(vm, &hs->clock);
+	hs->clock_saved = r == 0;
+	if (r)
+		log_warn("host sleep: KVM_GET_CLOCK: %s", strerror(-r));
 	hs->saved_boottime_ns = clock_ns(CLOCK_BOOTTIME);
 	hs->flush_error = vm_flush_disks(vm);
 	hs->flushed_ns = now_ns();
@@ -159,14 +156,14 @@ static void leave_sleep(struct host_sleep *hs)
 		} else {
 			d.clock += clock_ns(CLOCK_BOOTTIME) - hs->saved_boottime_ns;
 		}
-		if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &d) < 0)
-			log_warn("host sleep: KVM_SET_CLOCK: %s", strerror(errno));
-		struct kvm_clock_data now = {0};
-		if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &now) == 0)
+		int r = vm_set_clock(vm, &d);
+		if (r)
+			log_warn("host sleep: KVM_SET_CLOCK: %s", strerror(-r));
+		struct kvm_clock_data now;
+		if (vm_get_clock(vm, &now) == 0)
 			hs->slept_realtime_ns = (int64_t)(now.clock - hs->clock.clock);
 	}
-	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
-		vcpu_unpark(&vm->vcpus[i], PARK_HOST_SLEEP);
+	vm_unpark_all(vm, PARK_HOST_SLEEP);
 	hs->resumed_ns = now_ns();
 	hs->asleep = false;
 	vm->host_asleep = false;
@@ -232,7 +229,8 @@ static int on_detect(sd_event_source *s, uint64_t usec, void *userdata)
 		 * was stopped, so the gap is not taken for a lockup. */
 		log_info("host wake noticed after the fact: the host slept %.3f s",
 			 (double)slept / 1e9);
-		vm_run_on_all(hs->vm, vcpu_guest_stopped, NULL, false);
+		if (vm_run_on_all(hs->vm, vcpu_guest_stopped, NULL, false))
+			log_warn("host wake: a vCPU had ended; it is not told it was stopped");
 		hs->sleeps++;
 		hs->slept_realtime_ns = slept;
 		json_object *o = json_object_new_object();
@@ -264,8 +262,11 @@ int host_sleep_init(struct host_sleep *hs, struct vm *vm, sd_event *event,
 					       DETECT_PERIOD_USEC, 0, on_detect, hs);
 	if (r >= 0)
 		r = sd_event_source_set_enabled(hs->detect_src, SD_EVENT_OFF);
-	if (r < 0)
+	if (r < 0) {
+		log_err("host sleep: cannot set up the event loop: %s", strerror(-r));
+		host_sleep_destroy(hs);
 		return r;
+	}
 	hs->last_gap_ns = (int64_t)(clock_ns(CLOCK_BOOTTIME) - clock_ns(CLOCK_MONOTONIC));
 
 	r = sd_bus_open_system(&hs->bus);
@@ -301,13 +302,11 @@ void host_sleep_destroy(struct host_sleep *hs)
 	hs->detect_src = sd_event_source_disable_unref(hs->detect_src);
 }
 
-void host_sleep_set_control(struct host_sleep *hs, struct control *ctl)
+/* `ctl host-sleep`: {"phase":"prepare"|"resume"}; prepare answers once the
+ * VM is quiesced. */
+static json_object *cmd_host_sleep(void *opaque, json_object *args, char *err, size_t errlen)
 {
-	hs->ctl = ctl;
-}
-
-json_object *host_sleep_ctl(struct host_sleep *hs, json_object *args, char *err, size_t errlen)
-{
+	struct host_sleep *hs = opaque;
 	json_object *phase;
 	if (!args || !json_object_object_get_ex(args, "phase", &phase) ||
 	    !json_object_is_type(phase, json_type_string)) {
@@ -339,8 +338,9 @@ static json_object *ms_since(uint64_t a, uint64_t b)
 	return json_object_new_double(a && b >= a ? (double)(b - a) / 1e6 : 0.0);
 }
 
-void host_sleep_status(struct host_sleep *hs, json_object *status)
+static void status_part(void *opaque, json_object *status)
 {
+	struct host_sleep *hs = opaque;
 	json_object *o = json_object_new_object();
 	json_object_object_add(
 		o, "policy",
@@ -364,4 +364,11 @@ void host_sleep_status(struct host_sleep *hs, json_object *status)
 	json_object_object_add(last, "flush_error", json_object_new_int(hs->flush_error));
 	json_object_object_add(o, "last", last);
 	json_object_object_add(status, "host_sleep", o);
+}
+
+int host_sleep_attach_control(struct host_sleep *hs, struct control *ctl)
+{
+	hs->ctl = ctl;
+	int r = control_register(ctl, "host-sleep", cmd_host_sleep, hs);
+	return r ? r : control_add_status(ctl, status_part, hs);
 }

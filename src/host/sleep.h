@@ -1,4 +1,4 @@
-/* Host suspend/resume (the seed's patch 5): quiesce the VM before the host
+/* Host suspend/resume (the 2007 series' suspend/resume callbacks): quiesce the VM before the host
  * sleeps and fix guest time after it wakes. Driven by logind's
  * PrepareForSleep over sd-bus with a delay inhibitor, by
  * `ctl host-sleep prepare|resume` (systemd-sleep/pm-utils hooks), or, with
@@ -45,15 +45,14 @@ struct host_sleep {
 	int flush_error;
 };
 
-/* Sets up the bus side; never fails for lack of logind (it says so once). */
+/* Sets up the bus side; never fails for lack of logind (it says so once).
+ * On failure nothing is left to undo. */
 int host_sleep_init(struct host_sleep *hs, struct vm *vm, sd_event *event,
 		    enum host_sleep_policy policy);
+/* Safe after a failed init and more than once. */
 void host_sleep_destroy(struct host_sleep *hs);
-void host_sleep_set_control(struct host_sleep *hs, struct control *ctl);
-/* `ctl host-sleep`: {"phase":"prepare"|"resume"}; prepare answers once the
- * VM is quiesced. */
-json_object *host_sleep_ctl(struct host_sleep *hs, json_object *args, char *err, size_t errlen);
-void host_sleep_status(struct host_sleep *hs, json_object *status);
+/* Registers `host-sleep` and the status part; events go to ctl from then on. */
+int host_sleep_attach_control(struct host_sleep *hs, struct control *ctl);
 
 /* How long the host slept between two readings of BOOTTIME - MONOTONIC, or 0
  * if less than `threshold_ns` (exposed for tests). */

@@ -22,6 +22,15 @@ void log_msg(const char *level, const char *fmt, ...)
 	fprintf(stderr, "kvmhost: %s: %s\n", level, buf);
 }
 
+int errorf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
 int parse_u64(const char *s, uint64_t *out)
 {
 	if (!s || *s < '0' || *s > '9')
@@ -71,6 +80,77 @@ int parse_cpu_list(const char *s, cpu_set_t *set)
 	if (!ret && CPU_COUNT(set) == 0)
 		ret = -EINVAL;
 	return ret;
+}
+
+static int cpu_pins_grow(struct cpu_pins *pins, int vcpu)
+{
+	if (vcpu < pins->nr)
+		return 0;
+	cpu_set_t *grown = realloc(pins->sets, sizeof(*grown) * (size_t)(vcpu + 1));
+	if (!grown)
+		return -ENOMEM;
+	for (int i = pins->nr; i <= vcpu; i++)
+		CPU_ZERO(&grown[i]);
+	pins->sets = grown;
+	pins->nr = vcpu + 1;
+	return 0;
+}
+
+/* One "VCPU=LIST" or a bare "LIST" continuing the last vCPU. */
+static int pin_token(char *tok, struct cpu_pins *pins, int *vcpu, char *err, size_t errlen)
+{
+	char *eq = strchr(tok, '=');
+	const char *cpus = tok;
+	if (eq) {
+		*eq = '\0';
+		uint64_t v;
+		if (parse_u64(tok, &v) || v > CPU_PINS_MAX_VCPU) {
+			snprintf(err, errlen, "'%s' is not a vCPU index", tok);
+			return -1;
+		}
+		*vcpu = (int)v;
+		cpus = eq + 1;
+		if (cpu_pins_grow(pins, *vcpu)) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		CPU_ZERO(&pins->sets[*vcpu]);
+	} else if (*vcpu < 0) {
+		snprintf(err, errlen, "expected VCPU=HOSTCPU, got '%s'", tok);
+		return -1;
+	}
+	cpu_set_t add;
+	if (parse_cpu_list(cpus, &add)) {
+		snprintf(err, errlen, "'%s' is not a host CPU list", cpus);
+		return -1;
+	}
+	CPU_OR(&pins->sets[*vcpu], &pins->sets[*vcpu], &add);
+	return 0;
+}
+
+int parse_cpu_pins(const char *s, struct cpu_pins *pins, char *err, size_t errlen)
+{
+	char *copy = strdup(s);
+	if (!copy) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	int vcpu = -1, ret = 0;
+	char *save = NULL;
+	for (char *tok = strtok_r(copy, ",", &save); tok && !ret; tok = strtok_r(NULL, ",", &save))
+		ret = pin_token(tok, pins, &vcpu, err, errlen);
+	if (!ret && vcpu < 0) {
+		snprintf(err, errlen, "empty pin list");
+		ret = -1;
+	}
+	free(copy);
+	return ret;
+}
+
+void cpu_pins_free(struct cpu_pins *pins)
+{
+	free(pins->sets);
+	*pins = (struct cpu_pins){0};
 }
 
 char *format_cpu_list(const cpu_set_t *set, char *buf, size_t len)

@@ -6,8 +6,20 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* In a function with `char *err, size_t errlen` and a `fail:` label: says
+ * why in err and jumps there. */
+#define FAIL(...)                                                                                  \
+	do {                                                                                       \
+		snprintf(err, errlen, __VA_ARGS__);                                                \
+		goto fail;                                                                         \
+	} while (0)
+
+/* Says why in err and returns -1: for parsers that fail by returning. */
+int errorf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 void log_msg(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define log_info(...) log_msg("info", __VA_ARGS__)
@@ -19,6 +31,18 @@ int parse_u64(const char *s, uint64_t *out);
 
 /* "0-3,5" or "2+4" style lists ('+' or ',' separated); cpus >= CPU_SETSIZE rejected. */
 int parse_cpu_list(const char *s, cpu_set_t *set);
+/* vCPU -> host CPUs, as `--cpu-pin` and `ctl pin` give it: sets[i] for
+ * vCPU i < nr; an empty set means vCPU i is not pinned. */
+struct cpu_pins {
+	int nr;
+	cpu_set_t *sets;
+};
+#define CPU_PINS_MAX_VCPU 1023
+/* Adds "0=1,3,1=2" (vCPU 0 on {1,3}, vCPU 1 on {2}) to pins, growing it;
+ * -1 with a message in err. A vCPU named again gets the new set. */
+int parse_cpu_pins(const char *s, struct cpu_pins *pins, char *err, size_t errlen);
+void cpu_pins_free(struct cpu_pins *pins);
+
 /* Formats a set as "0-2,5"; returns buf. */
 char *format_cpu_list(const cpu_set_t *set, char *buf, size_t len);
 

@@ -1,49 +1,22 @@
 #include "virtio/mmio.h"
 
+#include <errno.h>
+#include <linux/virtio_mmio.h>
 #include <string.h>
 
-#define REG_MAGIC		0x000
-#define REG_VERSION		0x004
-#define REG_DEVICE_ID		0x008
-#define REG_VENDOR_ID		0x00c
-#define REG_DEVICE_FEATURES	0x010
-#define REG_DEVICE_FEATURES_SEL 0x014
-#define REG_DRIVER_FEATURES	0x020
-#define REG_DRIVER_FEATURES_SEL 0x024
-#define REG_QUEUE_SEL		0x030
-#define REG_QUEUE_NUM_MAX	0x034
-#define REG_QUEUE_NUM		0x038
-#define REG_QUEUE_READY		0x044
-#define REG_QUEUE_NOTIFY	0x050
-#define REG_INTERRUPT_STATUS	0x060
-#define REG_INTERRUPT_ACK	0x064
-#define REG_STATUS		0x070
-#define REG_QUEUE_DESC_LOW	0x080
-#define REG_QUEUE_DESC_HIGH	0x084
-#define REG_QUEUE_DRIVER_LOW	0x090
-#define REG_QUEUE_DRIVER_HIGH	0x094
-#define REG_QUEUE_DEVICE_LOW	0x0a0
-#define REG_QUEUE_DEVICE_HIGH	0x0a4
-#define REG_CONFIG_GENERATION	0x0fc
-#define REG_CONFIG		0x100
-
-#define MAGIC		0x74726976 /* "virt" */
-#define VENDOR		0x4b564d48 /* "KVMH" */
-#define INT_USED_BUFFER 1
-#define INT_CONFIG	2
+#define MAGIC  0x74726976 /* "virt" */
+#define VENDOR 0x4b564d48 /* "KVMH" */
 
 void virtio_mmio_init(struct virtio_mmio *m, const struct virtio_device_ops *ops, void *dev,
-		      const struct guest_mem *gm, uint32_t gsi, virtio_irq_fn set_irq,
-		      void *irq_opaque)
+		      const struct guest_mem *gm, const struct device_host *host, uint32_t gsi)
 {
 	memset(m, 0, sizeof(*m));
 	pthread_mutex_init(&m->lock, NULL);
 	m->ops = ops;
 	m->dev = dev;
 	m->gm = gm;
+	m->host = host;
 	m->gsi = gsi;
-	m->set_irq = set_irq;
-	m->irq_opaque = irq_opaque;
 }
 
 void virtio_mmio_destroy(struct virtio_mmio *m)
@@ -54,8 +27,8 @@ void virtio_mmio_destroy(struct virtio_mmio *m)
 static void update_irq(struct virtio_mmio *m)
 {
 	bool level = m->isr != 0;
-	if (level != m->irq_level && m->set_irq)
-		m->set_irq(m->irq_opaque, m->gsi, level);
+	if (level != m->irq_level)
+		device_set_irq(m->host, m->gsi, level);
 	m->irq_level = level;
 }
 
@@ -72,8 +45,8 @@ static void reset(struct virtio_mmio *m)
 /* The driver broke the rules: stop serving it until it resets us. */
 static void needs_reset(struct virtio_mmio *m)
 {
-	m->status |= VIRTIO_STATUS_NEEDS_RESET;
-	m->isr |= INT_CONFIG;
+	m->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
+	m->isr |= VIRTIO_MMIO_INT_CONFIG;
 	update_irq(m);
 }
 
@@ -81,27 +54,27 @@ static uint32_t read_reg(struct virtio_mmio *m, uint64_t off)
 {
 	uint64_t dev_features = m->ops->features(m->dev);
 	switch (off) {
-	case REG_MAGIC:
+	case VIRTIO_MMIO_MAGIC_VALUE:
 		return MAGIC;
-	case REG_VERSION:
+	case VIRTIO_MMIO_VERSION:
 		return 2;
-	case REG_DEVICE_ID:
+	case VIRTIO_MMIO_DEVICE_ID:
 		return m->ops->device_id;
-	case REG_VENDOR_ID:
+	case VIRTIO_MMIO_VENDOR_ID:
 		return VENDOR;
-	case REG_DEVICE_FEATURES:
+	case VIRTIO_MMIO_DEVICE_FEATURES:
 		return m->dev_feat_sel == 0   ? (uint32_t)dev_features
 		       : m->dev_feat_sel == 1 ? (uint32_t)(dev_features >> 32)
 					      : 0;
-	case REG_QUEUE_NUM_MAX:
+	case VIRTIO_MMIO_QUEUE_NUM_MAX:
 		return m->queue_sel == 0 ? VIRTIO_MMIO_QUEUE_MAX : 0;
-	case REG_QUEUE_READY:
+	case VIRTIO_MMIO_QUEUE_READY:
 		return m->queue_sel == 0 && m->vq.ready;
-	case REG_INTERRUPT_STATUS:
+	case VIRTIO_MMIO_INTERRUPT_STATUS:
 		return m->isr;
-	case REG_STATUS:
+	case VIRTIO_MMIO_STATUS:
 		return m->status;
-	case REG_CONFIG_GENERATION:
+	case VIRTIO_MMIO_CONFIG_GENERATION:
 		return m->config_gen;
 	default:
 		return 0; /* write-only or reserved */
@@ -119,22 +92,22 @@ static void write_status(struct virtio_mmio *m, uint32_t v)
 		reset(m);
 		return;
 	}
-	if ((v & VIRTIO_STATUS_FEATURES_OK) && !(m->status & VIRTIO_STATUS_FEATURES_OK)) {
+	if ((v & VIRTIO_CONFIG_S_FEATURES_OK) && !(m->status & VIRTIO_CONFIG_S_FEATURES_OK)) {
 		/* Accept only what we offered, and only the modern interface. */
 		uint64_t offered = m->ops->features(m->dev);
 		if ((m->driver_features & ~offered) ||
 		    !(m->driver_features & (1ull << VIRTIO_F_VERSION_1)))
-			v &= ~(uint32_t)VIRTIO_STATUS_FEATURES_OK;
+			v &= ~(uint32_t)VIRTIO_CONFIG_S_FEATURES_OK;
 	}
 	/* The device's own bits are not the driver's to set or clear. */
-	m->status = (v & ~(uint32_t)VIRTIO_STATUS_NEEDS_RESET) |
-		    (m->status & VIRTIO_STATUS_NEEDS_RESET);
+	m->status = (v & ~(uint32_t)VIRTIO_CONFIG_S_NEEDS_RESET) |
+		    (m->status & VIRTIO_CONFIG_S_NEEDS_RESET);
 }
 
 static void notify(struct virtio_mmio *m)
 {
 	atomic_fetch_add(&m->notifies, 1);
-	if (!(m->status & VIRTIO_STATUS_DRIVER_OK) || (m->status & VIRTIO_STATUS_NEEDS_RESET) ||
+	if (!(m->status & VIRTIO_CONFIG_S_DRIVER_OK) || (m->status & VIRTIO_CONFIG_S_NEEDS_RESET) ||
 	    !m->vq.ready)
 		return;
 	int r = m->ops->notify(m->dev, m->gm, &m->vq);
@@ -143,7 +116,7 @@ static void notify(struct virtio_mmio *m)
 		return;
 	}
 	if (r > 0 && !virtq_no_interrupt(m->gm, &m->vq)) {
-		m->isr |= INT_USED_BUFFER;
+		m->isr |= VIRTIO_MMIO_INT_VRING;
 		update_irq(m);
 	}
 }
@@ -153,11 +126,11 @@ static void write_reg(struct virtio_mmio *m, uint64_t off, uint32_t v)
 	/* Queue layout is fixed once the queue is ready. */
 	bool q_writable = m->queue_sel == 0 && !m->vq.ready;
 	switch (off) {
-	case REG_DEVICE_FEATURES_SEL:
+	case VIRTIO_MMIO_DEVICE_FEATURES_SEL:
 		m->dev_feat_sel = v;
 		break;
-	case REG_DRIVER_FEATURES:
-		if (m->status & VIRTIO_STATUS_FEATURES_OK)
+	case VIRTIO_MMIO_DRIVER_FEATURES:
+		if (m->status & VIRTIO_CONFIG_S_FEATURES_OK)
 			break;
 		if (m->drv_feat_sel == 0)
 			m->driver_features = (m->driver_features & ~0xffffffffull) | v;
@@ -165,17 +138,17 @@ static void write_reg(struct virtio_mmio *m, uint64_t off, uint32_t v)
 			m->driver_features =
 				(m->driver_features & 0xffffffffull) | ((uint64_t)v << 32);
 		break;
-	case REG_DRIVER_FEATURES_SEL:
+	case VIRTIO_MMIO_DRIVER_FEATURES_SEL:
 		m->drv_feat_sel = v;
 		break;
-	case REG_QUEUE_SEL:
+	case VIRTIO_MMIO_QUEUE_SEL:
 		m->queue_sel = v;
 		break;
-	case REG_QUEUE_NUM:
+	case VIRTIO_MMIO_QUEUE_NUM:
 		if (q_writable)
 			m->vq.num = v <= VIRTIO_MMIO_QUEUE_MAX ? (uint16_t)v : 0;
 		break;
-	case REG_QUEUE_READY:
+	case VIRTIO_MMIO_QUEUE_READY:
 		if (m->queue_sel != 0)
 			break;
 		if (!v) {
@@ -186,31 +159,31 @@ static void write_reg(struct virtio_mmio *m, uint64_t off, uint32_t v)
 				needs_reset(m); /* rings outside RAM, or a bad size */
 		}
 		break;
-	case REG_QUEUE_NOTIFY:
+	case VIRTIO_MMIO_QUEUE_NOTIFY:
 		if (v == 0)
 			notify(m);
 		break;
-	case REG_INTERRUPT_ACK:
+	case VIRTIO_MMIO_INTERRUPT_ACK:
 		m->isr &= ~v;
 		update_irq(m);
 		break;
-	case REG_STATUS:
+	case VIRTIO_MMIO_STATUS:
 		write_status(m, v);
 		break;
-	case REG_QUEUE_DESC_LOW:
-	case REG_QUEUE_DESC_HIGH:
+	case VIRTIO_MMIO_QUEUE_DESC_LOW:
+	case VIRTIO_MMIO_QUEUE_DESC_HIGH:
 		if (q_writable)
-			set_addr(&m->vq.desc_gpa, off == REG_QUEUE_DESC_HIGH, v);
+			set_addr(&m->vq.desc_gpa, off == VIRTIO_MMIO_QUEUE_DESC_HIGH, v);
 		break;
-	case REG_QUEUE_DRIVER_LOW:
-	case REG_QUEUE_DRIVER_HIGH:
+	case VIRTIO_MMIO_QUEUE_AVAIL_LOW:
+	case VIRTIO_MMIO_QUEUE_AVAIL_HIGH:
 		if (q_writable)
-			set_addr(&m->vq.avail_gpa, off == REG_QUEUE_DRIVER_HIGH, v);
+			set_addr(&m->vq.avail_gpa, off == VIRTIO_MMIO_QUEUE_AVAIL_HIGH, v);
 		break;
-	case REG_QUEUE_DEVICE_LOW:
-	case REG_QUEUE_DEVICE_HIGH:
+	case VIRTIO_MMIO_QUEUE_USED_LOW:
+	case VIRTIO_MMIO_QUEUE_USED_HIGH:
 		if (q_writable)
-			set_addr(&m->vq.used_gpa, off == REG_QUEUE_DEVICE_HIGH, v);
+			set_addr(&m->vq.used_gpa, off == VIRTIO_MMIO_QUEUE_USED_HIGH, v);
 		break;
 	default:
 		atomic_fetch_add(&m->bad_accesses, 1); /* read-only or reserved */
@@ -218,16 +191,16 @@ static void write_reg(struct virtio_mmio *m, uint64_t off, uint32_t v)
 	}
 }
 
-void virtio_mmio_access(void *opaque, struct vcpu *vcpu, uint64_t offset, uint8_t *data,
-			uint32_t len, bool is_write)
+static void virtio_mmio_access(void *opaque, unsigned vcpu, uint64_t offset, uint8_t *data,
+			       uint32_t len, bool is_write)
 {
 	struct virtio_mmio *m = opaque;
 	(void)vcpu;
 	pthread_mutex_lock(&m->lock);
-	if (offset >= REG_CONFIG) {
+	if (offset >= VIRTIO_MMIO_CONFIG) {
 		/* Device config: any width; writes are not supported by virtio-blk. */
 		if (!is_write)
-			m->ops->config_read(m->dev, offset - REG_CONFIG, data, len);
+			m->ops->config_read(m->dev, offset - VIRTIO_MMIO_CONFIG, data, len);
 	} else if (len != 4 || (offset & 3)) {
 		atomic_fetch_add(&m->bad_accesses, 1);
 		if (!is_write)
@@ -246,7 +219,65 @@ void virtio_mmio_access(void *opaque, struct vcpu *vcpu, uint64_t offset, uint8_
 bool virtio_mmio_needs_reset(struct virtio_mmio *m)
 {
 	pthread_mutex_lock(&m->lock);
-	bool r = m->status & VIRTIO_STATUS_NEEDS_RESET;
+	bool r = m->status & VIRTIO_CONFIG_S_NEEDS_RESET;
 	pthread_mutex_unlock(&m->lock);
 	return r;
 }
+
+#define VIRTIO_MMIO_STATE_VERSION 1
+
+/* Transport registers, the queue's layout and position, then the device's
+ * own part. No request is in flight: vCPUs are parked, and requests are
+ * served on the vCPU that notified, under this lock. */
+static void virtio_mmio_save(void *opaque, struct state_writer *w)
+{
+	struct virtio_mmio *m = opaque;
+	pthread_mutex_lock(&m->lock);
+	state_put_u32(w, VIRTIO_MMIO_STATE_VERSION);
+	state_put_u32(w, m->ops->device_id);
+	state_put_u32(w, m->status);
+	state_put_u32(w, m->isr);
+	state_put_u32(w, m->queue_sel);
+	state_put_u32(w, m->dev_feat_sel);
+	state_put_u32(w, m->drv_feat_sel);
+	state_put_u32(w, m->config_gen);
+	state_put_u64(w, m->driver_features);
+	virtq_save(&m->vq, w);
+	if (m->ops->save)
+		m->ops->save(m->dev, w);
+	pthread_mutex_unlock(&m->lock);
+}
+
+static int virtio_mmio_restore(void *opaque, struct state_reader *r)
+{
+	struct virtio_mmio *m = opaque;
+	pthread_mutex_lock(&m->lock);
+	int ret = -EINVAL;
+	if (state_check(r, state_get_u32(r) == VIRTIO_MMIO_STATE_VERSION) &&
+	    state_check(r, state_get_u32(r) == m->ops->device_id)) {
+		m->status = state_get_u32(r);
+		m->isr = state_get_u32(r);
+		m->queue_sel = state_get_u32(r);
+		m->dev_feat_sel = state_get_u32(r);
+		m->drv_feat_sel = state_get_u32(r);
+		m->config_gen = state_get_u32(r);
+		m->driver_features = state_get_u64(r);
+		ret = virtq_restore(m->gm, &m->vq, r);
+		if (!ret && m->ops->restore)
+			ret = m->ops->restore(m->dev, r);
+		ret = ret ? ret : r->err;
+	}
+	if (ret)
+		reset(m); /* whatever failed, nothing half-restored stays */
+	else
+		update_irq(m);
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
+
+const struct device_ops virtio_mmio_ops = {
+	.name = "virtio-mmio",
+	.access = virtio_mmio_access,
+	.save = virtio_mmio_save,
+	.restore = virtio_mmio_restore,
+};

@@ -7,22 +7,18 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "devices/device.h"
 #include "virtio/virtio.h"
 
 #define VIRTIO_MMIO_SIZE      0x1000
 #define VIRTIO_MMIO_QUEUE_MAX 256
-
-struct vcpu;
-
-typedef void (*virtio_irq_fn)(void *opaque, uint32_t gsi, bool level);
 
 struct virtio_mmio {
 	pthread_mutex_t lock; /* registers and queue processing; also taken by flush */
 	const struct virtio_device_ops *ops;
 	void *dev;
 	const struct guest_mem *gm;
-	virtio_irq_fn set_irq;
-	void *irq_opaque;
+	const struct device_host *host;
 	uint32_t gsi;
 	uint32_t status, isr, queue_sel, dev_feat_sel, drv_feat_sel, config_gen;
 	uint64_t driver_features;
@@ -32,11 +28,10 @@ struct virtio_mmio {
 };
 
 void virtio_mmio_init(struct virtio_mmio *m, const struct virtio_device_ops *ops, void *dev,
-		      const struct guest_mem *gm, uint32_t gsi, virtio_irq_fn set_irq,
-		      void *irq_opaque);
+		      const struct guest_mem *gm, const struct device_host *host, uint32_t gsi);
 void virtio_mmio_destroy(struct virtio_mmio *m);
-void virtio_mmio_access(void *opaque, struct vcpu *vcpu, uint64_t offset, uint8_t *data,
-			uint32_t len, bool is_write);
+/* The device is the struct virtio_mmio. */
+extern const struct device_ops virtio_mmio_ops;
 bool virtio_mmio_needs_reset(struct virtio_mmio *m);
 
 #endif

@@ -1,28 +1,25 @@
-/* What a virtio device offers its transport. */
+/* What a virtio device offers its transport. Feature bits, status bits and
+ * ring layouts are the kernel's UAPI definitions. */
 #ifndef KVMHOST_VIRTIO_H
 #define KVMHOST_VIRTIO_H
 
+#include <linux/virtio_config.h>
 #include <stdint.h>
 
 #include "util/guest_mem.h"
+#include "util/state.h"
 #include "virtio/virtqueue.h"
 
-#define VIRTIO_F_VERSION_1 32
-
-#define VIRTIO_STATUS_ACKNOWLEDGE 1
-#define VIRTIO_STATUS_DRIVER	  2
-#define VIRTIO_STATUS_DRIVER_OK	  4
-#define VIRTIO_STATUS_FEATURES_OK 8
-#define VIRTIO_STATUS_NEEDS_RESET 64
-#define VIRTIO_STATUS_FAILED	  128
-
 struct virtio_device_ops {
-	uint32_t device_id;
+	uint32_t device_id; /* VIRTIO_ID_* */
 	uint64_t (*features)(void *dev);
 	void (*config_read)(void *dev, uint64_t offset, uint8_t *data, uint32_t len);
 	/* Serves what the driver queued: >0 buffers were used, 0 none, <0 the
 	 * driver broke the rules and the device needs a reset. */
 	int (*notify)(void *dev, const struct guest_mem *gm, struct virtq *vq);
+	/* The device's own state, inside its transport's (see device.h). */
+	void (*save)(void *dev, struct state_writer *w);
+	int (*restore)(void *dev, struct state_reader *r);
 };
 
 #endif

@@ -1,15 +1,19 @@
 #include "virtio/virtqueue.h"
 
 #include <errno.h>
+#include <linux/virtio_ring.h>
 #include <string.h>
 
+/* Ring sizes with the event-index word at the end (struct vring_avail and
+ * struct vring_used are flags, idx, then the entries). */
 static uint64_t avail_size(uint16_t num)
 {
-	return 4 + 2ull * num + 2;
+	return sizeof(struct vring_avail) + sizeof(__virtio16) * (num + 1ull);
 }
 static uint64_t used_size(uint16_t num)
 {
-	return 4 + 8ull * num + 2;
+	return sizeof(struct vring_used) + sizeof(struct vring_used_elem) * num +
+	       sizeof(__virtio16);
 }
 
 bool virtq_rings_valid(const struct guest_mem *gm, const struct virtq *vq)
@@ -19,7 +23,7 @@ bool virtq_rings_valid(const struct guest_mem *gm, const struct virtq *vq)
 	/* Alignment the spec requires: desc 16, avail 2, used 4. */
 	if ((vq->desc_gpa & 15) || (vq->avail_gpa & 1) || (vq->used_gpa & 3))
 		return false;
-	return gm_ptr(gm, vq->desc_gpa, 16ull * vq->num) &&
+	return gm_ptr(gm, vq->desc_gpa, sizeof(struct vring_desc) * (uint64_t)vq->num) &&
 	       gm_ptr(gm, vq->avail_gpa, avail_size(vq->num)) &&
 	       gm_ptr(gm, vq->used_gpa, used_size(vq->num));
 }
@@ -29,8 +33,9 @@ int virtq_pop(const struct guest_mem *gm, struct virtq *vq, struct virtq_elem *e
 	if (!vq->ready || !virtq_rings_valid(gm, vq))
 		return -EINVAL;
 	uint16_t *avail = gm_ptr(gm, vq->avail_gpa, avail_size(vq->num));
-	const struct virtq_desc *table = gm_ptr(gm, vq->desc_gpa, 16ull * vq->num);
-	uint16_t idx = __atomic_load_n(&avail[1], __ATOMIC_ACQUIRE);
+	const struct vring_desc *table =
+		gm_ptr(gm, vq->desc_gpa, sizeof(struct vring_desc) * (uint64_t)vq->num);
+	uint16_t idx = __atomic_load_n(&avail[1], __ATOMIC_ACQUIRE); /* vring_avail.idx */
 	uint16_t pending = (uint16_t)(idx - vq->last_avail);
 	if (pending == 0)
 		return 0;
@@ -47,15 +52,15 @@ int virtq_pop(const struct guest_mem *gm, struct virtq *vq, struct virtq_elem *e
 	for (unsigned count = 0;; count++) {
 		if (count >= vq->num)
 			return -EINVAL; /* a chain longer than the table: a loop */
-		struct virtq_desc d;
+		struct vring_desc d;
 		memcpy(&d, &table[i], sizeof(d)); /* one read: the guest may change it */
-		if (d.flags & VIRTQ_DESC_F_INDIRECT)
+		if (d.flags & VRING_DESC_F_INDIRECT)
 			return -EINVAL; /* not offered */
 		if (d.len) {
 			void *p = gm_ptr(gm, d.addr, d.len);
 			if (!p)
 				return -EINVAL;
-			if (d.flags & VIRTQ_DESC_F_WRITE) {
+			if (d.flags & VRING_DESC_F_WRITE) {
 				if (e->nin >= VIRTQ_MAX_SEGS)
 					return -EINVAL;
 				e->in[e->nin++] = (struct iovec){p, d.len};
@@ -68,7 +73,7 @@ int virtq_pop(const struct guest_mem *gm, struct virtq *vq, struct virtq_elem *e
 				e->out_len += d.len;
 			}
 		}
-		if (!(d.flags & VIRTQ_DESC_F_NEXT))
+		if (!(d.flags & VRING_DESC_F_NEXT))
 			break;
 		if (d.next >= vq->num)
 			return -EINVAL;
@@ -83,17 +88,46 @@ void virtq_push(const struct guest_mem *gm, struct virtq *vq, uint16_t head, uin
 	uint8_t *used = gm_ptr(gm, vq->used_gpa, used_size(vq->num));
 	if (!used)
 		return;
-	uint32_t elem[2] = {head, len};
-	memcpy(used + 4 + 8ull * (vq->used_idx % vq->num), elem, sizeof(elem));
+	struct vring_used_elem elem = {.id = head, .len = len};
+	memcpy(used + sizeof(struct vring_used) + sizeof(elem) * (vq->used_idx % vq->num), &elem,
+	       sizeof(elem));
 	vq->used_idx++;
 	/* The element must be visible before the index that publishes it. */
-	__atomic_store_n((uint16_t *)(used + 2), vq->used_idx, __ATOMIC_RELEASE);
+	__atomic_store_n((uint16_t *)(used + offsetof(struct vring_used, idx)), vq->used_idx,
+			 __ATOMIC_RELEASE);
 }
 
 bool virtq_no_interrupt(const struct guest_mem *gm, const struct virtq *vq)
 {
 	uint16_t *avail = gm_ptr(gm, vq->avail_gpa, 2);
-	return avail && (__atomic_load_n(avail, __ATOMIC_ACQUIRE) & VIRTQ_AVAIL_F_NO_INTERRUPT);
+	return avail && (__atomic_load_n(avail, __ATOMIC_ACQUIRE) & VRING_AVAIL_F_NO_INTERRUPT);
+}
+
+void virtq_save(const struct virtq *vq, struct state_writer *w)
+{
+	state_put_u16(w, vq->num);
+	state_put_u8(w, vq->ready);
+	state_put_u64(w, vq->desc_gpa);
+	state_put_u64(w, vq->avail_gpa);
+	state_put_u64(w, vq->used_gpa);
+	state_put_u16(w, vq->last_avail);
+	state_put_u16(w, vq->used_idx);
+}
+
+int virtq_restore(const struct guest_mem *gm, struct virtq *vq, struct state_reader *r)
+{
+	struct virtq q = {0};
+	q.num = state_get_u16(r);
+	q.ready = state_get_u8(r);
+	q.desc_gpa = state_get_u64(r);
+	q.avail_gpa = state_get_u64(r);
+	q.used_gpa = state_get_u64(r);
+	q.last_avail = state_get_u16(r);
+	q.used_idx = state_get_u16(r);
+	if (!state_check(r, q.num <= VIRTQ_MAX_SIZE && (!q.ready || virtq_rings_valid(gm, &q))))
+		return -EINVAL;
+	*vq = q;
+	return 0;
 }
 
 /* One walk for both directions: to_iov copies buf into the list. */

@@ -8,22 +8,12 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "util/state.h"
+
 #include "util/guest_mem.h"
 
 #define VIRTQ_MAX_SIZE 256
 #define VIRTQ_MAX_SEGS 130 /* seg_max 128 data segments + header + status */
-
-#define VIRTQ_DESC_F_NEXT	   1
-#define VIRTQ_DESC_F_WRITE	   2
-#define VIRTQ_DESC_F_INDIRECT	   4
-#define VIRTQ_AVAIL_F_NO_INTERRUPT 1
-
-struct virtq_desc {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags;
-	uint16_t next;
-};
 
 struct virtq {
 	uint16_t num; /* size the driver chose, 1..VIRTQ_MAX_SIZE */
@@ -48,6 +38,10 @@ bool virtq_rings_valid(const struct guest_mem *gm, const struct virtq *vq);
 int virtq_pop(const struct guest_mem *gm, struct virtq *vq, struct virtq_elem *e);
 /* Returns the element to the driver with `len` bytes written. */
 void virtq_push(const struct guest_mem *gm, struct virtq *vq, uint16_t head, uint32_t len);
+/* Layout and position, for snapshots: the rings themselves are in guest
+ * memory. restore checks the rings still fit when the queue is ready. */
+void virtq_save(const struct virtq *vq, struct state_writer *w);
+int virtq_restore(const struct guest_mem *gm, struct virtq *vq, struct state_reader *r);
 /* The driver asked not to be interrupted. */
 bool virtq_no_interrupt(const struct guest_mem *gm, const struct virtq *vq);
 

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "arch/x86/acpi_tables.h"
+#include "devices/acpi_pm.h"
 
 static uint8_t sum(const uint8_t *p, size_t n)
 {

@@ -16,7 +16,7 @@ struct rec {
 	int calls;
 };
 
-static void dev(void *opaque, struct vcpu *vcpu, uint64_t offset, uint8_t *data, uint32_t len,
+static void dev(void *opaque, unsigned vcpu, uint64_t offset, uint8_t *data, uint32_t len,
 		bool is_write)
 {
 	struct rec *r = opaque;
@@ -29,24 +29,26 @@ static void dev(void *opaque, struct vcpu *vcpu, uint64_t offset, uint8_t *data,
 		memset(data, 0x42, len);
 }
 
+static const struct device_ops dev_ops = {.name = "test", .access = dev};
+
 static void overlap_rejected(void **state)
 {
 	(void)state;
 	struct bus b;
 	struct rec r = {0};
 	bus_init(&b);
-	assert_int_equal(bus_register(&b, 0x100, 0x10, dev, &r, "a"), 0);
-	assert_int_equal(bus_register(&b, 0x100, 0x10, dev, &r, "same"), -EEXIST);
-	assert_int_equal(bus_register(&b, 0x10f, 0x1, dev, &r, "last byte"), -EEXIST);
-	assert_int_equal(bus_register(&b, 0xf0, 0x11, dev, &r, "tail into"), -EEXIST);
-	assert_int_equal(bus_register(&b, 0x80, 0x100, dev, &r, "covers"), -EEXIST);
-	assert_int_equal(bus_register(&b, 0x108, 0x2, dev, &r, "inside"), -EEXIST);
+	assert_int_equal(bus_register(&b, 0x100, 0x10, &dev_ops, &r), 0);
+	assert_int_equal(bus_register(&b, 0x100, 0x10, &dev_ops, &r), -EEXIST);
+	assert_int_equal(bus_register(&b, 0x10f, 0x1, &dev_ops, &r), -EEXIST);
+	assert_int_equal(bus_register(&b, 0xf0, 0x11, &dev_ops, &r), -EEXIST);
+	assert_int_equal(bus_register(&b, 0x80, 0x100, &dev_ops, &r), -EEXIST);
+	assert_int_equal(bus_register(&b, 0x108, 0x2, &dev_ops, &r), -EEXIST);
 	/* Touching ranges are fine. */
-	assert_int_equal(bus_register(&b, 0xf0, 0x10, dev, &r, "before"), 0);
-	assert_int_equal(bus_register(&b, 0x110, 0x10, dev, &r, "after"), 0);
+	assert_int_equal(bus_register(&b, 0xf0, 0x10, &dev_ops, &r), 0);
+	assert_int_equal(bus_register(&b, 0x110, 0x10, &dev_ops, &r), 0);
 	assert_int_equal(b.nr, 3);
-	assert_int_equal(bus_register(&b, 0x200, 0, dev, &r, "empty"), -EINVAL);
-	assert_int_equal(bus_register(&b, UINT64_MAX - 1, 4, dev, &r, "wraps"), -EINVAL);
+	assert_int_equal(bus_register(&b, 0x200, 0, &dev_ops, &r), -EINVAL);
+	assert_int_equal(bus_register(&b, UINT64_MAX - 1, 4, &dev_ops, &r), -EINVAL);
 	bus_destroy(&b);
 }
 
@@ -56,13 +58,13 @@ static void dispatch_offsets(void **state)
 	struct bus b;
 	struct rec r1 = {0}, r2 = {0};
 	bus_init(&b);
-	assert_int_equal(bus_register(&b, 0x3f8, 8, dev, &r1, "uart"), 0);
-	assert_int_equal(bus_register(&b, 0x510, 0x20, dev, &r2, "testdev"), 0);
+	assert_int_equal(bus_register(&b, 0x3f8, 8, &dev_ops, &r1), 0);
+	assert_int_equal(bus_register(&b, 0x510, 0x20, &dev_ops, &r2), 0);
 	uint8_t data[8] = {1};
-	assert_true(bus_access(&b, NULL, 0x3fd, data, 1, false));
+	assert_true(bus_access(&b, 0, 0x3fd, data, 1, false));
 	assert_int_equal(r1.offset, 5);
 	assert_int_equal(data[0], 0x42);
-	assert_true(bus_access(&b, NULL, 0x514, data, 4, true));
+	assert_true(bus_access(&b, 0, 0x514, data, 4, true));
 	assert_int_equal(r2.offset, 4);
 	assert_int_equal(r2.len, 4);
 	assert_true(r2.is_write);
@@ -76,17 +78,17 @@ static void unclaimed_is_all_ones(void **state)
 	struct bus b;
 	struct rec r = {0};
 	bus_init(&b);
-	assert_int_equal(bus_register(&b, 0x100, 0x10, dev, &r, "a"), 0);
+	assert_int_equal(bus_register(&b, 0x100, 0x10, &dev_ops, &r), 0);
 	uint8_t data[8] = {0};
-	assert_false(bus_access(&b, NULL, 0x200, data, 4, false));
+	assert_false(bus_access(&b, 0, 0x200, data, 4, false));
 	assert_memory_equal(data, "\xff\xff\xff\xff\0\0\0\0", 8);
 	data[0] = 7;
-	assert_false(bus_access(&b, NULL, 0x200, data, 1, true));
+	assert_false(bus_access(&b, 0, 0x200, data, 1, true));
 	assert_int_equal(data[0], 7);
 	/* An access that straddles the end of a range is not the device's. */
-	assert_false(bus_access(&b, NULL, 0x10e, data, 4, false));
+	assert_false(bus_access(&b, 0, 0x10e, data, 4, false));
 	assert_int_equal(r.calls, 0);
-	assert_false(bus_access(&b, NULL, UINT64_MAX, data, 8, false));
+	assert_false(bus_access(&b, 0, UINT64_MAX, data, 8, false));
 	bus_destroy(&b);
 }
 
@@ -97,12 +99,12 @@ static void unregister_and_reuse(void **state)
 	struct rec r = {0};
 	bus_init(&b);
 	for (uint64_t i = 0; i < 40; i++)
-		assert_int_equal(bus_register(&b, 0x1000 + i * 0x10, 0x10, dev, &r, "x"), 0);
+		assert_int_equal(bus_register(&b, 0x1000 + i * 0x10, 0x10, &dev_ops, &r), 0);
 	assert_int_equal(bus_unregister(&b, 0x1100), 0);
 	assert_int_equal(bus_unregister(&b, 0x1100), -ENOENT);
 	assert_null(bus_find(&b, 0x1105, 1));
 	assert_non_null(bus_find(&b, 0x10f5, 1));
-	assert_int_equal(bus_register(&b, 0x1100, 0x10, dev, &r, "again"), 0);
+	assert_int_equal(bus_register(&b, 0x1100, 0x10, &dev_ops, &r), 0);
 	assert_non_null(bus_find(&b, 0x110f, 1));
 	bus_destroy(&b);
 }

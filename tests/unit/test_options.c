@@ -14,6 +14,7 @@ static char err[512];
 
 static int parse(int argc, const char **argv)
 {
+	run_options_free(&o); /* the previous parse's */
 	run_options_default(&o);
 	err[0] = '\0';
 	return run_options_parse(&o, argc, (char **)argv, err, sizeof(err));
@@ -30,11 +31,11 @@ static void defaults(void **state)
 	(void)state;
 	const char *argv[] = {"run"};
 	assert_int_equal(parse(1, argv), 0);
-	assert_int_equal(o.cpus, 2);
-	assert_int_equal(o.memory_mib, 64);
+	assert_int_equal(o.vm.cpus, 2);
+	assert_int_equal(o.vm.memory_mib, 64);
 	assert_int_equal(o.console, CONSOLE_STDIO);
 	assert_int_equal(o.on_cpu_offline, OFFLINE_MIGRATE);
-	assert_int_equal(o.max_pinned_vcpu, -1);
+	assert_int_equal(o.pins.nr, 0);
 	assert_string_equal(o.name, "");
 }
 
@@ -45,8 +46,8 @@ static void good_options(void **state)
 			       "none", "--socket", "/tmp/x.sock", "--on-cpu-offline", "pause"),
 			 0);
 	assert_string_equal(o.name, "web-1");
-	assert_int_equal(o.cpus, 4);
-	assert_int_equal(o.memory_mib, 128);
+	assert_int_equal(o.vm.cpus, 4);
+	assert_int_equal(o.vm.memory_mib, 128);
 	assert_int_equal(o.console, CONSOLE_NONE);
 	assert_string_equal(o.socket_path, "/tmp/x.sock");
 	assert_int_equal(o.on_cpu_offline, OFFLINE_PAUSE);
@@ -79,24 +80,25 @@ static void bad_memory(void **state)
 	assert_int_equal(PARSE("--memory", "1G"), -1);
 	assert_int_equal(PARSE("--memory", " 64"), -1);
 	assert_int_equal(PARSE("--memory", "64", "--memory", "32"), 0);
-	assert_int_equal(o.memory_mib, 32);
+	assert_int_equal(o.vm.memory_mib, 32);
 }
 
 static void cpu_pin(void **state)
 {
 	(void)state;
 	assert_int_equal(PARSE("--cpus", "3", "--cpu-pin", "0=1,3,1=2,2=0-1"), 0);
-	assert_true(o.pins[0].set);
-	assert_true(CPU_ISSET(1, &o.pins[0].cpus));
-	assert_true(CPU_ISSET(3, &o.pins[0].cpus));
-	assert_int_equal(CPU_COUNT(&o.pins[0].cpus), 2);
-	assert_int_equal(CPU_COUNT(&o.pins[1].cpus), 1);
-	assert_true(CPU_ISSET(2, &o.pins[1].cpus));
-	assert_int_equal(CPU_COUNT(&o.pins[2].cpus), 2);
-	assert_int_equal(o.max_pinned_vcpu, 2);
-	/* Repeated option adds vCPUs. */
-	assert_int_equal(PARSE("--cpu-pin", "0=1", "--cpu-pin", "1=0"), 0);
-	assert_true(o.pins[1].set);
+	assert_int_equal(o.pins.nr, 3);
+	assert_true(CPU_ISSET(1, &o.pins.sets[0]));
+	assert_true(CPU_ISSET(3, &o.pins.sets[0]));
+	assert_int_equal(CPU_COUNT(&o.pins.sets[0]), 2);
+	assert_int_equal(CPU_COUNT(&o.pins.sets[1]), 1);
+	assert_true(CPU_ISSET(2, &o.pins.sets[1]));
+	assert_int_equal(CPU_COUNT(&o.pins.sets[2]), 2);
+	/* Repeated option adds vCPUs; one not named stays unpinned. */
+	assert_int_equal(PARSE("--cpus", "3", "--cpu-pin", "0=1", "--cpu-pin", "2=0"), 0);
+	assert_int_equal(o.pins.nr, 3);
+	assert_int_equal(CPU_COUNT(&o.pins.sets[1]), 0);
+	assert_true(CPU_ISSET(0, &o.pins.sets[2]));
 
 	assert_int_equal(PARSE("--cpu-pin", "5=1"), -1);
 	assert_non_null(strstr(err, "does not exist"));
@@ -125,6 +127,29 @@ static void bad_misc(void **state)
 	assert_int_equal(PARSE("--console", ""), -1);
 	assert_int_equal(PARSE("--vmm-cpus", "x"), -1);
 	assert_int_equal(PARSE("--guest-mode", "nope"), -1);
+	assert_non_null(strstr(err, "ring0-bench"));
+	assert_int_equal(PARSE("--disk", ",ro"), -1);
+	assert_int_equal(PARSE("--disk", "x.img,fast"), -1);
+	assert_non_null(strstr(err, "unknown disk option"));
+	assert_int_equal(PARSE("--initrd", "x"), -1);
+	assert_non_null(strstr(err, "need --kernel"));
+}
+
+static void disks_and_help(void **state)
+{
+	(void)state;
+	assert_int_equal(PARSE("--disk", "a.img,ro,id=boot", "--disk", "b.img"), 0);
+	assert_int_equal(o.vm.nr_disks, 2);
+	assert_string_equal(o.vm.disks[0].path, "a.img");
+	assert_true(o.vm.disks[0].ro);
+	assert_string_equal(o.vm.disks[0].id, "boot");
+	assert_string_equal(o.vm.disks[1].path, "b.img");
+	assert_false(o.vm.disks[1].ro);
+	assert_int_equal(PARSE("--guest-mode", "ring0-bench", "--on-host-sleep", "ignore"), 0);
+	assert_int_equal(o.vm.guest.mode, GUEST_MODE_RING0_BENCH);
+	assert_int_equal(o.on_host_sleep, HOST_SLEEP_IGNORE);
+	assert_int_equal(PARSE("--help"), 0);
+	assert_true(o.help);
 }
 
 static void cpu_lists(void **state)
@@ -152,7 +177,9 @@ int main(void)
 		cmocka_unit_test(defaults),  cmocka_unit_test(good_options),
 		cmocka_unit_test(bad_cpus),  cmocka_unit_test(bad_memory),
 		cmocka_unit_test(cpu_pin),   cmocka_unit_test(bad_misc),
-		cmocka_unit_test(cpu_lists),
+		cmocka_unit_test(cpu_lists), cmocka_unit_test(disks_and_help),
 	};
-	return cmocka_run_group_tests_name("options", tests, NULL, NULL);
+	int r = cmocka_run_group_tests_name("options", tests, NULL, NULL);
+	run_options_free(&o);
+	return r;
 }

@@ -23,18 +23,20 @@ static void valid_requests(void **state)
 	struct ctl_request req;
 	static const struct {
 		const char *line;
-		enum ctl_cmd cmd;
+		const char *cmd;
 	} cases[] = {
-		{"{\"cmd\":\"status\"}", CMD_STATUS},
-		{"{\"cmd\":\"pause\"}  ", CMD_PAUSE},
-		{" {\"cmd\":\"resume\"}\r", CMD_RESUME},
-		{"{\"cmd\":\"quit\",\"id\":7}", CMD_QUIT},
-		{"{\"cmd\":\"subscribe\"}", CMD_SUBSCRIBE},
-		{"{\"cmd\":\"pin\",\"args\":{\"0\":[1]}}", CMD_PIN},
+		{"{\"cmd\":\"status\"}", "status"},
+		{"{\"cmd\":\"pause\"}  ", "pause"},
+		{" {\"cmd\":\"resume\"}\r", "resume"},
+		{"{\"cmd\":\"quit\",\"id\":7}", "quit"},
+		{"{\"cmd\":\"subscribe\"}", "subscribe"},
+		{"{\"cmd\":\"pin\",\"args\":{\"0\":[1]}}", "pin"},
+		/* Which commands exist is the server's business, not the parser's. */
+		{"{\"cmd\":\"reboot-the-host\"}", "reboot-the-host"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		assert_int_equal(parse(cases[i].line, &req), 0);
-		assert_int_equal(req.cmd, cases[i].cmd);
+		assert_string_equal(req.cmd, cases[i].cmd);
 		ctl_request_free(&req);
 	}
 }
@@ -51,7 +53,6 @@ static void malformed_requests(void **state)
 		"\"status\"",
 		"{}",
 		"{\"cmd\":5}",
-		"{\"cmd\":\"reboot-the-host\"}",
 		"{\"cmd\":\"status\"} {\"cmd\":\"quit\"}",
 		"{\"cmd\":\"status\"}garbage",
 		"{\"cmd\":\"status\",\"args\":[1]}",
@@ -80,10 +81,11 @@ static void malformed_requests(void **state)
 	deep[sizeof(deep) - 1] = '\0';
 	assert_int_equal(parse(deep, &req), -1);
 	ctl_request_free(&req);
-	/* An unknown command still echoes the id. */
-	assert_int_equal(parse("{\"cmd\":\"fly\",\"id\":9}", &req), -1);
+	/* A malformed request with an id still echoes the id. */
+	assert_int_equal(parse("{\"cmd\":5,\"id\":9}", &req), -1);
 	char *line = protocol_reply_error(&req, err);
-	assert_string_equal(line, "{\"ok\":false,\"id\":9,\"error\":\"unknown command 'fly'\"}\n");
+	assert_string_equal(line,
+			    "{\"ok\":false,\"id\":9,\"error\":\"missing \\\"cmd\\\" string\"}\n");
 	free(line);
 	ctl_request_free(&req);
 }
@@ -110,31 +112,15 @@ static void replies(void **state)
 	free(anon);
 }
 
-static void status_json(void **state)
+static void cpu_list_json(void **state)
 {
 	(void)state;
-	struct vcpu_status v[2] = {0};
-	v[0] = (struct vcpu_status){.index = 0,
-				    .tid = 11,
-				    .host_cpu = 1,
-				    .state = "running",
-				    .has_pin = true,
-				    .has_actual = true,
-				    .heartbeats = 5};
-	CPU_SET(1, &v[0].desired);
-	CPU_SET(0, &v[0].actual);
-	CPU_SET(1, &v[0].actual);
-	v[0].displaced = true;
-	v[1] = (struct vcpu_status){.index = 1, .tid = 12, .host_cpu = 0, .state = "paused"};
-	struct vm_status st = {
-		.name = "t", .pid = 42, .state = "running", .nr_vcpus = 2, .vcpus = v};
-	json_object *o = protocol_status_json(&st);
-	const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-	assert_non_null(strstr(s, "\"name\":\"t\""));
-	assert_non_null(strstr(s, "\"pid\":42"));
-	assert_non_null(strstr(s, "\"pinned\":[0,1],\"desired\":[1],\"displaced\":true"));
-	assert_non_null(strstr(s, "\"pinned\":null,\"desired\":null"));
-	assert_non_null(strstr(s, "\"heartbeats\":5"));
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(0, &set);
+	CPU_SET(3, &set);
+	json_object *o = protocol_cpu_list_json(&set);
+	assert_string_equal(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), "[0,3]");
 	json_object_put(o);
 }
 
@@ -144,7 +130,7 @@ int main(void)
 		cmocka_unit_test(valid_requests),
 		cmocka_unit_test(malformed_requests),
 		cmocka_unit_test(replies),
-		cmocka_unit_test(status_json),
+		cmocka_unit_test(cpu_list_json),
 	};
 	return cmocka_run_group_tests_name("protocol", tests, NULL, NULL);
 }

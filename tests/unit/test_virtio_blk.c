@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <linux/virtio_ring.h>
 
 #include "virtio/blk.h"
 #include "virtio/mmio.h"
@@ -34,6 +35,7 @@ struct fixture {
 	char path[64];
 	struct virtio_blk blk;
 	struct virtio_mmio m;
+	struct device_host host;
 	int irq_level, irq_changes;
 	uint16_t avail_idx;
 };
@@ -54,13 +56,13 @@ static void *g(struct fixture *f, uint64_t gpa)
 static uint32_t rd(struct fixture *f, uint64_t off)
 {
 	uint32_t v;
-	virtio_mmio_access(&f->m, NULL, off, (uint8_t *)&v, 4, false);
+	virtio_mmio_ops.access(&f->m, 0, off, (uint8_t *)&v, 4, false);
 	return v;
 }
 
 static void wr(struct fixture *f, uint64_t off, uint32_t v)
 {
-	virtio_mmio_access(&f->m, NULL, off, (uint8_t *)&v, 4, true);
+	virtio_mmio_ops.access(&f->m, 0, off, (uint8_t *)&v, 4, true);
 }
 
 static int setup_disk(void **state, bool ro)
@@ -74,12 +76,12 @@ static int setup_disk(void **state, bool ro)
 	assert_true(fd >= 0);
 	assert_int_equal(ftruncate(fd, DISK_SECTORS * 512), 0);
 	close(fd);
-	struct disk_spec spec = {.ro = ro};
-	snprintf(spec.path, sizeof(spec.path), "%s", f->path);
+	struct disk_spec spec = {.path = f->path, .ro = ro};
 	snprintf(spec.id, sizeof(spec.id), "unit-disk");
 	char err[256];
 	assert_int_equal(virtio_blk_open(&f->blk, &spec, err, sizeof(err)), 0);
-	virtio_mmio_init(&f->m, &virtio_blk_ops, &f->blk, &f->gm, 5, fake_irq, f);
+	f->host = (struct device_host){.opaque = f, .set_irq = fake_irq};
+	virtio_mmio_init(&f->m, &virtio_blk_ops, &f->blk, &f->gm, &f->host, 5);
 	*state = f;
 	return 0;
 }
@@ -135,7 +137,7 @@ static uint32_t driver_init(struct fixture *f, uint64_t features)
 static void set_desc(struct fixture *f, int i, uint64_t addr, uint32_t len, uint16_t flags,
 		     uint16_t next)
 {
-	struct virtq_desc d = {addr, len, flags, next};
+	struct vring_desc d = {addr, len, flags, next};
 	memcpy(g(f, DESC + 16ull * i), &d, sizeof(d));
 }
 
@@ -160,13 +162,13 @@ static int request(struct fixture *f, uint32_t type, uint64_t sector, uint32_t l
 	memcpy(g(f, HDR), hdr, 16);
 	*(uint8_t *)g(f, STATUS) = 0xee;
 	bool dev_writes = type == VIRTIO_BLK_T_IN || type == VIRTIO_BLK_T_GET_ID;
-	set_desc(f, 0, HDR, 16, VIRTQ_DESC_F_NEXT, 1);
+	set_desc(f, 0, HDR, 16, VRING_DESC_F_NEXT, 1);
 	if (len) {
-		set_desc(f, 1, DATA, len, VIRTQ_DESC_F_NEXT | (dev_writes ? VIRTQ_DESC_F_WRITE : 0),
+		set_desc(f, 1, DATA, len, VRING_DESC_F_NEXT | (dev_writes ? VRING_DESC_F_WRITE : 0),
 			 2);
-		set_desc(f, 2, STATUS, 1, VIRTQ_DESC_F_WRITE, 0);
+		set_desc(f, 2, STATUS, 1, VRING_DESC_F_WRITE, 0);
 	} else {
-		set_desc(f, 1, STATUS, 1, VIRTQ_DESC_F_WRITE, 0);
+		set_desc(f, 1, STATUS, 1, VRING_DESC_F_WRITE, 0);
 	}
 	kick(f, 0);
 	return *(uint8_t *)g(f, STATUS);
@@ -187,7 +189,7 @@ static void negotiation(void **state)
 	assert_true(lo & (1u << VIRTIO_BLK_F_BLK_SIZE));
 	assert_false(lo & (1u << VIRTIO_BLK_F_RO));
 	uint64_t cap;
-	virtio_mmio_access(&f->m, NULL, 0x100, (uint8_t *)&cap, 8, false);
+	virtio_mmio_ops.access(&f->m, 0, 0x100, (uint8_t *)&cap, 8, false);
 	assert_int_equal(cap, DISK_SECTORS);
 	uint32_t seg_max = rd(f, 0x100 + 12), blk_size = rd(f, 0x100 + 20);
 	assert_int_equal(seg_max, VIRTIO_BLK_SEG_MAX);
@@ -202,7 +204,7 @@ static void negotiation(void **state)
 	assert_int_equal(f->m.driver_features, GOOD_FEATURES);
 	/* Register accesses of the wrong width read as all-ones. */
 	uint16_t half = 0;
-	virtio_mmio_access(&f->m, NULL, 0x000, (uint8_t *)&half, 2, false);
+	virtio_mmio_ops.access(&f->m, 0, 0x000, (uint8_t *)&half, 2, false);
 	assert_int_equal(half, 0xffff);
 }
 
@@ -239,10 +241,10 @@ static void read_write_flush_id(void **state)
 	/* Header and data split across descriptors any way the driver likes. */
 	uint32_t hdr[4] = {VIRTIO_BLK_T_IN, 0, 8, 0};
 	memcpy(g(f, HDR), hdr, 16);
-	set_desc(f, 3, HDR, 10, VIRTQ_DESC_F_NEXT, 4);
-	set_desc(f, 4, HDR + 10, 6, VIRTQ_DESC_F_NEXT, 5);
-	set_desc(f, 5, DATA, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 6);
-	set_desc(f, 6, STATUS, 1, VIRTQ_DESC_F_WRITE, 0);
+	set_desc(f, 3, HDR, 10, VRING_DESC_F_NEXT, 4);
+	set_desc(f, 4, HDR + 10, 6, VRING_DESC_F_NEXT, 5);
+	set_desc(f, 5, DATA, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 6);
+	set_desc(f, 6, STATUS, 1, VRING_DESC_F_WRITE, 0);
 	*(uint8_t *)g(f, STATUS) = 0xee;
 	kick(f, 3);
 	assert_int_equal(*(uint8_t *)g(f, STATUS), VIRTIO_BLK_S_OK);
@@ -268,9 +270,9 @@ static void request_errors(void **state)
 	/* Wrong direction: data for a read the device may not write. */
 	uint32_t hdr[4] = {VIRTIO_BLK_T_IN, 0, 0, 0};
 	memcpy(g(f, HDR), hdr, 16);
-	set_desc(f, 0, HDR, 16, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(f, 1, DATA, 512, VIRTQ_DESC_F_NEXT, 2);
-	set_desc(f, 2, STATUS, 1, VIRTQ_DESC_F_WRITE, 0);
+	set_desc(f, 0, HDR, 16, VRING_DESC_F_NEXT, 1);
+	set_desc(f, 1, DATA, 512, VRING_DESC_F_NEXT, 2);
+	set_desc(f, 2, STATUS, 1, VRING_DESC_F_WRITE, 0);
 	*(uint8_t *)g(f, STATUS) = 0xee;
 	kick(f, 0);
 	assert_int_equal(*(uint8_t *)g(f, STATUS), VIRTIO_BLK_S_IOERR);
@@ -298,7 +300,7 @@ static void expect_reset(struct fixture *f, uint16_t head)
 	kick(f, head);
 	assert_true(virtio_mmio_needs_reset(&f->m));
 	assert_int_equal(used_idx(f), before);
-	assert_true(rd(f, 0x070) & VIRTIO_STATUS_NEEDS_RESET);
+	assert_true(rd(f, 0x070) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	assert_true(rd(f, 0x060) & 2); /* config-change interrupt */
 	/* Further kicks are ignored until the driver resets the device. */
 	kick(f, 0);
@@ -317,31 +319,31 @@ static void broken_chains(void **state)
 	memcpy(g(f, HDR), hdr, 16);
 
 	/* Buffer outside guest memory, and one whose end wraps around. */
-	set_desc(f, 0, MEM_BASE + MEM_SIZE - 8, 16, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(f, 1, STATUS, 1, VIRTQ_DESC_F_WRITE, 0);
+	set_desc(f, 0, MEM_BASE + MEM_SIZE - 8, 16, VRING_DESC_F_NEXT, 1);
+	set_desc(f, 1, STATUS, 1, VRING_DESC_F_WRITE, 0);
 	expect_reset(f, 0);
-	set_desc(f, 0, HDR, 16, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(f, 1, UINT64_MAX - 4, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 2);
-	set_desc(f, 2, STATUS, 1, VIRTQ_DESC_F_WRITE, 0);
+	set_desc(f, 0, HDR, 16, VRING_DESC_F_NEXT, 1);
+	set_desc(f, 1, UINT64_MAX - 4, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
+	set_desc(f, 2, STATUS, 1, VRING_DESC_F_WRITE, 0);
 	expect_reset(f, 0);
 	/* A loop, a next past the table, a head past the table. */
-	set_desc(f, 0, HDR, 16, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(f, 1, DATA, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 0);
+	set_desc(f, 0, HDR, 16, VRING_DESC_F_NEXT, 1);
+	set_desc(f, 1, DATA, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 0);
 	expect_reset(f, 0);
-	set_desc(f, 1, DATA, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, QN);
+	set_desc(f, 1, DATA, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, QN);
 	expect_reset(f, 0);
 	expect_reset(f, QN + 3);
 	/* Readable after writable; indirect (never offered). */
-	set_desc(f, 0, STATUS, 1, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 1);
+	set_desc(f, 0, STATUS, 1, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 1);
 	set_desc(f, 1, HDR, 16, 0, 0);
 	expect_reset(f, 0);
-	set_desc(f, 0, HDR, 16, VIRTQ_DESC_F_INDIRECT, 0);
+	set_desc(f, 0, HDR, 16, VRING_DESC_F_INDIRECT, 0);
 	expect_reset(f, 0);
 	/* No status byte at all; a header too short. */
 	set_desc(f, 0, HDR, 16, 0, 0);
 	expect_reset(f, 0);
-	set_desc(f, 0, HDR, 8, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(f, 1, STATUS, 1, VIRTQ_DESC_F_WRITE, 0);
+	set_desc(f, 0, HDR, 8, VRING_DESC_F_NEXT, 1);
+	set_desc(f, 1, STATUS, 1, VRING_DESC_F_WRITE, 0);
 	expect_reset(f, 0);
 	/* The driver claims more new entries than the ring holds. */
 	uint16_t *avail = g(f, AVAIL);
@@ -383,18 +385,17 @@ static void open_errors(void **state)
 	(void)state;
 	char err[512];
 	struct virtio_blk a, b;
-	struct disk_spec s = {0};
-	snprintf(s.path, sizeof(s.path), "/nonexistent/disk.img");
+	struct disk_spec s = {.path = "/nonexistent/disk.img"};
 	assert_int_not_equal(virtio_blk_open(&a, &s, err, sizeof(err)), 0);
 	assert_non_null(strstr(err, "No such file"));
-	snprintf(s.path, sizeof(s.path), "/tmp");
+	s.path = "/tmp";
 	assert_int_not_equal(virtio_blk_open(&a, &s, err, sizeof(err)), 0);
 	assert_non_null(strstr(err, "directory"));
 	char path[] = "/tmp/kvmhost-lock-XXXXXX";
 	int fd = mkstemp(path);
 	assert_int_equal(ftruncate(fd, 4096), 0);
 	close(fd);
-	snprintf(s.path, sizeof(s.path), "%s", path);
+	s.path = path;
 	assert_int_equal(virtio_blk_open(&a, &s, err, sizeof(err)), 0);
 	assert_int_equal(virtio_blk_open(&b, &s, err, sizeof(err)), -EBUSY);
 	assert_non_null(strstr(err, "in use by another VM"));
@@ -411,18 +412,60 @@ static void open_errors(void **state)
 	assert_int_not_equal(virtio_blk_open(&a, &s, err, sizeof(err)), 0);
 	assert_non_null(strstr(err, "smaller than one"));
 	unlink(path);
+}
 
-	struct disk_spec d;
-	assert_int_equal(parse_disk_spec("/x.img,ro,id=abc", &d, err, sizeof(err)), 0);
-	assert_true(d.ro);
-	assert_string_equal(d.id, "abc");
-	assert_int_not_equal(parse_disk_spec("/x.img,rw", &d, err, sizeof(err)), 0);
-	assert_int_not_equal(
-		parse_disk_spec("/x.img,id=123456789012345678901", &d, err, sizeof(err)), 0);
-	assert_int_not_equal(parse_disk_spec(",ro", &d, err, sizeof(err)), 0);
-	assert_int_not_equal(parse_disk_spec("", &d, err, sizeof(err)), 0);
-	assert_int_equal(parse_disk_spec("a.img", &d, err, sizeof(err)), 0);
-	assert_false(d.ro);
+/* The transport and its queue, saved mid-stream and restored into a fresh
+ * transport over the same guest memory, go on where they were: the next
+ * request is taken from the right ring entry and completes at the right
+ * used index, with the same features and status. */
+static void save_restore(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(driver_init(f, GOOD_FEATURES) & 4, 4);
+	memset(g(f, DATA), 0x5a, 512);
+	assert_int_equal(request(f, VIRTIO_BLK_T_OUT, 3, 512), VIRTIO_BLK_S_OK);
+	assert_int_equal(request(f, VIRTIO_BLK_T_FLUSH, 0, 0), VIRTIO_BLK_S_OK);
+	assert_int_equal(used_idx(f), 2);
+	struct state_writer w = {0};
+	virtio_mmio_ops.save(&f->m, &w);
+	assert_int_equal(w.err, 0);
+
+	virtio_mmio_destroy(&f->m);
+	virtio_mmio_init(&f->m, &virtio_blk_ops, &f->blk, &f->gm, &f->host, 5);
+	assert_int_equal(rd(f, 0x070), 0); /* a fresh transport knows nothing */
+	struct state_reader r = state_reader_init(w.buf, w.len);
+	assert_int_equal(virtio_mmio_ops.restore(&f->m, &r), 0);
+	assert_int_equal(state_reader_done(&r), 0);
+	assert_int_equal(rd(f, 0x070), 1 | 2 | 4 | 8);
+	assert_int_equal(f->m.driver_features, GOOD_FEATURES);
+	wr(f, 0x030, 0);
+	assert_int_equal(rd(f, 0x044), 1);
+	memset(g(f, DATA), 0, 512);
+	assert_int_equal(request(f, VIRTIO_BLK_T_IN, 3, 512), VIRTIO_BLK_S_OK);
+	assert_int_equal(used_idx(f), 3);
+	assert_int_equal(((uint8_t *)g(f, DATA))[511], 0x5a);
+
+	/* A stream cut anywhere is refused, and leaves the device reset, never
+	 * half-restored. */
+	for (size_t n = 0; n < w.len; n++) {
+		struct state_reader t = state_reader_init(w.buf, n);
+		assert_int_not_equal(virtio_mmio_ops.restore(&f->m, &t), 0);
+		assert_int_equal(rd(f, 0x070), 0);
+	}
+	/* Rings that would lie outside guest memory are refused. */
+	uint8_t *bad = malloc(w.len);
+	memcpy(bad, w.buf, w.len);
+	uint64_t far = MEM_BASE + MEM_SIZE;
+	memcpy(bad + 9 * 4 + 4 + 2 + 1, &far, 8); /* the descriptor table's address */
+	struct state_reader t = state_reader_init(bad, w.len);
+	assert_int_not_equal(virtio_mmio_ops.restore(&f->m, &t), 0);
+	free(bad);
+	/* A different disk size is refused: the guest's view must not change. */
+	f->blk.capacity--;
+	t = state_reader_init(w.buf, w.len);
+	assert_int_not_equal(virtio_mmio_ops.restore(&f->m, &t), 0);
+	f->blk.capacity++;
+	state_writer_free(&w);
 }
 
 int main(void)
@@ -434,6 +477,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(read_only, setup_ro, teardown),
 		cmocka_unit_test_setup_teardown(broken_chains, setup_rw, teardown),
 		cmocka_unit_test_setup_teardown(bad_queue_setup, setup_rw, teardown),
+		cmocka_unit_test_setup_teardown(save_restore, setup_rw, teardown),
 		cmocka_unit_test(open_errors),
 	};
 	return cmocka_run_group_tests_name("virtio_blk", tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /* ACPI tables for Linux guests: a MADT so the kernel finds its CPUs (Debian's
  * kernels ignore MP tables), and a FADT + DSDT with \_S5 so `poweroff` ends
- * the VM through the PM1a control register. */
+ * the VM through the PM1a control register (devices/acpi_pm), whose fixed
+ * power button the host can press. */
 #ifndef KVMHOST_ACPI_H
 #define KVMHOST_ACPI_H
 
@@ -9,11 +10,6 @@
 
 #define ACPI_RSDP_ADDR	 0xe0000ull /* in the BIOS area the kernel scans */
 #define ACPI_TABLES_SIZE 0x10000ull
-#define ACPI_PM1A_EVT	 0x600 /* 4 bytes: status, enable */
-#define ACPI_PM1A_CNT	 0x604 /* 2 bytes */
-#define ACPI_SCI_IRQ	 9
-#define ACPI_SLP_EN	 (1u << 13)
-#define ACPI_SLP_TYP_S5	 5
 
 /* Writes RSDP, XSDT, FADT, FACS, DSDT and MADT from `addr`; returns bytes
  * used or -1 if they do not fit in `room`. */

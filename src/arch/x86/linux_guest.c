@@ -13,10 +13,10 @@
 #include "arch/x86/acpi_tables.h"
 #include "arch/x86/cpu.h"
 #include "arch/x86/mptable.h"
-#include "boot/linux_image.h"
-#include "core/vm.h"
+#include "util/bytes.h"
 #include "util/util.h"
 
+#define BDA_EBDA_SEGMENT 0x40e /* BIOS data area: where the EBDA is, in paragraphs */
 #define APIC_LVT0	 0x350
 #define APIC_LVT1	 0x360
 #define APIC_MODE_NMI	 0x4
@@ -27,7 +27,8 @@ static void *map_file(const char *what, const char *path, size_t *size)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		log_err("%s %s: %s", what, path, strerror(errno));
+		int err = errno;
+		log_err("%s %s: %s", what, path, strerror(err));
 		return NULL;
 	}
 	struct stat st;
@@ -39,7 +40,8 @@ static void *map_file(const char *what, const char *path, size_t *size)
 	} else {
 		p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 		if (p == MAP_FAILED) {
-			log_err("%s %s: %s", what, path, strerror(errno));
+			int err = errno;
+			log_err("%s %s: %s", what, path, strerror(err));
 			p = NULL;
 		} else {
 			*size = (size_t)st.st_size;
@@ -49,54 +51,58 @@ static void *map_file(const char *what, const char *path, size_t *size)
 	return p;
 }
 
-int linux_boot_setup(struct vm *vm)
+/* The user's command line, then where the virtio-mmio devices are. */
+static int build_cmdline(const struct linux_guest *g, char *buf, size_t len)
 {
-	const struct run_options *o = &vm->opts;
+	size_t n = (size_t)snprintf(buf, len, "%s", g->cmdline ? g->cmdline : "");
+	for (int i = 0; i < g->nr_mmio && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, "%svirtio_mmio.device=4K@0x%llx:%u",
+				      n ? " " : "", (unsigned long long)g->mmio[i].base,
+				      g->mmio[i].gsi);
+	if (n >= len) {
+		log_err("--cmdline: too long with the devices added");
+		return -ENOEXEC;
+	}
+	return 0;
+}
+
+/* ACPI for kernels built without MP-table support (Debian's), the MP table
+ * for those built without ACPI, and the BIOS data area pointing at the EBDA. */
+static int write_firmware_tables(uint8_t *ram, uint64_t ram_size, unsigned nr_cpus)
+{
+	if (x86_write_boot_tables(ram, ram_size) ||
+	    mptable_write(ram, LINUX_EBDA, 0x100000 - LINUX_EBDA, nr_cpus) < 0 ||
+	    acpi_write_tables(ram, ACPI_RSDP_ADDR, ACPI_TABLES_SIZE, nr_cpus) < 0) {
+		log_err("cannot write the boot tables");
+		return -ENOEXEC;
+	}
+	put_le16(ram + BDA_EBDA_SEGMENT, (uint16_t)(LINUX_EBDA >> 4));
+	return 0;
+}
+
+int linux_guest_load(const struct linux_guest *g, struct linux_entry *entry)
+{
+	const struct mem_region *low = &g->mem->regions[0];
 	size_t ksize = 0, isize = 0;
-	void *kernel = map_file("--kernel", o->kernel_path, &ksize), *initrd = NULL;
+	void *kernel = map_file("--kernel", g->kernel_path, &ksize), *initrd = NULL;
 	int ret = -ENOEXEC; /* the caller's "cannot boot this" */
+	char cmdline[LINUX_CMDLINE_MAX], err[512];
 	if (!kernel)
 		return -ENOEXEC;
-	if (o->initrd_path[0] && !(initrd = map_file("--initrd", o->initrd_path, &isize)))
+	if (g->initrd_path && !(initrd = map_file("--initrd", g->initrd_path, &isize)))
 		goto out;
-	/* The user's command line, then where the virtio-mmio disks are. */
-	char cmdline[LINUX_CMDLINE_MAX];
-	size_t n = (size_t)snprintf(cmdline, sizeof(cmdline), "%s", o->cmdline);
-	for (int i = 0; i < vm->nr_disks && n < sizeof(cmdline); i++)
-		n += (size_t)snprintf(cmdline + n, sizeof(cmdline) - n,
-				      "%svirtio_mmio.device=4K@0x%llx:%u", n ? " " : "",
-				      (unsigned long long)vm->disks[i].base, vm->disks[i].gsi);
-	if (n >= sizeof(cmdline)) {
-		log_err("--cmdline: too long with the devices added");
+	if (build_cmdline(g, cmdline, sizeof(cmdline)))
+		goto out;
+	struct linux_ram ram = {low->hva, low->size, g->mem->nr > 1 ? g->mem->regions[1].size : 0};
+	struct linux_boot boot = {kernel, ksize, initrd, isize, cmdline, g->decompress_in_guest};
+	if (linux_load(&ram, &boot, entry, err, sizeof(err))) {
+		log_err("--kernel %s: %s", g->kernel_path, err);
 		goto out;
 	}
-	struct linux_ram ram = {vm->mem.regions[0].hva, vm->mem.regions[0].size,
-				vm->mem.nr > 1 ? vm->mem.regions[1].size : 0};
-	struct linux_boot boot = {kernel, ksize,   initrd,
-				  isize,  cmdline, o->kernel_decompress_guest};
-	char err[512];
-	if (linux_load(&ram, &boot, &vm->linux_entry, err, sizeof(err))) {
-		log_err("--kernel %s: %s", o->kernel_path, err);
+	if (write_firmware_tables(low->hva, low->size, g->nr_cpus))
 		goto out;
-	}
-	/* ACPI for kernels built without MP-table support (Debian's), the MP
-	 * table for those built without ACPI. */
-	if (x86_write_boot_tables(vm->ram, vm->ram_size) ||
-	    mptable_write(vm->ram, LINUX_EBDA, 0x100000 - LINUX_EBDA, vm->nr_vcpus) < 0 ||
-	    acpi_write_tables(vm->ram, ACPI_RSDP_ADDR, ACPI_TABLES_SIZE, vm->nr_vcpus) < 0) {
-		log_err("cannot write the boot tables");
-		goto out;
-	}
-	/* The BIOS data area points at the EBDA, where the MP table is. */
-	uint16_t ebda_seg = (uint16_t)(LINUX_EBDA >> 4);
-	memcpy(vm->ram + 0x40e, &ebda_seg, 2);
-	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
-	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
-		log_err("KVM_CREATE_PIT2: %s", strerror(errno));
-		goto out;
-	}
-	log_info("kernel: %s, entry %#llx, %zu-byte command line", vm->linux_entry.format,
-		 (unsigned long long)vm->linux_entry.rip, strlen(cmdline));
+	log_info("kernel: %s, entry %#llx, %zu-byte command line", entry->format,
+		 (unsigned long long)entry->rip, strlen(cmdline));
 	ret = 0;
 out:
 	if (kernel)
@@ -148,22 +154,23 @@ static int set_msrs(int fd)
 	return n == (int)ARRAY_SIZE(want) ? 0 : n < 0 ? -errno : -EINVAL;
 }
 
-int linux_boot_vcpu(struct vm *vm, struct vcpu *vcpu)
+int linux_guest_setup_vcpu(int vcpu_fd, unsigned index, const struct linux_entry *entry)
 {
-	if (set_msrs(vcpu->fd))
-		log_warn("vCPU %d: could not set all boot MSRs", vcpu->index);
-	int r = set_lint(vcpu->fd);
+	/* The kernel sets these up again itself; a firmware's are a courtesy. */
+	if (set_msrs(vcpu_fd))
+		log_warn("vCPU %u: could not set all boot MSRs", index);
+	int r = set_lint(vcpu_fd);
 	if (r) {
-		log_err("vCPU %d: LAPIC setup: %s", vcpu->index, strerror(-r));
+		log_err("vCPU %u: LAPIC setup: %s", index, strerror(-r));
 		return r;
 	}
 	struct kvm_fpu fpu = {.fcw = 0x37f, .mxcsr = 0x1f80};
-	if (ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0) {
-		log_err("vCPU %d: KVM_SET_FPU: %s", vcpu->index, strerror(errno));
-		return -errno;
+	if (ioctl(vcpu_fd, KVM_SET_FPU, &fpu) < 0) {
+		int err = errno;
+		log_err("vCPU %u: KVM_SET_FPU: %s", index, strerror(err));
+		return -err;
 	}
-	if (vcpu->index != 0)
+	if (index != 0)
 		return 0; /* an AP: stays in wait-for-SIPI until the kernel starts it */
-	return x86_enter_long_mode(vcpu->fd, BOOT_CS_LINUX, vm->linux_entry.rip, 0,
-				   vm->linux_entry.zero_page);
+	return x86_enter_long_mode(vcpu_fd, BOOT_CS_LINUX, entry->rip, 0, entry->zero_page);
 }

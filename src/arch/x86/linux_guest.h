@@ -1,14 +1,37 @@
-/* A Linux guest in a VM: files in, boot state out (the loader does the
- * protocol; this does the VM's side: CPUs, PIT, MP table, devices' cmdline). */
-#ifndef KVMHOST_LINUX_BOOT_H
-#define KVMHOST_LINUX_BOOT_H
+/* A Linux guest's x86 side: the kernel and initrd loaded by the boot
+ * protocol (boot/linux_image), the boot tables a PC firmware would leave
+ * (ACPI, MP table, BIOS data area), and each vCPU's entry state. Works on
+ * guest memory and vCPU fds; the VM itself stays out of it. */
+#ifndef KVMHOST_LINUX_GUEST_H
+#define KVMHOST_LINUX_GUEST_H
 
-struct vm;
-struct vcpu;
+#include <stdbool.h>
+#include <stdint.h>
 
-/* Loads kernel/initrd into guest RAM; -EINVAL with a clear message on a bad image. */
-int linux_boot_setup(struct vm *vm);
+#include "boot/linux_image.h"
+#include "util/guest_mem.h"
+
+/* A virtio-mmio device the kernel learns of from its command line. */
+struct linux_mmio_device {
+	uint64_t base;
+	uint32_t gsi;
+};
+
+struct linux_guest {
+	const char *kernel_path;
+	const char *initrd_path; /* may be NULL */
+	const char *cmdline;	 /* may be NULL */
+	bool decompress_in_guest;
+	const struct guest_mem *mem; /* region 0 starts at guest physical 0 */
+	unsigned nr_cpus;
+	const struct linux_mmio_device *mmio;
+	int nr_mmio;
+};
+
+/* Loads everything into guest memory; -ENOEXEC with a clear message logged
+ * when the kernel or initrd cannot be booted. */
+int linux_guest_load(const struct linux_guest *g, struct linux_entry *entry);
 /* The BSP enters the kernel; APs wait in KVM_RUN for INIT/SIPI. */
-int linux_boot_vcpu(struct vm *vm, struct vcpu *vcpu);
+int linux_guest_setup_vcpu(int vcpu_fd, unsigned index, const struct linux_entry *entry);
 
 #endif

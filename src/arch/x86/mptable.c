@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "util/bytes.h"
+
 #define MPC_PROC     0
 #define MPC_BUS	     1
 #define MPC_IOAPIC   2
@@ -11,14 +13,6 @@
 #define MP_NMI	     1
 #define MP_EXTINT    3
 #define APIC_VERSION 0x14
-
-static uint8_t checksum(const uint8_t *p, size_t n)
-{
-	uint8_t s = 0;
-	for (size_t i = 0; i < n; i++)
-		s = (uint8_t)(s + p[i]);
-	return (uint8_t)-s;
-}
 
 int mptable_write(uint8_t *ram, uint64_t addr, size_t room, unsigned nr_cpus)
 {
@@ -79,13 +73,13 @@ int mptable_write(uint8_t *ram, uint64_t addr, size_t room, unsigned nr_cpus)
 	memcpy(mpc + 34, &count, 2);
 	uint32_t lapic = 0xfee00000u;
 	memcpy(mpc + 36, &lapic, 4);
-	mpc[7] = checksum(mpc, len);
+	mpc[7] = byte_checksum(mpc, len);
 
 	memcpy(mpf, "_MP_", 4);
 	uint32_t phys = (uint32_t)(addr + 16);
 	memcpy(mpf + 4, &phys, 4);
 	mpf[8] = 1; /* length in 16-byte units */
 	mpf[9] = 4;
-	mpf[10] = checksum(mpf, 16);
+	mpf[10] = byte_checksum(mpf, 16);
 	return (int)need;
 }

@@ -1,0 +1,40 @@
+/* A raw disk image: a regular file or a block device, opened and locked so
+ * that two VMs cannot write one image (exclusive flock for read-write, shared
+ * for read-only), read and written with whole-request semantics. */
+#ifndef KVMHOST_DISK_IMAGE_H
+#define KVMHOST_DISK_IMAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#define DISK_ID_BYTES 20 /* what virtio-blk's GET_ID carries */
+
+/* What `--disk` asked for. `path` is the parser's (it outlives the VM). */
+struct disk_spec {
+	char *path;
+	bool ro;
+	char id[DISK_ID_BYTES + 1];
+};
+
+struct disk_image {
+	int fd;
+	bool ro;
+	const char *path;
+	uint64_t size;			    /* bytes */
+	char default_id[DISK_ID_BYTES + 1]; /* from the file's device and inode */
+};
+
+/* -errno with a message for the user in err. */
+int disk_image_open(struct disk_image *d, const struct disk_spec *spec, char *err, size_t errlen);
+/* Safe on a never-opened or half-opened image. */
+void disk_image_close(struct disk_image *d);
+/* Every acknowledged write durable (fdatasync); 0 for read-only images. */
+int disk_image_flush(struct disk_image *d);
+/* All of [off, off+len) or an error; `iov` is consumed. -EIO if the image
+ * shrank under us. */
+int disk_image_rw(struct disk_image *d, struct iovec *iov, unsigned n, uint64_t off, uint64_t len,
+		  bool write);
+
+#endif

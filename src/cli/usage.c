@@ -1,0 +1,28 @@
+#include "cli/usage.h"
+
+const char kvmhost_usage[] =
+	"kvmhost run [--name NAME] [--cpus N] [--memory MIB]\n"
+	"            [--cpu-pin VCPU=HOSTCPU[,...]] [--vmm-cpus LIST] [--on-cpu-offline migrate|pause]\n"
+	"            [--on-host-sleep pause|ignore]\n"
+	"            [--console stdio|none|FILE] [--socket PATH]\n"
+	"            [--disk FILE[,ro][,id=NAME]]...\n"
+	"            [--heartbeat-us N] [--print-every N]\n"
+	"            [--guest-mode heartbeat|crash|wild-io|pio-bench|disk|disk-bench|ring0-bench]\n"
+	"            [--disk-blocks N] [--disk-request-kib K] [--disk-flush-every N]\n"
+	"            [--disk-generation N]\n"
+	"            [--kernel FILE [--initrd FILE] [--cmdline STR]\n"
+	"             [--kernel-decompress host|guest] [--on-reboot exit|restart]]\n"
+	"kvmhost ctl NAME status|pause|resume|quit|poweroff|regs|events [--json]\n"
+	"kvmhost ctl NAME pin VCPU=HOSTCPU[,...]\n"
+	"kvmhost ctl NAME|--all host-sleep prepare|resume\n"
+	"kvmhost list [--json]\n";
+
+void print_usage(FILE *f)
+{
+	fprintf(f, "usage:\n%s\n", kvmhost_usage);
+	fprintf(f, "Exit status of run: 0 guest powered off or VM stopped on request, 1 error,\n"
+		   "2 bad usage, 3 /dev/kvm missing or not permitted, 4 name in use,\n"
+		   "5 a disk cannot be used (missing, a directory, read-only, locked),\n"
+		   "6 the kernel or initrd cannot be booted,\n"
+		   "10 guest crashed (triple fault), 11 unexpected exit, 12 guest reset.\n");
+}

@@ -1,0 +1,140 @@
+#include "control/vm_commands.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+
+#include "control/server.h"
+#include "core/vm.h"
+
+static json_object *pause_resume(struct vm_commands *vc, bool pause)
+{
+	if (pause)
+		vm_pause(vc->vm);
+	else
+		vm_resume(vc->vm);
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "state", json_object_new_string(vm_state_name(vc->vm)));
+	control_emit_event(vc->ctl, pause ? "paused" : "resumed", NULL);
+	return o;
+}
+
+static json_object *cmd_pause(void *opaque, json_object *args, char *err, size_t errlen)
+{
+	(void)args, (void)err, (void)errlen;
+	return pause_resume(opaque, true);
+}
+
+static json_object *cmd_resume(void *opaque, json_object *args, char *err, size_t errlen)
+{
+	(void)args, (void)err, (void)errlen;
+	return pause_resume(opaque, false);
+}
+
+static json_object *cmd_quit(void *opaque, json_object *args, char *err, size_t errlen)
+{
+	struct vm_commands *vc = opaque;
+	(void)args, (void)err, (void)errlen;
+	vm_request_exit(vc->vm, VM_EXIT_QUIT, 0);
+	return json_object_new_object();
+}
+
+static json_object *cmd_poweroff(void *opaque, json_object *args, char *err, size_t errlen)
+{
+	struct vm_commands *vc = opaque;
+	(void)args, (void)err, (void)errlen;
+	vm_request_poweroff(vc->vm);
+	return json_object_new_object();
+}
+
+struct regs_snapshot {
+	struct kvm_regs *regs;
+	struct kvm_sregs *sregs;
+	bool *ok;
+};
+
+/* Runs on each vCPU's own thread: only it may touch its fd. */
+static void read_regs(struct vcpu *vcpu, void *arg)
+{
+	struct regs_snapshot *s = arg;
+	int i = vcpu->index;
+	s->ok[i] = ioctl(vcpu->fd, KVM_GET_REGS, &s->regs[i]) == 0 &&
+		   ioctl(vcpu->fd, KVM_GET_SREGS, &s->sregs[i]) == 0;
+}
+
+static json_object *hex(uint64_t v)
+{
+	char buf[24];
+	snprintf(buf, sizeof(buf), "0x%llx", (unsigned long long)v);
+	return json_object_new_string(buf);
+}
+
+static json_object *regs_json(const struct kvm_regs *r, const struct kvm_sregs *sr)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "rip", hex(r->rip));
+	json_object_object_add(o, "rsp", hex(r->rsp));
+	json_object_object_add(o, "rflags", hex(r->rflags));
+	json_object_object_add(o, "rax", hex(r->rax));
+	json_object_object_add(o, "rsi", hex(r->rsi));
+	json_object_object_add(o, "cs", hex(sr->cs.selector));
+	json_object_object_add(o, "cr0", hex(sr->cr0));
+	json_object_object_add(o, "cr3", hex(sr->cr3));
+	json_object_object_add(o, "cr4", hex(sr->cr4));
+	json_object_object_add(o, "efer", hex(sr->efer));
+	return o;
+}
+
+static json_object *cmd_regs(void *opaque, json_object *args, char *err, size_t errlen)
+{
+	struct vm *vm = ((struct vm_commands *)opaque)->vm;
+	(void)args;
+	uint32_t n = vm->nr_vcpus;
+	struct regs_snapshot s = {calloc(n, sizeof(*s.regs)), calloc(n, sizeof(*s.sregs)),
+				  calloc(n, sizeof(*s.ok))};
+	json_object *out = NULL;
+	if (!s.regs || !s.sregs || !s.ok) {
+		snprintf(err, errlen, "out of memory");
+		goto done;
+	}
+	/* A vCPU that has ended is reported as such below; the rest answered. */
+	(void)vm_run_on_all(vm, read_regs, &s, true);
+	out = json_object_new_array();
+	for (uint32_t i = 0; i < n; i++) {
+		json_object *o =
+			s.ok[i] ? regs_json(&s.regs[i], &s.sregs[i]) : json_object_new_object();
+		if (!s.ok[i])
+			json_object_object_add(o, "error",
+					       json_object_new_string("vCPU not running"));
+		json_object_object_add(o, "index", json_object_new_int((int)i));
+		json_object_array_add(out, o);
+	}
+done:
+	free(s.regs);
+	free(s.sregs);
+	free(s.ok);
+	return out;
+}
+
+static void status_part(void *opaque, json_object *status)
+{
+	vm_status_json(((struct vm_commands *)opaque)->vm, status);
+}
+
+int vm_commands_register(struct vm_commands *vc, struct control *ctl, struct vm *vm)
+{
+	static const struct {
+		const char *name;
+		control_cmd_fn fn;
+	} cmds[] = {{"pause", cmd_pause},
+		    {"resume", cmd_resume},
+		    {"quit", cmd_quit},
+		    {"poweroff", cmd_poweroff},
+		    {"regs", cmd_regs}};
+	*vc = (struct vm_commands){vm, ctl};
+	int r = 0;
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]) && !r; i++)
+		r = control_register(ctl, cmds[i].name, cmds[i].fn, vc);
+	return r ? r : control_add_status(ctl, status_part, vc);
+}

@@ -1,0 +1,98 @@
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "control/protocol.h"
+#include "control/vm_commands.h"
+#include "core/vm.h"
+#include "util/util.h"
+
+static json_object *u64(uint64_t v)
+{
+	return json_object_new_uint64(v);
+}
+
+static json_object *vcpu_json(struct vm *vm, unsigned i)
+{
+	struct vcpu *v = &vm->vcpus[i];
+	struct testdev_vcpu *t = &vm->testdev.vcpus[i];
+	pid_t tid = atomic_load(&v->tid);
+	int rs = atomic_load(&v->run_state);
+	json_object *j = json_object_new_object();
+	json_object_object_add(j, "index", json_object_new_int(v->index));
+	json_object_object_add(j, "tid", json_object_new_int(tid));
+	json_object_object_add(j, "host_cpu",
+			       json_object_new_int(tid > 0 ? thread_last_cpu(tid) : -1));
+	json_object_object_add(j, "state",
+			       json_object_new_string(rs == VCPU_EXITED	     ? "stopped"
+						      : vcpu_park_reasons(v) ? "paused"
+									     : "running"));
+	json_object_object_add(j, "heartbeats", u64(atomic_load(&t->heartbeats)));
+	json_object_object_add(j, "clock_backwards", u64(atomic_load(&t->clock_backwards)));
+	json_object_object_add(j, "guest_stopped_seen", u64(atomic_load(&t->guest_stopped_seen)));
+	json_object_object_add(j, "exits", u64(atomic_load(&v->exits)));
+	json_object_object_add(
+		j, "max_heartbeat_gap_ms",
+		json_object_new_double((double)atomic_load(&t->max_beat_gap_ns) / 1e6));
+	return j;
+}
+
+static json_object *disk_json(struct vm_disk *d)
+{
+	struct virtio_blk *b = &d->blk;
+	json_object *j = json_object_new_object();
+	json_object_object_add(j, "path", json_object_new_string(b->img.path));
+	json_object_object_add(j, "id", json_object_new_string(b->id));
+	json_object_object_add(j, "ro", json_object_new_boolean(b->img.ro));
+	json_object_object_add(j, "capacity_sectors", u64(b->capacity));
+	json_object_object_add(j, "reads", u64(atomic_load(&b->reads)));
+	json_object_object_add(j, "writes", u64(atomic_load(&b->writes)));
+	json_object_object_add(j, "flushes", u64(atomic_load(&b->flushes)));
+	json_object_object_add(j, "errors", u64(atomic_load(&b->errors)));
+	json_object_object_add(j, "busy_us", u64(atomic_load(&b->busy_ns) / 1000));
+	json_object_object_add(j, "host_flushes", u64(atomic_load(&b->host_flushes)));
+	json_object_object_add(j, "needs_reset",
+			       json_object_new_boolean(virtio_mmio_needs_reset(&d->mmio)));
+	json_object_object_add(j, "mmio_base", u64(d->base));
+	json_object_object_add(j, "irq", json_object_new_int((int)d->gsi));
+	return j;
+}
+
+/* What the built-in guest's workloads reported through the test device. */
+static json_object *guest_disk_json(struct testdev *t)
+{
+	json_object *g = json_object_new_object();
+	json_object_object_add(g, "flushed_blocks", u64(atomic_load(&t->disk_flushed)));
+	json_object_object_add(g, "verified_blocks", u64(atomic_load(&t->disk_verified)));
+	json_object_object_add(g, "errors", u64(atomic_load(&t->disk_errors)));
+	json_object_object_add(g, "interrupts", u64(atomic_load(&t->disk_irqs)));
+	json_object_object_add(g, "done", json_object_new_boolean(atomic_load(&t->disk_done)));
+	json_object *bench = json_object_new_array();
+	for (int i = 0; i < DISK_BENCH_RESULTS; i++)
+		json_object_array_add(bench, u64(atomic_load(&t->disk_bench_ns[i])));
+	json_object_object_add(g, "bench_ns", bench);
+	return g;
+}
+
+void vm_status_json(struct vm *vm, json_object *o)
+{
+	struct testdev *t = &vm->testdev;
+	json_object_object_add(o, "name", json_object_new_string(vm->cfg.name));
+	json_object_object_add(o, "pid", json_object_new_int(getpid()));
+	json_object_object_add(o, "state", json_object_new_string(vm_state_name(vm)));
+	json_object_object_add(o, "memory_mib", u64(vm->cfg.memory_mib));
+	json_object_object_add(o, "uptime_s",
+			       json_object_new_double((double)(now_ns() - vm->start_ns) / 1e9));
+	json_object_object_add(o, "unhandled_pio", u64(atomic_load(&vm->unhandled_pio)));
+	json_object_object_add(o, "unhandled_mmio", u64(atomic_load(&vm->unhandled_mmio)));
+	json_object *vcpus = json_object_new_array();
+	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
+		json_object_array_add(vcpus, vcpu_json(vm, i));
+	json_object_object_add(o, "vcpus", vcpus);
+	json_object *disks = json_object_new_array();
+	for (int i = 0; i < vm->nr_disks; i++)
+		json_object_array_add(disks, disk_json(&vm->disks[i]));
+	json_object_object_add(o, "disks", disks);
+	json_object_object_add(o, "guest_disk", guest_disk_json(t));
+	json_object_object_add(o, "guest_bench_ns",
+			       u64(atomic_load(&t->bench_done) ? atomic_load(&t->bench_ns) : 0));
+}

@@ -1,0 +1,57 @@
+/* What a device sees of the machine it is in, and what the machine sees of a
+ * device. A device gets a `struct device_host` (raise a line, ask the VM to
+ * end) and never the VM itself; the VM gets a `struct device_ops` per address
+ * range (access, and the save/restore pair that snapshots use). */
+#ifndef KVMHOST_DEVICE_H
+#define KVMHOST_DEVICE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/state.h"
+
+enum vm_exit_reason {
+	VM_EXIT_NONE = 0,
+	VM_EXIT_POWEROFF, /* the guest powered off: status 0 */
+	VM_EXIT_QUIT,	  /* asked by the user (signal, ctl quit): status 0 */
+	VM_EXIT_RESET,	  /* the guest asked for a reset */
+	VM_EXIT_CRASH,	  /* triple fault */
+	VM_EXIT_ERROR,	  /* unexpected exit or KVM error */
+};
+
+struct device_host {
+	void *opaque;
+	/* Any thread; the first reason wins. `code` is the guest's own status. */
+	void (*request_exit)(void *opaque, enum vm_exit_reason reason, int code);
+	/* Level of an interrupt line (GSI) through the in-kernel irqchip. */
+	void (*set_irq)(void *opaque, uint32_t gsi, bool level);
+};
+
+static inline void device_request_exit(const struct device_host *h, enum vm_exit_reason reason,
+				       int code)
+{
+	if (h && h->request_exit)
+		h->request_exit(h->opaque, reason, code);
+}
+
+static inline void device_set_irq(const struct device_host *h, uint32_t gsi, bool level)
+{
+	if (h && h->set_irq)
+		h->set_irq(h->opaque, gsi, level);
+}
+
+/* One access from vCPU `vcpu`: `offset` from the range's base, data
+ * little-endian, len 1..8. */
+typedef void (*device_access_fn)(void *dev, unsigned vcpu, uint64_t offset, uint8_t *data,
+				 uint32_t len, bool is_write);
+
+struct device_ops {
+	const char *name; /* also the state section's name */
+	device_access_fn access;
+	/* State a snapshot carries. Called with every vCPU parked. NULL: the
+	 * device has none. restore returns -EINVAL for a stream it cannot use. */
+	void (*save)(void *dev, struct state_writer *w);
+	int (*restore)(void *dev, struct state_reader *r);
+};
+
+#endif

@@ -1,0 +1,19 @@
+/* Exit statuses of `kvmhost`. Chosen where the cause is known, carried up
+ * with the error, and returned by main. */
+#ifndef KVMHOST_EXIT_STATUS_H
+#define KVMHOST_EXIT_STATUS_H
+
+enum kvmhost_status {
+	STATUS_OK = 0,
+	STATUS_ERROR = 1,
+	STATUS_USAGE = 2,
+	STATUS_NO_KVM = 3,
+	STATUS_NAME_IN_USE = 4,
+	STATUS_DISK = 5,
+	STATUS_BAD_KERNEL = 6,
+	STATUS_GUEST_CRASH = 10,
+	STATUS_GUEST_ERROR = 11,
+	STATUS_GUEST_RESET = 12,
+};
+
+#endif
