@@ -20,6 +20,7 @@
 #include "host/host_cpu.h"
 #include "host/pinning.h"
 #include "host/sleep.h"
+#include "util/event.h"
 #include "util/exit_status.h"
 #include "util/util.h"
 
@@ -147,6 +148,28 @@ static int start_control(struct runtime *rt)
 	return 0;
 }
 
+/* SIGINT and SIGTERM stop the VM. sd-event reads every pending signal at
+ * once and then dispatches one source at a time: at a higher priority than
+ * the VM's exit, a signal read together with a guest reboot is handled
+ * before the loop ends, so a quit racing a reboot is never lost. */
+static int add_signals(struct runtime *rt)
+{
+	static const int signals[] = {SIGINT, SIGTERM};
+	for (size_t i = 0; i < ARRAY_SIZE(signals); i++) {
+		sd_event_source *s = NULL;
+		int r = sd_event_add_signal(rt->event, &s, signals[i], on_signal, rt);
+		if (r >= 0)
+			r = sd_event_source_set_priority(s, SD_EVENT_PRIORITY_IMPORTANT);
+		if (r >= 0)
+			r = sd_event_source_set_floating(s, true); /* the loop owns it */
+		if (s)
+			sd_event_source_unref(s);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* Host-side concerns around the VM: hotplug, pinning, sleep, control, signals. */
 static int start_host_side(struct runtime *rt)
 {
@@ -164,8 +187,7 @@ static int start_host_side(struct runtime *rt)
 	rt->sleep_ready = true;
 	if ((r = start_control(rt)))
 		return r;
-	if ((r = sd_event_add_signal(rt->event, NULL, SIGINT, on_signal, rt)) < 0 ||
-	    (r = sd_event_add_signal(rt->event, NULL, SIGTERM, on_signal, rt)) < 0 ||
+	if ((r = add_signals(rt)) < 0 ||
 	    (r = sd_event_add_io(rt->event, NULL, rt->vm->exit_efd, EPOLLIN, on_vm_exit, rt)) < 0) {
 		log_err("cannot set up the event loop: %s", strerror(-r));
 		return r;
@@ -234,7 +256,7 @@ static enum kvmhost_status run(struct runtime *rt)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL); /* fails only for a bad `how` */
 	if (vm_create(&rt->opts->vm, rt->console_fd, &rt->vm, &status))
 		return status;
 	if (start_host_side(rt))

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "core/vm.h"
+#include "util/event.h"
 #include "util/util.h"
 
 #define ESCAPE 0x01 /* Ctrl-A */
@@ -43,7 +44,7 @@ static int on_input(sd_event_source *s, int fd, uint32_t revents, void *userdata
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return 0;
 	if (n <= 0) {
-		sd_event_source_set_enabled(s, SD_EVENT_OFF); /* EOF: the guest just gets no more */
+		event_source_enable(s, SD_EVENT_OFF); /* EOF: the guest just gets no more */
 		return 0;
 	}
 	console_input(c, buf, (size_t)n);

@@ -11,9 +11,8 @@
 
 #include <json-c/json.h>
 
-#include "cli/options.h"
 #include "control/rundir.h"
-#include "core/vm.h"
+#include "util/exit_status.h"
 #include "util/util.h"
 
 #define REPLY_TIMEOUT_MS 5000

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "control/protocol.h"
+#include "util/event.h"
 #include "util/util.h"
 
 #define MAX_CLIENTS	 32
@@ -74,7 +75,7 @@ static void client_free(struct client *c)
 
 static void client_update_events(struct client *c)
 {
-	sd_event_source_set_io_events(c->io, EPOLLIN | EPOLLRDHUP | (c->out_len ? EPOLLOUT : 0));
+	event_io_events(c->io, EPOLLIN | EPOLLRDHUP | (c->out_len ? EPOLLOUT : 0));
 }
 
 /* Returns -1 if the client is gone. */
@@ -170,7 +171,7 @@ static int client_io(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		return errno == EAGAIN || errno == EINTR ? 0 : (client_free(c), 0);
 	if (n == 0)
 		goto drop; /* the client went away, maybe mid-request: nothing to undo */
-	sd_event_source_set_time_relative(c->timer, c->ctl->idle_usec);
+	event_timer_rearm(c->timer, c->ctl->idle_usec);
 	char *grown = realloc(c->in, c->in_len + (size_t)n);
 	if (!grown)
 		goto drop;
@@ -206,7 +207,7 @@ static int client_idle(sd_event_source *s, uint64_t usec, void *userdata)
 	if (!c->subscribed)
 		client_free(c);
 	else
-		sd_event_source_set_time_relative(c->timer, c->ctl->idle_usec);
+		event_timer_rearm(c->timer, c->ctl->idle_usec);
 	return 0;
 }
 

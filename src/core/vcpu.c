@@ -10,7 +10,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "core/vm.h"
+#include "core/bus.h"
+#include "devices/device.h"
+#include "util/event.h"
 #include "util/util.h"
 
 #define KICK_SIGNAL SIGUSR1
@@ -28,22 +30,22 @@ int vcpu_install_kick_handler(void)
 	return sigaction(KICK_SIGNAL, &sa, NULL) ? -errno : 0;
 }
 
-int vcpu_init(struct vcpu *vcpu, struct vm *vm, int index)
+int vcpu_init(struct vcpu *vcpu, const struct vcpu_env *env, int index)
 {
 	memset(vcpu, 0, sizeof(*vcpu));
-	vcpu->vm = vm;
+	vcpu->env = env;
 	vcpu->index = index;
 	vcpu->fd = -1;
 	pthread_mutex_init(&vcpu->lock, NULL);
 	vcpu->lock_ready = true;
 
-	vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
+	vcpu->fd = ioctl(env->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
 	if (vcpu->fd < 0) {
 		int err = errno;
 		log_err("KVM_CREATE_VCPU %d: %s", index, strerror(err));
 		return -err;
 	}
-	int size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	int size = ioctl(env->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (size < (int)sizeof(struct kvm_run)) {
 		int err = size < 0 ? errno : EINVAL;
 		log_err("KVM_GET_VCPU_MMAP_SIZE: %s", size < 0 ? strerror(err) : "too small");
@@ -216,7 +218,8 @@ static bool vcpu_handle_pending(struct vcpu *vcpu)
 		futex_wait(&vcpu->wake_seq, seq);
 	}
 	if (parked) {
-		vm_vcpu_unparked(vcpu->vm, (unsigned)vcpu->index);
+		if (vcpu->env->unparked)
+			vcpu->env->unparked(vcpu->env->opaque, (unsigned)vcpu->index);
 		/* Here, not at park time, to keep that cost out of pause latency. */
 		vcpu_guest_stopped(vcpu, NULL);
 		set_run_state(vcpu, VCPU_RUNNING);
@@ -299,19 +302,19 @@ void vcpu_dump_regs(struct vcpu *vcpu, FILE *out)
 static void handle_io(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
-	struct vm *vm = vcpu->vm;
+	const struct vcpu_env *env = vcpu->env;
 	uint64_t size = run->io.size, count = run->io.count;
 	if (size == 0 || size > 8 || run->io.data_offset > vcpu->run_size ||
 	    count * size > vcpu->run_size - run->io.data_offset) {
-		atomic_fetch_add(&vm->unhandled_pio, 1);
+		atomic_fetch_add(env->unhandled_pio, 1);
 		return;
 	}
 	uint8_t *p = (uint8_t *)run + run->io.data_offset;
 	bool out = run->io.direction == KVM_EXIT_IO_OUT;
 	for (uint64_t i = 0; i < count; i++, p += size)
-		if (!bus_access(&vm->pio_bus, (unsigned)vcpu->index, run->io.port, p,
+		if (!bus_access(env->pio_bus, (unsigned)vcpu->index, run->io.port, p,
 				(uint32_t)size, out))
-			atomic_fetch_add(&vm->unhandled_pio, 1);
+			atomic_fetch_add(env->unhandled_pio, 1);
 }
 
 static void handle_mmio(struct vcpu *vcpu)
@@ -319,12 +322,12 @@ static void handle_mmio(struct vcpu *vcpu)
 	struct kvm_run *run = vcpu->run;
 	uint32_t len = run->mmio.len;
 	if (len == 0 || len > sizeof(run->mmio.data)) {
-		atomic_fetch_add(&vcpu->vm->unhandled_mmio, 1);
+		atomic_fetch_add(vcpu->env->unhandled_mmio, 1);
 		return;
 	}
-	if (!bus_access(&vcpu->vm->mmio_bus, (unsigned)vcpu->index, run->mmio.phys_addr,
+	if (!bus_access(vcpu->env->mmio_bus, (unsigned)vcpu->index, run->mmio.phys_addr,
 			run->mmio.data, len, run->mmio.is_write))
-		atomic_fetch_add(&vcpu->vm->unhandled_mmio, 1);
+		atomic_fetch_add(vcpu->env->unhandled_mmio, 1);
 }
 
 static const char *exit_reason_name(uint32_t r)
@@ -349,7 +352,7 @@ static const char *exit_reason_name(uint32_t r)
 static bool handle_exit(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
-	struct vm *vm = vcpu->vm;
+	const struct device_host *host = vcpu->env->host;
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
 		handle_io(vcpu);
@@ -363,9 +366,9 @@ static bool handle_exit(struct vcpu *vcpu)
 		return true;
 	case KVM_EXIT_SYSTEM_EVENT:
 		if (run->system_event.type == KVM_SYSTEM_EVENT_RESET) {
-			vm_request_exit(vm, VM_EXIT_RESET, 0);
+			device_request_exit(host, VM_EXIT_RESET, 0);
 		} else {
-			vm_request_exit(vm, VM_EXIT_POWEROFF, 0);
+			device_request_exit(host, VM_EXIT_POWEROFF, 0);
 		}
 		return false;
 	default:
@@ -380,8 +383,8 @@ static bool handle_exit(struct vcpu *vcpu)
 	log_err("vCPU %d: %s exit, reason %u%s", vcpu->index, exit_reason_name(run->exit_reason),
 		run->exit_reason, extra);
 	vcpu_dump_regs(vcpu, stderr);
-	vm_request_exit(vm, run->exit_reason == KVM_EXIT_SHUTDOWN ? VM_EXIT_CRASH : VM_EXIT_ERROR,
-			0);
+	device_request_exit(
+		host, run->exit_reason == KVM_EXIT_SHUTDOWN ? VM_EXIT_CRASH : VM_EXIT_ERROR, 0);
 	return false;
 }
 
@@ -392,7 +395,7 @@ static void *vcpu_thread(void *arg)
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, KICK_SIGNAL);
-	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL); /* fails only for a bad `how` */
 
 	for (;;) {
 		if (atomic_load(&vcpu->pending) && !vcpu_handle_pending(vcpu))
@@ -406,7 +409,7 @@ static void *vcpu_thread(void *arg)
 				continue;
 			}
 			log_err("vCPU %d: KVM_RUN: %s", vcpu->index, strerror(errno));
-			vm_request_exit(vcpu->vm, VM_EXIT_ERROR, 0);
+			device_request_exit(vcpu->env->host, VM_EXIT_ERROR, 0);
 			break;
 		}
 		vcpu->need_completion = false;
@@ -439,7 +442,7 @@ int vcpu_start(struct vcpu *vcpu, const cpu_set_t *affinity)
 		err = pthread_attr_setaffinity_np(&attr, sizeof(*affinity), affinity);
 	if (!err)
 		err = pthread_create(&vcpu->thread, &attr, vcpu_thread, vcpu);
-	pthread_attr_destroy(&attr);
+	pthread_attr_destroy(&attr); /* cannot fail on Linux */
 	if (err) {
 		log_err("vCPU %d: cannot start thread: %s", vcpu->index, strerror(err));
 		return -err;

@@ -14,8 +14,20 @@
 
 #include "util/state.h"
 
-struct vm;
 struct vcpu;
+struct bus;
+struct device_host;
+
+/* What a vCPU needs of its VM, and nothing more. */
+struct vcpu_env {
+	int kvm_fd, vm_fd;
+	const struct bus *pio_bus, *mmio_bus;
+	atomic_uint_fast64_t *unhandled_pio, *unhandled_mmio; /* accesses nothing claimed */
+	const struct device_host *host;			      /* to end the VM */
+	/* On the vCPU's thread, each time it runs again after being parked. */
+	void (*unparked)(void *opaque, unsigned vcpu);
+	void *opaque;
+};
 
 typedef void (*vcpu_fn)(struct vcpu *vcpu, void *arg);
 
@@ -41,7 +53,7 @@ enum vcpu_park_reason {
 enum { VCPU_RUNNING, VCPU_PARKED, VCPU_EXITED };
 
 struct vcpu {
-	struct vm *vm;
+	const struct vcpu_env *env;
 	int index;
 	int fd;
 	struct kvm_run *run;
@@ -64,7 +76,7 @@ struct vcpu {
 	atomic_uint_fast64_t exits;
 };
 
-int vcpu_init(struct vcpu *vcpu, struct vm *vm, int index);
+int vcpu_init(struct vcpu *vcpu, const struct vcpu_env *env, int index);
 /* Safe on a vCPU whose init failed part-way (or never ran, if zeroed). */
 void vcpu_destroy(struct vcpu *vcpu);
 /* Starts the thread on `affinity` (NULL: the process's). */

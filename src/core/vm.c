@@ -281,14 +281,27 @@ static int setup_vcpu(struct vm *vm, struct vcpu *v, uint32_t i)
 	return x86_enter_long_mode(v->fd, BOOT_CS_BUILTIN, GUEST_LOAD_ADDR, i, vm->cfg.cpus);
 }
 
+static void vcpu_unparked(void *opaque, unsigned vcpu);
+
 static int setup_vcpus(struct vm *vm)
 {
+	vm->vcpu_env = (struct vcpu_env){
+		.kvm_fd = vm->kvm_fd,
+		.vm_fd = vm->vm_fd,
+		.pio_bus = &vm->pio_bus,
+		.mmio_bus = &vm->mmio_bus,
+		.unhandled_pio = &vm->unhandled_pio,
+		.unhandled_mmio = &vm->unhandled_mmio,
+		.host = &vm->host,
+		.unparked = vcpu_unparked,
+		.opaque = vm,
+	};
 	vm->vcpus = calloc(vm->cfg.cpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < vm->cfg.cpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
-		int r = vcpu_init(v, vm, (int)i);
+		int r = vcpu_init(v, &vm->vcpu_env, (int)i);
 		vm->nr_vcpus = i + 1; /* so vm_destroy undoes this one too */
 		if (r || (r = setup_vcpu(vm, v, i)))
 			return r;
@@ -524,8 +537,10 @@ void vm_request_exit(struct vm *vm, enum vm_exit_reason reason, int code)
 	(void)!write(vm->exit_efd, &one, sizeof(one));
 }
 
-void vm_vcpu_unparked(struct vm *vm, unsigned vcpu)
+/* A parked vCPU's silence is not a heartbeat gap. */
+static void vcpu_unparked(void *opaque, unsigned vcpu)
 {
+	struct vm *vm = opaque;
 	testdev_vcpu_resumed(&vm->testdev, vcpu);
 }
 

@@ -70,6 +70,7 @@ struct vm {
 
 	/* What devices may ask of the VM (device.h), pointing back here. */
 	struct device_host host;
+	struct vcpu_env vcpu_env; /* what the vCPUs see of the VM */
 	struct bus pio_bus;
 	struct bus mmio_bus;
 	struct vm_device devices[VM_MAX_DEVICES];
@@ -143,8 +144,6 @@ int vm_run_on_all(struct vm *vm, vcpu_fn fn, void *arg, bool wait);
 void vm_request_exit(struct vm *vm, enum vm_exit_reason reason, int code);
 enum kvmhost_status vm_exit_status(struct vm *vm);
 const char *vm_exit_reason_name(enum vm_exit_reason r);
-/* vCPU thread: it was parked and runs again. */
-void vm_vcpu_unparked(struct vm *vm, unsigned vcpu);
 
 /* State seams for snapshots, with every vCPU parked: each device's own
  * section (name, length, data), and what KVM holds for the VM. */

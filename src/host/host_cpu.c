@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "util/event.h"
 #include "util/util.h"
 
 struct host_cpu_monitor {
@@ -139,8 +140,7 @@ void host_cpu_monitor_handle_uevent(struct host_cpu_monitor *mon, const char *bu
 			notify(mon, HOST_CPU_OFFLINE, cpu, now);
 	}
 	if (mon->resync_src) {
-		sd_event_source_set_time_relative(mon->resync_src, RESYNC_DELAY_USEC);
-		sd_event_source_set_enabled(mon->resync_src, SD_EVENT_ONESHOT);
+		event_timer_rearm(mon->resync_src, RESYNC_DELAY_USEC);
 	}
 }
 

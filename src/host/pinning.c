@@ -10,6 +10,7 @@
 #include "control/protocol.h"
 #include "control/server.h"
 #include "core/vm.h"
+#include "util/event.h"
 #include "util/util.h"
 
 #define RECHECK1_USEC 20000
@@ -259,8 +260,7 @@ static int on_recheck(sd_event_source *s, uint64_t usec, void *userdata)
 	uint64_t next = p->retry ? RETRY_USEC : p->recheck_stage++ == 0 ? RECHECK2_USEC : 0;
 	p->retry = false;
 	if (next) {
-		sd_event_source_set_time_relative(s, next);
-		sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+		event_timer_rearm(s, next);
 	}
 	return 0;
 }
@@ -268,8 +268,7 @@ static int on_recheck(sd_event_source *s, uint64_t usec, void *userdata)
 static void schedule_recheck(struct pinning *p)
 {
 	p->recheck_stage = 0;
-	sd_event_source_set_time_relative(p->recheck, RECHECK1_USEC);
-	sd_event_source_set_enabled(p->recheck, SD_EVENT_ONESHOT);
+	event_timer_rearm(p->recheck, RECHECK1_USEC);
 }
 
 static void on_host_cpu(void *opaque, enum host_cpu_event ev, int cpu, const cpu_set_t *online,
@@ -290,12 +289,10 @@ static void on_host_cpu(void *opaque, enum host_cpu_event ev, int cpu, const cpu
 	json_object_object_add(o, "reaction_us",
 			       json_object_new_double((double)p->last_reaction_ns / 1e3));
 	control_emit_event(p->ctl, "host-cpu", o);
-	/* Re-arming a timer we own fails only on a loop that is going away,
-	 * and then no later look is needed. */
 	schedule_recheck(p);
 	if (p->retry) {
 		p->retry = false;
-		sd_event_source_set_time_relative(p->recheck, RETRY_USEC);
+		event_timer_rearm(p->recheck, RETRY_USEC);
 	}
 }
 

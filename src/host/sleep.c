@@ -10,6 +10,7 @@
 
 #include "control/server.h"
 #include "core/vm.h"
+#include "util/event.h"
 #include "util/util.h"
 
 #define LOGIN1		    "org.freedesktop.login1"
@@ -54,7 +55,7 @@ static void no_logind(struct host_sleep *hs, const char *why)
 	hs->said_no_logind = true;
 	hs->logind = false;
 	if (hs->detect_src)
-		sd_event_source_set_enabled(hs->detect_src, SD_EVENT_ON);
+		event_source_enable(hs->detect_src, SD_EVENT_ON);
 }
 
 static int on_inhibit_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
@@ -84,7 +85,7 @@ static int on_inhibit_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret
 	}
 	hs->logind = true;
 	if (hs->detect_src)
-		sd_event_source_set_enabled(hs->detect_src, SD_EVENT_OFF);
+		event_source_enable(hs->detect_src, SD_EVENT_OFF);
 	/* A sleep may have begun while we asked: then let it go at once. */
 	if (hs->asleep)
 		release_inhibitor(hs);
@@ -203,7 +204,7 @@ static void want(struct host_sleep *hs, bool asleep)
 	if (!asleep && hs->want_asleep)
 		hs->wake_ns = now_ns();
 	hs->want_asleep = asleep;
-	sd_event_source_set_enabled(hs->apply_src, SD_EVENT_ONESHOT);
+	event_source_enable(hs->apply_src, SD_EVENT_ONESHOT);
 }
 
 static int on_prepare_for_sleep(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
@@ -238,7 +239,7 @@ static int on_detect(sd_event_source *s, uint64_t usec, void *userdata)
 		json_object_object_add(o, "detected", json_object_new_boolean(true));
 		emit(hs, "host-wake", o);
 	}
-	sd_event_source_set_time_relative(s, DETECT_PERIOD_USEC);
+	event_timer_rearm(s, DETECT_PERIOD_USEC);
 	return 0;
 }
 
@@ -295,7 +296,7 @@ void host_sleep_destroy(struct host_sleep *hs)
 	hs->signal_slot = sd_bus_slot_unref(hs->signal_slot);
 	hs->inhibit_slot = sd_bus_slot_unref(hs->inhibit_slot);
 	if (hs->bus) {
-		sd_bus_detach_event(hs->bus);
+		(void)sd_bus_detach_event(hs->bus); /* it only fails when not attached */
 		hs->bus = sd_bus_flush_close_unref(hs->bus);
 	}
 	hs->apply_src = sd_event_source_disable_unref(hs->apply_src);
@@ -325,7 +326,7 @@ static json_object *cmd_host_sleep(void *opaque, json_object *args, char *err, s
 	}
 	/* A hook waits for this reply, so apply now rather than when idle. */
 	want(hs, !strcmp(p, "prepare"));
-	sd_event_source_set_enabled(hs->apply_src, SD_EVENT_OFF);
+	event_source_enable(hs->apply_src, SD_EVENT_OFF);
 	on_apply(NULL, hs);
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "asleep", json_object_new_boolean(hs->asleep));

@@ -96,7 +96,24 @@ def test_missing_kvm(env):
     assert "/dev/kvm does not exist" in p.stderr
 
 
+def test_help_matches_readme(env):
+    # One usage text: what --help prints is README's usage block, line for line.
+    p = env.run("--help")
+    assert p.returncode == 0, p.stderr
+    usage = p.stdout.split("usage:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    readme = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
+    with open(readme) as f:
+        text = f.read()
+    block = text.split("## Using it", 1)[1].split("```", 2)[1]
+    lines = [l for l in block.splitlines()[1:] if l.strip()]  # after the fence's language
+    assert lines == usage, "\n".join(["README:"] + lines + ["--help:"] + usage)
+    for option in ("--guest-mode", "ring0-bench", "ctl NAME pin", "--disk-generation"):
+        assert option in p.stdout, option
+    # `run --help` prints the same.
+    assert env.run("run", "--help").stdout == p.stdout
+
+
 if __name__ == "__main__":
-    main([test_bad_options, test_pin_to_missing_cpu_in_stub_sysfs,
+    main([test_bad_options, test_help_matches_readme, test_pin_to_missing_cpu_in_stub_sysfs,
           test_pin_to_offline_cpu_follows_policy, test_name_in_use,
           test_no_permission_for_kvm, test_missing_kvm])

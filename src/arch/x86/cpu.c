@@ -100,8 +100,9 @@ int x86_enter_long_mode(int vcpu_fd, uint16_t cs, uint64_t rip, uint64_t rdi, ui
 {
 	struct kvm_sregs s;
 	if (ioctl(vcpu_fd, KVM_GET_SREGS, &s) < 0) {
-		log_err("KVM_GET_SREGS: %s", strerror(errno));
-		return -errno;
+		int err = errno;
+		log_err("KVM_GET_SREGS: %s", strerror(err));
+		return -err;
 	}
 	struct kvm_segment code = {.limit = 0xffffffff,
 				   .selector = cs,
@@ -129,19 +130,22 @@ int x86_enter_long_mode(int vcpu_fd, uint16_t cs, uint64_t rip, uint64_t rdi, ui
 	s.cr4 = CR4_PAE;
 	s.efer = EFER_LME | EFER_LMA;
 	if (ioctl(vcpu_fd, KVM_SET_SREGS, &s) < 0) {
-		log_err("KVM_SET_SREGS: %s", strerror(errno));
-		return -errno;
+		int err = errno;
+		log_err("KVM_SET_SREGS: %s", strerror(err));
+		return -err;
 	}
 	struct kvm_regs r = {.rip = rip, .rdi = rdi, .rsi = rsi, .rflags = 0x2};
 	if (ioctl(vcpu_fd, KVM_SET_REGS, &r) < 0) {
-		log_err("KVM_SET_REGS: %s", strerror(errno));
-		return -errno;
+		int err = errno;
+		log_err("KVM_SET_REGS: %s", strerror(err));
+		return -err;
 	}
 	/* Application processors would otherwise wait for INIT/SIPI. */
 	struct kvm_mp_state mp = {.mp_state = KVM_MP_STATE_RUNNABLE};
 	if (ioctl(vcpu_fd, KVM_SET_MP_STATE, &mp) < 0) {
-		log_err("KVM_SET_MP_STATE: %s", strerror(errno));
-		return -errno;
+		int err = errno;
+		log_err("KVM_SET_MP_STATE: %s", strerror(err));
+		return -err;
 	}
 	return 0;
 }
