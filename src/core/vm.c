@@ -578,8 +578,18 @@ enum kvmhost_status vm_exit_status(struct vm *vm)
 	}
 }
 
+/* How many devices have state of their own. */
+static uint32_t stateful_devices(const struct vm *vm)
+{
+	uint32_t n = 0;
+	for (int i = 0; i < vm->nr_devices; i++)
+		n += vm->devices[i].ops->save != NULL;
+	return n;
+}
+
 int vm_save_devices(struct vm *vm, struct state_writer *w)
 {
+	state_put_u32(w, stateful_devices(vm));
 	for (int i = 0; i < vm->nr_devices; i++) {
 		const struct vm_device *d = &vm->devices[i];
 		if (!d->ops->save)
@@ -598,10 +608,15 @@ int vm_save_devices(struct vm *vm, struct state_writer *w)
 	return w->err;
 }
 
-/* Sections come in the order devices were added; each must be the one
- * expected there, and be consumed whole. */
+/* Sections come in the order devices were added; there must be one for
+ * each device, at its address, and each must be consumed whole. */
 int vm_restore_devices(struct vm *vm, struct state_reader *r)
 {
+	uint32_t n = state_get_u32(r);
+	if (!state_check(r, n == stateful_devices(vm))) {
+		log_err("restoring devices: the state has %u, this VM %u", n, stateful_devices(vm));
+		return -EINVAL;
+	}
 	for (int i = 0; i < vm->nr_devices; i++) {
 		const struct vm_device *d = &vm->devices[i];
 		if (!d->ops->restore)

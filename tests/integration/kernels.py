@@ -98,8 +98,16 @@ SIPI = _sipi_kernel()
 INIT_MARKER = "KVMHOST-INIT-MARKER"
 
 
-def busybox_initramfs(workdir, init_script):
-    """A newc cpio with busybox (Debian's busybox-static) and `init_script` as /init."""
+def debian_module(name):
+    """Path of a module of the cached Debian kernel (e.g. "button.ko"), or None."""
+    found = glob.glob(os.path.join(CACHE, "lib", "modules", "*", "kernel", "**", name),
+                      recursive=True)
+    return found[0] if found else None
+
+
+def busybox_initramfs(workdir, init_script, extra=()):
+    """A newc cpio with busybox (Debian's busybox-static), `init_script` as
+    /init, and each path in `extra` at the root."""
     busybox = shutil.which("busybox") or "/bin/busybox"
     if not os.path.exists(busybox):
         skip("busybox-static is not installed")
@@ -109,6 +117,8 @@ def busybox_initramfs(workdir, init_script):
     with open(os.path.join(root, "init"), "w") as f:
         f.write("#!/bin/busybox sh\n/bin/busybox --install -s /bin\n" + init_script)
     os.chmod(os.path.join(root, "init"), 0o755)
+    for path in extra:
+        shutil.copy(path, root)
     cpio = os.path.join(workdir, "initramfs.cpio")
     subprocess.run(f"cd {root} && find . | cpio -o -H newc > {cpio}", shell=True, check=True,
                    capture_output=True)
