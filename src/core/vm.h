@@ -23,7 +23,7 @@
 #include "virtio/blk.h"
 #include "virtio/mmio.h"
 
-#define VM_MAX_DISKS   8
+#define VM_MAX_DISKS   GUEST_MAX_DISKS /* the MMIO window the guest ABI sets aside */
 #define VM_MAX_VCPUS   GUEST_MAX_VCPUS /* and no more than KVM allows */
 #define VM_MAX_DEVICES 16
 
