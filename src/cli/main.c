@@ -20,6 +20,7 @@
 #include "host/host_cpu.h"
 #include "host/pinning.h"
 #include "host/sleep.h"
+#include "snapshot/snapshot.h"
 #include "util/event.h"
 #include "util/exit_status.h"
 #include "util/util.h"
@@ -40,6 +41,8 @@ struct runtime {
 	struct host_sleep sleep;
 	bool sleep_ready;
 	struct console console;
+	bool restoring;
+	struct snapshot snap;
 };
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
@@ -185,7 +188,7 @@ static int start_host_side(struct runtime *rt)
 	if ((r = host_sleep_init(&rt->sleep, rt->vm, rt->event, o->on_host_sleep)))
 		return r;
 	rt->sleep_ready = true;
-	if ((r = start_control(rt)))
+	if ((r = start_control(rt)) || (r = snapshot_attach_control(rt->ctl, rt->vm)))
 		return r;
 	if ((r = add_signals(rt)) < 0 ||
 	    (r = sd_event_add_io(rt->event, NULL, rt->vm->exit_efd, EPOLLIN, on_vm_exit, rt)) < 0) {
@@ -193,7 +196,7 @@ static int start_host_side(struct runtime *rt)
 		return r;
 	}
 	/* A Linux guest reads its console: stdin goes to the UART. */
-	if (o->vm.kernel_path && o->console == CONSOLE_STDIO &&
+	if (o->vm.linux_guest && o->console == CONSOLE_STDIO &&
 	    console_start(&rt->console, rt->vm, rt->event, STDIN_FILENO) < 0)
 		log_warn("no console input: stdin cannot be watched");
 	return 0;
@@ -239,12 +242,23 @@ static void teardown(struct runtime *rt)
 	sd_event_unref(rt->event);
 	if (rt->console_owned)
 		close(rt->console_fd);
+	if (rt->restoring)
+		snapshot_close(&rt->snap);
 	rundir_release(&rt->claim);
 }
 
 /* Name, console, VM, host side; then the VM runs until it ends. */
 static enum kvmhost_status run(struct runtime *rt)
 {
+	char err[512];
+	/* A snapshot is checked whole before anything is claimed or built. */
+	if (rt->opts->restore_path) {
+		if (snapshot_open(&rt->snap, rt->opts->restore_path, err, sizeof(err))) {
+			log_err("--restore: %s", err);
+			return STATUS_BAD_SNAPSHOT;
+		}
+		rt->restoring = true;
+	}
 	enum kvmhost_status status = claim_name(rt);
 	if (status != STATUS_OK)
 		return status;
@@ -257,8 +271,19 @@ static enum kvmhost_status run(struct runtime *rt)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL); /* fails only for a bad `how` */
+	if (rt->restoring && snapshot_config(&rt->snap, &rt->opts->vm, err, sizeof(err))) {
+		log_err("--restore %s: %s", rt->opts->restore_path, err);
+		return STATUS_BAD_SNAPSHOT;
+	}
 	if (vm_create(&rt->opts->vm, rt->console_fd, &rt->vm, &status))
 		return status;
+	if (rt->restoring) {
+		if (snapshot_restore(&rt->snap, rt->vm, err, sizeof(err))) {
+			log_err("--restore %s: %s", rt->opts->restore_path, err);
+			return STATUS_BAD_SNAPSHOT;
+		}
+		log_info("VM '%s' restored from %s", rt->opts->name, rt->opts->restore_path);
+	}
 	if (start_host_side(rt))
 		return STATUS_ERROR;
 	return run_vm(rt);

@@ -9,11 +9,13 @@
 
 typedef int (*opt_fn)(struct run_options *o, const char *arg, char *err, size_t errlen);
 
-/* One option: its name, how to apply it, and for numbers the range. */
+/* One option: its name, how to apply it, and whether the guest sees it
+ * (those come from the snapshot with --restore). */
 struct opt_def {
 	const char *name;
 	int has_arg;
 	opt_fn apply;
+	bool guest_visible;
 };
 
 void run_options_default(struct run_options *o)
@@ -317,6 +319,11 @@ static int opt_on_reboot(struct run_options *o, const char *a, char *err, size_t
 	return 0;
 }
 
+static int opt_restore(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	return path_opt("--restore", a, &o->restore_path, err, errlen);
+}
+
 static int opt_help(struct run_options *o, const char *a, char *err, size_t errlen)
 {
 	(void)a, (void)err, (void)errlen;
@@ -325,34 +332,40 @@ static int opt_help(struct run_options *o, const char *a, char *err, size_t errl
 }
 
 static const struct opt_def opts[] = {
-	{"name", required_argument, opt_name},
-	{"cpus", required_argument, opt_cpus},
-	{"memory", required_argument, opt_memory},
-	{"cpu-pin", required_argument, opt_cpu_pin},
-	{"console", required_argument, opt_console},
-	{"socket", required_argument, opt_socket},
-	{"vmm-cpus", required_argument, opt_vmm_cpus},
-	{"on-cpu-offline", required_argument, opt_on_cpu_offline},
-	{"on-host-sleep", required_argument, opt_on_host_sleep},
-	{"heartbeat-us", required_argument, opt_heartbeat_us},
-	{"print-every", required_argument, opt_print_every},
-	{"guest-mode", required_argument, opt_guest_mode},
-	{"disk", required_argument, opt_disk},
-	{"disk-blocks", required_argument, opt_disk_blocks},
-	{"disk-request-kib", required_argument, opt_disk_request_kib},
-	{"disk-flush-every", required_argument, opt_disk_flush_every},
-	{"disk-generation", required_argument, opt_disk_generation},
-	{"kernel", required_argument, opt_kernel},
-	{"initrd", required_argument, opt_initrd},
-	{"cmdline", required_argument, opt_cmdline},
-	{"kernel-decompress", required_argument, opt_kernel_decompress},
-	{"on-reboot", required_argument, opt_on_reboot},
-	{"help", no_argument, opt_help},
+	{"name", required_argument, opt_name, false},
+	{"cpus", required_argument, opt_cpus, true},
+	{"memory", required_argument, opt_memory, true},
+	{"cpu-pin", required_argument, opt_cpu_pin, false},
+	{"console", required_argument, opt_console, false},
+	{"socket", required_argument, opt_socket, false},
+	{"vmm-cpus", required_argument, opt_vmm_cpus, false},
+	{"on-cpu-offline", required_argument, opt_on_cpu_offline, false},
+	{"on-host-sleep", required_argument, opt_on_host_sleep, false},
+	{"heartbeat-us", required_argument, opt_heartbeat_us, true},
+	{"print-every", required_argument, opt_print_every, true},
+	{"guest-mode", required_argument, opt_guest_mode, true},
+	{"disk", required_argument, opt_disk, true},
+	{"disk-blocks", required_argument, opt_disk_blocks, true},
+	{"disk-request-kib", required_argument, opt_disk_request_kib, true},
+	{"disk-flush-every", required_argument, opt_disk_flush_every, true},
+	{"disk-generation", required_argument, opt_disk_generation, true},
+	{"kernel", required_argument, opt_kernel, true},
+	{"initrd", required_argument, opt_initrd, true},
+	{"cmdline", required_argument, opt_cmdline, true},
+	{"kernel-decompress", required_argument, opt_kernel_decompress, true},
+	{"on-reboot", required_argument, opt_on_reboot, false},
+	{"restore", required_argument, opt_restore, false},
+	{"help", no_argument, opt_help, false},
 };
 
 /* Rules between options, once all are in. */
 static int check_combination(struct run_options *o, char *err, size_t errlen)
 {
+	o->vm.linux_guest = o->vm.kernel_path != NULL;
+	if (o->restore_path && o->guest_option)
+		return errorf(err, errlen,
+			      "--%s: with --restore the guest's settings come from the snapshot",
+			      o->guest_option);
 	if (!o->vm.kernel_path && (o->vm.initrd_path || o->vm.cmdline))
 		return errorf(err, errlen, "--initrd and --cmdline need --kernel");
 	if (o->pins.nr > (int)o->vm.cpus)
@@ -377,6 +390,8 @@ int run_options_parse(struct run_options *o, int argc, char **argv, char *err, s
 			return errorf(err, errlen, "unknown option '%s'", argv[optind - 1]);
 		if (opts[c].apply(o, optarg, err, errlen))
 			return -1;
+		if (opts[c].guest_visible && !o->guest_option)
+			o->guest_option = opts[c].name;
 	}
 	if (optind < argc)
 		return errorf(err, errlen, "unexpected argument '%s'", argv[optind]);

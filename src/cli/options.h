@@ -31,6 +31,8 @@ struct run_options {
 	enum cpu_offline_policy on_cpu_offline;
 	enum host_sleep_policy on_host_sleep;
 	bool on_reboot_restart;
+	const char *restore_path; /* --restore: the guest comes from this snapshot */
+	const char *guest_option; /* the first guest-visible option given, or NULL */
 	bool help;
 };
 

@@ -12,8 +12,11 @@ const char kvmhost_usage[] =
 	"            [--disk-generation N]\n"
 	"            [--kernel FILE [--initrd FILE] [--cmdline STR]\n"
 	"             [--kernel-decompress host|guest] [--on-reboot exit|restart]]\n"
+	"kvmhost run --restore FILE [--name NAME] [--cpu-pin ...] [--vmm-cpus LIST]\n"
+	"            [--on-cpu-offline ...] [--on-host-sleep ...] [--console ...] [--socket PATH]\n"
 	"kvmhost ctl NAME status|pause|resume|quit|poweroff|regs|events [--json]\n"
 	"kvmhost ctl NAME pin VCPU=HOSTCPU[,...]\n"
+	"kvmhost ctl NAME save FILE [--keep-running] [--json]\n"
 	"kvmhost ctl NAME|--all host-sleep prepare|resume\n"
 	"kvmhost list [--json]\n";
 
@@ -23,6 +26,6 @@ void print_usage(FILE *f)
 	fprintf(f, "Exit status of run: 0 guest powered off or VM stopped on request, 1 error,\n"
 		   "2 bad usage, 3 /dev/kvm missing or not permitted, 4 name in use,\n"
 		   "5 a disk cannot be used (missing, a directory, read-only, locked),\n"
-		   "6 the kernel or initrd cannot be booted,\n"
+		   "6 the kernel or initrd cannot be booted, 7 the snapshot cannot be used,\n"
 		   "10 guest crashed (triple fault), 11 unexpected exit, 12 guest reset.\n");
 }

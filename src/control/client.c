@@ -221,6 +221,7 @@ static void usage_ctl(void)
 	fprintf(stderr, "usage: kvmhost ctl NAME status|pause|resume|quit|poweroff|regs|events "
 			"[--json]\n"
 			"       kvmhost ctl NAME pin VCPU=HOSTCPU[,...]\n"
+			"       kvmhost ctl NAME save FILE [--keep-running] [--json]\n"
 			"       kvmhost ctl NAME|--all host-sleep prepare|resume\n");
 }
 
@@ -228,14 +229,15 @@ static void usage_ctl(void)
 struct ctl_args {
 	const char *name; /* "--all" with all */
 	const char *cmd;
-	const char *arg; /* pin's spec, host-sleep's phase */
+	const char *arg; /* pin's spec, host-sleep's phase, save's file */
 	bool all;
 	bool json;
+	bool keep_running;
 };
 
 static bool takes_arg(const char *cmd)
 {
-	return cmd && (!strcmp(cmd, "pin") || !strcmp(cmd, "host-sleep"));
+	return cmd && (!strcmp(cmd, "pin") || !strcmp(cmd, "host-sleep") || !strcmp(cmd, "save"));
 }
 
 static int parse_ctl_args(int argc, char **argv, struct ctl_args *a)
@@ -244,6 +246,8 @@ static int parse_ctl_args(int argc, char **argv, struct ctl_args *a)
 		const char *s = argv[i];
 		if (!strcmp(s, "--json")) {
 			a->json = true;
+		} else if (!strcmp(s, "--keep-running")) {
+			a->keep_running = true;
 		} else if (!strcmp(s, "--all") && !a->name) {
 			a->all = true, a->name = "--all";
 		} else if (s[0] == '-') {
@@ -268,8 +272,8 @@ static int parse_ctl_args(int argc, char **argv, struct ctl_args *a)
 /* Checks what the arguments can be checked for without a VM. */
 static enum kvmhost_status check_ctl_args(const struct ctl_args *a)
 {
-	static const char *const known[] = {"status", "pause", "resume", "quit",      "poweroff",
-					    "events", "regs",  "pin",	 "host-sleep"};
+	static const char *const known[] = {"status", "pause", "resume", "quit",       "poweroff",
+					    "events", "regs",  "pin",	 "host-sleep", "save"};
 	if (!strcmp(a->cmd, "host-sleep") && strcmp(a->arg, "prepare") &&
 	    strcmp(a->arg, "resume")) {
 		fprintf(stderr, "kvmhost ctl: host-sleep takes prepare or resume\n");
@@ -302,13 +306,43 @@ static void print_result(const struct ctl_args *a, int fd, json_object *result)
 			fflush(stdout);
 			free(line);
 		}
-	} else if (a->json || takes_arg(a->cmd) || !strcmp(a->cmd, "regs")) {
+	} else if (a->json || (takes_arg(a->cmd) && strcmp(a->cmd, "save")) ||
+		   !strcmp(a->cmd, "regs")) {
 		printf("%s\n", json_object_to_json_string_ext(result, JSON_C_TO_STRING_PLAIN));
 	} else if (!strcmp(a->cmd, "status")) {
 		print_status_human(result, true);
 	} else if (!strcmp(a->cmd, "pause") || !strcmp(a->cmd, "resume")) {
 		printf("%s: %s\n", a->name, jstr(result, "state"));
+	} else if (!strcmp(a->cmd, "save")) {
+		json_object *ms = NULL;
+		json_object_object_get_ex(result, "ms", &ms);
+		printf("%s: saved to %s in %.1f ms\n", a->name, jstr(result, "path"),
+		       json_object_get_double(ms));
 	}
+}
+
+/* The request's args; save's file is made absolute here, where the user's
+ * working directory is. NULL with errno if that fails. */
+static json_object *ctl_request_args(const struct ctl_args *a)
+{
+	if (!a->arg)
+		return NULL;
+	json_object *args = json_object_new_object();
+	if (strcmp(a->cmd, "save")) {
+		json_object_object_add(args, !strcmp(a->cmd, "pin") ? "spec" : "phase",
+				       json_object_new_string(a->arg));
+		return args;
+	}
+	char cwd[4096], path[8200];
+	if (a->arg[0] != '/' && !getcwd(cwd, sizeof(cwd))) {
+		json_object_put(args);
+		return NULL;
+	}
+	snprintf(path, sizeof(path), "%s%s%s", a->arg[0] == '/' ? "" : cwd,
+		 a->arg[0] == '/' ? "" : "/", a->arg);
+	json_object_object_add(args, "path", json_object_new_string(path));
+	json_object_object_add(args, "keep_running", json_object_new_boolean(a->keep_running));
+	return args;
 }
 
 static enum kvmhost_status ctl_one(const struct ctl_args *a)
@@ -325,11 +359,11 @@ static enum kvmhost_status ctl_one(const struct ctl_args *a)
 			strerror(-fd));
 		return STATUS_ERROR;
 	}
-	json_object *args = NULL;
-	if (a->arg) {
-		args = json_object_new_object();
-		json_object_object_add(args, !strcmp(a->cmd, "pin") ? "spec" : "phase",
-				       json_object_new_string(a->arg));
+	json_object *args = ctl_request_args(a);
+	if (!args && a->arg) {
+		fprintf(stderr, "kvmhost ctl: %s: %s\n", a->arg, strerror(errno));
+		close(fd);
+		return STATUS_ERROR;
 	}
 	bool events = !strcmp(a->cmd, "events");
 	json_object *reply = request(fd, events ? "subscribe" : a->cmd, args, err, sizeof(err));

@@ -24,6 +24,8 @@ struct vcpu_env {
 	const struct bus *pio_bus, *mmio_bus;
 	atomic_uint_fast64_t *unhandled_pio, *unhandled_mmio; /* accesses nothing claimed */
 	const struct device_host *host;			      /* to end the VM */
+	const struct kvm_msr_list *msr_list;		      /* the MSRs its saved state carries */
+	uint32_t xsave_size;				      /* bytes; 0: no XSAVE */
 	/* On the vCPU's thread, each time it runs again after being parked. */
 	void (*unparked)(void *opaque, unsigned vcpu);
 	void *opaque;
@@ -44,6 +46,7 @@ enum vcpu_park_reason {
 	PARK_USER = 1u << 0,
 	PARK_HOST_SLEEP = 1u << 1,
 	PARK_CPU_OFFLINE = 1u << 2,
+	PARK_SNAPSHOT = 1u << 3, /* being saved, or restored and not yet let go */
 };
 
 #define VCPU_PENDING_REQ  (1u << 0)

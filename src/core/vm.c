@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "arch/x86/cpu.h"
@@ -115,8 +116,12 @@ static int setup_memory(struct vm *vm, enum kvmhost_status *why)
 		*why = STATUS_USAGE;
 		return -EFBIG;
 	}
-	vm->ram = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	const struct vm_image *image = vm->cfg.image;
+	/* A snapshot's memory loads lazily from its file, page by page. */
+	vm->ram = image ? mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
+			       image->fd, (off_t)image->offset)
+			: mmap(NULL, size, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (vm->ram == MAP_FAILED) {
 		int err = errno;
 		vm->ram = NULL;
@@ -258,6 +263,12 @@ static int setup_linux(struct vm *vm, enum kvmhost_status *why)
 	}
 	vm->linux_entry_rip = entry.rip;
 	vm->linux_zero_page = entry.zero_page;
+	return 0;
+}
+
+/* The PIT a Linux guest expects (the built-in guest uses LAPIC timers). */
+static int create_pit(struct vm *vm)
+{
 	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
 	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
 		int err = errno;
@@ -270,15 +281,50 @@ static int setup_linux(struct vm *vm, enum kvmhost_status *why)
 
 static int setup_vcpu(struct vm *vm, struct vcpu *v, uint32_t i)
 {
+	/* Restoring, this CPUID is only what this host would give a guest, to
+	 * check the saved one against; the snapshot's replaces it. */
 	int r = x86_set_cpuid(v->fd, vm->cpuid, i);
-	if (r)
+	if (r || vm->cfg.image)
 		return r;
-	if (vm->cfg.kernel_path) {
+	if (vm->cfg.linux_guest) {
 		struct linux_entry entry = {.rip = vm->linux_entry_rip,
 					    .zero_page = vm->linux_zero_page};
 		return linux_guest_setup_vcpu(v->fd, i, &entry);
 	}
 	return x86_enter_long_mode(v->fd, BOOT_CS_BUILTIN, GUEST_LOAD_ADDR, i, vm->cfg.cpus);
+}
+
+/* The MSRs KVM says a vCPU's state has (KVM_GET_MSR_INDEX_LIST: E2BIG
+ * with the count first). */
+static int get_msr_list(struct vm *vm)
+{
+	struct kvm_msr_list probe = {0};
+	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG) {
+		int err = errno;
+		log_err("KVM_GET_MSR_INDEX_LIST: %s", strerror(err));
+		return -err;
+	}
+	vm->msr_list = calloc(1, sizeof(probe) + probe.nmsrs * sizeof(probe.indices[0]));
+	if (!vm->msr_list)
+		return -ENOMEM;
+	vm->msr_list->nmsrs = probe.nmsrs;
+	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, vm->msr_list) < 0) {
+		int err = errno;
+		log_err("KVM_GET_MSR_INDEX_LIST: %s", strerror(err));
+		return -err;
+	}
+	return 0;
+}
+
+/* How large a vCPU's XSAVE area is here: KVM_CAP_XSAVE2 says, else the
+ * fixed 4 KiB of KVM_GET_XSAVE, else none. */
+static uint32_t xsave_size(struct vm *vm)
+{
+	int size = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+	if (size > (int)sizeof(struct kvm_xsave))
+		return (uint32_t)size;
+	return ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE) > 0 ? sizeof(struct kvm_xsave)
+									 : 0;
 }
 
 static void vcpu_unparked(void *opaque, unsigned vcpu);
@@ -293,6 +339,8 @@ static int setup_vcpus(struct vm *vm)
 		.unhandled_pio = &vm->unhandled_pio,
 		.unhandled_mmio = &vm->unhandled_mmio,
 		.host = &vm->host,
+		.msr_list = vm->msr_list,
+		.xsave_size = xsave_size(vm),
 		.unparked = vcpu_unparked,
 		.opaque = vm,
 	};
@@ -337,14 +385,19 @@ static int setup_kvm(struct vm *vm, enum kvmhost_status *why)
 	}
 	if (!(vm->cpuid = x86_supported_cpuid(vm->kvm_fd)))
 		return -EIO;
-	return 0;
+	return get_msr_list(vm);
 }
 
 static int load_guest(struct vm *vm, enum kvmhost_status *why)
 {
-	if (vm->cfg.kernel_path)
+	int r;
+	if (vm->cfg.linux_guest && (r = create_pit(vm)))
+		return r;
+	if (vm->cfg.image)
+		return 0; /* memory is as the snapshot left it */
+	if (vm->cfg.linux_guest)
 		return setup_linux(vm, why);
-	int r = x86_load_builtin_guest(vm->ram, vm->ram_size);
+	r = x86_load_builtin_guest(vm->ram, vm->ram_size);
 	if (r)
 		log_err("the built-in guest does not fit in %llu MiB",
 			(unsigned long long)vm->cfg.memory_mib);
@@ -424,6 +477,7 @@ void vm_destroy(struct vm *vm)
 	free(vm->vcpus);
 	destroy_devices(vm);
 	free(vm->cpuid);
+	free(vm->msr_list);
 	if (vm->ram)
 		munmap(vm->ram, vm->ram_size);
 	if (vm->exit_efd >= 0)
@@ -477,7 +531,7 @@ const char *vm_state_name(struct vm *vm)
 
 void vm_request_poweroff(struct vm *vm)
 {
-	if (vm->cfg.kernel_path) {
+	if (vm->cfg.linux_guest) {
 		if (!acpi_pm_press_power_button(&vm->acpi_pm))
 			log_info("power button pressed; the guest has not enabled its event yet");
 		return;
@@ -494,6 +548,29 @@ int vm_get_clock(struct vm *vm, struct kvm_clock_data *clock)
 int vm_set_clock(struct vm *vm, const struct kvm_clock_data *clock)
 {
 	return ioctl(vm->vm_fd, KVM_SET_CLOCK, clock) < 0 ? -errno : 0;
+}
+
+int vm_resume_clock(struct vm *vm, const struct kvm_clock_data *saved, int64_t elapsed_ns)
+{
+	struct kvm_clock_data d = {.clock = saved->clock};
+	if (saved->flags & KVM_CLOCK_REALTIME) {
+		/* KVM adds the real time that passed since the reading. */
+		d.flags = KVM_CLOCK_REALTIME;
+		d.realtime = saved->realtime;
+		if (vm_set_clock(vm, &d) == 0)
+			return 0;
+		d.flags = 0; /* this KVM has no KVM_CLOCK_REALTIME: do it here */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		elapsed_ns = (int64_t)((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec -
+				       saved->realtime);
+	}
+	if (elapsed_ns > 0)
+		d.clock += (uint64_t)elapsed_ns;
+	int r = vm_set_clock(vm, &d);
+	if (r)
+		log_err("KVM_SET_CLOCK: %s", strerror(-r));
+	return r;
 }
 
 int vm_run_on_all(struct vm *vm, vcpu_fn fn, void *arg, bool wait)

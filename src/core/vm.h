@@ -27,6 +27,12 @@
 #define VM_MAX_VCPUS   GUEST_MAX_VCPUS /* and no more than KVM allows */
 #define VM_MAX_DEVICES 16
 
+/* Guest memory as a snapshot saved it: mapped MAP_PRIVATE from the file. */
+struct vm_image {
+	int fd;
+	uint64_t offset;
+};
+
 /* What the guest sees. Strings are borrowed and outlive the VM. */
 struct vm_config {
 	const char *name; /* for messages */
@@ -40,6 +46,10 @@ struct vm_config {
 	const char *initrd_path;
 	const char *cmdline;
 	bool kernel_decompress_guest;
+	bool linux_guest; /* a Linux guest: from --kernel, or from a snapshot */
+	/* Restoring: memory comes from here and nothing is loaded into it; the
+	 * vCPUs, devices and KVM get their state from the snapshot. */
+	const struct vm_image *image;
 };
 
 /* One address range of one device, in the order devices were added. */
@@ -66,6 +76,7 @@ struct vm {
 	uint64_t ram_size;
 	struct guest_mem mem;
 	struct kvm_cpuid2 *cpuid;
+	struct kvm_msr_list *msr_list; /* what a vCPU's saved state carries */
 	bool has_pit;
 
 	/* What devices may ask of the VM (device.h), pointing back here. */
@@ -134,6 +145,10 @@ int vm_flush_disks(struct vm *vm);
 /* The guest's clock (KVM_GET_CLOCK / KVM_SET_CLOCK). */
 int vm_get_clock(struct vm *vm, struct kvm_clock_data *clock);
 int vm_set_clock(struct vm *vm, const struct kvm_clock_data *clock);
+/* Sets the guest's clock to `saved` moved on by the real time since it was
+ * read: by KVM itself where the reading carries the host's realtime
+ * (KVM_CLOCK_REALTIME), else by `elapsed_ns` as the caller measured it. */
+int vm_resume_clock(struct vm *vm, const struct kvm_clock_data *saved, int64_t elapsed_ns);
 
 /* Runs fn on every vCPU's own thread (arg is passed to each); with wait,
  * returns once all ran, having kicked them all first. Returns -ESRCH if any
@@ -150,6 +165,7 @@ const char *vm_exit_reason_name(enum vm_exit_reason r);
 int vm_save_devices(struct vm *vm, struct state_writer *w);
 int vm_restore_devices(struct vm *vm, struct state_reader *r);
 int vm_save_kvm_state(struct vm *vm, struct state_writer *w);
-int vm_restore_kvm_state(struct vm *vm, struct state_reader *r);
+/* The clock moves on as vm_resume_clock says, with `elapsed_ns` as fallback. */
+int vm_restore_kvm_state(struct vm *vm, struct state_reader *r, int64_t elapsed_ns);
 
 #endif

@@ -149,17 +149,9 @@ static void leave_sleep(struct host_sleep *hs)
 		return;
 	}
 	if (hs->clock_saved) {
-		struct kvm_clock_data d = {.clock = hs->clock.clock};
-		if (hs->clock.flags & KVM_CLOCK_REALTIME) {
-			/* KVM adds the real time that passed since the reading. */
-			d.flags = KVM_CLOCK_REALTIME;
-			d.realtime = hs->clock.realtime;
-		} else {
-			d.clock += clock_ns(CLOCK_BOOTTIME) - hs->saved_boottime_ns;
-		}
-		int r = vm_set_clock(vm, &d);
-		if (r)
-			log_warn("host sleep: KVM_SET_CLOCK: %s", strerror(-r));
+		int64_t slept = (int64_t)(clock_ns(CLOCK_BOOTTIME) - hs->saved_boottime_ns);
+		if (vm_resume_clock(vm, &hs->clock, slept))
+			log_warn("host sleep: the guest's clock could not be moved on");
 		struct kvm_clock_data now;
 		if (vm_get_clock(vm, &now) == 0)
 			hs->slept_realtime_ns = (int64_t)(now.clock - hs->clock.clock);

@@ -1,12 +1,14 @@
 #include "util/event.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "util/util.h"
 
 static void said(const char *what, int r)
 {
-	if (r < 0)
+	/* -ESTALE: the loop has finished, as it has while we tear down. */
+	if (r < 0 && r != -ESTALE)
 		log_warn("event loop: %s: %s", what, strerror(-r));
 }
 

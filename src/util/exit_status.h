@@ -11,6 +11,7 @@ enum kvmhost_status {
 	STATUS_NAME_IN_USE = 4,
 	STATUS_DISK = 5,
 	STATUS_BAD_KERNEL = 6,
+	STATUS_BAD_SNAPSHOT = 7, /* not usable: format, checksums, CPU, disks */
 	STATUS_GUEST_CRASH = 10,
 	STATUS_GUEST_ERROR = 11,
 	STATUS_GUEST_RESET = 12,

@@ -196,6 +196,41 @@ int write_full(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+int write_full_at(int fd, const void *buf, uint64_t len, uint64_t offset)
+{
+	const char *p = buf;
+	while (len) {
+		ssize_t w = pwrite(fd, p, len, (off_t)offset);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		len -= (uint64_t)w;
+		offset += (uint64_t)w;
+	}
+	return 0;
+}
+
+int read_full_at(int fd, void *buf, uint64_t len, uint64_t offset)
+{
+	char *p = buf;
+	while (len) {
+		ssize_t n = pread(fd, p, len, (off_t)offset);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (uint64_t)n;
+		offset += (uint64_t)n;
+	}
+	return 0;
+}
+
 int read_file(const char *path, char *buf, size_t len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -53,6 +53,10 @@ void futex_wait(atomic_int *addr, int val);
 void futex_wake(atomic_int *addr, int n);
 
 int write_full(int fd, const void *buf, size_t len);
+/* All of buf at `offset` (pwrite until done); -errno. */
+int write_full_at(int fd, const void *buf, uint64_t len, uint64_t offset);
+/* All `len` bytes at `offset`; -EIO if the file ends first. */
+int read_full_at(int fd, void *buf, uint64_t len, uint64_t offset);
 /* Reads a small sysfs/proc file into buf (NUL-terminated); returns length or -errno. */
 int read_file(const char *path, char *buf, size_t len);
 

@@ -76,7 +76,7 @@ static void vm_round_trip(void **state)
 	assert_int_equal(vm_save_kvm_state(a, &w), 0);
 	assert_int_equal(vm_save_devices(a, &w), 0);
 	struct state_reader r = state_reader_init(w.buf, w.len);
-	assert_int_equal(vm_restore_kvm_state(b, &r), 0);
+	assert_int_equal(vm_restore_kvm_state(b, &r, 0), 0);
 	assert_int_equal(vm_restore_devices(b, &r), 0);
 	assert_int_equal(state_reader_done(&r), 0);
 	struct kvm_clock_data got;

@@ -1,6 +1,7 @@
 #include "arch/x86/cpu.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -43,6 +44,20 @@ struct kvm_cpuid2 *x86_supported_cpuid(int kvm_fd)
 	return NULL;
 }
 
+struct kvm_cpuid2 *x86_vcpu_cpuid(int vcpu_fd)
+{
+	const uint32_t max = 256;
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + max * sizeof(struct kvm_cpuid_entry2));
+	if (!c)
+		return NULL;
+	c->nent = max;
+	if (ioctl(vcpu_fd, KVM_GET_CPUID2, c) == 0)
+		return c;
+	log_err("KVM_GET_CPUID2: %s", strerror(errno));
+	free(c);
+	return NULL;
+}
+
 int x86_set_cpuid(int vcpu_fd, const struct kvm_cpuid2 *base, uint32_t apic_id)
 {
 	size_t size = sizeof(*base) + base->nent * sizeof(struct kvm_cpuid_entry2);
@@ -70,6 +85,104 @@ int x86_set_cpuid(int vcpu_fd, const struct kvm_cpuid2 *base, uint32_t apic_id)
 		log_err("KVM_SET_CPUID2: %s", strerror(-ret));
 	free(c);
 	return ret;
+}
+
+/* Feature words a guest may rely on, and the names of the bits people ask
+ * about; any other missing bit is named by its place. */
+static const struct feature_word {
+	uint32_t leaf, subleaf;
+	int reg;	  /* 0 eax, 1 ebx, 2 ecx, 3 edx */
+	uint32_t dynamic; /* bits that follow the guest's own CR4 or are ours */
+	const char *names[32];
+} feature_words[] = {
+	{1,
+	 0,
+	 2,
+	 (1u << 27) | (1u << 31),
+	 {[0] = "sse3",
+	  [1] = "pclmulqdq",
+	  [9] = "ssse3",
+	  [12] = "fma",
+	  [13] = "cx16",
+	  [19] = "sse4_1",
+	  [20] = "sse4_2",
+	  [21] = "x2apic",
+	  [22] = "movbe",
+	  [23] = "popcnt",
+	  [25] = "aes",
+	  [26] = "xsave",
+	  [28] = "avx",
+	  [29] = "f16c",
+	  [30] = "rdrand"}},
+	{1,
+	 0,
+	 3,
+	 0,
+	 {[4] = "tsc", [5] = "msr", [8] = "cx8", [15] = "cmov", [25] = "sse", [26] = "sse2"}},
+	{7,
+	 0,
+	 1,
+	 0,
+	 {[0] = "fsgsbase",
+	  [3] = "bmi1",
+	  [5] = "avx2",
+	  [8] = "bmi2",
+	  [9] = "erms",
+	  [16] = "avx512f",
+	  [17] = "avx512dq",
+	  [18] = "rdseed",
+	  [19] = "adx",
+	  [29] = "sha_ni",
+	  [30] = "avx512bw",
+	  [31] = "avx512vl"}},
+	{7, 0, 2, 1u << 4, {[1] = "avx512vbmi", [8] = "gfni", [9] = "vaes", [10] = "vpclmulqdq"}},
+	{7, 0, 3, 0, {[4] = "fsrm", [8] = "avx512_vp2intersect"}},
+	{0xd, 1, 0, 0, {[0] = "xsaveopt", [1] = "xsavec", [3] = "xsaves"}},
+	{0x80000001, 0, 2, 0, {[0] = "lahf_lm", [5] = "abm", [8] = "prefetchw"}},
+	{0x80000001, 0, 3, 0, {[11] = "syscall", [20] = "nx", [27] = "rdtscp", [29] = "lm"}},
+};
+
+static uint32_t cpuid_reg(const struct kvm_cpuid_entry2 *e, uint32_t n, uint32_t leaf,
+			  uint32_t subleaf, int reg)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		if (e[i].function != leaf)
+			continue;
+		if ((e[i].flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) && e[i].index != subleaf)
+			continue;
+		const uint32_t regs[] = {e[i].eax, e[i].ebx, e[i].ecx, e[i].edx};
+		return regs[reg];
+	}
+	return 0;
+}
+
+int x86_cpuid_missing(const struct kvm_cpuid2 *guest, size_t len,
+		      const struct kvm_cpuid2 *supported, char *out, size_t outlen)
+{
+	static const char reg_names[] = "abcd";
+	size_t n = 0;
+	uint32_t nent = (uint32_t)((len - sizeof(*guest)) / sizeof(guest->entries[0]));
+	if (guest->nent < nent)
+		nent = guest->nent;
+	out[0] = '\0';
+	for (size_t w = 0; w < ARRAY_SIZE(feature_words); w++) {
+		const struct feature_word *f = &feature_words[w];
+		uint32_t want = cpuid_reg(guest->entries, nent, f->leaf, f->subleaf, f->reg);
+		uint32_t have =
+			cpuid_reg(supported->entries, supported->nent, f->leaf, f->subleaf, f->reg);
+		uint32_t lack = want & ~have & ~f->dynamic;
+		for (int b = 0; b < 32 && n < outlen; b++) {
+			if (!(lack & (1u << b)))
+				continue;
+			int k = f->names[b] ? snprintf(out + n, outlen - n, "%s%s", n ? ", " : "",
+						       f->names[b])
+					    : snprintf(out + n, outlen - n,
+						       "%sCPUID %#x.%u e%cx bit %d", n ? ", " : "",
+						       f->leaf, f->subleaf, reg_names[f->reg], b);
+			n += k > 0 ? (size_t)k : 0;
+		}
+	}
+	return n > 0;
 }
 
 int x86_write_boot_tables(uint8_t *ram, uint64_t ram_size)

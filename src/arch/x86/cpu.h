@@ -17,6 +17,15 @@ struct kvm_cpuid2 *x86_supported_cpuid(int kvm_fd);
 /* Per-vCPU copy with its APIC id and the hypervisor bit, then KVM_SET_CPUID2. */
 int x86_set_cpuid(int vcpu_fd, const struct kvm_cpuid2 *base, uint32_t apic_id);
 
+/* What a vCPU's CPUID is now (KVM_GET_CPUID2). Caller frees. On nested PVM
+ * hosts this holds more than KVM_GET_SUPPORTED_CPUID said: compare guests
+ * with this, not with that. */
+struct kvm_cpuid2 *x86_vcpu_cpuid(int vcpu_fd);
+/* The features `guest` (len bytes, as saved) has and `supported` (what
+ * this host gives a guest) lacks, named in out; returns whether any. */
+int x86_cpuid_missing(const struct kvm_cpuid2 *guest, size_t len,
+		      const struct kvm_cpuid2 *supported, char *out, size_t outlen);
+
 /* Writes GDT and identity page tables (first 4 GiB, 2 MiB pages) into guest RAM. */
 int x86_write_boot_tables(uint8_t *ram, uint64_t ram_size);
 #define BOOT_CS_BUILTIN 0x08

@@ -1,0 +1,142 @@
+#include "snapshot/format.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "util/util.h"
+
+const char *snap_section_name(uint32_t type)
+{
+	switch (type) {
+	case SNAP_CONFIG:
+		return "config";
+	case SNAP_KVM_VM:
+		return "vm";
+	case SNAP_DEVICES:
+		return "devices";
+	case SNAP_VCPU:
+		return "vcpu";
+	default:
+		return "unknown";
+	}
+}
+
+static uint32_t crc(const void *p, uint64_t n)
+{
+	return (uint32_t)crc32_z(crc32_z(0, NULL, 0), p, n);
+}
+
+static int check_header(const uint8_t *buf, size_t len, uint64_t file_size, struct snap_header *h,
+			char *err, size_t errlen)
+{
+	if (len < sizeof(*h))
+		FAIL("truncated: %zu bytes, less than a snapshot header", len);
+	memcpy(h, buf, sizeof(*h));
+	if (memcmp(h->magic, SNAP_MAGIC, sizeof(h->magic)))
+		FAIL("not a kvmhost snapshot (no %s at offset 0)", SNAP_MAGIC);
+	if (h->version > SNAP_VERSION)
+		FAIL("made by a newer kvmhost (format version %u; this one reads up to %u)",
+		     h->version, SNAP_VERSION);
+	if (h->version != SNAP_VERSION || h->header_size != sizeof(*h))
+		FAIL("header at offset 0: version %u, size %u: not a format this kvmhost reads",
+		     h->version, h->header_size);
+	struct snap_header zeroed = *h;
+	zeroed.header_crc = 0;
+	if (crc(&zeroed, sizeof(zeroed)) != h->header_crc)
+		FAIL("header at offset 0: checksum mismatch (corrupted)");
+	if (h->memory_offset % SNAP_PAGE || h->memory_offset < sizeof(*h))
+		FAIL("header: memory image offset %llu is not page aligned",
+		     (unsigned long long)h->memory_offset);
+	if (h->memory_size % SNAP_PAGE || h->memory_size == 0)
+		FAIL("header: memory size %llu is not whole pages",
+		     (unsigned long long)h->memory_size);
+	if (h->memory_offset > file_size || file_size - h->memory_offset != h->memory_size)
+		FAIL("truncated: the memory image needs %llu bytes from offset %llu, the file has "
+		     "%llu",
+		     (unsigned long long)h->memory_size, (unsigned long long)h->memory_offset,
+		     (unsigned long long)file_size);
+	if (len < h->memory_offset)
+		FAIL("truncated: %zu bytes read, the sections end at %llu", len,
+		     (unsigned long long)h->memory_offset);
+	if (h->nr_sections < 4 || h->nr_sections > SNAP_MAX_SECTIONS)
+		FAIL("header: %u sections (a snapshot has 4 to %d)", h->nr_sections,
+		     SNAP_MAX_SECTIONS);
+	return 0;
+fail:
+	return -1;
+}
+
+/* Puts one checked section where it belongs in idx. */
+static int place(struct snap_index *idx, const struct snap_section *s, const uint8_t *data,
+		 uint32_t n, char *err, size_t errlen)
+{
+	const uint8_t **slot = NULL;
+	uint64_t *slot_len = NULL;
+	if (s->type == SNAP_CONFIG)
+		slot = &idx->config, slot_len = &idx->config_len;
+	else if (s->type == SNAP_KVM_VM)
+		slot = &idx->kvm_vm, slot_len = &idx->kvm_vm_len;
+	else if (s->type == SNAP_DEVICES)
+		slot = &idx->devices, slot_len = &idx->devices_len;
+	else if (s->type == SNAP_VCPU && s->index < SNAP_MAX_SECTIONS)
+		slot = &idx->vcpu[s->index], slot_len = &idx->vcpu_len[s->index];
+	if (!slot)
+		FAIL("section %u: unknown type %u", n, s->type);
+	if (*slot)
+		FAIL("section %u: a second %s section", n, snap_section_name(s->type));
+	*slot = data;
+	*slot_len = s->length;
+	return 0;
+fail:
+	return -1;
+}
+
+static int check_sections(const uint8_t *buf, struct snap_index *idx, char *err, size_t errlen)
+{
+	const struct snap_header *h = &idx->header;
+	uint64_t table = h->header_size,
+		 table_len = (uint64_t)h->nr_sections * sizeof(struct snap_section);
+	if (table_len > h->memory_offset - table)
+		FAIL("section table at offset %llu: runs into the memory image",
+		     (unsigned long long)table);
+	if (crc(buf + table, table_len) != h->table_crc)
+		FAIL("section table at offset %llu: checksum mismatch (corrupted)",
+		     (unsigned long long)table);
+	uint64_t data_start = table + table_len;
+	for (uint32_t i = 0; i < h->nr_sections; i++) {
+		struct snap_section s;
+		memcpy(&s, buf + table + i * sizeof(s), sizeof(s));
+		const char *name = snap_section_name(s.type);
+		if (s.offset < data_start || s.offset > h->memory_offset ||
+		    s.length > h->memory_offset - s.offset)
+			FAIL("section %u (%s) at offset %llu, %llu bytes: outside the file's sections",
+			     i, name, (unsigned long long)s.offset, (unsigned long long)s.length);
+		if (crc(buf + s.offset, s.length) != s.crc)
+			FAIL("section %u (%s) at offset %llu: checksum mismatch (corrupted)", i,
+			     name, (unsigned long long)s.offset);
+		if (place(idx, &s, buf + s.offset, i, err, errlen))
+			return -1;
+	}
+	return 0;
+fail:
+	return -1;
+}
+
+int snap_parse(const uint8_t *buf, size_t len, uint64_t file_size, struct snap_index *idx,
+	       char *err, size_t errlen)
+{
+	memset(idx, 0, sizeof(*idx));
+	if (check_header(buf, len, file_size, &idx->header, err, errlen) ||
+	    check_sections(buf, idx, err, errlen))
+		return -1;
+	if (!idx->config || !idx->kvm_vm || !idx->devices)
+		FAIL("a config, vm or devices section is missing");
+	idx->nr_vcpus = idx->header.nr_sections - 3;
+	for (uint32_t i = 0; i < idx->nr_vcpus; i++)
+		if (!idx->vcpu[i])
+			FAIL("the section of vCPU %u is missing", i);
+	return 0;
+fail:
+	return -1;
+}

@@ -1,0 +1,177 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "arch/x86/cpu.h"
+#include "snapshot/snapshot.h"
+#include "util/util.h"
+
+#define CONFIG_VERSION 1
+
+int snapshot_open(struct snapshot *s, const char *path, char *err, size_t errlen)
+{
+	memset(s, 0, sizeof(*s));
+	s->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	struct stat st;
+	struct snap_header h;
+	if (s->fd < 0 || fstat(s->fd, &st) < 0)
+		FAIL("%s: %s", path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		FAIL("%s is not a regular file", path);
+	s->file_size = (uint64_t)st.st_size;
+	/* The header says where the memory image starts; everything before it
+	 * is read and checked whole. */
+	if (s->file_size < sizeof(h) || read_full_at(s->fd, &h, sizeof(h), 0))
+		FAIL("%s: truncated: %llu bytes, less than a snapshot header", path,
+		     (unsigned long long)s->file_size);
+	uint64_t meta = h.memory_offset;
+	if (meta < sizeof(h) || meta > s->file_size || meta > SNAP_MAX_METADATA)
+		meta = s->file_size < SNAP_MAX_METADATA ? s->file_size : SNAP_MAX_METADATA;
+	if (!(s->meta = malloc(meta)) || read_full_at(s->fd, s->meta, meta, 0))
+		FAIL("%s: cannot read %llu bytes", path, (unsigned long long)meta);
+	char why[400];
+	if (snap_parse(s->meta, meta, s->file_size, &s->idx, why, sizeof(why)))
+		FAIL("%s: %s", path, why);
+	s->image = (struct vm_image){s->fd, s->idx.header.memory_offset};
+	return 0;
+fail:
+	snapshot_close(s);
+	return -1;
+}
+
+void snapshot_close(struct snapshot *s)
+{
+	if (s->fd > 0)
+		close(s->fd);
+	s->fd = -1;
+	free(s->meta);
+	s->meta = NULL;
+	for (int i = 0; i < VM_MAX_DISKS; i++) {
+		free(s->disk_paths[i]);
+		s->disk_paths[i] = NULL;
+	}
+}
+
+/* A disk the guest had must be there, with the size it had. */
+static int check_disk(const char *path, uint64_t size, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return errorf(err, errlen, "disk %s is missing: %s", path, strerror(errno));
+	uint64_t now = 0;
+	if (fstat(fd, &st) == 0)
+		now = (uint64_t)st.st_size;
+	close(fd);
+	if (S_ISREG(st.st_mode) && now != size)
+		return errorf(err, errlen,
+			      "disk %s changed size since the snapshot (%llu bytes, "
+			      "was %llu)",
+			      path, (unsigned long long)now, (unsigned long long)size);
+	return 0;
+}
+
+static int read_disk(struct snapshot *s, struct state_reader *r, int i, struct disk_spec *d,
+		     char *err, size_t errlen)
+{
+	uint32_t n = state_get_u32(r);
+	if (!state_check(r, n > 0 && n < 4096 && n <= r->len - r->off))
+		return errorf(err, errlen, "config section: disk %d's path is malformed", i);
+	if (!(s->disk_paths[i] = calloc(1, n + 1)))
+		return errorf(err, errlen, "out of memory");
+	state_get(r, s->disk_paths[i], n);
+	d->path = s->disk_paths[i];
+	d->ro = state_get_u8(r);
+	state_get(r, d->id, sizeof(d->id));
+	d->id[sizeof(d->id) - 1] = '\0';
+	uint64_t size = state_get_u64(r);
+	if (r->err || memchr(d->path, '\0', n))
+		return errorf(err, errlen, "config section: disk %d is malformed", i);
+	return check_disk(d->path, size, err, errlen);
+}
+
+int snapshot_config(struct snapshot *s, struct vm_config *cfg, char *err, size_t errlen)
+{
+	struct state_reader r = state_reader_init(s->idx.config, s->idx.config_len);
+	uint32_t version = state_get_u32(&r), cpus = state_get_u32(&r);
+	uint64_t memory_mib = state_get_u64(&r);
+	bool linux_guest = state_get_u8(&r);
+	s->user_paused = state_get_u8(&r);
+	uint32_t nr_disks = state_get_u32(&r);
+	if (r.err || version != CONFIG_VERSION || cpus != s->idx.nr_vcpus || cpus == 0 ||
+	    cpus > VM_MAX_VCPUS || memory_mib << 20 != s->idx.header.memory_size ||
+	    nr_disks > VM_MAX_DISKS)
+		return errorf(err, errlen,
+			      "config section: malformed (version %u, %u vCPUs, %llu "
+			      "MiB, %u disks)",
+			      version, cpus, (unsigned long long)memory_mib, nr_disks);
+	cfg->cpus = cpus;
+	cfg->memory_mib = memory_mib;
+	cfg->linux_guest = linux_guest;
+	cfg->nr_disks = (int)nr_disks;
+	for (uint32_t i = 0; i < nr_disks; i++)
+		if (read_disk(s, &r, (int)i, &cfg->disks[i], err, errlen))
+			return -1;
+	if (state_reader_done(&r))
+		return errorf(err, errlen, "config section: malformed (trailing bytes)");
+	cfg->image = &s->image;
+	return 0;
+}
+
+/* The guest's CPUID as saved: the first part of vCPU 0's state. */
+static const struct kvm_cpuid2 *saved_cpuid(const struct snapshot *s, uint32_t *len)
+{
+	struct state_reader r = state_reader_init(s->idx.vcpu[0], s->idx.vcpu_len[0]);
+	state_get_u32(&r); /* parts */
+	uint32_t tag = state_get_u32(&r);
+	*len = state_get_u32(&r);
+	if (r.err || tag != 0 || *len < sizeof(struct kvm_cpuid2) || *len > r.len - r.off)
+		return NULL;
+	return (const struct kvm_cpuid2 *)(r.buf + r.off);
+}
+
+int snapshot_restore(struct snapshot *s, struct vm *vm, char *err, size_t errlen)
+{
+	uint32_t len;
+	const struct kvm_cpuid2 *cpuid = saved_cpuid(s, &len);
+	char missing[512];
+	if (!cpuid)
+		FAIL("section vcpu 0: no CPUID");
+	struct kvm_cpuid2 *here = x86_vcpu_cpuid(vm->vcpus[0].fd);
+	if (!here)
+		FAIL("cannot read this host's CPUID for a guest");
+	bool lacks = x86_cpuid_missing(cpuid, len, here, missing, sizeof(missing));
+	free(here);
+	if (lacks)
+		FAIL("made for a CPU with features this host lacks: %s (saved on %s)", missing,
+		     s->idx.header.host_cpu);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t elapsed = (int64_t)((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec -
+				    s->idx.header.saved_realtime_ns);
+	struct state_reader r = state_reader_init(s->idx.kvm_vm, s->idx.kvm_vm_len);
+	if (vm_restore_kvm_state(vm, &r, elapsed) || state_reader_done(&r))
+		FAIL("section vm: cannot restore the interrupt controllers, PIT or clock");
+	r = state_reader_init(s->idx.devices, s->idx.devices_len);
+	if (vm_restore_devices(vm, &r) || state_reader_done(&r))
+		FAIL("section devices: does not fit this VM's devices");
+	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
+		r = state_reader_init(s->idx.vcpu[i], s->idx.vcpu_len[i]);
+		if (vcpu_restore_state(&vm->vcpus[i], &r) || state_reader_done(&r))
+			FAIL("section vcpu %u: cannot restore it", i);
+		/* Not started yet, so this thread may: at its first entry the
+		 * guest sees PVCLOCK_GUEST_STOPPED and does not take the time
+		 * it spent saved for a lockup. */
+		vcpu_guest_stopped(&vm->vcpus[i], NULL);
+	}
+	if (s->user_paused)
+		vm_pause(vm);
+	return 0;
+fail:
+	return -1;
+}

@@ -1,0 +1,57 @@
+/* Snapshots: a running VM saved to a file and continued later, in another
+ * process - the VM-level counterpart of the 2007 series' suspend/resume.
+ * Save parks every vCPU, collects what KVM and every device hold, flushes
+ * the disks and writes FILE.tmp, fsync, rename, directory fsync: FILE is
+ * either absent or complete. Restore checks the whole file before anything
+ * is built, maps the memory image MAP_PRIVATE (pages load on first touch),
+ * and puts every vCPU, device and KVM's state back before a vCPU runs. */
+#ifndef KVMHOST_SNAPSHOT_H
+#define KVMHOST_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/vm.h"
+#include "snapshot/format.h"
+#include "util/exit_status.h"
+
+struct control;
+
+/* An opened, checked snapshot file. */
+struct snapshot {
+	int fd;
+	uint64_t file_size;
+	uint8_t *meta; /* the file up to the memory image */
+	struct snap_index idx;
+	bool user_paused; /* the VM was paused by its user when saved */
+	char *disk_paths[VM_MAX_DISKS];
+	struct vm_image image;
+};
+
+/* Opens and checks FILE; -1 with what is wrong and where in err. */
+int snapshot_open(struct snapshot *s, const char *path, char *err, size_t errlen);
+void snapshot_close(struct snapshot *s);
+/* The guest-visible configuration the snapshot was made with, into cfg
+ * (strings point into s). -1 with err if a disk is missing or changed. */
+int snapshot_config(struct snapshot *s, struct vm_config *cfg, char *err, size_t errlen);
+/* Puts every saved state into a VM created from snapshot_config, before
+ * its vCPUs start, and tells each guest it was stopped. -1 with err. */
+int snapshot_restore(struct snapshot *s, struct vm *vm, char *err, size_t errlen);
+
+struct snapshot_result {
+	uint64_t bytes;	    /* file size */
+	uint64_t allocated; /* what it takes on disk (the memory image is sparse) */
+	uint64_t pages;	    /* memory pages written */
+	double ms;	    /* from the request to the rename */
+};
+
+/* Saves the running VM to `path`; with keep_running it goes on, else every
+ * vCPU stays parked for the caller to end the VM. Main thread. */
+int snapshot_save(struct vm *vm, const char *path, bool keep_running, struct snapshot_result *res,
+		  char *err, size_t errlen);
+
+/* Registers `save` on the control socket. */
+int snapshot_attach_control(struct control *ctl, struct vm *vm);
+
+#endif
