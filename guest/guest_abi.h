@@ -63,6 +63,22 @@
 #define TESTDEV_EV_DISK_BENCH	 16 /* +k: result k (ns) of the disk benchmark */
 #define DISK_BENCH_RESULTS	 5  /* write 4K, read 4K, write 64K, read 64K, flush */
 
+/* Wall clock: vCPU 0 reads kvmclock's wall clock once at boot and reports
+ * boot wall clock + kvmclock now, as Linux keeps its time; the VMM compares
+ * it with its own CLOCK_REALTIME (status: wallclock_offset_ms). */
+#define TESTDEV_EV_WALLCLOCK 21 /* result: the guest's wall clock, ns since the epoch */
+#define WALLCLOCK_EVERY	     10 /* heartbeats between reports */
+
+/* Memory check: vCPU 0 tags every page of [GUEST_MEMCHECK_BASE, +MiB) with
+ * its number and a seed (first, middle and last qword), and checks all of
+ * them whenever it was stopped (pause, host sleep, snapshot). */
+#define GUEST_MODE_MEMCHECK	    7
+#define TESTDEV_CFG_MEMCHECK_MIB    10
+#define GUEST_MEMCHECK_BASE	    0x1000000UL /* 16 MiB, above the image and stacks */
+#define TESTDEV_EV_MEMCHECK_FILLED  22	    /* result: pages tagged */
+#define TESTDEV_EV_MEMCHECK_CHECKED 23	    /* result: pages checked in this pass */
+#define TESTDEV_EV_MEMCHECK_ERRORS  24	    /* result: bad pages found so far */
+
 #define DISK_BLOCK_MAGIC 0x2174736f686d766bUL /* "kvmhost!" */
 
 #endif

@@ -32,6 +32,7 @@ void run_options_default(struct run_options *o)
 		.disk_request_kib = 4,
 		.disk_flush_every = 64,
 		.disk_generation = 1,
+		.memcheck_mib = 16,
 	};
 	o->console = CONSOLE_STDIO;
 	o->on_cpu_offline = OFFLINE_MIGRATE;
@@ -224,6 +225,7 @@ static int opt_guest_mode(struct run_options *o, const char *a, char *err, size_
 					    [GUEST_MODE_DISK] = "disk",
 					    [GUEST_MODE_DISK_BENCH] = "disk-bench",
 					    [GUEST_MODE_RING0_BENCH] = "ring0-bench",
+					    [GUEST_MODE_MEMCHECK] = "memcheck",
 					    NULL};
 	int v;
 	if (choice_opt("--guest-mode", a, names, &v, err, errlen))
@@ -263,6 +265,11 @@ static int opt_disk_flush_every(struct run_options *o, const char *a, char *err,
 {
 	return u32_opt("--disk-flush-every", a, 1, 1u << 24, &o->vm.guest.disk_flush_every, err,
 		       errlen);
+}
+
+static int opt_memcheck_mib(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	return u32_opt("--memcheck-mib", a, 1, 1u << 20, &o->vm.guest.memcheck_mib, err, errlen);
 }
 
 static int opt_disk_generation(struct run_options *o, const char *a, char *err, size_t errlen)
@@ -349,6 +356,7 @@ static const struct opt_def opts[] = {
 	{"disk-request-kib", required_argument, opt_disk_request_kib, true},
 	{"disk-flush-every", required_argument, opt_disk_flush_every, true},
 	{"disk-generation", required_argument, opt_disk_generation, true},
+	{"memcheck-mib", required_argument, opt_memcheck_mib, true},
 	{"kernel", required_argument, opt_kernel, true},
 	{"initrd", required_argument, opt_initrd, true},
 	{"cmdline", required_argument, opt_cmdline, true},
@@ -368,6 +376,12 @@ static int check_combination(struct run_options *o, char *err, size_t errlen)
 			      o->guest_option);
 	if (!o->vm.kernel_path && (o->vm.initrd_path || o->vm.cmdline))
 		return errorf(err, errlen, "--initrd and --cmdline need --kernel");
+	uint64_t memcheck_end = (GUEST_MEMCHECK_BASE >> 20) + o->vm.guest.memcheck_mib;
+	if (o->vm.guest.mode == GUEST_MODE_MEMCHECK && memcheck_end > o->vm.memory_mib)
+		return errorf(err, errlen,
+			      "--memcheck-mib %u: the check runs from 16 MiB, so it needs --memory "
+			      "%llu or more",
+			      o->vm.guest.memcheck_mib, (unsigned long long)memcheck_end);
 	if (o->pins.nr > (int)o->vm.cpus)
 		return errorf(err, errlen, "--cpu-pin: vCPU %d does not exist (the VM has %u)",
 			      o->pins.nr - 1, o->vm.cpus);

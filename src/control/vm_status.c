@@ -93,6 +93,17 @@ void vm_status_json(struct vm *vm, json_object *o)
 		json_object_array_add(disks, disk_json(&vm->disks[i]));
 	json_object_object_add(o, "disks", disks);
 	json_object_object_add(o, "guest_disk", guest_disk_json(t));
+	json_object_object_add(
+		o, "wallclock_offset_ms",
+		atomic_load(&t->wallclock_reports)
+			? json_object_new_double((double)atomic_load(&t->wallclock_offset_ns) / 1e6)
+			: NULL);
+	json_object *m = json_object_new_object();
+	json_object_object_add(m, "pages", u64(atomic_load(&t->memcheck_filled)));
+	json_object_object_add(m, "checked", u64(atomic_load(&t->memcheck_checked)));
+	json_object_object_add(m, "passes", u64(atomic_load(&t->memcheck_passes)));
+	json_object_object_add(m, "errors", u64(atomic_load(&t->memcheck_errors)));
+	json_object_object_add(o, "guest_memcheck", m);
 	json_object_object_add(o, "guest_bench_ns",
 			       u64(atomic_load(&t->bench_done) ? atomic_load(&t->bench_ns) : 0));
 }

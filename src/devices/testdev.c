@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/util.h"
 
@@ -60,6 +61,8 @@ static uint32_t config_value(const struct testdev_config *c, uint32_t key)
 		return c->disk_flush_every;
 	case TESTDEV_CFG_DISK_GENERATION:
 		return c->disk_generation;
+	case TESTDEV_CFG_MEMCHECK_MIB:
+		return c->memcheck_mib;
 	default:
 		return 0xffffffffu;
 	}
@@ -95,6 +98,24 @@ static void guest_event(struct testdev *t, struct testdev_vcpu *v, uint32_t ev)
 		break;
 	case TESTDEV_EV_DISK_DONE:
 		atomic_store(&t->disk_done, 1);
+		break;
+	case TESTDEV_EV_WALLCLOCK: {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		int64_t host = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+		atomic_store(&t->wallclock_offset_ns, (int64_t)v->result - host);
+		atomic_fetch_add(&t->wallclock_reports, 1);
+		break;
+	}
+	case TESTDEV_EV_MEMCHECK_FILLED:
+		atomic_store(&t->memcheck_filled, v->result);
+		break;
+	case TESTDEV_EV_MEMCHECK_CHECKED:
+		atomic_store(&t->memcheck_checked, v->result);
+		atomic_fetch_add(&t->memcheck_passes, 1);
+		break;
+	case TESTDEV_EV_MEMCHECK_ERRORS:
+		atomic_store(&t->memcheck_errors, v->result);
 		break;
 	default:
 		if (ev >= TESTDEV_EV_DISK_BENCH && ev < TESTDEV_EV_DISK_BENCH + DISK_BENCH_RESULTS)

@@ -22,6 +22,7 @@ struct testdev_config {
 	uint32_t disk_request_kib;
 	uint32_t disk_flush_every;
 	uint32_t disk_generation;
+	uint32_t memcheck_mib;
 };
 
 /* One vCPU's reports. Counters are read by any thread. */
@@ -51,6 +52,11 @@ struct testdev {
 	atomic_uint_fast64_t disk_flushed, disk_verified, disk_errors, disk_irqs;
 	atomic_uint disk_done;
 	atomic_uint_fast64_t disk_bench_ns[DISK_BENCH_RESULTS];
+	/* The guest's wall clock minus ours when it last said (ns), and how often. */
+	atomic_int_fast64_t wallclock_offset_ns;
+	atomic_uint_fast64_t wallclock_reports;
+	/* The memory check, as the guest reports it. */
+	atomic_uint_fast64_t memcheck_filled, memcheck_checked, memcheck_errors, memcheck_passes;
 };
 
 int testdev_init(struct testdev *t, const struct testdev_config *cfg, unsigned nr_vcpus,

@@ -51,10 +51,6 @@ void snapshot_close(struct snapshot *s)
 	s->fd = -1;
 	free(s->meta);
 	s->meta = NULL;
-	for (int i = 0; i < VM_MAX_DISKS; i++) {
-		free(s->disk_paths[i]);
-		s->disk_paths[i] = NULL;
-	}
 }
 
 /* A disk the guest had must be there, with the size it had. */
@@ -76,16 +72,14 @@ static int check_disk(const char *path, uint64_t size, char *err, size_t errlen)
 	return 0;
 }
 
-static int read_disk(struct snapshot *s, struct state_reader *r, int i, struct disk_spec *d,
-		     char *err, size_t errlen)
+static int read_disk(struct state_reader *r, int i, struct disk_spec *d, char *err, size_t errlen)
 {
 	uint32_t n = state_get_u32(r);
 	if (!state_check(r, n > 0 && n < 4096 && n <= r->len - r->off))
 		return errorf(err, errlen, "config section: disk %d's path is malformed", i);
-	if (!(s->disk_paths[i] = calloc(1, n + 1)))
+	if (!(d->path = calloc(1, n + 1)))
 		return errorf(err, errlen, "out of memory");
-	state_get(r, s->disk_paths[i], n);
-	d->path = s->disk_paths[i];
+	state_get(r, d->path, n);
 	d->ro = state_get_u8(r);
 	state_get(r, d->id, sizeof(d->id));
 	d->id[sizeof(d->id) - 1] = '\0';
@@ -113,10 +107,12 @@ int snapshot_config(struct snapshot *s, struct vm_config *cfg, char *err, size_t
 	cfg->cpus = cpus;
 	cfg->memory_mib = memory_mib;
 	cfg->linux_guest = linux_guest;
-	cfg->nr_disks = (int)nr_disks;
-	for (uint32_t i = 0; i < nr_disks; i++)
-		if (read_disk(s, &r, (int)i, &cfg->disks[i], err, errlen))
+	/* Each path is allocated as --disk's are; whoever owns cfg frees them. */
+	for (uint32_t i = 0; i < nr_disks; i++) {
+		cfg->nr_disks = (int)i + 1;
+		if (read_disk(&r, (int)i, &cfg->disks[i], err, errlen))
 			return -1;
+	}
 	if (state_reader_done(&r))
 		return errorf(err, errlen, "config section: malformed (trailing bytes)");
 	cfg->image = &s->image;

@@ -25,7 +25,6 @@ struct snapshot {
 	uint8_t *meta; /* the file up to the memory image */
 	struct snap_index idx;
 	bool user_paused; /* the VM was paused by its user when saved */
-	char *disk_paths[VM_MAX_DISKS];
 	struct vm_image image;
 };
 
@@ -33,7 +32,8 @@ struct snapshot {
 int snapshot_open(struct snapshot *s, const char *path, char *err, size_t errlen);
 void snapshot_close(struct snapshot *s);
 /* The guest-visible configuration the snapshot was made with, into cfg
- * (strings point into s). -1 with err if a disk is missing or changed. */
+ * (disk paths allocated, as parse_disk_spec does; cfg->nr_disks counts
+ * them even on failure). -1 with err if a disk is missing or changed. */
 int snapshot_config(struct snapshot *s, struct vm_config *cfg, char *err, size_t errlen);
 /* Puts every saved state into a VM created from snapshot_config, before
  * its vCPUs start, and tells each guest it was stopped. -1 with err. */
