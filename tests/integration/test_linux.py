@@ -145,6 +145,69 @@ def test_ctl_poweroff_presses_the_power_button(env):
     assert "pwrbtn: pressed" in vm.console_text()
 
 
+def test_synthetic_kernels_across_a_snapshot(env):
+    # Interrupts: the power-button kernel's IDT, IOAPIC route and PWRBTN_EN
+    # must all come back for the SCI to reach its handler.
+    k = os.environ["KVMHOST_PWRBTN_KERNEL"]
+    vm = env.start("pb", "--kernel", k, "--cpus", "1", heartbeats=False)
+    wait_for(lambda: "pwrbtn: ready" in vm.console_text(), 20, what="the kernel to be ready")
+    snap = os.path.join(env.dir, "pb.kvmh")
+    assert vm.ctl("save", snap).returncode == 0 and vm.wait_exit(20) == 0
+    vm = env.start("pb", "--restore", snap, heartbeats=False)
+    assert vm.ctl("poweroff").returncode == 0
+    assert vm.wait_exit(20) == 0
+    assert "pwrbtn: pressed" in vm.console_text(), vm.console_text()
+    # Serial input: the echo kernel, mid-loop, answers after a restore too.
+    k = elf_kernel(os.path.join(env.dir, "echo"), ECHO)
+    rundir = env.env["KVMHOST_RUNDIR"]
+    snap = os.path.join(env.dir, "echo.kvmh")
+    for args, line in ((["--kernel", k, "--cpus", "1"], b"before the save\n"),
+                       (["--restore", snap], b"after the restore\n")):
+        p = subprocess.Popen([KVMHOST, "run", "--name", "echo", *args], env=env.env,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        try:
+            wait_for(lambda: os.path.exists(os.path.join(rundir, "echo.sock")), 10,
+                     what="the VM to listen")
+            p.stdin.write(line)
+            p.stdin.flush()
+            got = b""
+            deadline = time.monotonic() + 20
+            while line.strip() not in got and time.monotonic() < deadline:
+                r, _, _ = select.select([p.stdout], [], [], 0.5)
+                if r:
+                    got += os.read(p.stdout.fileno(), 4096)
+            assert line.strip() in got, got
+            if args[0] == "--kernel":
+                assert env.run("ctl", "echo", "save", snap).returncode == 0
+            else:
+                p.stdin.write(b"\x01x")
+                p.stdin.flush()
+            assert p.wait(20) == 0
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def test_debian_kernel_across_a_snapshot(env):
+    # Saved a few seconds into its boot, before its banner; restored, it
+    # goes on to print it.
+    k = debian_kernel()
+    vm = env.start("deb", "--kernel", k, "--memory", "256", "--cpus", "2",
+                   "--cmdline", "earlyprintk=ttyS0 console=ttyS0", heartbeats=False)
+    time.sleep(3)
+    assert "Linux version" not in vm.console_text()
+    snap = os.path.join(env.dir, "deb.kvmh")
+    assert vm.ctl("save", snap).returncode == 0 and vm.wait_exit(30) == 0
+    vm = env.start("deb", "--restore", snap, heartbeats=False)
+    wait_for(lambda: "Linux version" in vm.console_text(), 120, interval=0.5,
+             what="the banner after the restore")
+    wait_for(lambda: "smpboot: Allowing 2 CPUs" in vm.console_text(), 120, interval=0.5,
+             what="the kernel to go on after its banner")
+    assert vm.ctl("quit").returncode == 0
+
+
 def test_bad_kernels(env):
     def expect(args, code, needle):
         p = env.run("run", "--console", "none", *args, timeout=60)
@@ -255,4 +318,5 @@ def test_full_boot_busybox(env):
 if __name__ == "__main__":
     main([test_synthetic_kernel_console, test_ap_started_by_init_sipi, test_console_input, test_terminal_raw_and_restored,
           test_reset_paths, test_acpi_poweroff, test_ctl_poweroff_presses_the_power_button,
+          test_synthetic_kernels_across_a_snapshot, test_debian_kernel_across_a_snapshot,
           test_bad_kernels, test_debian_kernel_banner, test_full_boot_busybox])
