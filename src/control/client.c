@@ -16,6 +16,10 @@
 #include "util/util.h"
 
 #define REPLY_TIMEOUT_MS 5000
+#define SAVE_TIMEOUT_MS	 (10 * 60 * 1000)
+
+static json_object *request_within(int fd, const char *cmd, json_object *args, int timeout_ms,
+				   char *err, size_t errlen);
 
 static int connect_socket(const char *path)
 {
@@ -70,6 +74,14 @@ static char *read_line(int fd, int timeout_ms)
 /* Sends one request and parses the reply; returns the reply object or NULL. */
 static json_object *request(int fd, const char *cmd, json_object *args, char *err, size_t errlen)
 {
+	/* A save writes all of guest memory before it answers. */
+	int timeout = !strcmp(cmd, "save") ? SAVE_TIMEOUT_MS : REPLY_TIMEOUT_MS;
+	return request_within(fd, cmd, args, timeout, err, errlen);
+}
+
+static json_object *request_within(int fd, const char *cmd, json_object *args, int timeout_ms,
+				   char *err, size_t errlen)
+{
 	json_object *req = json_object_new_object();
 	json_object_object_add(req, "cmd", json_object_new_string(cmd));
 	if (args)
@@ -83,7 +95,7 @@ static json_object *request(int fd, const char *cmd, json_object *args, char *er
 		snprintf(err, errlen, "sending request: %s", strerror(-r));
 		return NULL;
 	}
-	char *line = read_line(fd, REPLY_TIMEOUT_MS);
+	char *line = read_line(fd, timeout_ms);
 	if (!line) {
 		snprintf(err, errlen, "no reply from the VM");
 		return NULL;

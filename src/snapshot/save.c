@@ -1,3 +1,4 @@
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -86,27 +87,58 @@ static bool page_is_zero(const uint8_t *p)
 	return true;
 }
 
-/* Runs of touched pages, each written where it is in RAM; untouched pages
- * stay holes in the file. */
+#define PM_PRESENT (1ull << 63)
+#define PM_SWAPPED (1ull << 62)
+#define PM_CHUNK   2048 /* pages per pagemap read, and at most per write (8 MiB) */
+
+/* Which of [first, first+n) pages of RAM may hold data: for anonymous
+ * memory, a page neither present nor swapped was never touched, and reading
+ * it would only fault in the zero page (most of a large, idle guest). A
+ * restored guest's memory is the snapshot file's: every page may. */
+static void pages_in_use(const struct vm *vm, int pm_fd, uint64_t first, uint64_t n,
+			 uint64_t *flags)
+{
+	uint64_t vpage = ((uintptr_t)vm->ram >> 12) + first;
+	if (vm->cfg.image || pm_fd < 0 ||
+	    read_full_at(pm_fd, flags, n * sizeof(*flags), vpage * sizeof(*flags)))
+		for (uint64_t i = 0; i < n; i++)
+			flags[i] = PM_PRESENT;
+}
+
+/* Runs of touched, non-zero pages, each written where it is in RAM; the
+ * rest stay holes in the file. */
 static int write_memory(int fd, const struct vm *vm, uint64_t base, uint64_t *pages)
 {
-	uint64_t n = vm->ram_size / SNAP_PAGE;
-	for (uint64_t i = 0; i < n;) {
-		if (page_is_zero(vm->ram + i * SNAP_PAGE)) {
-			i++;
-			continue;
+	static_assert(SNAP_PAGE == 4096, "pagemap has one entry per 4 KiB page");
+	uint64_t n = vm->ram_size / SNAP_PAGE, flags[PM_CHUNK], run = 0, run_len = 0;
+	int pm_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC), r = 0;
+	for (uint64_t c = 0; c < n && !r; c += PM_CHUNK) {
+		uint64_t k = n - c < PM_CHUNK ? n - c : PM_CHUNK;
+		pages_in_use(vm, pm_fd, c, k, flags);
+		for (uint64_t i = 0; i < k && !r; i++) {
+			uint64_t p = c + i;
+			bool data = (flags[i] & (PM_PRESENT | PM_SWAPPED)) &&
+				    !page_is_zero(vm->ram + p * SNAP_PAGE);
+			if (data && run_len++ == 0)
+				run = p;
+			/* Moderate writes keep the page cache's writeback going
+			 * while we copy, rather than one vast write at the end. */
+			if ((data && run_len < PM_CHUNK) || !run_len)
+				continue;
+			r = write_full_at(fd, vm->ram + run * SNAP_PAGE, run_len * SNAP_PAGE,
+					  base + run * SNAP_PAGE);
+			*pages += run_len;
+			run_len = 0;
 		}
-		uint64_t j = i + 1;
-		while (j < n && !page_is_zero(vm->ram + j * SNAP_PAGE))
-			j++;
-		int r = write_full_at(fd, vm->ram + i * SNAP_PAGE, (j - i) * SNAP_PAGE,
-				      base + i * SNAP_PAGE);
-		if (r)
-			return r;
-		*pages += j - i;
-		i = j;
 	}
-	return 0;
+	if (!r && run_len) {
+		r = write_full_at(fd, vm->ram + run * SNAP_PAGE, run_len * SNAP_PAGE,
+				  base + run * SNAP_PAGE);
+		*pages += run_len;
+	}
+	if (pm_fd >= 0)
+		close(pm_fd);
+	return r;
 }
 
 static uint32_t crc(const void *p, uint64_t n)
