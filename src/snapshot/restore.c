@@ -119,8 +119,9 @@ int snapshot_config(struct snapshot *s, struct vm_config *cfg, char *err, size_t
 	return 0;
 }
 
-/* The guest's CPUID as saved: the first part of vCPU 0's state. */
-static const struct kvm_cpuid2 *saved_cpuid(const struct snapshot *s, uint32_t *len)
+/* The guest's CPUID as saved, the first part of vCPU 0's state, copied out
+ * (sections need not be aligned for it). Caller frees. */
+static struct kvm_cpuid2 *saved_cpuid(const struct snapshot *s, uint32_t *len)
 {
 	struct state_reader r = state_reader_init(s->idx.vcpu[0], s->idx.vcpu_len[0]);
 	state_get_u32(&r); /* parts */
@@ -128,20 +129,24 @@ static const struct kvm_cpuid2 *saved_cpuid(const struct snapshot *s, uint32_t *
 	*len = state_get_u32(&r);
 	if (r.err || tag != 0 || *len < sizeof(struct kvm_cpuid2) || *len > r.len - r.off)
 		return NULL;
-	return (const struct kvm_cpuid2 *)(r.buf + r.off);
+	struct kvm_cpuid2 *c = malloc(*len);
+	if (c)
+		state_get(&r, c, *len);
+	return c;
 }
 
 int snapshot_restore(struct snapshot *s, struct vm *vm, char *err, size_t errlen)
 {
 	uint32_t len;
-	const struct kvm_cpuid2 *cpuid = saved_cpuid(s, &len);
+	struct kvm_cpuid2 *cpuid = saved_cpuid(s, &len);
 	char missing[512];
 	if (!cpuid)
 		FAIL("section vcpu 0: no CPUID");
 	struct kvm_cpuid2 *here = x86_vcpu_cpuid(vm->vcpus[0].fd);
+	bool lacks = here && x86_cpuid_missing(cpuid, len, here, missing, sizeof(missing));
+	free(cpuid);
 	if (!here)
 		FAIL("cannot read this host's CPUID for a guest");
-	bool lacks = x86_cpuid_missing(cpuid, len, here, missing, sizeof(missing));
 	free(here);
 	if (lacks)
 		FAIL("made for a CPU with features this host lacks: %s (saved on %s)", missing,

@@ -183,7 +183,7 @@ static int write_file(int fd, struct vm *vm, struct state_writer *sec, uint32_t 
 			.length = sec[i].len,
 			.crc = crc(sec[i].buf, sec[i].len),
 		};
-		off += sec[i].len;
+		off += (sec[i].len + 7) / 8 * 8; /* each section 8-byte aligned */
 	}
 	h.memory_offset = (off + SNAP_PAGE - 1) / SNAP_PAGE * SNAP_PAGE;
 	h.table_crc = crc(table, (uint64_t)nr * sizeof(*table));
