@@ -50,21 +50,26 @@ def test_ap_started_by_init_sipi(env):
     assert vm.ctl("quit").returncode == 0
 
 
+def echoed(p, line):
+    """Writes `line` to the VM's stdin and waits for the guest to echo it."""
+    p.stdin.write(line)
+    p.stdin.flush()
+    got = b""
+    deadline = time.monotonic() + 20
+    while line.strip() not in got and time.monotonic() < deadline:
+        r, _, _ = select.select([p.stdout], [], [], 0.5)
+        if r:
+            got += os.read(p.stdout.fileno(), 4096)
+    assert line.strip() in got, got
+
+
 def test_console_input(env):
     k = elf_kernel(os.path.join(env.dir, "echo"), ECHO)
     p = subprocess.Popen([KVMHOST, "run", "--name", "echo", "--kernel", k, "--cpus", "1"],
                          env=env.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
     try:
-        p.stdin.write(b"ping over the UART\n")
-        p.stdin.flush()
-        got = b""
-        deadline = time.monotonic() + 20
-        while b"ping over the UART" not in got and time.monotonic() < deadline:
-            r, _, _ = select.select([p.stdout], [], [], 0.5)
-            if r:
-                got += os.read(p.stdout.fileno(), 4096)
-        assert b"ping over the UART" in got, got
+        echoed(p, b"ping over the UART\n")
         # Ctrl-A x quits, even through a pipe.
         p.stdin.write(b"\x01x")
         p.stdin.flush()
@@ -169,15 +174,7 @@ def test_synthetic_kernels_across_a_snapshot(env):
         try:
             wait_for(lambda: os.path.exists(os.path.join(rundir, "echo.sock")), 10,
                      what="the VM to listen")
-            p.stdin.write(line)
-            p.stdin.flush()
-            got = b""
-            deadline = time.monotonic() + 20
-            while line.strip() not in got and time.monotonic() < deadline:
-                r, _, _ = select.select([p.stdout], [], [], 0.5)
-                if r:
-                    got += os.read(p.stdout.fileno(), 4096)
-            assert line.strip() in got, got
+            echoed(p, line)
             if args[0] == "--kernel":
                 assert env.run("ctl", "echo", "save", snap).returncode == 0
             else:

@@ -25,37 +25,34 @@
 #define PTE_RW 0x2
 #define PTE_PS 0x80
 
-struct kvm_cpuid2 *x86_supported_cpuid(int kvm_fd)
+/* A CPUID query that fills a struct kvm_cpuid2: grown on E2BIG. */
+static struct kvm_cpuid2 *query_cpuid(int fd, unsigned long req, const char *what)
 {
 	for (uint32_t n = 64; n <= 4096; n *= 2) {
 		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(struct kvm_cpuid_entry2));
 		if (!c)
 			return NULL;
 		c->nent = n;
-		if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
+		if (ioctl(fd, req, c) == 0)
 			return c;
 		int err = errno;
 		free(c);
 		if (err != E2BIG) {
-			log_err("KVM_GET_SUPPORTED_CPUID: %s", strerror(err));
+			log_err("%s: %s", what, strerror(err));
 			return NULL;
 		}
 	}
 	return NULL;
 }
 
+struct kvm_cpuid2 *x86_supported_cpuid(int kvm_fd)
+{
+	return query_cpuid(kvm_fd, KVM_GET_SUPPORTED_CPUID, "KVM_GET_SUPPORTED_CPUID");
+}
+
 struct kvm_cpuid2 *x86_vcpu_cpuid(int vcpu_fd)
 {
-	const uint32_t max = 256;
-	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + max * sizeof(struct kvm_cpuid_entry2));
-	if (!c)
-		return NULL;
-	c->nent = max;
-	if (ioctl(vcpu_fd, KVM_GET_CPUID2, c) == 0)
-		return c;
-	log_err("KVM_GET_CPUID2: %s", strerror(errno));
-	free(c);
-	return NULL;
+	return query_cpuid(vcpu_fd, KVM_GET_CPUID2, "KVM_GET_CPUID2");
 }
 
 int x86_set_cpuid(int vcpu_fd, const struct kvm_cpuid2 *base, uint32_t apic_id)
