@@ -3,7 +3,8 @@
 built-in guests with 10 % and 100 % of their memory touched (the guest's
 memory-check mode tags every page of its region), against `dd` writing the
 same number of bytes (with fsync) to the same file system in the same run;
-and restore time, exec -> the guest's first heartbeat on the console.
+and restore time, exec -> the guest's first heartbeat on the console. Saves
+and dd runs alternate, three each, and medians are compared.
 
 usage: bench/bench_snapshot.py [path/to/kvmhost] [restore runs]"""
 import os
@@ -21,6 +22,7 @@ os.environ["KVMHOST"] = KVMHOST
 import kvmtest  # noqa: E402
 
 RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+ROUNDS = 3  # saves and dd runs, interleaved: this host's disk varies 3x run to run
 SIZES_MIB = (64, 512, 2048)
 MEMCHECK_BASE_MIB = 16  # GUEST_MEMCHECK_BASE: the image, stacks and tables are below
 
@@ -55,15 +57,22 @@ def saved_vm(env, name, mib, touched):
 
 
 def save(env, mib, touched):
+    """Median save and dd times over ROUNDS interleaved runs (checkpoints with
+    --keep-running, the last one ending the VM), and the file's size."""
+    import json
     vm = saved_vm(env, f"s{mib}-{int(touched * 100)}", mib, touched)
     path = os.path.join(env.dir, f"s{mib}.kvmh")
-    p = vm.ctl("save", path, "--json")
-    assert p.returncode == 0, p.stderr
-    import json
-    res = json.loads(p.stdout)
+    saves, dds = [], []
+    for r in range(ROUNDS):
+        last = r == ROUNDS - 1
+        p = vm.ctl("save", path, "--json", *([] if last else ["--keep-running"]))
+        assert p.returncode == 0, p.stderr
+        res = json.loads(p.stdout)
+        saves.append(res["ms"])
+        used = os.stat(path).st_blocks * 512
+        dds.append(dd_seconds(os.path.join(env.dir, "dd.out"), used) * 1e3)
     vm.wait_exit(60)
-    st = os.stat(path)
-    return path, res, st.st_blocks * 512
+    return path, res, used, statistics.median(saves), statistics.median(dds)
 
 
 def restore_ms(env, path):
@@ -94,14 +103,14 @@ def main():
     try:
         for mib in SIZES_MIB:
             for touched in (0.1, 1.0):
-                path, res, used = save(env, mib, touched)
-                dd = dd_seconds(os.path.join(env.dir, "dd.out"), used)
-                ratio = (res["ms"] / 1e3) / dd if dd else float("nan")
-                target = dd * 1.3 * 1e3 + 10
-                print(f"save[{mib} MiB, {int(touched * 100)}% touched]: {res['ms']:.1f} ms, "
+                path, res, used, save_ms, dd_ms = save(env, mib, touched)
+                ratio = save_ms / dd_ms if dd_ms else float("nan")
+                target = dd_ms * 1.3 + 10
+                print(f"save[{mib} MiB, {int(touched * 100)}% touched]: median {save_ms:.1f} ms, "
                       f"file {used / 2**20:.1f} MiB on disk ({res['bytes'] / 2**20:.0f} MiB "
-                      f"apparent), dd of the same bytes {dd * 1e3:.1f} ms, ratio {ratio:.2f} "
-                      f"(target <= 1.3 x dd + 10 ms = {target:.0f} ms; file <= touched + 1 MiB)")
+                      f"apparent), dd of the same bytes median {dd_ms:.1f} ms, ratio "
+                      f"{ratio:.2f} (target <= 1.3 x dd + 10 ms = {target:.0f} ms; file <= "
+                      f"touched + 1 MiB; {ROUNDS} rounds each, interleaved)")
                 if touched == 1.0:
                     med, low = restore_ms(env, path)
                     print(f"restore[{mib} MiB]: exec -> first heartbeat median {med:.1f} ms, "
