@@ -370,6 +370,9 @@ static const struct opt_def opts[] = {
 static int check_combination(struct run_options *o, char *err, size_t errlen)
 {
 	o->vm.linux_guest = o->vm.kernel_path != NULL;
+	if (o->restore_path && o->on_reboot_restart)
+		return errorf(err, errlen, "--on-reboot restart: a restored VM cannot boot afresh "
+					   "(its kernel and disks' boot state are not in the snapshot)");
 	if (o->restore_path && o->guest_option)
 		return errorf(err, errlen,
 			      "--%s: with --restore the guest's settings come from the snapshot",

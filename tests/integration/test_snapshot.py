@@ -246,6 +246,8 @@ def test_bad_files(env):
     # Guest-visible options conflict with the snapshot: usage error.
     p = env.run("run", "--console", "none", "--restore", good, "--cpus", "4")
     assert p.returncode == 2 and "come from the snapshot" in p.stderr, p.stderr
+    p = env.run("run", "--console", "none", "--restore", good, "--on-reboot", "restart")
+    assert p.returncode == 2 and "cannot boot afresh" in p.stderr, p.stderr
     # And after all that, the good file still restores.
     vm2 = env.start("good", "--restore", good)
     assert vm2.ctl("quit").returncode == 0
