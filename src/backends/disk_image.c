@@ -44,7 +44,9 @@ int disk_image_open(struct disk_image *d, const struct disk_spec *spec, char *er
 	memset(d, 0, sizeof(*d));
 	d->ro = spec->ro;
 	d->path = spec->path;
-	d->fd = open(spec->path, (spec->ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	/* O_NONBLOCK so that a FIFO cannot hang the open (it is refused below);
+	 * it changes nothing for files and block devices. */
+	d->fd = open(spec->path, (spec->ro ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK);
 	if (d->fd < 0)
 		return open_error(spec, errno, err, errlen);
 	struct stat st;

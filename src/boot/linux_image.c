@@ -21,6 +21,7 @@
 #define BP_HDR		     BP(hdr)
 #define BP_E820_TABLE	     BP(e820_table)
 #define HDR_SETUP_SECTS	     BP(hdr.setup_sects)
+#define HDR_SYSSIZE	     BP(hdr.syssize)
 #define HDR_BOOT_FLAG	     BP(hdr.boot_flag)
 #define HDR_JUMP	     BP(hdr.jump)
 #define HDR_HEADER	     BP(hdr.header)
@@ -135,6 +136,13 @@ static int read_bz_header(const uint8_t *k, size_t ks, uint8_t *zp, struct bz_he
 	if (version < 0x020c)
 		FAIL("the bzImage's boot protocol %u.%02u is too old (2.12 or newer is needed)",
 		     version >> 8, version & 0xff);
+	/* What the header promises (in 16-byte paragraphs, the last one maybe
+	 * partial) must be there, whoever decompresses it. */
+	uint64_t sys = (uint64_t)get_le32(k + HDR_SYSSIZE) * 16;
+	if (sys > ks - h->pm + 15)
+		FAIL("the bzImage is truncated (its header promises %llu bytes after the setup, the "
+		     "image has %zu)",
+		     (unsigned long long)sys, ks - h->pm);
 	/* The zero page starts with the image's own setup header. */
 	size_t hdr_end = HDR_HEADER + k[HDR_JUMP + 1];
 	if (hdr_end > HDR_END_MAX)

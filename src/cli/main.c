@@ -81,8 +81,25 @@ static int open_console(struct runtime *rt)
 	return 0;
 }
 
-/* Every pinned host CPU must exist; one that is offline follows the
- * --on-cpu-offline policy once the VM runs. */
+/* Each CPU of `set` must exist; one that is offline gets a warning (the
+ * policies deal with it once the VM runs). */
+static int check_cpus(const char *what, const cpu_set_t *set, const cpu_set_t *present,
+		      const cpu_set_t *online)
+{
+	for (int c = 0; c < CPU_SETSIZE; c++) {
+		if (!CPU_ISSET(c, set))
+			continue;
+		if (!CPU_ISSET(c, present)) {
+			log_err("%s: host CPU %d does not exist", what, c);
+			return -1;
+		}
+		if (!CPU_ISSET(c, online))
+			log_warn("%s: host CPU %d is offline", what, c);
+	}
+	return 0;
+}
+
+/* Every pinned host CPU, and every --vmm-cpus one, must exist. */
 static int check_pins(const struct run_options *o)
 {
 	const char *root = host_cpu_sysfs_root();
@@ -92,19 +109,10 @@ static int check_pins(const struct run_options *o)
 		log_warn("cannot read host CPUs from %s; pins are not checked", root);
 		return 0;
 	}
-	for (int v = 0; v < o->pins.nr; v++) {
-		for (int c = 0; c < CPU_SETSIZE; c++) {
-			if (!CPU_ISSET(c, &o->pins.sets[v]))
-				continue;
-			if (!CPU_ISSET(c, &present)) {
-				log_err("--cpu-pin: host CPU %d does not exist", c);
-				return -1;
-			}
-			if (!CPU_ISSET(c, &online))
-				log_warn("--cpu-pin: host CPU %d is offline", c);
-		}
-	}
-	return 0;
+	for (int v = 0; v < o->pins.nr; v++)
+		if (check_cpus("--cpu-pin", &o->pins.sets[v], &present, &online))
+			return -1;
+	return o->has_vmm_cpus ? check_cpus("--vmm-cpus", &o->vmm_cpus, &present, &online) : 0;
 }
 
 static enum kvmhost_status claim_name(struct runtime *rt)

@@ -96,6 +96,27 @@ def test_missing_kvm(env):
     assert "/dev/kvm does not exist" in p.stderr
 
 
+def test_fifos_and_option_limits(env):
+    # A FIFO where a file belongs is refused at once, never waited on.
+    fifo = os.path.join(env.dir, "fifo")
+    os.mkfifo(fifo)
+    k = os.environ["KVMHOST_PWRBTN_KERNEL"]
+    for args, code in ((["--kernel", fifo], 6), (["--kernel", k, "--initrd", fifo], 6),
+                       (["--disk", fifo], 5), (["--disk", fifo + ",ro"], 5)):
+        p = env.run("run", "--console", "none", *args, timeout=10)
+        assert p.returncode == code and "not a regular file" in p.stderr, (args, p.stderr)
+    expect(env, ["run", "--vmm-cpus", "99"], 2, "host CPU 99 does not exist")
+    # The kernel says how long a command line may be: too long is a kernel
+    # that cannot be booted (6), as README says.
+    expect(env, ["run", "--console", "none", "--kernel", k, "--cmdline", "x" * 5000], 6,
+           "too long")
+    # More vCPUs than host CPUs is overcommit, which VMMs allow: it runs.
+    vm = env.start("over", "--cpus", "3")
+    assert len(vm.status()["vcpus"]) == 3
+    # More than KVM (or the built-in guest's 256) allows is a usage error.
+    expect(env, ["run", "--console", "none", "--cpus", "300"], 2, "at most")
+
+
 def test_help_matches_readme(env):
     # One usage text: what --help prints is README's usage block, line for line.
     p = env.run("--help")
@@ -114,6 +135,6 @@ def test_help_matches_readme(env):
 
 
 if __name__ == "__main__":
-    main([test_bad_options, test_help_matches_readme, test_pin_to_missing_cpu_in_stub_sysfs,
+    main([test_bad_options, test_help_matches_readme, test_fifos_and_option_limits, test_pin_to_missing_cpu_in_stub_sysfs,
           test_pin_to_offline_cpu_follows_policy, test_name_in_use,
           test_no_permission_for_kvm, test_missing_kvm])

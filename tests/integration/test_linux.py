@@ -235,6 +235,9 @@ def test_debian_kernel_banner(env):
         dst.write(src.read(2 << 20))
     p = env.run("run", "--console", "none", "--kernel", cut)
     assert p.returncode == 6 and "truncated" in p.stderr, p.stderr
+    # Decompressing itself, a truncated image would triple-fault: refused too.
+    p = env.run("run", "--console", "none", "--kernel", cut, "--kernel-decompress", "guest")
+    assert p.returncode == 6 and "promises" in p.stderr, p.stderr
     img = os.path.join(env.dir, "root.img")
     with open(img, "wb") as f:
         f.truncate(8 << 20)

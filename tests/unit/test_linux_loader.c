@@ -154,6 +154,8 @@ static uint8_t *make_bzimage(const uint8_t *payload, size_t plen, uint16_t versi
 	memcpy(b + 0x24c, &pl, 4);
 	memcpy(b + 0x258, &pref, 8);
 	memcpy(b + 0x260, &init_size, 4);
+	uint32_t syssize = (uint32_t)((plen + 15) / 16);
+	memcpy(b + 0x1f4, &syssize, 4);
 	memcpy(b + 1024, payload, plen);
 	*len = total;
 	return b;
@@ -324,6 +326,12 @@ static void rejections(void **state)
 	b = (struct linux_boot){bz, blen - 100, NULL, 0, "", false}; /* truncated */
 	assert_int_equal(linux_load(&lram, &b, &e, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "truncated"));
+	/* The same, decompressing itself: the header's syssize gives it away. */
+	b.guest_decompress = true;
+	assert_int_equal(linux_load(&lram, &b, &e, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "promises"));
+	b = (struct linux_boot){bz, blen, NULL, 0, "", true};
+	assert_int_equal(linux_load(&lram, &b, &e, err, sizeof(err)), 0);
 	b = (struct linux_boot){bz, 800, NULL, 0, "", false};
 	assert_int_equal(linux_load(&lram, &b, &e, err, sizeof(err)), -1);
 	/* A command line longer than the kernel takes. */

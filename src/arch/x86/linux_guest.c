@@ -25,7 +25,9 @@
 /* Maps a whole file read-only; NULL with a message on failure. */
 static void *map_file(const char *what, const char *path, size_t *size)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO given as a kernel must not hang us before the
+	 * event loop can hear a signal; it is refused below as not a file. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		int err = errno;
 		log_err("%s %s: %s", what, path, strerror(err));
