@@ -18,13 +18,27 @@ int protocol_parse_request(const char *line, size_t len, struct ctl_request *req
 	tok = json_tokener_new_ex(16);
 	if (!tok)
 		FAIL("out of memory");
+	/* RFC 8259 only: no single quotes, trailing commas or bad UTF-8 (whose
+	 * bytes a reply would echo); trailing white space is checked below. */
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS |
+					    JSON_TOKENER_VALIDATE_UTF8);
 	req->root = json_tokener_parse_ex(tok, line, (int)len);
+	size_t end = json_tokener_get_parse_end(tok);
 	enum json_tokener_error jerr = json_tokener_get_error(tok);
-	if (!req->root || jerr != json_tokener_success)
+	/* A bare literal or number at the end of the line (`null`, `5`) waits
+	 * for more input; the line has ended, so tell the tokener. */
+	if (jerr == json_tokener_continue && !req->root) {
+		req->root = json_tokener_parse_ex(tok, "", 1);
+		jerr = json_tokener_get_error(tok);
+		end = len;
+	}
+	if (jerr != json_tokener_success)
 		FAIL("malformed JSON: %s",
 		     jerr == json_tokener_continue ? "incomplete" : json_tokener_error_desc(jerr));
+	if (!req->root)
+		FAIL("a request must be a JSON object"); /* null */
 	/* Nothing but white space may follow the object. */
-	for (size_t i = json_tokener_get_parse_end(tok); i < len; i++)
+	for (size_t i = end; i < len; i++)
 		if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r')
 			FAIL("trailing data after the JSON object");
 	if (!json_object_is_type(req->root, json_type_object))
@@ -35,6 +49,8 @@ int protocol_parse_request(const char *line, size_t len, struct ctl_request *req
 	    !json_object_is_type(cmd, json_type_string))
 		FAIL("missing \"cmd\" string");
 	req->cmd = json_object_get_string(cmd);
+	if ((size_t)json_object_get_string_len(cmd) != strlen(req->cmd))
+		FAIL("\"cmd\" contains a NUL character");
 	if (json_object_object_get_ex(req->root, "args", &req->args) &&
 	    !json_object_is_type(req->args, json_type_object))
 		FAIL("\"args\" must be an object");
@@ -47,6 +63,18 @@ fail:
 	if (req->root && !json_object_is_type(req->root, json_type_object))
 		ctl_request_free(req);
 	return -1;
+}
+
+char *protocol_quote(const char *s, char *out, size_t outlen)
+{
+	size_t n = strnlen(s, outlen - 1);
+	/* Cut at a character boundary: never leave half a UTF-8 sequence. */
+	if (s[n] != '\0')
+		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--;
+	memcpy(out, s, n);
+	out[n] = '\0';
+	return out;
 }
 
 void ctl_request_free(struct ctl_request *req)

@@ -28,5 +28,8 @@ char *protocol_reply_ok(const struct ctl_request *req, json_object *result);
 char *protocol_reply_error(const struct ctl_request *req, const char *msg);
 
 json_object *protocol_cpu_list_json(const cpu_set_t *set);
+/* At most outlen - 1 bytes of s, cut at a UTF-8 character boundary, for
+ * quoting what a client sent in a reply. Returns out. */
+char *protocol_quote(const char *s, char *out, size_t outlen);
 
 #endif

@@ -138,7 +138,8 @@ static json_object *handle(struct client *c, struct ctl_request *req, char *err,
 	for (int i = 0; i < ctl->nr_cmds; i++)
 		if (!strcmp(req->cmd, ctl->cmds[i].name))
 			return ctl->cmds[i].fn(ctl->cmds[i].opaque, req->args, err, errlen);
-	snprintf(err, errlen, "unknown command '%.64s'", req->cmd);
+	char name[65];
+	snprintf(err, errlen, "unknown command '%s'", protocol_quote(req->cmd, name, sizeof(name)));
 	return NULL;
 }
 

@@ -32,6 +32,18 @@ def test_malformed_requests(env):
         assert r["ok"] is False and r["error"], (data[:40], r)
     r = raw(vm, b'{"cmd":"fly","id":3}\n')
     assert r == {"ok": False, "id": 3, "error": "unknown command 'fly'"}
+    # Strict JSON, and nothing a reply would echo that is not valid UTF-8
+    # (raw() parses the reply: an invalid one would fail right there).
+    for data, why in [(b'{"cmd":"status\\u0000"}\n', "NUL"),
+                      (b"{'cmd':'status'}\n", "malformed"),
+                      (b'{"cmd":"status",}\n', "malformed"),
+                      (b'{"cmd":"st\xffatus"}\n', "malformed"),
+                      (b"null\n", "must be a JSON object")]:
+        r = raw(vm, data)
+        assert r["ok"] is False and why in r["error"], (data, r)
+    # 81 bytes of UTF-8: quoted back cut at 64, which falls inside a character.
+    r = raw(vm, ('{"cmd":"a' + "\u00e9" * 40 + '"}\n').encode())
+    assert r["ok"] is False and r["error"].startswith("unknown command"), r
     assert advancing(vm)
 
 

@@ -57,6 +57,14 @@ static void malformed_requests(void **state)
 		"{\"cmd\":\"status\"}garbage",
 		"{\"cmd\":\"status\",\"args\":[1]}",
 		"{\"cmd\":\"status\"",
+		/* Only RFC 8259: */
+		"{'cmd':'status'}",
+		"{\"cmd\":\"status\",}",
+		"{\"cmd\":\"status\",\"args\":{\"a\":1,}}",
+		"{\"cmd\":\"stat\xffus\"}",    /* not UTF-8 */
+		"{\"cmd\":\"status\\u0000\"}", /* NUL inside */
+		"null",
+		"[]",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(parse(bad[i], &req), -1);
@@ -112,6 +120,25 @@ static void replies(void **state)
 	free(anon);
 }
 
+static void quoting(void **state)
+{
+	(void)state;
+	char out[8];
+	assert_string_equal(protocol_quote("abc", out, sizeof(out)), "abc");
+	assert_string_equal(protocol_quote("abcdefghij", out, sizeof(out)), "abcdefg");
+	/* "abcdeé…": 'é' is two bytes at 5 and 6; 7 bytes would cut after its first. */
+	assert_string_equal(protocol_quote("abcde\xc3\xa9\xc3\xa9", out, sizeof(out)),
+			    "abcde\xc3\xa9");
+	assert_string_equal(protocol_quote("abcdef\xc3\xa9", out, sizeof(out)), "abcdef");
+	struct ctl_request req;
+	assert_int_equal(parse("null", &req), -1);
+	assert_string_equal(err, "a request must be a JSON object");
+	ctl_request_free(&req);
+	assert_int_equal(parse("{\"cmd\":\"status\\u0000\"}", &req), -1);
+	assert_non_null(strstr(err, "NUL"));
+	ctl_request_free(&req);
+}
+
 static void cpu_list_json(void **state)
 {
 	(void)state;
@@ -127,10 +154,9 @@ static void cpu_list_json(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(valid_requests),
-		cmocka_unit_test(malformed_requests),
-		cmocka_unit_test(replies),
-		cmocka_unit_test(cpu_list_json),
+		cmocka_unit_test(valid_requests), cmocka_unit_test(malformed_requests),
+		cmocka_unit_test(replies),	  cmocka_unit_test(cpu_list_json),
+		cmocka_unit_test(quoting),
 	};
 	return cmocka_run_group_tests_name("protocol", tests, NULL, NULL);
 }
