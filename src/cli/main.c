@@ -292,8 +292,9 @@ static enum kvmhost_status run(struct runtime *rt)
 		}
 		log_info("VM '%s' restored from %s", rt->opts->name, rt->opts->restore_path);
 	}
-	if (start_host_side(rt))
-		return STATUS_ERROR;
+	int r = start_host_side(rt);
+	if (r) /* a socket path another VM holds is a name in use */
+		return r == -EADDRINUSE ? STATUS_NAME_IN_USE : STATUS_ERROR;
 	return run_vm(rt);
 }
 

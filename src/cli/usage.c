@@ -14,11 +14,11 @@ const char kvmhost_usage[] =
 	"             [--kernel-decompress host|guest] [--on-reboot exit|restart]]\n"
 	"kvmhost run --restore FILE [--name NAME] [--cpu-pin ...] [--vmm-cpus LIST]\n"
 	"            [--on-cpu-offline ...] [--on-host-sleep ...] [--console ...] [--socket PATH]\n"
-	"kvmhost ctl NAME status|pause|resume|quit|poweroff|regs|events [--json]\n"
+	"kvmhost ctl NAME status|pause|resume|quit|poweroff|regs|events [--json] [--timeout SEC]\n"
 	"kvmhost ctl NAME pin VCPU=HOSTCPU[,...]\n"
 	"kvmhost ctl NAME save FILE [--keep-running] [--json]\n"
 	"kvmhost ctl NAME|--all host-sleep prepare|resume\n"
-	"kvmhost list [--json]\n";
+	"kvmhost list [--json] [--timeout SEC]\n";
 
 void print_usage(FILE *f)
 {

@@ -1,107 +1,73 @@
 #include "control/client.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
 
+#include "control/conn.h"
 #include "control/rundir.h"
 #include "util/exit_status.h"
 #include "util/util.h"
 
-#define REPLY_TIMEOUT_MS 5000
-#define SAVE_TIMEOUT_MS	 (10 * 60 * 1000)
+#define DEFAULT_TIMEOUT_MS 5000
+#define SAVE_TIMEOUT_MS	   (10 * 60 * 1000) /* a save writes all of memory first */
 
-static json_object *request_within(int fd, const char *cmd, json_object *args, int timeout_ms,
-				   char *err, size_t errlen);
-
-static int connect_socket(const char *path)
+/* Opens NAME's socket; says why not, naming the owner when it is not ours. */
+static int vm_open(const char *dir, const char *name, struct conn *c, uint64_t deadline, char *err,
+		   size_t errlen)
 {
-	struct sockaddr_un addr = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof(addr.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(addr.sun_path, path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		int err = -errno;
-		close(fd);
-		return err;
+	char path[4200];
+	if (rundir_socket_path(dir, name, path, sizeof(path)))
+		return errorf(err, errlen, "runtime directory path too long");
+	int r = conn_open(c, path, deadline);
+	struct stat st;
+	if (r == -EACCES && stat(path, &st) == 0)
+		return errorf(err, errlen, "permission denied: this VM belongs to uid %u",
+			      (unsigned)st.st_uid);
+	if (r == -ETIMEDOUT)
+		return errorf(err, errlen, "VM '%s' did not answer (not accepting connections)",
+			      name);
+	if (r) {
+		rundir_reap_if_dead(dir, name);
+		return errorf(err, errlen, "no VM named '%s' is running (%s)", name, strerror(-r));
 	}
-	return fd;
+	return 0;
 }
 
-/* Reads one line; returns it (caller frees) or NULL on timeout/EOF. */
-static char *read_line(int fd, int timeout_ms)
-{
-	size_t len = 0, cap = 4096;
-	char *buf = malloc(cap);
-	while (buf) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		int r = poll(&p, 1, timeout_ms);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		if (len + 1 >= cap) {
-			if (cap > (64u << 20))
-				break;
-			char *g = realloc(buf, cap *= 2);
-			if (!g)
-				break;
-			buf = g;
-		}
-		ssize_t n = recv(fd, buf + len, 1, 0);
-		if (n <= 0)
-			break;
-		if (buf[len] == '\n') {
-			buf[len] = '\0';
-			return buf;
-		}
-		len++;
-	}
-	free(buf);
-	return NULL;
-}
-
-/* Sends one request and parses the reply; returns the reply object or NULL. */
-static json_object *request(int fd, const char *cmd, json_object *args, char *err, size_t errlen)
-{
-	/* A save writes all of guest memory before it answers. */
-	int timeout = !strcmp(cmd, "save") ? SAVE_TIMEOUT_MS : REPLY_TIMEOUT_MS;
-	return request_within(fd, cmd, args, timeout, err, errlen);
-}
-
-static json_object *request_within(int fd, const char *cmd, json_object *args, int timeout_ms,
-				   char *err, size_t errlen)
+static char *request_line(const char *cmd, json_object *args)
 {
 	json_object *req = json_object_new_object();
 	json_object_object_add(req, "cmd", json_object_new_string(cmd));
 	if (args)
 		json_object_object_add(req, "args", args);
 	const char *s = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
-	int r = write_full(fd, s, strlen(s));
-	if (!r)
-		r = write_full(fd, "\n", 1);
+	size_t n = strlen(s);
+	char *line = malloc(n + 2);
+	if (line) {
+		memcpy(line, s, n);
+		memcpy(line + n, "\n", 2);
+	}
 	json_object_put(req);
-	if (r) {
-		snprintf(err, errlen, "sending request: %s", strerror(-r));
+	return line;
+}
+
+/* A reply line as an object, or NULL with why in err. */
+static json_object *parse_reply(const char *line, int r, char *err, size_t errlen)
+{
+	if (r == -ETIMEDOUT) {
+		snprintf(err, errlen, "no reply from the VM in time (stopped or busy)");
 		return NULL;
 	}
-	char *line = read_line(fd, timeout_ms);
-	if (!line) {
-		snprintf(err, errlen, "no reply from the VM");
+	if (r || !line) {
+		snprintf(err, errlen, "the VM closed the connection (%s)", strerror(r ? -r : EIO));
 		return NULL;
 	}
 	json_object *reply = json_tokener_parse(line);
-	free(line);
 	if (!reply || !json_object_is_type(reply, json_type_object)) {
 		json_object_put(reply);
 		snprintf(err, errlen, "malformed reply from the VM");
@@ -110,12 +76,96 @@ static json_object *request_within(int fd, const char *cmd, json_object *args, i
 	return reply;
 }
 
-static int vm_connect(const char *dir, const char *name)
+/* Sends one request and parses the reply, both within the deadline. */
+static json_object *request(struct conn *c, const char *cmd, json_object *args, uint64_t deadline,
+			    char *err, size_t errlen)
 {
-	char path[4200];
-	if (rundir_socket_path(dir, name, path, sizeof(path)))
-		return -ENAMETOOLONG;
-	return connect_socket(path);
+	char *line = request_line(cmd, args), *reply = NULL;
+	int r = line ? conn_send(c, line, deadline) : -ENOMEM;
+	free(line);
+	if (!r)
+		r = conn_read_line(c, &reply, deadline);
+	json_object *o = parse_reply(reply, r, err, errlen);
+	free(reply);
+	return o;
+}
+
+static bool reply_ok(json_object *o)
+{
+	json_object *ok;
+	return o && json_object_object_get_ex(o, "ok", &ok) && json_object_get_boolean(ok);
+}
+
+/* The names of every VM in the runtime directory. */
+struct names {
+	char **v;
+	size_t n;
+};
+
+static void add_name(const char *name, void *opaque)
+{
+	struct names *ns = opaque;
+	char **g = realloc(ns->v, sizeof(*g) * (ns->n + 1));
+	if (!g || !(g[ns->n] = strdup(name))) {
+		ns->v = g ? g : ns->v;
+		return;
+	}
+	ns->v = g;
+	ns->n++;
+}
+
+/* Connects (one attempt) and sends; -EAGAIN while the VM's backlog is full. */
+static int try_ask(const char *dir, struct conn_ask *a, const char *line, uint64_t deadline)
+{
+	char err[256];
+	/* A deadline already passed: exactly one connect attempt. */
+	if (vm_open(dir, a->name, &a->c, 1, err, sizeof(err)))
+		return strstr(err, "did not answer") ? -EAGAIN : -ECONNREFUSED;
+	return conn_send(&a->c, line, deadline);
+}
+
+/* Every VM asked `line` at once. A VM whose backlog is full (stopped, say)
+ * is tried again while the others' replies come in; none is waited on
+ * alone, and all of it ends by the deadline. */
+static struct conn_ask *ask_every_vm(const char *dir, const struct names *ns, const char *line,
+				     uint64_t deadline)
+{
+	struct conn_ask *asks = calloc(ns->n ? ns->n : 1, sizeof(*asks));
+	if (!asks)
+		return NULL;
+	for (size_t i = 0; i < ns->n; i++)
+		asks[i] = (struct conn_ask){.name = ns->v[i], .c = {.fd = -1}, .err = -EAGAIN};
+	for (;;) {
+		bool connecting = false;
+		for (size_t i = 0; i < ns->n; i++) {
+			if (asks[i].err == -EAGAIN)
+				asks[i].err = try_ask(dir, &asks[i], line, deadline);
+			connecting |= asks[i].err == -EAGAIN;
+		}
+		uint64_t now = now_ns();
+		int left = now >= deadline ? 0 : (int)((deadline - now) / 1000000);
+		bool waiting = conn_ask_collect(asks, ns->n, connecting && left > 5 ? 5 : left);
+		if ((!waiting && !connecting) || now_ns() >= deadline)
+			break;
+		if (!waiting)
+			usleep(5000); /* only backlogs to retry: do not spin */
+	}
+	for (size_t i = 0; i < ns->n; i++)
+		if (!asks[i].reply && (!asks[i].err || asks[i].err == -EAGAIN))
+			asks[i].err = -ETIMEDOUT;
+	return asks;
+}
+
+static void free_asks(struct conn_ask *asks, struct names *ns)
+{
+	for (size_t i = 0; asks && i < ns->n; i++) {
+		conn_close(&asks[i].c);
+		free(asks[i].reply);
+	}
+	free(asks);
+	for (size_t i = 0; i < ns->n; i++)
+		free(ns->v[i]);
+	free(ns->v);
 }
 
 static void print_cpu_array(json_object *a, char *buf, size_t len)
@@ -163,70 +213,7 @@ static void print_status_human(json_object *st, bool header)
 	}
 }
 
-struct all_ctx {
-	const char *dir;
-	int fds[256];
-	char names[256][80];
-	int n;
-};
-
-static void connect_one(const char *name, void *opaque)
-{
-	struct all_ctx *ctx = opaque;
-	if (ctx->n >= 256)
-		return;
-	int fd = vm_connect(ctx->dir, name);
-	if (fd < 0)
-		return;
-	ctx->fds[ctx->n] = fd;
-	snprintf(ctx->names[ctx->n], sizeof(ctx->names[0]), "%s", name);
-	ctx->n++;
-}
-
-/* For sleep hooks: every VM on the host quiesces at once; returns when all
- * have answered (prepare: paused and flushed). */
-static enum kvmhost_status ctl_all_host_sleep(const char *phase)
-{
-	struct all_ctx ctx = {0};
-	char dir[4096];
-	if (rundir_path(dir, sizeof(dir), false)) {
-		fprintf(stderr, "kvmhost ctl: no runtime directory\n");
-		return STATUS_ERROR;
-	}
-	ctx.dir = dir;
-	rundir_for_each(dir, connect_one, &ctx);
-	char line[128];
-	int n = snprintf(line, sizeof(line),
-			 "{\"cmd\":\"host-sleep\",\"args\":{\"phase\":\"%s\"}}\n", phase);
-	for (int i = 0; i < ctx.n; i++)
-		if (write_full(ctx.fds[i], line, (size_t)n)) {
-			close(ctx.fds[i]);
-			ctx.fds[i] = -1;
-		}
-	enum kvmhost_status status = STATUS_OK;
-	for (int i = 0; i < ctx.n; i++) {
-		if (ctx.fds[i] < 0) {
-			fprintf(stderr, "kvmhost ctl: %s: cannot send\n", ctx.names[i]);
-			status = STATUS_ERROR;
-			continue;
-		}
-		char *reply = read_line(ctx.fds[i], REPLY_TIMEOUT_MS);
-		json_object *o = reply ? json_tokener_parse(reply) : NULL;
-		json_object *ok;
-		if (!o || !json_object_object_get_ex(o, "ok", &ok) ||
-		    !json_object_get_boolean(ok)) {
-			fprintf(stderr, "kvmhost ctl: %s: %s\n", ctx.names[i],
-				o ? jstr(o, "error") : "no reply");
-			status = STATUS_ERROR;
-		} else {
-			printf("%s: host-sleep %s done\n", ctx.names[i], phase);
-		}
-		json_object_put(o);
-		free(reply);
-		close(ctx.fds[i]);
-	}
-	return status;
-}
+static int parse_timeout(const char *s, int *ms);
 
 static void usage_ctl(void)
 {
@@ -234,7 +221,8 @@ static void usage_ctl(void)
 			"[--json]\n"
 			"       kvmhost ctl NAME pin VCPU=HOSTCPU[,...]\n"
 			"       kvmhost ctl NAME save FILE [--keep-running] [--json]\n"
-			"       kvmhost ctl NAME|--all host-sleep prepare|resume\n");
+			"       kvmhost ctl NAME|--all host-sleep prepare|resume\n"
+			"       (each also takes --timeout SEC, default 5)\n");
 }
 
 /* What `ctl` was asked to do. */
@@ -245,6 +233,7 @@ struct ctl_args {
 	bool all;
 	bool json;
 	bool keep_running;
+	int timeout_ms;
 };
 
 static bool takes_arg(const char *cmd)
@@ -260,6 +249,11 @@ static int parse_ctl_args(int argc, char **argv, struct ctl_args *a)
 			a->json = true;
 		} else if (!strcmp(s, "--keep-running")) {
 			a->keep_running = true;
+		} else if (!strcmp(s, "--timeout") && i + 1 < argc) {
+			if (parse_timeout(argv[++i], &a->timeout_ms)) {
+				fprintf(stderr, "kvmhost ctl: --timeout takes 1-3600 seconds\n");
+				return -1;
+			}
 		} else if (!strcmp(s, "--all") && !a->name) {
 			a->all = true, a->name = "--all";
 		} else if (s[0] == '-') {
@@ -308,12 +302,12 @@ static enum kvmhost_status check_ctl_args(const struct ctl_args *a)
 }
 
 /* Prints a successful reply as the command calls for. */
-static void print_result(const struct ctl_args *a, int fd, json_object *result)
+static void print_result(const struct ctl_args *a, struct conn *c, json_object *result)
 {
 	if (!strcmp(a->cmd, "events")) {
 		char *line;
 		fflush(stdout);
-		while ((line = read_line(fd, -1))) {
+		while (conn_read_line(c, &line, CONN_NO_DEADLINE) == 0) {
 			printf("%s\n", line);
 			fflush(stdout);
 			free(line);
@@ -357,6 +351,40 @@ static json_object *ctl_request_args(const struct ctl_args *a)
 	return args;
 }
 
+/* For sleep hooks: every VM on the host quiesces at once, however many;
+ * returns within the deadline whatever they do, naming those that did not. */
+static enum kvmhost_status ctl_all_host_sleep(const char *phase, int timeout_ms)
+{
+	char dir[4096];
+	if (rundir_path(dir, sizeof(dir), false)) {
+		fprintf(stderr, "kvmhost ctl: no runtime directory\n");
+		return STATUS_ERROR;
+	}
+	struct names ns = {0};
+	rundir_for_each(dir, add_name, &ns);
+	json_object *args = json_object_new_object();
+	json_object_object_add(args, "phase", json_object_new_string(phase));
+	char *line = request_line("host-sleep", args);
+	struct conn_ask *asks =
+		line ? ask_every_vm(dir, &ns, line, conn_deadline(timeout_ms)) : NULL;
+	free(line);
+	enum kvmhost_status status = asks ? STATUS_OK : STATUS_ERROR;
+	for (size_t i = 0; asks && i < ns.n; i++) {
+		char err[256];
+		json_object *o = parse_reply(asks[i].reply, asks[i].err, err, sizeof(err));
+		if (reply_ok(o)) {
+			printf("%s: host-sleep %s done\n", asks[i].name, phase);
+		} else {
+			fprintf(stderr, "kvmhost ctl: %s: host-sleep %s failed: %s\n", asks[i].name,
+				phase, o ? jstr(o, "error") : err);
+			status = STATUS_ERROR;
+		}
+		json_object_put(o);
+	}
+	free_asks(asks, &ns);
+	return status;
+}
+
 static enum kvmhost_status ctl_one(const struct ctl_args *a)
 {
 	char dir[4096], err[256];
@@ -364,41 +392,41 @@ static enum kvmhost_status ctl_one(const struct ctl_args *a)
 		fprintf(stderr, "kvmhost ctl: no runtime directory (set XDG_RUNTIME_DIR)\n");
 		return STATUS_ERROR;
 	}
-	int fd = vm_connect(dir, a->name);
-	if (fd < 0) {
-		rundir_reap_if_dead(dir, a->name);
-		fprintf(stderr, "kvmhost ctl: no VM named '%s' is running (%s)\n", a->name,
-			strerror(-fd));
+	bool save = !strcmp(a->cmd, "save"), events = !strcmp(a->cmd, "events");
+	uint64_t deadline = conn_deadline(save ? SAVE_TIMEOUT_MS : a->timeout_ms);
+	struct conn c;
+	if (vm_open(dir, a->name, &c, conn_deadline(a->timeout_ms), err, sizeof(err))) {
+		fprintf(stderr, "kvmhost ctl: %s\n", err);
 		return STATUS_ERROR;
 	}
 	json_object *args = ctl_request_args(a);
 	if (!args && a->arg) {
 		fprintf(stderr, "kvmhost ctl: %s: %s\n", a->arg, strerror(errno));
-		close(fd);
+		conn_close(&c);
 		return STATUS_ERROR;
 	}
-	bool events = !strcmp(a->cmd, "events");
-	json_object *reply = request(fd, events ? "subscribe" : a->cmd, args, err, sizeof(err));
+	json_object *reply =
+		request(&c, events ? "subscribe" : a->cmd, args, deadline, err, sizeof(err));
 	enum kvmhost_status status = STATUS_ERROR;
-	json_object *okv, *result = NULL;
+	json_object *result = NULL;
 	if (!reply)
 		fprintf(stderr, "kvmhost ctl: %s\n", err);
-	else if (!json_object_object_get_ex(reply, "ok", &okv) || !json_object_get_boolean(okv))
+	else if (!reply_ok(reply))
 		fprintf(stderr, "kvmhost ctl: %s\n", jstr(reply, "error"));
 	else
 		status = STATUS_OK;
 	if (status == STATUS_OK) {
 		json_object_object_get_ex(reply, "result", &result);
-		print_result(a, fd, result);
+		print_result(a, &c, result);
 	}
 	json_object_put(reply);
-	close(fd);
+	conn_close(&c);
 	return status;
 }
 
 int cmd_ctl(int argc, char **argv)
 {
-	struct ctl_args a = {0};
+	struct ctl_args a = {.timeout_ms = DEFAULT_TIMEOUT_MS};
 	if (parse_ctl_args(argc, argv, &a)) {
 		usage_ctl();
 		return STATUS_USAGE;
@@ -406,66 +434,97 @@ int cmd_ctl(int argc, char **argv)
 	enum kvmhost_status status = check_ctl_args(&a);
 	if (status != STATUS_OK)
 		return status;
-	return a.all ? ctl_all_host_sleep(a.arg) : ctl_one(&a);
+	return a.all ? ctl_all_host_sleep(a.arg, a.timeout_ms) : ctl_one(&a);
 }
 
-struct list_ctx {
-	const char *dir;
-	json_object *all;
-};
-
-static void list_one(const char *name, void *opaque)
+/* `--timeout SEC`: how long every step may take. */
+static int parse_timeout(const char *s, int *ms)
 {
-	struct list_ctx *ctx = opaque;
-	int fd = vm_connect(ctx->dir, name);
-	if (fd < 0)
-		return; /* went away between readdir and connect */
-	char err[256];
-	json_object *reply = request(fd, "status", NULL, err, sizeof(err));
-	close(fd);
-	json_object *result;
-	if (reply && json_object_object_get_ex(reply, "result", &result))
-		json_object_array_add(ctx->all, json_object_get(result));
-	else
-		fprintf(stderr, "kvmhost list: %s: %s\n", name, reply ? jstr(reply, "error") : err);
-	json_object_put(reply);
+	uint64_t v;
+	if (parse_u64(s, &v) || v == 0 || v > 3600)
+		return -1;
+	*ms = (int)v * 1000;
+	return 0;
+}
+
+static int parse_list_args(int argc, char **argv, bool *json, int *timeout_ms)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			*json = true;
+		} else if (!strcmp(argv[i], "--timeout") && i + 1 < argc &&
+			   !parse_timeout(argv[i + 1], timeout_ms)) {
+			i++;
+		} else {
+			fprintf(stderr,
+				"kvmhost list: unknown argument '%s'\nusage: kvmhost list "
+				"[--json] [--timeout SEC]\n",
+				argv[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The VMs that answered, in the status format; those that did not, as
+ * {"name", "state": "unresponsive"}. */
+static json_object *list_json(struct conn_ask *asks, size_t n, size_t *unresponsive)
+{
+	json_object *all = json_object_new_array();
+	for (size_t i = 0; i < n; i++) {
+		char err[256];
+		json_object *o = parse_reply(asks[i].reply, asks[i].err, err, sizeof(err)), *result;
+		if (reply_ok(o) && json_object_object_get_ex(o, "result", &result)) {
+			json_object_array_add(all, json_object_get(result));
+		} else {
+			json_object *u = json_object_new_object();
+			json_object_object_add(u, "name", json_object_new_string(asks[i].name));
+			json_object_object_add(u, "state", json_object_new_string("unresponsive"));
+			json_object_object_add(u, "error",
+					       json_object_new_string(o ? jstr(o, "error") : err));
+			json_object_array_add(all, u);
+			(*unresponsive)++;
+		}
+		json_object_put(o);
+	}
+	return all;
 }
 
 int cmd_list(int argc, char **argv)
 {
 	bool json = false;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json")) {
-			json = true;
-		} else {
-			fprintf(stderr,
-				"kvmhost list: unknown argument '%s'\nusage: kvmhost list "
-				"[--json]\n",
-				argv[i]);
-			return STATUS_USAGE;
-		}
-	}
+	int timeout_ms = DEFAULT_TIMEOUT_MS;
+	if (parse_list_args(argc, argv, &json, &timeout_ms))
+		return STATUS_USAGE;
 	char dir[4096];
 	if (rundir_path(dir, sizeof(dir), false)) {
 		fprintf(stderr, "kvmhost list: no runtime directory (set XDG_RUNTIME_DIR)\n");
 		return STATUS_ERROR;
 	}
-	struct list_ctx ctx = {.dir = dir, .all = json_object_new_array()};
-	int r = rundir_for_each(dir, list_one, &ctx);
+	struct names ns = {0};
+	int r = rundir_for_each(dir, add_name, &ns);
 	if (r) {
 		fprintf(stderr, "kvmhost list: %s: %s\n", dir, strerror(-r));
-		json_object_put(ctx.all);
+		free_asks(NULL, &ns);
 		return STATUS_ERROR;
 	}
-	if (json) {
-		printf("%s\n", json_object_to_json_string_ext(ctx.all, JSON_C_TO_STRING_PLAIN));
-	} else {
-		size_t n = json_object_array_length(ctx.all);
-		for (size_t i = 0; i < n; i++)
-			print_status_human(json_object_array_get_idx(ctx.all, i), i == 0);
-		if (!n)
-			printf("no VMs running\n");
-	}
-	json_object_put(ctx.all);
-	return STATUS_OK;
+	char *line = request_line("status", NULL);
+	struct conn_ask *asks =
+		line ? ask_every_vm(dir, &ns, line, conn_deadline(timeout_ms)) : NULL;
+	free(line);
+	size_t unresponsive = 0;
+	json_object *all = asks ? list_json(asks, ns.n, &unresponsive) : json_object_new_array();
+	size_t n = json_object_array_length(all);
+	if (json)
+		printf("%s\n", json_object_to_json_string_ext(all, JSON_C_TO_STRING_PLAIN));
+	for (size_t i = 0; !json && i < n; i++)
+		print_status_human(json_object_array_get_idx(all, i), i == 0);
+	if (!json && !n)
+		printf("no VMs running\n");
+	if (unresponsive)
+		fprintf(stderr, "kvmhost list: %zu VM%s did not answer in time\n", unresponsive,
+			unresponsive == 1 ? "" : "s");
+	json_object_put(all);
+	free_asks(asks, &ns);
+	return unresponsive ? STATUS_ERROR : STATUS_OK;
 }

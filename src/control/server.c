@@ -27,6 +27,7 @@ struct client {
 	char *out;
 	size_t out_len;
 	bool subscribed;
+	uint64_t last_request_ns; /* connected, or last completed a request */
 	struct client *next;
 };
 
@@ -43,6 +44,7 @@ struct control_status_part {
 
 struct control {
 	sd_event *event;
+	bool bound; /* the socket file at path is ours */
 	int fd;
 	sd_event_source *listen_src;
 	char path[108];
@@ -172,7 +174,6 @@ static int client_io(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		return errno == EAGAIN || errno == EINTR ? 0 : (client_free(c), 0);
 	if (n == 0)
 		goto drop; /* the client went away, maybe mid-request: nothing to undo */
-	event_timer_rearm(c->timer, c->ctl->idle_usec);
 	char *grown = realloc(c->in, c->in_len + (size_t)n);
 	if (!grown)
 		goto drop;
@@ -184,6 +185,10 @@ static int client_io(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		size_t len = (size_t)(nl - c->in);
 		if (client_line(c, c->in, len) < 0)
 			goto drop;
+		/* Idle time counts from the last complete request: bytes that
+		 * never make one (a space every few seconds) do not keep a slot. */
+		c->last_request_ns = now_ns();
+		event_timer_rearm(c->timer, c->ctl->idle_usec);
 		memmove(c->in, nl + 1, c->in_len - len - 1);
 		c->in_len -= len + 1;
 	}
@@ -212,49 +217,116 @@ static int client_idle(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
-static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+/* With every slot taken, the client that has gone longest without a
+ * complete request makes room - a subscriber only for root - so a few
+ * idle or stalling peers cannot lock everyone out. */
+static bool make_room(struct control *ctl, bool root)
 {
-	struct control *ctl = userdata;
-	(void)s;
-	(void)revents;
-	int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (cfd < 0)
-		return 0;
-	struct ucred cred;
-	socklen_t clen = sizeof(cred);
-	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 ||
-	    (cred.uid != 0 && cred.uid != geteuid())) {
-		close(cfd);
-		return 0;
+	struct client *oldest = NULL;
+	for (int pass = 0; pass < (root ? 2 : 1) && !oldest; pass++)
+		for (struct client *c = ctl->clients; c; c = c->next)
+			if ((pass || !c->subscribed) &&
+			    (!oldest || c->last_request_ns < oldest->last_request_ns))
+				oldest = c;
+	if (!oldest)
+		return false;
+	client_send(oldest, protocol_reply_error(NULL, "dropped to make room for another client"));
+	client_free(oldest);
+	return true;
+}
+
+/* Says why in one line and hangs up: the peer learns what went wrong. */
+static void refuse(int cfd, const char *why)
+{
+	char *line = protocol_reply_error(NULL, why);
+	if (line) {
+		(void)!send(cfd, line, strlen(line), MSG_DONTWAIT | MSG_NOSIGNAL);
+		free(line);
 	}
-	if (ctl->nr_clients >= MAX_CLIENTS) {
-		char *line = protocol_reply_error(NULL, "too many clients");
-		if (line) {
-			(void)send(cfd, line, strlen(line), MSG_DONTWAIT | MSG_NOSIGNAL);
-			free(line);
-		}
-		close(cfd);
-		return 0;
-	}
+	close(cfd);
+}
+
+static void add_client(struct control *ctl, int cfd)
+{
 	struct client *c = calloc(1, sizeof(*c));
 	if (!c) {
 		close(cfd);
-		return 0;
+		return;
 	}
 	c->ctl = ctl;
 	c->fd = cfd;
+	c->last_request_ns = now_ns();
 	if (sd_event_add_io(ctl->event, &c->io, cfd, EPOLLIN | EPOLLRDHUP, client_io, c) < 0 ||
 	    sd_event_add_time_relative(ctl->event, &c->timer, CLOCK_MONOTONIC, ctl->idle_usec, 0,
 				       client_idle, c) < 0) {
 		sd_event_source_disable_unref(c->io);
 		close(cfd);
 		free(c);
-		return 0;
+		return;
 	}
 	c->next = ctl->clients;
 	ctl->clients = c;
 	ctl->nr_clients++;
+}
+
+static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct control *ctl = userdata;
+	(void)s, (void)revents;
+	int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (cfd < 0)
+		return 0;
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0) {
+		close(cfd);
+		return 0;
+	}
+	if (cred.uid != 0 && cred.uid != geteuid()) {
+		char why[96];
+		snprintf(why, sizeof(why), "permission denied: this VM belongs to uid %u",
+			 (unsigned)geteuid());
+		refuse(cfd, why);
+		return 0;
+	}
+	if (ctl->nr_clients >= MAX_CLIENTS && !make_room(ctl, cred.uid == 0)) {
+		refuse(cfd, "too many clients");
+		return 0;
+	}
+	add_client(ctl, cfd);
 	return 0;
+}
+
+/* Takes PATH for our socket. Only a stale socket is removed: a live VM's
+ * answers a connect (and is named by its pid); anything but a socket is
+ * never touched. */
+static int claim_path(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode)) {
+		log_err("control socket %s: something that is not a socket is there; not removing "
+			"it",
+			path);
+		return -EADDRINUSE;
+	}
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	strcpy(addr.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	int r = connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ? errno : 0;
+	struct ucred cred = {0};
+	socklen_t clen = sizeof(cred);
+	if (!r)
+		getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen);
+	close(fd);
+	if (!r || r == EAGAIN) {
+		log_err("control socket %s: in use by a running VM (pid %d)", path, (int)cred.pid);
+		return -EADDRINUSE;
+	}
+	return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
 }
 
 int control_start(struct control **out, sd_event *event, const char *path)
@@ -281,13 +353,16 @@ int control_start(struct control **out, sd_event *event, const char *path)
 		r = -errno;
 		goto fail;
 	}
-	/* The name lock is held, so a socket here is a dead VM's leftover. */
-	unlink(path);
+	if ((r = claim_path(path)))
+		goto fail;
 	mode_t old = umask(0077);
 	r = bind(ctl->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ? -errno : 0;
 	umask(old);
-	if (r || chmod(path, 0600) < 0 || listen(ctl->fd, 16) < 0) {
-		r = r ? r : -errno;
+	if (r)
+		goto fail;
+	ctl->bound = true;
+	if (chmod(path, 0600) < 0 || listen(ctl->fd, 16) < 0) {
+		r = -errno;
 		goto fail;
 	}
 	if ((r = sd_event_add_io(event, &ctl->listen_src, ctl->fd, EPOLLIN, on_accept, ctl)) < 0)
@@ -295,10 +370,10 @@ int control_start(struct control **out, sd_event *event, const char *path)
 	*out = ctl;
 	return 0;
 fail:
-	if (ctl->fd >= 0) {
+	if (ctl->fd >= 0)
 		close(ctl->fd);
-		unlink(path);
-	}
+	if (ctl->bound)
+		unlink(path); /* ours: nobody else's file is ever removed */
 	free(ctl);
 	log_err("control socket %s: %s", path, strerror(-r));
 	return r;
