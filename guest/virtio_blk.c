@@ -172,19 +172,26 @@ void disk_main(void)
 		per = 1;
 	if (blocks > capacity() / 8)
 		blocks = capacity() / 8;
-	u64 errors = 0, since_flush = 0;
+	/* Durable: written OK, then a flush that completed OK. A write that
+	 * failed (a full disk) is not durable whatever the flush says. */
+	u64 errors = 0, since_flush = 0, written_ok = 0, durable = 0;
 	for (u64 b = 0; b < blocks; b += per) {
 		u64 n = blocks - b < per ? blocks - b : per;
 		for (u64 i = 0; i < n; i++)
 			fill_block(buf + i * 512, b + i, gen);
 		if (blk_request(1, b * 8, buf, (u32)(n * BLOCK)) != 0)
 			errors++;
+		else
+			written_ok += n;
 		since_flush += n;
 		if (since_flush >= flush_every || b + n >= blocks) {
-			if (blk_request(4, 0, 0, 0) == 0)
-				report(TESTDEV_EV_DISK_FLUSHED, b + n); /* durable now */
-			else
+			if (blk_request(4, 0, 0, 0) == 0) {
+				durable += written_ok;
+				report(TESTDEV_EV_DISK_FLUSHED, durable);
+			} else {
 				errors++;
+			}
+			written_ok = 0;
 			since_flush = 0;
 		}
 	}

@@ -1,5 +1,6 @@
 #include "backends/disk_image.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -9,6 +10,8 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "util/util.h"
 
 #define SECTOR 512
 
@@ -39,6 +42,36 @@ static int image_size(struct disk_image *d, const struct stat *st, char *err, si
 	return 0;
 }
 
+/* A loop device backed by this very file (same device and inode) shares
+ * it outside any flock: refused unless neither side can write. Returns the
+ * loop device's number, or -1. */
+static int loop_sharing(const struct stat *st, bool ro)
+{
+	DIR *d = opendir("/sys/block");
+	int found = -1;
+	struct dirent *e;
+	while (d && found < 0 && (e = readdir(d))) {
+		int n;
+		char path[300], backing[4096], rdonly[8];
+		if (sscanf(e->d_name, "loop%d", &n) != 1)
+			continue;
+		snprintf(path, sizeof(path), "/sys/block/%s/loop/backing_file", e->d_name);
+		int len = read_file(path, backing, sizeof(backing));
+		if (len <= 0)
+			continue; /* not attached */
+		backing[strcspn(backing, "\n")] = '\0';
+		snprintf(path, sizeof(path), "/sys/block/%s/ro", e->d_name);
+		bool loop_ro = read_file(path, rdonly, sizeof(rdonly)) > 0 && rdonly[0] == '1';
+		struct stat bs;
+		if (stat(backing, &bs) == 0 && bs.st_dev == st->st_dev && bs.st_ino == st->st_ino &&
+		    !(ro && loop_ro))
+			found = n;
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
 int disk_image_open(struct disk_image *d, const struct disk_spec *spec, char *err, size_t errlen)
 {
 	memset(d, 0, sizeof(*d));
@@ -58,6 +91,15 @@ int disk_image_open(struct disk_image *d, const struct disk_spec *spec, char *er
 	}
 	if ((r = image_size(d, &st, err, errlen)))
 		goto fail;
+	int loop = S_ISREG(st.st_mode) ? loop_sharing(&st, spec->ro) : -1;
+	if (loop >= 0) {
+		snprintf(err, errlen,
+			 "%s is attached to /dev/loop%d (losetup): it cannot be shared "
+			 "while either side may write it",
+			 spec->path, loop);
+		r = -EBUSY;
+		goto fail;
+	}
 	/* Two VMs must not write one image: exclusive for rw, shared for ro. */
 	if (flock(d->fd, (spec->ro ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
 		int e = errno;

@@ -47,21 +47,34 @@ void run_options_free(struct run_options *o)
 	o->vm.nr_disks = 0;
 }
 
+/* The path: up to the first comma not written as "\,"; "\\" is a backslash.
+ * Returns where the options start (after the comma, or at the end). */
+static const char *disk_path(const char *s, char *path)
+{
+	size_t n = 0;
+	for (; *s && *s != ','; s++) {
+		if (*s == '\\' && (s[1] == ',' || s[1] == '\\'))
+			s++;
+		path[n++] = *s;
+	}
+	path[n] = '\0';
+	return *s ? s + 1 : s;
+}
+
 int parse_disk_spec(const char *s, struct disk_spec *d, char *err, size_t errlen)
 {
 	memset(d, 0, sizeof(*d));
-	const char *comma = strchr(s, ',');
 	if (!*s || s[0] == ',')
-		return errorf(err, errlen, "expected FILE[,ro][,id=NAME]");
-	size_t path_len = comma ? (size_t)(comma - s) : strlen(s);
-	char *copy = strdup(comma ? comma + 1 : ""), *save = NULL;
-	char *path = strndup(s, path_len);
-	if (!copy || !path) {
-		free(copy);
-		free(path);
+		return errorf(err, errlen, "expected FILE[,ro][,id=NAME] (a comma in FILE as \\,)");
+	char *path = malloc(strlen(s) + 1);
+	if (!path)
+		return errorf(err, errlen, "out of memory");
+	char *copy = strdup(disk_path(s, path)), *save = NULL;
+	d->path = path;
+	if (!copy) {
+		disk_spec_free(d);
 		return errorf(err, errlen, "out of memory");
 	}
-	d->path = path;
 	int ret = 0;
 	for (char *tok = strtok_r(copy, ",", &save); tok && !ret;
 	     tok = strtok_r(NULL, ",", &save)) {

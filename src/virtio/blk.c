@@ -54,6 +54,18 @@ static void blk_config_read(void *dev, uint64_t offset, uint8_t *data, uint32_t 
 		       len < sizeof(cfg) - offset ? len : sizeof(cfg) - offset);
 }
 
+/* Says once per kind of error (a full disk, a failing one) what the guest
+ * will see as IOERR; every one is counted in `errors`. */
+static void io_error(struct virtio_blk *b, bool write, int err)
+{
+	unsigned bit = err == -ENOSPC ? 1 : err == -EIO ? 2 : 4;
+	if (atomic_fetch_or(&b->errors_said, bit) & bit)
+		return;
+	log_warn("disk %s: %s failed: %s; the guest gets an I/O error (further ones are counted "
+		 "in status)",
+		 b->img.path, write ? "a write" : "a read", strerror(-err));
+}
+
 /* Serves one request; returns bytes written to the driver's buffers. */
 static uint32_t blk_request(struct virtio_blk *b, struct virtq_elem *e)
 {
@@ -80,8 +92,11 @@ static uint32_t blk_request(struct virtio_blk *b, struct virtq_elem *e)
 			break;
 		n = write ? iov_slice(e->out, e->nout, sizeof(h), len, data)
 			  : iov_slice(e->in, e->nin, 0, len, data);
-		if (disk_image_rw(&b->img, data, n, h.sector * SECTOR, len, write))
+		int r = disk_image_rw(&b->img, data, n, h.sector * SECTOR, len, write);
+		if (r) {
+			io_error(b, write, r);
 			break;
+		}
 		if (write)
 			atomic_fetch_add(&b->writes, 1);
 		else

@@ -24,6 +24,7 @@ struct virtio_blk {
 	atomic_uint_fast64_t reads, writes, flushes, errors;
 	atomic_uint_fast64_t busy_ns;	   /* host time spent serving requests */
 	atomic_uint_fast64_t host_flushes; /* flushes the host asked for (sleep) */
+	atomic_uint errors_said;	   /* kinds of I/O error already logged */
 };
 
 /* Opens and locks the image; a clear message in err on failure. */

@@ -159,7 +159,67 @@ def test_all_host_sleep_has_no_fixed_limit(env):
     assert p.returncode == 0 and p.stdout.count("resume done") == n
 
 
+def test_full_disk_is_not_durable(env):
+    # On a 1 MiB tmpfs, a 4 MiB image fills up: writes past that fail with
+    # ENOSPC. What the guest calls durable must be exactly what is intact.
+    require_root()
+    from diskcheck import verify_image
+    mnt = os.path.join(env.dir, "tiny")
+    os.mkdir(mnt)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt]).returncode:
+        skip("cannot mount a tmpfs here")
+    env.cleanups.append(lambda: subprocess.run(["umount", "-l", mnt]))
+    img = os.path.join(mnt, "full.img")
+    with open(img, "wb") as f:
+        f.truncate(4 << 20)
+    blocks = 512  # 2 MiB of writes into 1 MiB of room
+    vm = env.start("full", "--disk", img, "--guest-mode", "disk", "--disk-blocks", str(blocks),
+                   "--disk-request-kib", "16", "--disk-flush-every", "16", "--print-every",
+                   "0", heartbeats=False)
+    wait_for(lambda: vm.status()["guest_disk"]["done"], 120, interval=0.1,
+             what="the workload to end")
+    st = vm.status()
+    intact = blocks - len(verify_image(img, blocks, 1))
+    assert 0 < intact < blocks, intact
+    assert st["guest_disk"]["flushed_blocks"] == intact, (st["guest_disk"], intact)
+    assert st["disks"][0]["errors"] > 0
+    said = vm.stderr().count("No space left on device")
+    assert said == 1, vm.stderr()[-2000:]  # once, not per request
+
+
+def test_loop_device_and_comma_paths(env):
+    # A path with a comma in it: written "\\," on the command line.
+    img = os.path.join(env.dir, "a,b.img")
+    with open(img, "wb") as f:
+        f.truncate(1 << 20)
+    vm = env.start("comma", "--disk", img.replace(",", "\\,"))
+    assert vm.status()["disks"][0]["path"] == img
+    assert vm.ctl("quit").returncode == 0 and vm.wait_exit() == 0
+    # The same image attached to a loop device is shared outside any lock:
+    # refused while either side may write it.
+    require_root()
+    if not shutil.which("losetup"):
+        skip("losetup is not installed")
+    for loop_ro, vm_ro, ok in ((False, False, False), (False, True, False), (True, True, True)):
+        p = subprocess.run(["losetup", "-f", "--show"] + (["-r"] if loop_ro else []) + [img],
+                           capture_output=True, text=True)
+        if p.returncode:
+            skip(f"no loop device: {p.stderr.strip()}")
+        dev = p.stdout.strip()
+        try:
+            spec = img.replace(",", "\\,") + (",ro" if vm_ro else "")
+            if ok:
+                vm = env.start(f"loop{int(loop_ro)}{int(vm_ro)}", "--disk", spec)
+                assert vm.ctl("quit").returncode == 0
+            else:
+                p = env.run("run", "--console", "none", "--disk", spec)
+                assert p.returncode == 5 and f"attached to {dev}" in p.stderr, p.stderr
+        finally:
+            subprocess.run(["losetup", "-d", dev])
+
+
 if __name__ == "__main__":
     main([test_socket_path_never_steals, test_stopped_vm_costs_its_deadline_only,
           test_lockout_attack, test_permission_denied_names_the_owner,
-          test_all_host_sleep_has_no_fixed_limit])
+          test_all_host_sleep_has_no_fixed_limit, test_full_disk_is_not_durable,
+          test_loop_device_and_comma_paths])

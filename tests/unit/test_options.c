@@ -145,6 +145,12 @@ static void disks_and_help(void **state)
 	assert_string_equal(o.vm.disks[0].id, "boot");
 	assert_string_equal(o.vm.disks[1].path, "b.img");
 	assert_false(o.vm.disks[1].ro);
+	/* A comma in the path is written "\\,"; a backslash before it "\\\\". */
+	assert_int_equal(PARSE("--disk", "/v/a\\,b.img,ro", "--disk", "c\\\\,id=x"), 0);
+	assert_string_equal(o.vm.disks[0].path, "/v/a,b.img");
+	assert_true(o.vm.disks[0].ro);
+	assert_string_equal(o.vm.disks[1].path, "c\\");
+	assert_string_equal(o.vm.disks[1].id, "x");
 	assert_int_equal(PARSE("--guest-mode", "ring0-bench", "--on-host-sleep", "ignore"), 0);
 	assert_int_equal(o.vm.guest.mode, GUEST_MODE_RING0_BENCH);
 	assert_int_equal(o.on_host_sleep, HOST_SLEEP_IGNORE);
