@@ -218,8 +218,25 @@ def test_loop_device_and_comma_paths(env):
             subprocess.run(["losetup", "-d", dev])
 
 
+def test_client_reads_replies_buffered(env):
+    # A large reply (regs of 64 vCPUs, ~11 KiB) takes a handful of
+    # reads, not one per byte.
+    if not shutil.which("strace"):
+        skip("strace is not installed")
+    vm = env.start("wide", "--cpus", "64", "--memory", "64", heartbeats=False)
+    out = os.path.join(env.dir, "strace.txt")
+    p = subprocess.run(["strace", "-f", "-o", out, "-e", "trace=read,recvfrom,recvmsg",
+                        KVMHOST, "ctl", "wide", "regs"], env=env.env, capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 0, p.stderr[-1000:]
+    assert len(p.stdout) > 8000, len(p.stdout)
+    with open(out) as f:
+        reads = [l for l in f if "recvfrom(" in l or "recvmsg(" in l]
+    assert 0 < len(reads) < 50, len(reads)
+
+
 if __name__ == "__main__":
     main([test_socket_path_never_steals, test_stopped_vm_costs_its_deadline_only,
           test_lockout_attack, test_permission_denied_names_the_owner,
           test_all_host_sleep_has_no_fixed_limit, test_full_disk_is_not_durable,
-          test_loop_device_and_comma_paths])
+          test_loop_device_and_comma_paths, test_client_reads_replies_buffered])
