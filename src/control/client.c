@@ -17,26 +17,28 @@
 #define DEFAULT_TIMEOUT_MS 5000
 #define SAVE_TIMEOUT_MS	   (10 * 60 * 1000) /* a save writes all of memory first */
 
-/* Opens NAME's socket; says why not, naming the owner when it is not ours. */
+/* Opens NAME's socket; -errno with why in err, naming the owner when the
+ * VM is not ours, -ETIMEDOUT when it does not accept connections. */
 static int vm_open(const char *dir, const char *name, struct conn *c, uint64_t deadline, char *err,
 		   size_t errlen)
 {
 	char path[4200];
-	if (rundir_socket_path(dir, name, path, sizeof(path)))
-		return errorf(err, errlen, "runtime directory path too long");
+	if (rundir_socket_path(dir, name, path, sizeof(path))) {
+		snprintf(err, errlen, "runtime directory path too long");
+		return -ENAMETOOLONG;
+	}
 	int r = conn_open(c, path, deadline);
 	struct stat st;
 	if (r == -EACCES && stat(path, &st) == 0)
-		return errorf(err, errlen, "permission denied: this VM belongs to uid %u",
-			      (unsigned)st.st_uid);
-	if (r == -ETIMEDOUT)
-		return errorf(err, errlen, "VM '%s' did not answer (not accepting connections)",
-			      name);
-	if (r) {
-		rundir_reap_if_dead(dir, name);
-		return errorf(err, errlen, "no VM named '%s' is running (%s)", name, strerror(-r));
-	}
-	return 0;
+		snprintf(err, errlen, "permission denied: this VM belongs to uid %u",
+			 (unsigned)st.st_uid);
+	else if (r == -ETIMEDOUT)
+		snprintf(err, errlen, "VM '%s' did not answer (not accepting connections)", name);
+	else if (r && rundir_reap_if_dead(dir, name))
+		snprintf(err, errlen, "no VM named '%s' is running", name);
+	else if (r)
+		snprintf(err, errlen, "VM '%s': %s", name, strerror(-r));
+	return r;
 }
 
 static char *request_line(const char *cmd, json_object *args)
@@ -119,8 +121,9 @@ static int try_ask(const char *dir, struct conn_ask *a, const char *line, uint64
 {
 	char err[256];
 	/* A deadline already passed: exactly one connect attempt. */
-	if (vm_open(dir, a->name, &a->c, 1, err, sizeof(err)))
-		return strstr(err, "did not answer") ? -EAGAIN : -ECONNREFUSED;
+	int r = vm_open(dir, a->name, &a->c, 1, err, sizeof(err));
+	if (r)
+		return r == -ETIMEDOUT ? -EAGAIN : r;
 	return conn_send(&a->c, line, deadline);
 }
 
