@@ -222,7 +222,7 @@ def test_bad_kernels(env):
     expect(["--kernel", elf, "--initrd", os.path.join(env.dir, "none")], 6, "No such file")
     expect(["--initrd", txt], 2, "need --kernel")
     expect(["--kernel", elf, "--kernel-decompress", "maybe"], 2, "host or guest")
-    expect(["--kernel", elf, "--cmdline", "x" * 5000], 2, "--cmdline")
+    expect(["--kernel", elf, "--cmdline", "x" * 5000], 6, "--cmdline: too long")
     big = elf_kernel(os.path.join(env.dir, "big"), b"\x90" * (20 << 20))
     expect(["--kernel", big, "--memory", "16"], 6, "does not fit in memory")
 
