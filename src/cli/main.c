@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
 #include "cli/options.h"
@@ -218,8 +219,13 @@ static enum kvmhost_status run_vm(struct runtime *rt)
 		log_err("cannot start the vCPUs: %s", strerror(-r));
 		return STATUS_ERROR;
 	}
+	/* For a Type=notify service: the socket listens and the guest runs. No
+	 * NOTIFY_SOCKET, nothing sent; a failure to tell is not the VM's. */
+	(void)sd_notifyf(false, "READY=1\nMAINPID=%d\nSTATUS=VM %s running", (int)getpid(),
+			 rt->opts->name);
 	if ((r = sd_event_loop(rt->event)) < 0)
 		log_err("event loop: %s", strerror(-r));
+	(void)sd_notifyf(false, "STOPPING=1\nSTATUS=VM %s stopping", rt->opts->name);
 	vm_stop(rt->vm);
 	enum vm_exit_reason why = (enum vm_exit_reason)atomic_load(&rt->vm->exit_reason);
 	enum kvmhost_status status = vm_exit_status(rt->vm);

@@ -1,6 +1,7 @@
 """The control socket survives malformed, oversized, unknown and abandoned
 requests; the VM keeps running through all of them."""
 import os
+import shutil
 import socket
 import stat
 import subprocess
@@ -144,6 +145,15 @@ def test_install_puts_the_sleep_hook_in_place(env):
     bins = [os.path.join(d, f) for d, _, fs in os.walk(dest) for f in fs if f == "kvmhost"
             and d.endswith("bin")]
     assert bins, "kvmhost not installed"
+    installed = {os.path.relpath(os.path.join(d, f), dest) for d, _, fs in os.walk(dest)
+                 for f in fs}
+    unit = [p for p in installed if p.endswith("lib/systemd/system/kvmhost@.service")]
+    assert unit, sorted(installed)
+    with open(os.path.join(dest, unit[0])) as f:  # points at the installed binary
+        assert "ExecStart=" + os.path.join("/", os.path.relpath(bins[0], dest)) in f.read()
+    assert any(p.endswith("bash-completion/completions/kvmhost") for p in installed)
+    if shutil.which("scdoc"):
+        assert any(p.endswith("man1/kvmhost.1") for p in installed), sorted(installed)
 
 
 def test_regs_broadcast(env):
