@@ -13,9 +13,6 @@
 #include "util/event.h"
 #include "util/util.h"
 
-#define LOGIN1		    "org.freedesktop.login1"
-#define LOGIN1_PATH	    "/org/freedesktop/login1"
-#define LOGIN1_MANAGER	    "org.freedesktop.login1.Manager"
 #define DETECT_PERIOD_USEC  1000000
 #define DETECT_THRESHOLD_NS 1000000000LL
 
@@ -37,14 +34,6 @@ static void emit(struct host_sleep *hs, const char *name, json_object *o)
 	control_emit_event(hs->ctl, name, o);
 }
 
-static void release_inhibitor(struct host_sleep *hs)
-{
-	if (hs->inhibit_fd >= 0) {
-		close(hs->inhibit_fd);
-		hs->inhibit_fd = -1;
-	}
-}
-
 static void no_logind(struct host_sleep *hs, const char *why)
 {
 	if (!hs->said_no_logind)
@@ -58,52 +47,25 @@ static void no_logind(struct host_sleep *hs, const char *why)
 		event_source_enable(hs->detect_src, SD_EVENT_ON);
 }
 
-static int on_inhibit_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+static void on_inhibit_refused(void *opaque, const char *why)
 {
-	struct host_sleep *hs = userdata;
-	(void)ret_error;
-	hs->inhibit_slot = sd_bus_slot_unref(hs->inhibit_slot);
-	const sd_bus_error *e = sd_bus_message_get_error(m);
-	if (e) {
-		char why[512];
-		snprintf(why, sizeof(why), "logind refused the inhibitor (%s)",
-			 e->message ? e->message : e->name);
-		no_logind(hs, why);
-		return 0;
-	}
-	int fd;
-	if (sd_bus_message_read(m, "h", &fd) < 0) {
-		no_logind(hs, "malformed Inhibit reply");
-		return 0;
-	}
-	/* The message owns fd: keep a copy of our own. */
-	release_inhibitor(hs);
-	hs->inhibit_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	if (hs->inhibit_fd < 0) {
-		no_logind(hs, "cannot keep the inhibitor");
-		return 0;
-	}
+	no_logind(opaque, why);
+}
+
+static void on_inhibit_taken(void *opaque)
+{
+	struct host_sleep *hs = opaque;
 	hs->logind = true;
 	if (hs->detect_src)
 		event_source_enable(hs->detect_src, SD_EVENT_OFF);
 	/* A sleep may have begun while we asked: then let it go at once. */
 	if (hs->asleep)
-		release_inhibitor(hs);
-	return 0;
+		inhibitor_release(&hs->inhibitor);
 }
 
 static void take_inhibitor(struct host_sleep *hs)
 {
-	if (!hs->bus || hs->inhibit_fd >= 0 || hs->inhibit_slot)
-		return;
-	char why[160];
-	snprintf(why, sizeof(why), "pause VM %s and flush its disks before the host sleeps",
-		 hs->vm->cfg.name);
-	int r = sd_bus_call_method_async(hs->bus, &hs->inhibit_slot, LOGIN1, LOGIN1_PATH,
-					 LOGIN1_MANAGER, "Inhibit", on_inhibit_reply, hs, "ssss",
-					 "sleep", "kvmhost", why, "delay");
-	if (r < 0)
-		no_logind(hs, "cannot ask logind for an inhibitor");
+	inhibitor_take(&hs->inhibitor);
 }
 
 /* Before the host sleeps: every vCPU out of KVM_RUN, the clock saved, every
@@ -122,7 +84,7 @@ static void enter_sleep(struct host_sleep *hs)
 	hs->saved_boottime_ns = clock_ns(CLOCK_BOOTTIME);
 	hs->flush_error = vm_flush_disks(vm);
 	hs->flushed_ns = now_ns();
-	release_inhibitor(hs);
+	inhibitor_release(&hs->inhibitor);
 	hs->released_ns = now_ns();
 	hs->asleep = true;
 	vm->host_asleep = true;
@@ -242,7 +204,7 @@ int host_sleep_init(struct host_sleep *hs, struct vm *vm, sd_event *event,
 	hs->vm = vm;
 	hs->event = event;
 	hs->policy = policy;
-	hs->inhibit_fd = -1;
+	inhibitor_init(&hs->inhibitor, NULL, "sleep", "");
 	if (policy == HOST_SLEEP_IGNORE)
 		return 0;
 	int r = sd_event_add_defer(event, &hs->apply_src, on_apply, hs);
@@ -278,15 +240,22 @@ int host_sleep_init(struct host_sleep *hs, struct vm *vm, sd_event *event,
 		hs->bus = sd_bus_flush_close_unref(hs->bus);
 		return 0;
 	}
+	char why[160];
+	snprintf(why, sizeof(why), "pause VM %s and flush its disks before the host sleeps",
+		 vm->cfg.name);
+	inhibitor_init(&hs->inhibitor, hs->bus, "sleep", why);
+	hs->inhibitor.taken = on_inhibit_taken;
+	hs->inhibitor.refused = on_inhibit_refused;
+	hs->inhibitor.opaque = hs;
 	take_inhibitor(hs);
 	return 0;
 }
 
 void host_sleep_destroy(struct host_sleep *hs)
 {
-	release_inhibitor(hs);
+	inhibitor_release(&hs->inhibitor);
 	hs->signal_slot = sd_bus_slot_unref(hs->signal_slot);
-	hs->inhibit_slot = sd_bus_slot_unref(hs->inhibit_slot);
+	inhibitor_destroy(&hs->inhibitor);
 	if (hs->bus) {
 		(void)sd_bus_detach_event(hs->bus); /* it only fails when not attached */
 		hs->bus = sd_bus_flush_close_unref(hs->bus);
@@ -339,7 +308,8 @@ static void status_part(void *opaque, json_object *status)
 		o, "policy",
 		json_object_new_string(hs->policy == HOST_SLEEP_IGNORE ? "ignore" : "pause"));
 	json_object_object_add(o, "logind", json_object_new_boolean(hs->logind));
-	json_object_object_add(o, "inhibitor", json_object_new_boolean(hs->inhibit_fd >= 0));
+	json_object_object_add(o, "inhibitor",
+			       json_object_new_boolean(inhibitor_held(&hs->inhibitor)));
 	json_object_object_add(o, "asleep", json_object_new_boolean(hs->asleep));
 	json_object_object_add(o, "sleeps", json_object_new_uint64(hs->sleeps));
 	json_object *last = json_object_new_object();

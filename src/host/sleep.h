@@ -13,6 +13,8 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "host/inhibitor.h"
+
 struct vm;
 struct control;
 
@@ -25,11 +27,10 @@ struct host_sleep {
 	enum host_sleep_policy policy;
 	sd_bus *bus;
 	sd_bus_slot *signal_slot;
-	sd_bus_slot *inhibit_slot;
+	struct inhibitor inhibitor;
 	sd_event_source *apply_src;  /* applies the latest wanted state, once idle */
 	sd_event_source *detect_src; /* BOOTTIME watch where logind is not there */
-	int inhibit_fd;
-	bool logind; /* PrepareForSleep reaches us */
+	bool logind;		     /* PrepareForSleep reaches us */
 	bool said_no_logind;
 	bool want_asleep;
 	bool asleep;
