@@ -1,10 +1,11 @@
 /* A stand-in for logind on a private D-Bus, for the host-sleep tests: it owns
  * org.freedesktop.login1, hands out delay inhibitors as real file
  * descriptors and notices when every copy of one is closed, and emits
- * PrepareForSleep when told to on stdin.
+ * PrepareForSleep or PrepareForShutdown when told to on stdin.
  *
- * stdin:  sleep | wake | burst (true,false,true) | wake-only | deny | allow | quit
- * stdout: ready | inhibit ID WHO MODE | released ID NS | signal B NS
+ * stdin:  sleep | wake | burst (true,false,true) | wake-only | shutdown |
+ *         shutdown-cancel | deny | allow | quit
+ * stdout: ready | inhibit ID WHO MODE WHAT | released ID NS WHAT | signal B NS
  * (NS: CLOCK_MONOTONIC nanoseconds, comparable with kvmhost's status.) */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@ static sd_bus *bus;
 static sd_event *event;
 static int next_id = 1;
 static int deny;
+static char whats[4096][16]; /* what each inhibitor ID is for */
 
 static unsigned long long mono_ns(void)
 {
@@ -33,7 +35,8 @@ static int on_released(sd_event_source *s, int fd, uint32_t revents, void *userd
 {
 	(void)revents;
 	/* The read end hangs up once every copy of the write end is closed. */
-	printf("released %d %llu\n", (int)(long)userdata, mono_ns());
+	int id = (int)(long)userdata;
+	printf("released %d %llu %s\n", id, mono_ns(), whats[id % 4096]);
 	fflush(stdout);
 	sd_event_source_disable_unref(s);
 	close(fd);
@@ -54,6 +57,7 @@ static int method_inhibit(sd_bus_message *m, void *userdata, sd_bus_error *error
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -errno;
 	int id = next_id++;
+	snprintf(whats[id % 4096], sizeof(whats[0]), "%s", what);
 	sd_event_add_io(event, NULL, p[0], EPOLLHUP, on_released, (void *)(long)id);
 	printf("inhibit %d %s %s %s\n", id, who, mode, what);
 	fflush(stdout);
@@ -66,18 +70,24 @@ static const sd_bus_vtable manager_vtable[] = {
 	SD_BUS_VTABLE_START(0),
 	SD_BUS_METHOD("Inhibit", "ssss", "h", method_inhibit, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_SIGNAL("PrepareForSleep", "b", 0),
+	SD_BUS_SIGNAL("PrepareForShutdown", "b", 0),
 	SD_BUS_VTABLE_END,
 };
 
-static void emit(int start)
+static void emit_named(const char *signal, int start)
 {
 	/* Stamped before sending: nobody can react to it earlier than this. */
 	unsigned long long t = mono_ns();
-	sd_bus_emit_signal(bus, "/org/freedesktop/login1", "org.freedesktop.login1.Manager",
-			   "PrepareForSleep", "b", start);
+	sd_bus_emit_signal(bus, "/org/freedesktop/login1", "org.freedesktop.login1.Manager", signal,
+			   "b", start);
 	sd_bus_flush(bus);
 	printf("signal %d %llu\n", start, t);
 	fflush(stdout);
+}
+
+static void emit(int start)
+{
+	emit_named("PrepareForSleep", start);
 }
 
 static int on_stdin(sd_event_source *s, int fd, uint32_t revents, void *userdata)
@@ -94,6 +104,10 @@ static int on_stdin(sd_event_source *s, int fd, uint32_t revents, void *userdata
 	     l = strtok_r(NULL, "\n", &save)) {
 		if (!strcmp(l, "sleep"))
 			emit(1);
+		else if (!strcmp(l, "shutdown"))
+			emit_named("PrepareForShutdown", 1);
+		else if (!strcmp(l, "shutdown-cancel"))
+			emit_named("PrepareForShutdown", 0);
 		else if (!strcmp(l, "wake") || !strcmp(l, "wake-only"))
 			emit(0);
 		else if (!strcmp(l, "burst"))

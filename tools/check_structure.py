@@ -4,8 +4,8 @@ include cycle between modules (foo.c + foo.h), and no function longer than
 100 lines. Prints every violation and exits 1 if there is one.
 
 Folders by layer, lowest first; a file may include its own folder and any
-lower layer. host and snapshot may also use control (they register their
-commands there).
+lower layer: host (managed save) uses snapshot, and both register their
+commands with control.
 """
 import os
 import re
@@ -20,9 +20,9 @@ LAYERS = {
     "arch": 4,
     "core": 5,
     "control": 6,
-    "host": 7,
     "snapshot": 7,
-    "cli": 8,
+    "host": 8,
+    "cli": 9,
 }
 MAX_FUNCTION_LINES = 100
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)

@@ -20,6 +20,7 @@
 #include "core/vm.h"
 #include "host/host_cpu.h"
 #include "host/pinning.h"
+#include "host/shutdown.h"
 #include "host/sleep.h"
 #include "snapshot/snapshot.h"
 #include "util/event.h"
@@ -41,6 +42,12 @@ struct runtime {
 	struct vm_commands vm_commands;
 	struct host_sleep sleep;
 	bool sleep_ready;
+	bool named; /* --name given: only such a VM has a managed save */
+	char save_path[4200];
+	enum shutdown_policy shutdown_policy;
+	bool managed_restore;
+	struct host_shutdown shutdown;
+	bool shutdown_ready;
 	struct console console;
 	bool restoring;
 	struct snapshot snap;
@@ -197,7 +204,12 @@ static int start_host_side(struct runtime *rt)
 	if ((r = host_sleep_init(&rt->sleep, rt->vm, rt->event, o->on_host_sleep)))
 		return r;
 	rt->sleep_ready = true;
-	if ((r = start_control(rt)) || (r = snapshot_attach_control(rt->ctl, rt->vm)))
+	if ((r = host_shutdown_init(&rt->shutdown, rt->vm, rt->event, rt->shutdown_policy,
+				    rt->save_path)))
+		return r;
+	rt->shutdown_ready = true;
+	if ((r = start_control(rt)) || (r = snapshot_attach_control(rt->ctl, rt->vm)) ||
+	    (r = host_shutdown_attach_control(&rt->shutdown, rt->ctl)))
 		return r;
 	if ((r = add_signals(rt)) < 0 ||
 	    (r = sd_event_add_io(rt->event, NULL, rt->vm->exit_efd, EPOLLIN, on_vm_exit, rt)) < 0) {
@@ -221,6 +233,9 @@ static enum kvmhost_status run_vm(struct runtime *rt)
 	}
 	/* For a Type=notify service: the socket listens and the guest runs. No
 	 * NOTIFY_SOCKET, nothing sent; a failure to tell is not the VM's. */
+	/* Running again: the managed save is spent, never restored twice. */
+	if (rt->managed_restore && unlink(rt->save_path) < 0)
+		log_warn("cannot remove the managed save %s: %s", rt->save_path, strerror(errno));
 	(void)sd_notifyf(false, "READY=1\nMAINPID=%d\nSTATUS=VM %s running", (int)getpid(),
 			 rt->opts->name);
 	if ((r = sd_event_loop(rt->event)) < 0)
@@ -247,6 +262,8 @@ static void teardown(struct runtime *rt)
 {
 	console_stop(&rt->console); /* the terminal back as it was, on every path */
 	control_stop(rt->ctl);
+	if (rt->shutdown_ready)
+		host_shutdown_destroy(&rt->shutdown);
 	if (rt->sleep_ready)
 		host_sleep_destroy(&rt->sleep);
 	if (rt->pinning_ready)
@@ -261,10 +278,69 @@ static void teardown(struct runtime *rt)
 	rundir_release(&rt->claim);
 }
 
+/* What the host going down does to this VM: save by default where a named
+ * VM has a state directory to save into. */
+static void choose_shutdown_policy(struct runtime *rt)
+{
+	const struct run_options *o = rt->opts;
+	char dir[4096];
+	rt->shutdown_policy = rt->named ? SHUTDOWN_SAVE : SHUTDOWN_IGNORE;
+	if (o->shutdown_policy_given)
+		rt->shutdown_policy = o->on_host_shutdown;
+	if (rt->shutdown_policy != SHUTDOWN_SAVE)
+		return;
+	int r = statedir_path(dir, sizeof(dir), true);
+	if (!r)
+		r = statedir_save_path(o->name, rt->save_path, sizeof(rt->save_path));
+	if (r) {
+		log_warn("no state directory (%s): VM '%s' is not saved when the host goes down",
+			 strerror(-r), o->name);
+		rt->shutdown_policy = SHUTDOWN_IGNORE;
+	}
+}
+
+/* NAME's managed save: continued, as libvirt does, unless --discard-saved
+ * (removed) or --restore (kept for later). What a save that never finished
+ * left is removed, never used. */
+static int find_managed_save(struct runtime *rt)
+{
+	struct run_options *o = rt->opts;
+	char path[4200], tmp[4300];
+	if (!rt->named || statedir_save_path(o->name, path, sizeof(path)))
+		return 0;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (!unlink(tmp))
+		log_warn("VM '%s': its last managed save did not complete (removed %s)", o->name,
+			 tmp);
+	if (access(path, F_OK) < 0)
+		return 0;
+	if (o->restore_path) {
+		log_warn("VM '%s': --restore given; its managed save %s is kept", o->name, path);
+		return 0;
+	}
+	if (o->discard_saved) {
+		if (unlink(path) < 0) {
+			log_err("--discard-saved: %s: %s", path, strerror(errno));
+			return -1;
+		}
+		log_info("VM '%s': managed save discarded; booting afresh", o->name);
+		return 0;
+	}
+	snprintf(rt->save_path, sizeof(rt->save_path), "%s", path);
+	run_options_forget_guest(o); /* the saved guest's settings win */
+	o->restore_path = rt->save_path;
+	rt->managed_restore = true;
+	log_info("VM '%s': continuing from its managed save %s", o->name, path);
+	return 0;
+}
+
 /* Name, console, VM, host side; then the VM runs until it ends. */
 static enum kvmhost_status run(struct runtime *rt)
 {
 	char err[512];
+	if (find_managed_save(rt))
+		return STATUS_ERROR;
+	choose_shutdown_policy(rt);
 	/* A snapshot is checked whole before anything is claimed or built. */
 	if (rt->opts->restore_path) {
 		if (snapshot_open(&rt->snap, rt->opts->restore_path, err, sizeof(err))) {
@@ -322,6 +398,7 @@ static int cmd_run(int argc, char **argv, char **full_argv)
 	}
 	if (check_pins(&opts))
 		goto out;
+	rt.named = opts.name[0] != '\0';
 	if (!opts.name[0])
 		snprintf(opts.name, sizeof(opts.name), "vm-%d", (int)getpid());
 	opts.vm.name = opts.name;
@@ -355,6 +432,8 @@ int main(int argc, char **argv)
 		return cmd_ctl(argc - 1, argv + 1);
 	if (!strcmp(cmd, "list"))
 		return cmd_list(argc - 1, argv + 1);
+	if (!strcmp(cmd, "discard"))
+		return cmd_discard(argc - 1, argv + 1);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
 		print_usage(stdout);
 		return STATUS_OK;

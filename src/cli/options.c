@@ -47,6 +47,18 @@ void run_options_free(struct run_options *o)
 	o->vm.nr_disks = 0;
 }
 
+void run_options_forget_guest(struct run_options *o)
+{
+	struct run_options defaults;
+	run_options_default(&defaults);
+	for (int i = 0; i < o->vm.nr_disks; i++)
+		disk_spec_free(&o->vm.disks[i]);
+	const char *name = o->vm.name;
+	o->vm = defaults.vm;
+	o->vm.name = name;
+	o->guest_option = NULL;
+}
+
 /* The path: up to the first comma not written as "\,"; "\\" is a backslash.
  * Returns where the options start (after the comma, or at the end). */
 static const char *disk_path(const char *s, char *path)
@@ -338,6 +350,27 @@ static int opt_on_reboot(struct run_options *o, const char *a, char *err, size_t
 	return 0;
 }
 
+static int opt_on_host_shutdown(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	static const char *const names[] = {[SHUTDOWN_SAVE] = "save",
+					    [SHUTDOWN_POWEROFF] = "poweroff",
+					    [SHUTDOWN_IGNORE] = "ignore",
+					    NULL};
+	int v;
+	if (choice_opt("--on-host-shutdown", a, names, &v, err, errlen))
+		return -1;
+	o->on_host_shutdown = (enum shutdown_policy)v;
+	o->shutdown_policy_given = true;
+	return 0;
+}
+
+static int opt_discard_saved(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	(void)a, (void)err, (void)errlen;
+	o->discard_saved = true;
+	return 0;
+}
+
 static int opt_restore(struct run_options *o, const char *a, char *err, size_t errlen)
 {
 	return path_opt("--restore", a, &o->restore_path, err, errlen);
@@ -375,6 +408,8 @@ static const struct opt_def opts[] = {
 	{"kernel-decompress", required_argument, opt_kernel_decompress, true},
 	{"on-reboot", required_argument, opt_on_reboot, false},
 	{"restore", required_argument, opt_restore, false},
+	{"on-host-shutdown", required_argument, opt_on_host_shutdown, false},
+	{"discard-saved", no_argument, opt_discard_saved, false},
 	{"help", no_argument, opt_help, false},
 };
 

@@ -10,6 +10,7 @@
 #include "control/rundir.h"
 #include "core/vm.h"
 #include "host/pinning.h"
+#include "host/shutdown.h"
 #include "host/sleep.h"
 #include "util/util.h"
 
@@ -32,6 +33,9 @@ struct run_options {
 	enum host_sleep_policy on_host_sleep;
 	bool on_reboot_restart;
 	const char *restore_path; /* --restore: the guest comes from this snapshot */
+	enum shutdown_policy on_host_shutdown;
+	bool shutdown_policy_given;
+	bool discard_saved;
 	const char *guest_option; /* the first guest-visible option given, or NULL */
 	bool help;
 };
@@ -39,6 +43,8 @@ struct run_options {
 void run_options_default(struct run_options *o);
 /* argv[0] is "run". Returns 0, or -1 with a message in err. */
 int run_options_parse(struct run_options *o, int argc, char **argv, char *err, size_t errlen);
+/* The guest's settings back to their defaults: a managed save brings its own. */
+void run_options_forget_guest(struct run_options *o);
 void run_options_free(struct run_options *o);
 /* "FILE[,ro][,id=NAME]"; d->path is allocated: free with disk_spec_free. */
 int parse_disk_spec(const char *s, struct disk_spec *d, char *err, size_t errlen);

@@ -3,7 +3,8 @@
 const char kvmhost_usage[] =
 	"kvmhost run [--name NAME] [--cpus N] [--memory MIB]\n"
 	"            [--cpu-pin VCPU=HOSTCPU[,...]] [--vmm-cpus LIST] [--on-cpu-offline migrate|pause]\n"
-	"            [--on-host-sleep pause|ignore]\n"
+	"            [--on-host-sleep pause|ignore] [--on-host-shutdown save|poweroff|ignore]\n"
+	"            [--discard-saved]\n"
 	"            [--console stdio|none|FILE] [--socket PATH]\n"
 	"            [--disk FILE[,ro][,id=NAME]]...\n"
 	"            [--heartbeat-us N] [--print-every N]\n"
@@ -13,12 +14,14 @@ const char kvmhost_usage[] =
 	"            [--kernel FILE [--initrd FILE] [--cmdline STR]\n"
 	"             [--kernel-decompress host|guest] [--on-reboot exit|restart]]\n"
 	"kvmhost run --restore FILE [--name NAME] [--cpu-pin ...] [--vmm-cpus LIST]\n"
-	"            [--on-cpu-offline ...] [--on-host-sleep ...] [--console ...] [--socket PATH]\n"
+	"            [--on-cpu-offline ...] [--on-host-sleep ...] [--on-host-shutdown ...]\n"
+	"            [--console ...] [--socket PATH]\n"
 	"kvmhost ctl NAME status|pause|resume|quit|poweroff|regs|events [--json] [--timeout SEC]\n"
 	"kvmhost ctl NAME pin VCPU=HOSTCPU[,...]\n"
 	"kvmhost ctl NAME save FILE [--keep-running] [--json]\n"
 	"kvmhost ctl NAME|--all host-sleep prepare|resume\n"
-	"kvmhost list [--json] [--timeout SEC]\n";
+	"kvmhost list [--all] [--json] [--timeout SEC]\n"
+	"kvmhost discard NAME\n";
 
 void print_usage(FILE *f)
 {

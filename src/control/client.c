@@ -450,18 +450,20 @@ static int parse_timeout(const char *s, int *ms)
 	return 0;
 }
 
-static int parse_list_args(int argc, char **argv, bool *json, int *timeout_ms)
+static int parse_list_args(int argc, char **argv, bool *json, bool *saved, int *timeout_ms)
 {
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json")) {
 			*json = true;
+		} else if (!strcmp(argv[i], "--all")) {
+			*saved = true;
 		} else if (!strcmp(argv[i], "--timeout") && i + 1 < argc &&
 			   !parse_timeout(argv[i + 1], timeout_ms)) {
 			i++;
 		} else {
 			fprintf(stderr,
 				"kvmhost list: unknown argument '%s'\nusage: kvmhost list "
-				"[--json] [--timeout SEC]\n",
+				"[--all] [--json] [--timeout SEC]\n",
 				argv[i]);
 			return -1;
 		}
@@ -493,11 +495,25 @@ static json_object *list_json(struct conn_ask *asks, size_t n, size_t *unrespons
 	return all;
 }
 
+/* A managed save whose VM is not running: {"name", "state": "saved", "path"}. */
+static void add_saved(const char *name, const char *path, void *opaque)
+{
+	json_object *all = opaque;
+	for (size_t i = 0; i < json_object_array_length(all); i++)
+		if (!strcmp(jstr(json_object_array_get_idx(all, i), "name"), name))
+			return; /* running now: it is being restored */
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "name", json_object_new_string(name));
+	json_object_object_add(o, "state", json_object_new_string("saved"));
+	json_object_object_add(o, "path", json_object_new_string(path));
+	json_object_array_add(all, o);
+}
+
 int cmd_list(int argc, char **argv)
 {
-	bool json = false;
+	bool json = false, saved = false;
 	int timeout_ms = DEFAULT_TIMEOUT_MS;
-	if (parse_list_args(argc, argv, &json, &timeout_ms))
+	if (parse_list_args(argc, argv, &json, &saved, &timeout_ms))
 		return STATUS_USAGE;
 	char dir[4096];
 	if (rundir_path(dir, sizeof(dir), false)) {
@@ -517,17 +533,42 @@ int cmd_list(int argc, char **argv)
 	free(line);
 	size_t unresponsive = 0;
 	json_object *all = asks ? list_json(asks, ns.n, &unresponsive) : json_object_new_array();
+	if (saved && (r = statedir_for_each_saved(add_saved, all)) && r != -ENOENT)
+		fprintf(stderr, "kvmhost list: saved VMs: %s\n", strerror(-r));
 	size_t n = json_object_array_length(all);
 	if (json)
 		printf("%s\n", json_object_to_json_string_ext(all, JSON_C_TO_STRING_PLAIN));
 	for (size_t i = 0; !json && i < n; i++)
 		print_status_human(json_object_array_get_idx(all, i), i == 0);
 	if (!json && !n)
-		printf("no VMs running\n");
+		printf(saved ? "no VMs running or saved\n" : "no VMs running\n");
 	if (unresponsive)
 		fprintf(stderr, "kvmhost list: %zu VM%s did not answer in time\n", unresponsive,
 			unresponsive == 1 ? "" : "s");
 	json_object_put(all);
 	free_asks(asks, &ns);
 	return unresponsive ? STATUS_ERROR : STATUS_OK;
+}
+
+int cmd_discard(int argc, char **argv)
+{
+	char path[4200];
+	if (argc != 2 || !valid_vm_name(argv[1])) {
+		fprintf(stderr, "usage: kvmhost discard NAME\n");
+		return STATUS_USAGE;
+	}
+	int r = statedir_save_path(argv[1], path, sizeof(path));
+	if (r) {
+		fprintf(stderr, "kvmhost discard: no state directory: %s\n", strerror(-r));
+		return STATUS_ERROR;
+	}
+	if (unlink(path) < 0) {
+		if (errno == ENOENT)
+			fprintf(stderr, "kvmhost discard: no saved VM named '%s'\n", argv[1]);
+		else
+			fprintf(stderr, "kvmhost discard: %s: %s\n", path, strerror(errno));
+		return STATUS_ERROR;
+	}
+	printf("%s: saved state discarded\n", argv[1]);
+	return STATUS_OK;
 }

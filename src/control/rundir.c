@@ -31,6 +31,37 @@ int rundir_path(char *buf, size_t len, bool create)
 	return 0;
 }
 
+int statedir_path(char *buf, size_t len, bool create)
+{
+	const char *env = getenv("KVMHOST_STATEDIR");
+	int n;
+	if (env && *env)
+		n = snprintf(buf, len, "%s", env);
+	else if (geteuid() == 0)
+		n = snprintf(buf, len, "/var/lib/kvmhost");
+	else if ((env = getenv("XDG_STATE_HOME")) && *env)
+		n = snprintf(buf, len, "%s/kvmhost", env);
+	else if ((env = getenv("HOME")) && *env)
+		n = snprintf(buf, len, "%s/.local/state/kvmhost", env);
+	else
+		return -ENOENT;
+	if (n < 0 || (size_t)n >= len)
+		return -ENAMETOOLONG;
+	if (create && mkdir(buf, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int statedir_save_path(const char *name, char *buf, size_t len)
+{
+	char dir[4096];
+	int r = statedir_path(dir, sizeof(dir), false);
+	if (r)
+		return r;
+	int n = snprintf(buf, len, "%s/%s.kvmh", dir, name);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
 static int entry_path(const char *dir, const char *name, const char *ext, char *buf, size_t len)
 {
 	int n = snprintf(buf, len, "%s/%s.%s", dir, name, ext);
@@ -131,23 +162,26 @@ bool rundir_reap_if_dead(const char *dir, const char *name)
 	return dead;
 }
 
-int rundir_for_each(const char *dir, void (*fn)(const char *name, void *opaque), void *opaque)
+/* The names of DIR's entries NAME.EXT, sorted; *out is NULL-free. */
+static int names_with_ext(const char *dir, const char *ext, char ***out, size_t *count)
 {
 	DIR *d = opendir(dir);
+	*out = NULL;
+	*count = 0;
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
 	char **names = NULL;
-	size_t n = 0;
+	size_t n = 0, el = strlen(ext);
 	struct dirent *e;
 	while ((e = readdir(d))) {
 		size_t len = strlen(e->d_name);
-		if (len <= 5 || strcmp(e->d_name + len - 5, ".sock"))
+		if (len <= el || strcmp(e->d_name + len - el, ext))
 			continue;
 		char **grown = realloc(names, (n + 1) * sizeof(*names));
 		if (!grown)
 			break;
 		names = grown;
-		names[n] = strndup(e->d_name, len - 5);
+		names[n] = strndup(e->d_name, len - el);
 		if (names[n])
 			n++;
 	}
@@ -159,13 +193,42 @@ int rundir_for_each(const char *dir, void (*fn)(const char *name, void *opaque),
 			names[j] = names[j - 1];
 			names[j - 1] = t;
 		}
+	*out = names;
+	*count = n;
+	return 0;
+}
+
+int rundir_for_each(const char *dir, void (*fn)(const char *name, void *opaque), void *opaque)
+{
+	char **names;
+	size_t n;
+	int r = names_with_ext(dir, ".sock", &names, &n);
 	for (size_t i = 0; i < n; i++) {
 		if (!rundir_reap_if_dead(dir, names[i]))
 			fn(names[i], opaque);
 		free(names[i]);
 	}
 	free(names);
-	return 0;
+	return r;
+}
+
+int statedir_for_each_saved(void (*fn)(const char *name, const char *path, void *opaque),
+			    void *opaque)
+{
+	char dir[4096], path[4200];
+	int r = statedir_path(dir, sizeof(dir), false);
+	if (r)
+		return r;
+	char **names;
+	size_t n;
+	r = names_with_ext(dir, ".kvmh", &names, &n);
+	for (size_t i = 0; i < n; i++) {
+		if (valid_vm_name(names[i]) && !statedir_save_path(names[i], path, sizeof(path)))
+			fn(names[i], path, opaque);
+		free(names[i]);
+	}
+	free(names);
+	return r;
 }
 
 bool valid_vm_name(const char *name)

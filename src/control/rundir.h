@@ -14,6 +14,15 @@ bool valid_vm_name(const char *name);
 /* $KVMHOST_RUNDIR, else /run/kvmhost as root, else $XDG_RUNTIME_DIR/kvmhost. */
 int rundir_path(char *buf, size_t len, bool create);
 
+/* Where managed saves live: $KVMHOST_STATEDIR, else /var/lib/kvmhost as
+ * root, else $XDG_STATE_HOME/kvmhost (~/.local/state/kvmhost). */
+int statedir_path(char *buf, size_t len, bool create);
+/* NAME's managed-save file in it. */
+int statedir_save_path(const char *name, char *buf, size_t len);
+/* Calls fn for each managed save, by name. */
+int statedir_for_each_saved(void (*fn)(const char *name, const char *path, void *opaque),
+			    void *opaque);
+
 struct rundir_claim {
 	char dir[4096];
 	char name[80];

@@ -54,7 +54,8 @@ class Env:
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="kvmhost-test-")
         self.rundir = os.path.join(self.dir, "run")
-        self.env = dict(os.environ, KVMHOST_RUNDIR=self.rundir)
+        self.statedir = os.path.join(self.dir, "state")  # managed saves
+        self.env = dict(os.environ, KVMHOST_RUNDIR=self.rundir, KVMHOST_STATEDIR=self.statedir)
         self.vms = []
         self.cleanups = []  # run after the VMs are gone, last first
 

@@ -41,7 +41,20 @@ class Logind:
         self.proc.stdin.write(cmd + "\n")
         self.proc.stdin.flush()
 
-    def expect(self, word, timeout=10):
+    @staticmethod
+    def _what(parts):
+        """What an inhibit/released line's inhibitor is for, else None."""
+        if parts[0] == "inhibit" and len(parts) > 4:
+            return parts[4]
+        if parts[0] == "released" and len(parts) > 3:
+            return parts[3]
+        return None
+
+    def _is(self, parts, word, what):
+        return parts[0] == word and (what is None or self._what(parts) in (None, what))
+
+    def expect(self, word, timeout=10, what="sleep"):
+        """The next `word` line; inhibit/released lines only for `what`."""
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
@@ -51,10 +64,10 @@ class Logind:
                 parts = self.lines.get(timeout=left)
             except queue.Empty:
                 continue
-            if parts[0] == word:
+            if self._is(parts, word, what):
                 return parts
 
-    def quiet(self, word, seconds):
+    def quiet(self, word, seconds, what="sleep"):
         """True if no `word` line arrives within `seconds`."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
@@ -62,7 +75,7 @@ class Logind:
                 parts = self.lines.get(timeout=deadline - time.monotonic())
             except queue.Empty:
                 return True
-            if parts[0] == word:
+            if self._is(parts, word, what):
                 return False
         return True
 

@@ -81,7 +81,11 @@ def test_bash_completion(env):
     assert {"run", "ctl", "list"} <= complete("kvmhost")
     assert complete("kvmhost", "ctl") == {"--all", "web-1", "db"}
     assert "save" in complete("kvmhost", "ctl", "db")
-    assert {"--restore", "--cpu-pin"} <= complete("kvmhost", "run")
+    assert {"--restore", "--cpu-pin", "--on-host-shutdown"} <= complete("kvmhost", "run")
+    # `discard` offers the managed saves in the state directory.
+    os.makedirs(env.statedir, exist_ok=True)
+    open(os.path.join(env.statedir, "old.kvmh"), "wb").close()
+    assert complete("kvmhost", "discard") == {"old"}
 
 
 if __name__ == "__main__":

@@ -158,6 +158,30 @@ static void disks_and_help(void **state)
 	assert_true(o.help);
 }
 
+static void host_shutdown_and_managed_save(void **state)
+{
+	(void)state;
+	assert_int_equal(PARSE("--name", "a"), 0);
+	assert_false(o.shutdown_policy_given); /* the default is decided at run */
+	assert_int_equal(PARSE("--on-host-shutdown", "poweroff", "--discard-saved"), 0);
+	assert_true(o.shutdown_policy_given);
+	assert_int_equal(o.on_host_shutdown, SHUTDOWN_POWEROFF);
+	assert_true(o.discard_saved);
+	assert_int_equal(PARSE("--on-host-shutdown", "ignore", "--restore", "x.kvmh"), 0);
+	assert_int_equal(o.on_host_shutdown, SHUTDOWN_IGNORE);
+	assert_int_not_equal(PARSE("--on-host-shutdown", "hibernate"), 0);
+	assert_non_null(strstr(err, "--on-host-shutdown"));
+	/* A managed save brings its own guest: the command line's is dropped. */
+	assert_int_equal(PARSE("--cpus", "3", "--disk", "d.img", "--memory", "128"), 0);
+	o.vm.name = "kept";
+	run_options_forget_guest(&o);
+	assert_int_equal(o.vm.cpus, 2);
+	assert_int_equal(o.vm.memory_mib, 64);
+	assert_int_equal(o.vm.nr_disks, 0);
+	assert_null(o.guest_option);
+	assert_string_equal(o.vm.name, "kept");
+}
+
 static void cpu_lists(void **state)
 {
 	(void)state;
@@ -180,10 +204,15 @@ static void cpu_lists(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(defaults),  cmocka_unit_test(good_options),
-		cmocka_unit_test(bad_cpus),  cmocka_unit_test(bad_memory),
-		cmocka_unit_test(cpu_pin),   cmocka_unit_test(bad_misc),
-		cmocka_unit_test(cpu_lists), cmocka_unit_test(disks_and_help),
+		cmocka_unit_test(defaults),
+		cmocka_unit_test(good_options),
+		cmocka_unit_test(bad_cpus),
+		cmocka_unit_test(bad_memory),
+		cmocka_unit_test(cpu_pin),
+		cmocka_unit_test(bad_misc),
+		cmocka_unit_test(cpu_lists),
+		cmocka_unit_test(disks_and_help),
+		cmocka_unit_test(host_shutdown_and_managed_save),
 	};
 	int r = cmocka_run_group_tests_name("options", tests, NULL, NULL);
 	run_options_free(&o);

@@ -1,0 +1,45 @@
+/* Managed save: the VM survives the host shutting down or rebooting. A
+ * logind delay inhibitor for "shutdown" is held; on PrepareForShutdown(true)
+ * the VM saves itself (the snapshot format, disks flushed) to its managed-save
+ * file in the state directory, and only then lets logind go on - or, with the
+ * poweroff policy, presses the guest's power button and lets go when the
+ * guest has powered off. The next `run --name NAME` continues it. */
+#ifndef KVMHOST_SHUTDOWN_H
+#define KVMHOST_SHUTDOWN_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "host/inhibitor.h"
+
+struct vm;
+struct control;
+
+enum shutdown_policy { SHUTDOWN_SAVE, SHUTDOWN_POWEROFF, SHUTDOWN_IGNORE };
+
+struct host_shutdown {
+	struct vm *vm;
+	struct control *ctl;
+	enum shutdown_policy policy;
+	char path[4200]; /* the managed-save file */
+	sd_bus *bus;
+	sd_bus_slot *signal_slot;
+	struct inhibitor inhibitor;
+	bool logind;
+	bool saved;
+	uint64_t saves;
+	double last_save_ms;
+	char last_error[256];
+};
+
+/* Never fails for lack of logind (it says so once); -errno otherwise. */
+int host_shutdown_init(struct host_shutdown *hs, struct vm *vm, sd_event *event,
+		       enum shutdown_policy policy, const char *save_path);
+void host_shutdown_destroy(struct host_shutdown *hs);
+/* Adds `host_shutdown` to status. */
+int host_shutdown_attach_control(struct host_shutdown *hs, struct control *ctl);
+
+#endif

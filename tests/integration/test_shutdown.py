@@ -1,0 +1,134 @@
+"""Managed save: on PrepareForShutdown(true) a VM saves itself into the state
+directory and only then releases its "shutdown" delay inhibitor; the next
+`run --name NAME` continues that guest. Driven by the fake logind on a
+private bus (the real-logind harness is still to come, see issue 12)."""
+import json
+import os
+
+from kvmtest import main, wait_for
+from sleephelp import Logind
+
+
+def with_logind(env):
+    logind = Logind(env.env)
+    env.env = logind.env
+    env.cleanups.append(logind.close)
+    return logind
+
+
+def saved_file(env, name):
+    return os.path.join(env.statedir, f"{name}.kvmh")
+
+
+def listed(env):
+    p = env.run("list", "--all", "--json", check=True)
+    return {v["name"]: v["state"] for v in json.loads(p.stdout)}
+
+
+def shut_down(env, logind, vm):
+    """The host goes down: the VM saves, lets go of the inhibitor, ends 0."""
+    logind.send("shutdown")
+    logind.expect("released", what="shutdown")
+    # The inhibitor went only once the save was complete and renamed in place.
+    assert os.path.exists(saved_file(env, vm.name))
+    assert not os.path.exists(saved_file(env, vm.name) + ".tmp")
+    assert vm.wait_exit(20) == 0, vm.stderr()
+
+
+def test_save_at_shutdown_and_continue(env):
+    logind = with_logind(env)
+    vm = env.start("keep", "--cpus", "2", "--heartbeat-us", "2000")
+    logind.expect("inhibit", what="shutdown")
+    wait_for(lambda: vm.status()["host_shutdown"]["inhibitor"], 5, what="the inhibitor")
+    st = vm.status()["host_shutdown"]
+    assert st["policy"] == "save" and st["logind"] is True
+    assert st["path"] == saved_file(env, "keep")
+    wait_for(lambda: min(vm.heartbeats()) > 20, 10, what="heartbeats")
+    before = vm.heartbeats()
+    shut_down(env, logind, vm)
+    assert "saved to" in vm.stderr()
+    assert listed(env) == {"keep": "saved"}
+    # The same command (other guest settings ignored) continues the guest.
+    vm2 = env.start("keep", "--cpus", "1", "--heartbeat-us", "2000")
+    assert "continuing from its managed save" in vm2.stderr()
+    st = vm2.status()
+    assert len(st["vcpus"]) == 2
+    assert all(h >= b for h, b in zip(vm2.heartbeats(), before)), (vm2.heartbeats(), before)
+    wait_for(lambda: not os.path.exists(saved_file(env, "keep")), 5,
+             what="the spent managed save to go")
+    assert listed(env)["keep"] == "running"
+    # Saved at the next shutdown again: the new save holds the newer state.
+    logind.expect("inhibit", what="shutdown")
+    wait_for(lambda: vm2.status()["host_shutdown"]["inhibitor"], 5, what="the inhibitor")
+    shut_down(env, logind, vm2)
+
+
+def test_discard(env):
+    logind = with_logind(env)
+    vm = env.start("old", "--cpus", "1", "--heartbeat-us", "2000")
+    logind.expect("inhibit", what="shutdown")
+    wait_for(lambda: vm.status()["host_shutdown"]["inhibitor"], 5, what="the inhibitor")
+    wait_for(lambda: vm.heartbeats()[0] > 200, 10, what="heartbeats")
+    shut_down(env, logind, vm)
+    # --discard-saved boots afresh: the guest's counter starts again.
+    vm2 = env.start("old", "--cpus", "1", "--heartbeat-us", "2000", "--discard-saved")
+    assert vm2.heartbeats()[0] < 200
+    assert not os.path.exists(saved_file(env, "old"))
+    logind.expect("inhibit", what="shutdown")
+    wait_for(lambda: vm2.status()["host_shutdown"]["inhibitor"], 5, what="the inhibitor")
+    shut_down(env, logind, vm2)
+    # `kvmhost discard NAME` removes it; a second time there is nothing.
+    p = env.run("discard", "old")
+    assert p.returncode == 0 and not os.path.exists(saved_file(env, "old")), p.stderr
+    p = env.run("discard", "old")
+    assert p.returncode != 0 and "no saved VM named 'old'" in p.stderr
+    assert env.run("discard", "../etc").returncode == 2
+
+
+def test_unfinished_save_is_never_used(env):
+    with_logind(env)
+    os.makedirs(env.statedir, exist_ok=True)
+    tmp = saved_file(env, "half") + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(b"KVMHSNAP" + b"\0" * 100)
+    vm = env.start("half", "--cpus", "1")
+    assert "did not complete" in vm.stderr()
+    assert not os.path.exists(tmp) and "restored" not in vm.stderr()
+
+
+def test_corrupt_save_is_refused_and_kept(env):
+    with_logind(env)
+    os.makedirs(env.statedir, exist_ok=True)
+    path = saved_file(env, "bad")
+    with open(path, "wb") as f:
+        f.write(b"not a snapshot at all" * 10)
+    p = env.run("run", "--name", "bad", "--console", "none", timeout=20)
+    assert p.returncode == 7, p.stderr  # a bad snapshot
+    assert os.path.exists(path)  # kept for the user to look at or discard
+    assert listed(env) == {"bad": "saved"}
+    vm = env.start("bad", "--cpus", "1", "--discard-saved")
+    assert not os.path.exists(path) and vm.status()["state"] == "running"
+
+
+def test_poweroff_and_ignore_policies(env):
+    logind = with_logind(env)
+    k = os.environ["KVMHOST_PWRBTN_KERNEL"]
+    off = env.start("off", "--kernel", k, "--cpus", "1", "--on-host-shutdown", "poweroff",
+                    heartbeats=False)
+    ign = env.start("ign", "--cpus", "1", "--on-host-shutdown", "ignore")
+    logind.expect("inhibit", what="shutdown")
+    assert logind.quiet("inhibit", 0.5, what="shutdown")  # only one: "ign" holds none
+    wait_for(lambda: "pwrbtn: ready" in off.console_text(), 20, what="the kernel")
+    logind.send("shutdown")
+    assert off.wait_exit(20) == 0
+    assert "pwrbtn: pressed" in off.console_text()
+    logind.expect("released", what="shutdown")
+    assert ign.status()["state"] == "running"
+    assert ign.status()["host_shutdown"]["policy"] == "ignore"
+    saves = os.listdir(env.statedir) if os.path.isdir(env.statedir) else []
+    assert saves == [], saves  # neither policy saves anything
+
+
+if __name__ == "__main__":
+    main([test_save_at_shutdown_and_continue, test_discard, test_unfinished_save_is_never_used,
+          test_corrupt_save_is_refused_and_kept, test_poweroff_and_ignore_policies])
