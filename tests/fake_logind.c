@@ -3,12 +3,17 @@
  * descriptors and notices when every copy of one is closed, and emits
  * PrepareForSleep or PrepareForShutdown when told to on stdin.
  *
+ * --delay-us=N sets its InhibitDelayMaxUSec. With --upower it also stands in for UPower's display
+ * device, whose State and WarningLevel the test sets (emitting PropertiesChanged, as UPower does).
+ *
  * stdin:  sleep | wake | burst (true,false,true) | wake-only | shutdown |
- *         shutdown-cancel | deny | allow | quit
+ *         shutdown-cancel | deny | allow | battery STATE LEVEL | quit
  * stdout: ready | inhibit ID WHO MODE WHAT | released ID NS WHAT | signal B NS
  * (NS: CLOCK_MONOTONIC nanoseconds, comparable with kvmhost's status.) */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +27,8 @@ static sd_bus *bus;
 static sd_event *event;
 static int next_id = 1;
 static int deny;
-static char whats[4096][16]; /* what each inhibitor ID is for */
+static uint32_t battery_state = 1, battery_level = 1; /* charging, none */
+static char whats[4096][16];			      /* what each inhibitor ID is for */
 
 static unsigned long long mono_ns(void)
 {
@@ -66,13 +72,67 @@ static int method_inhibit(sd_bus_message *m, void *userdata, sd_bus_error *error
 	return r;
 }
 
+static uint64_t inhibit_delay_us = 5000000; /* logind's default */
+
+static int get_delay(sd_bus *b, const char *path, const char *iface, const char *prop,
+		     sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	(void)b, (void)path, (void)iface, (void)prop, (void)userdata, (void)error;
+	return sd_bus_message_append(reply, "t", inhibit_delay_us);
+}
+
 static const sd_bus_vtable manager_vtable[] = {
 	SD_BUS_VTABLE_START(0),
+	SD_BUS_PROPERTY("InhibitDelayMaxUSec", "t", get_delay, 0, SD_BUS_VTABLE_PROPERTY_CONST),
 	SD_BUS_METHOD("Inhibit", "ssss", "h", method_inhibit, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_SIGNAL("PrepareForSleep", "b", 0),
 	SD_BUS_SIGNAL("PrepareForShutdown", "b", 0),
 	SD_BUS_VTABLE_END,
 };
+
+static int get_state(sd_bus *b, const char *path, const char *iface, const char *prop,
+		     sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	(void)b, (void)path, (void)iface, (void)prop, (void)userdata, (void)error;
+	return sd_bus_message_append(reply, "u", battery_state);
+}
+
+static int get_level(sd_bus *b, const char *path, const char *iface, const char *prop,
+		     sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	(void)b, (void)path, (void)iface, (void)prop, (void)userdata, (void)error;
+	return sd_bus_message_append(reply, "u", battery_level);
+}
+
+static const sd_bus_vtable upower_vtable[] = {
+	SD_BUS_VTABLE_START(0),
+	SD_BUS_PROPERTY("State", "u", get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_PROPERTY("WarningLevel", "u", get_level, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_VTABLE_END,
+};
+
+#define DISPLAY_DEVICE "/org/freedesktop/UPower/devices/DisplayDevice"
+
+static int add_upower(void)
+{
+	int r = sd_bus_add_object_vtable(bus, NULL, DISPLAY_DEVICE, "org.freedesktop.UPower.Device",
+					 upower_vtable, NULL);
+	return r < 0 ? r : sd_bus_request_name(bus, "org.freedesktop.UPower", 0);
+}
+
+static void set_battery(const char *args)
+{
+	unsigned state, level;
+	if (sscanf(args, "%u %u", &state, &level) != 2)
+		return;
+	battery_state = state;
+	battery_level = level;
+	sd_bus_emit_properties_changed(bus, DISPLAY_DEVICE, "org.freedesktop.UPower.Device",
+				       "State", "WarningLevel", NULL);
+	sd_bus_flush(bus);
+	printf("battery %u %u\n", state, level);
+	fflush(stdout);
+}
 
 static void emit_named(const char *signal, int start)
 {
@@ -112,6 +172,8 @@ static int on_stdin(sd_event_source *s, int fd, uint32_t revents, void *userdata
 			emit(0);
 		else if (!strcmp(l, "burst"))
 			emit(1), emit(0), emit(1);
+		else if (!strncmp(l, "battery ", 8))
+			set_battery(l + 8);
 		else if (!strcmp(l, "deny"))
 			deny = 1;
 		else if (!strcmp(l, "allow"))
@@ -122,15 +184,21 @@ static int on_stdin(sd_event_source *s, int fd, uint32_t revents, void *userdata
 	return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	int r;
+	bool upower = false;
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--upower"))
+			upower = true;
+		else if (!strncmp(argv[i], "--delay-us=", 11))
+			inhibit_delay_us = strtoull(argv[i] + 11, NULL, 10);
 	if ((r = sd_event_default(&event)) < 0 || (r = sd_bus_open_system(&bus)) < 0 ||
 	    (r = sd_bus_add_object_vtable(bus, NULL, "/org/freedesktop/login1",
 					  "org.freedesktop.login1.Manager", manager_vtable, NULL)) <
 		    0 ||
 	    (r = sd_bus_request_name(bus, "org.freedesktop.login1", 0)) < 0 ||
-	    (r = sd_bus_attach_event(bus, event, 0)) < 0 ||
+	    (upower && (r = add_upower()) < 0) || (r = sd_bus_attach_event(bus, event, 0)) < 0 ||
 	    (r = sd_event_add_io(event, NULL, 0, EPOLLIN, on_stdin, NULL)) < 0) {
 		fprintf(stderr, "fake_logind: %s\n", strerror(-r));
 		return 1;

@@ -18,6 +18,7 @@
 #include "control/server.h"
 #include "control/vm_commands.h"
 #include "core/vm.h"
+#include "host/battery.h"
 #include "host/host_cpu.h"
 #include "host/pinning.h"
 #include "host/shutdown.h"
@@ -48,6 +49,9 @@ struct runtime {
 	bool managed_restore;
 	struct host_shutdown shutdown;
 	bool shutdown_ready;
+	enum battery_policy battery_policy;
+	struct battery_watch battery;
+	bool battery_ready;
 	struct console console;
 	bool restoring;
 	struct snapshot snap;
@@ -189,6 +193,13 @@ static int add_signals(struct runtime *rt)
 	return 0;
 }
 
+static void on_low_battery(void *opaque, const char *why)
+{
+	struct runtime *rt = opaque;
+	log_warn("%s: saving VM '%s' before the host runs out of power", why, rt->opts->name);
+	host_shutdown_save(&rt->shutdown, "low battery");
+}
+
 /* Host-side concerns around the VM: hotplug, pinning, sleep, control, signals. */
 static int start_host_side(struct runtime *rt)
 {
@@ -208,8 +219,13 @@ static int start_host_side(struct runtime *rt)
 				    rt->save_path)))
 		return r;
 	rt->shutdown_ready = true;
+	if ((r = battery_watch_init(&rt->battery, rt->event, rt->battery_policy, on_low_battery,
+				    rt)))
+		return r;
+	rt->battery_ready = true;
 	if ((r = start_control(rt)) || (r = snapshot_attach_control(rt->ctl, rt->vm)) ||
-	    (r = host_shutdown_attach_control(&rt->shutdown, rt->ctl)))
+	    (r = host_shutdown_attach_control(&rt->shutdown, rt->ctl)) ||
+	    (r = battery_watch_attach_control(&rt->battery, rt->ctl)))
 		return r;
 	if ((r = add_signals(rt)) < 0 ||
 	    (r = sd_event_add_io(rt->event, NULL, rt->vm->exit_efd, EPOLLIN, on_vm_exit, rt)) < 0) {
@@ -262,6 +278,8 @@ static void teardown(struct runtime *rt)
 {
 	console_stop(&rt->console); /* the terminal back as it was, on every path */
 	control_stop(rt->ctl);
+	if (rt->battery_ready)
+		battery_watch_destroy(&rt->battery);
 	if (rt->shutdown_ready)
 		host_shutdown_destroy(&rt->shutdown);
 	if (rt->sleep_ready)
@@ -278,24 +296,31 @@ static void teardown(struct runtime *rt)
 	rundir_release(&rt->claim);
 }
 
-/* What the host going down does to this VM: save by default where a named
- * VM has a state directory to save into. */
-static void choose_shutdown_policy(struct runtime *rt)
+/* What the host going down, or its battery running out, does to this VM:
+ * save by default where a named VM has a state directory to save into. */
+static void choose_host_policies(struct runtime *rt)
 {
 	const struct run_options *o = rt->opts;
 	char dir[4096];
 	rt->shutdown_policy = rt->named ? SHUTDOWN_SAVE : SHUTDOWN_IGNORE;
 	if (o->shutdown_policy_given)
 		rt->shutdown_policy = o->on_host_shutdown;
-	if (rt->shutdown_policy != SHUTDOWN_SAVE)
+	rt->battery_policy = rt->named ? BATTERY_SAVE : BATTERY_IGNORE;
+	if (o->battery_policy_given)
+		rt->battery_policy = o->on_low_battery;
+	if (rt->shutdown_policy != SHUTDOWN_SAVE && rt->battery_policy != BATTERY_SAVE)
 		return;
 	int r = statedir_path(dir, sizeof(dir), true);
 	if (!r)
 		r = statedir_save_path(o->name, rt->save_path, sizeof(rt->save_path));
 	if (r) {
-		log_warn("no state directory (%s): VM '%s' is not saved when the host goes down",
+		log_warn("no state directory (%s): VM '%s' is not saved when the host goes down "
+			 "or its battery runs out",
 			 strerror(-r), o->name);
-		rt->shutdown_policy = SHUTDOWN_IGNORE;
+		rt->save_path[0] = '\0';
+		if (rt->shutdown_policy == SHUTDOWN_SAVE)
+			rt->shutdown_policy = SHUTDOWN_IGNORE;
+		rt->battery_policy = BATTERY_IGNORE;
 	}
 }
 
@@ -340,7 +365,7 @@ static enum kvmhost_status run(struct runtime *rt)
 	char err[512];
 	if (find_managed_save(rt))
 		return STATUS_ERROR;
-	choose_shutdown_policy(rt);
+	choose_host_policies(rt);
 	/* A snapshot is checked whole before anything is claimed or built. */
 	if (rt->opts->restore_path) {
 		if (snapshot_open(&rt->snap, rt->opts->restore_path, err, sizeof(err))) {

@@ -364,6 +364,18 @@ static int opt_on_host_shutdown(struct run_options *o, const char *a, char *err,
 	return 0;
 }
 
+static int opt_on_low_battery(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	static const char *const names[] = {
+		[BATTERY_SAVE] = "save", [BATTERY_IGNORE] = "ignore", NULL};
+	int v;
+	if (choice_opt("--on-low-battery", a, names, &v, err, errlen))
+		return -1;
+	o->on_low_battery = (enum battery_policy)v;
+	o->battery_policy_given = true;
+	return 0;
+}
+
 static int opt_discard_saved(struct run_options *o, const char *a, char *err, size_t errlen)
 {
 	(void)a, (void)err, (void)errlen;
@@ -409,6 +421,7 @@ static const struct opt_def opts[] = {
 	{"on-reboot", required_argument, opt_on_reboot, false},
 	{"restore", required_argument, opt_restore, false},
 	{"on-host-shutdown", required_argument, opt_on_host_shutdown, false},
+	{"on-low-battery", required_argument, opt_on_low_battery, false},
 	{"discard-saved", no_argument, opt_discard_saved, false},
 	{"help", no_argument, opt_help, false},
 };

@@ -9,6 +9,7 @@
 
 #include "control/rundir.h"
 #include "core/vm.h"
+#include "host/battery.h"
 #include "host/pinning.h"
 #include "host/shutdown.h"
 #include "host/sleep.h"
@@ -35,6 +36,8 @@ struct run_options {
 	const char *restore_path; /* --restore: the guest comes from this snapshot */
 	enum shutdown_policy on_host_shutdown;
 	bool shutdown_policy_given;
+	enum battery_policy on_low_battery;
+	bool battery_policy_given;
 	bool discard_saved;
 	const char *guest_option; /* the first guest-visible option given, or NULL */
 	bool help;

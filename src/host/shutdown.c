@@ -1,8 +1,11 @@
 #include "host/shutdown.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "control/server.h"
 #include "core/vm.h"
@@ -12,30 +15,103 @@
 static const char *const policy_names[] = {
 	[SHUTDOWN_SAVE] = "save", [SHUTDOWN_POWEROFF] = "poweroff", [SHUTDOWN_IGNORE] = "ignore"};
 
-/* The host goes down: save and end, or ask the guest to power off. The
- * inhibitor goes last, so logind waits for the file to be durable. */
-static void going_down(struct host_shutdown *hs)
+#define DEFAULT_INHIBIT_DELAY_US (5 * 1000000ull) /* logind's InhibitDelayMaxSec */
+#define PROBE_BYTES		 (8u << 20)
+
+/* A save writes at most all of guest memory: the estimate assumes it does. */
+static void budget_update(struct host_shutdown *hs)
+{
+	struct save_budget *b = &hs->budget;
+	if (b->rate_mib_s <= 0)
+		return;
+	b->estimate_ms = (double)hs->vm->cfg.memory_mib / b->rate_mib_s * 1000.0;
+	if (b->estimate_ms * 1000.0 <= (double)b->delay_us || b->warned)
+		return;
+	b->warned = true;
+	log_warn("VM %s: saving its %llu MiB at the measured %.0f MiB/s takes about %.0f ms, "
+		 "more than the %.0f ms logind waits for it (InhibitDelayMaxSec; see README, "
+		 "\"Host shutdown\")",
+		 hs->vm->cfg.name, (unsigned long long)hs->vm->cfg.memory_mib, b->rate_mib_s,
+		 b->estimate_ms, (double)b->delay_us / 1000.0);
+}
+
+/* The rate a save can write at: 8 MiB written and fdatasynced next to
+ * where the managed save goes. */
+static void budget_probe(struct host_shutdown *hs)
+{
+	char probe[4300];
+	snprintf(probe, sizeof(probe), "%s.probe", hs->path);
+	int fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	char *buf = fd >= 0 ? malloc(1 << 20) : NULL;
+	if (buf) {
+		memset(buf, 0xa5, 1 << 20); /* not zeros: a save's pages are not sparse */
+		uint64_t t0 = now_ns();
+		bool ok = true;
+		for (unsigned i = 0; ok && i < PROBE_BYTES >> 20; i++)
+			ok = write(fd, buf, 1 << 20) == 1 << 20;
+		if (ok && !fdatasync(fd))
+			hs->budget.rate_mib_s =
+				(PROBE_BYTES >> 20) / ((double)(now_ns() - t0) / 1e9);
+	}
+	free(buf);
+	if (fd >= 0) {
+		close(fd);
+		unlink(probe);
+	}
+	if (hs->budget.rate_mib_s <= 0)
+		log_warn("VM %s: cannot measure how fast %s can be written", hs->vm->cfg.name,
+			 hs->path);
+}
+
+static int on_delay(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	struct host_shutdown *hs = userdata;
+	(void)ret_error;
+	uint64_t us;
+	hs->delay_slot = sd_bus_slot_unref(hs->delay_slot);
+	if (!sd_bus_message_is_method_error(m, NULL) &&
+	    sd_bus_message_read(m, "v", "t", &us) >= 0 && us > 0) {
+		hs->budget.delay_us = us;
+		hs->budget.delay_from_logind = true;
+	}
+	budget_update(hs);
+	return 0;
+}
+
+void host_shutdown_save(struct host_shutdown *hs, const char *why)
 {
 	struct snapshot_result res;
+	if (hs->saved)
+		return;
+	if (!hs->path[0]) {
+		snprintf(hs->last_error, sizeof(hs->last_error), "no state directory to save into");
+	} else if (!snapshot_save(hs->vm, hs->path, false, &res, hs->last_error,
+				  sizeof(hs->last_error))) {
+		hs->saved = true;
+		hs->saves++;
+		hs->last_save_ms = res.ms;
+		if (res.ms > 0) /* what this save really took, for the next estimate */
+			hs->budget.rate_mib_s = (double)hs->vm->cfg.memory_mib / (res.ms / 1000.0);
+		budget_update(hs);
+		log_info("%s: VM %s saved to %s in %.1f ms", why, hs->vm->cfg.name, hs->path,
+			 res.ms);
+		inhibitor_release(&hs->inhibitor); /* only now may logind go on */
+		vm_request_exit(hs->vm, VM_EXIT_QUIT, 0);
+		return;
+	}
+	log_err("%s: VM %s could not be saved: %s", why, hs->vm->cfg.name, hs->last_error);
+	inhibitor_release(&hs->inhibitor); /* never hold the host up for nothing */
+}
+
+/* The host goes down: save and end, or ask the guest to power off. */
+static void going_down(struct host_shutdown *hs)
+{
 	if (hs->policy == SHUTDOWN_POWEROFF) {
 		log_info("host shutdown: pressing VM %s's power button", hs->vm->cfg.name);
 		vm_request_poweroff(hs->vm); /* the inhibitor goes with the process */
 		return;
 	}
-	if (hs->saved)
-		return;
-	if (snapshot_save(hs->vm, hs->path, false, &res, hs->last_error, sizeof(hs->last_error))) {
-		log_err("host shutdown: VM %s could not be saved: %s", hs->vm->cfg.name,
-			hs->last_error);
-		inhibitor_release(&hs->inhibitor); /* never hold the host up for nothing */
-		return;
-	}
-	hs->saved = true;
-	hs->saves++;
-	hs->last_save_ms = res.ms;
-	log_info("host shutdown: VM %s saved to %s in %.1f ms", hs->vm->cfg.name, hs->path, res.ms);
-	inhibitor_release(&hs->inhibitor);
-	vm_request_exit(hs->vm, VM_EXIT_QUIT, 0);
+	host_shutdown_save(hs, "host shutdown");
 }
 
 static int on_prepare_for_shutdown(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
@@ -72,7 +148,13 @@ int host_shutdown_init(struct host_shutdown *hs, struct vm *vm, sd_event *event,
 	hs->vm = vm;
 	hs->policy = policy;
 	snprintf(hs->path, sizeof(hs->path), "%s", save_path ? save_path : "");
+	hs->budget.delay_us = DEFAULT_INHIBIT_DELAY_US;
 	inhibitor_init(&hs->inhibitor, NULL, "shutdown", "");
+	if (hs->path[0])
+		budget_probe(hs);
+	if (hs->budget.rate_mib_s > 0) /* told once logind says how long it waits */
+		hs->budget.estimate_ms =
+			(double)vm->cfg.memory_mib / hs->budget.rate_mib_s * 1000.0;
 	if (policy == SHUTDOWN_IGNORE)
 		return 0;
 	int r = sd_bus_open_system(&hs->bus);
@@ -91,6 +173,11 @@ int host_shutdown_init(struct host_shutdown *hs, struct vm *vm, sd_event *event,
 		host_shutdown_destroy(hs);
 		return 0;
 	}
+	if (policy != SHUTDOWN_SAVE ||
+	    sd_bus_call_method_async(hs->bus, &hs->delay_slot, LOGIN1, LOGIN1_PATH,
+				     "org.freedesktop.DBus.Properties", "Get", on_delay, hs, "ss",
+				     LOGIN1_MANAGER, "InhibitDelayMaxUSec") < 0)
+		budget_update(hs);
 	char why[160];
 	snprintf(why, sizeof(why), "%s VM %s before the host shuts down",
 		 policy == SHUTDOWN_SAVE ? "save" : "power off", vm->cfg.name);
@@ -105,6 +192,7 @@ int host_shutdown_init(struct host_shutdown *hs, struct vm *vm, sd_event *event,
 void host_shutdown_destroy(struct host_shutdown *hs)
 {
 	inhibitor_destroy(&hs->inhibitor);
+	hs->delay_slot = sd_bus_slot_unref(hs->delay_slot);
 	hs->signal_slot = sd_bus_slot_unref(hs->signal_slot);
 	if (hs->bus) {
 		(void)sd_bus_detach_event(hs->bus); /* it only fails when not attached */
@@ -126,6 +214,17 @@ static void status_part(void *opaque, json_object *status)
 	json_object_object_add(o, "last_error",
 			       hs->last_error[0] ? json_object_new_string(hs->last_error) : NULL);
 	json_object_object_add(status, "host_shutdown", o);
+	const struct save_budget *b = &hs->budget;
+	o = json_object_new_object();
+	json_object_object_add(o, "rate_mib_s", json_object_new_double(b->rate_mib_s));
+	json_object_object_add(o, "estimate_ms", json_object_new_double(b->estimate_ms));
+	json_object_object_add(o, "delay_ms", json_object_new_double((double)b->delay_us / 1000.0));
+	json_object_object_add(o, "delay_from_logind",
+			       json_object_new_boolean(b->delay_from_logind));
+	json_object_object_add(
+		o, "fits", json_object_new_boolean(b->estimate_ms * 1000.0 <= (double)b->delay_us));
+	json_object_object_add(o, "last_save_ms", json_object_new_double(hs->last_save_ms));
+	json_object_object_add(status, "managed_save", o);
 }
 
 int host_shutdown_attach_control(struct host_shutdown *hs, struct control *ctl)

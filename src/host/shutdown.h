@@ -20,13 +20,25 @@ struct control;
 
 enum shutdown_policy { SHUTDOWN_SAVE, SHUTDOWN_POWEROFF, SHUTDOWN_IGNORE };
 
+/* Whether a save fits in logind's delay: the measured write rate, the
+ * estimate for all of guest memory at that rate, and logind's
+ * InhibitDelayMaxUSec (5 s until logind says otherwise). */
+struct save_budget {
+	double rate_mib_s; /* 0: not measured */
+	double estimate_ms;
+	uint64_t delay_us;
+	bool delay_from_logind;
+	bool warned;
+};
+
 struct host_shutdown {
 	struct vm *vm;
 	struct control *ctl;
 	enum shutdown_policy policy;
 	char path[4200]; /* the managed-save file */
 	sd_bus *bus;
-	sd_bus_slot *signal_slot;
+	sd_bus_slot *signal_slot, *delay_slot;
+	struct save_budget budget;
 	struct inhibitor inhibitor;
 	bool logind;
 	bool saved;
@@ -39,7 +51,10 @@ struct host_shutdown {
 int host_shutdown_init(struct host_shutdown *hs, struct vm *vm, sd_event *event,
 		       enum shutdown_policy policy, const char *save_path);
 void host_shutdown_destroy(struct host_shutdown *hs);
-/* Adds `host_shutdown` to status. */
+/* Saves the VM to its managed-save file and ends it, as the host shutting
+ * down does; `why` is said with it. Also for the battery running out. */
+void host_shutdown_save(struct host_shutdown *hs, const char *why);
+/* Adds `host_shutdown` and `managed_save` to status. */
 int host_shutdown_attach_control(struct host_shutdown *hs, struct control *ctl);
 
 #endif

@@ -18,7 +18,7 @@ CONF = os.environ.get("DBUS_TEST_CONF") or os.path.join(
 class Logind:
     """dbus-daemon + fake_logind; .env carries DBUS_SYSTEM_BUS_ADDRESS."""
 
-    def __init__(self, base_env):
+    def __init__(self, base_env, upower=False, delay_us=None):
         if not shutil.which("dbus-daemon"):
             skip("dbus-daemon is not installed (apt-get install dbus-daemon)")
         self.daemon = subprocess.Popen(["dbus-daemon", "--config-file", CONF, "--nofork",
@@ -27,7 +27,9 @@ class Logind:
         address = self.daemon.stdout.readline().strip()
         assert address.startswith("unix:"), address
         self.env = dict(base_env, DBUS_SYSTEM_BUS_ADDRESS=address)
-        self.proc = subprocess.Popen([FAKE_LOGIND], env=self.env, stdin=subprocess.PIPE,
+        cmd = [FAKE_LOGIND] + (["--upower"] if upower else [])
+        cmd += [f"--delay-us={delay_us}"] if delay_us else []
+        self.proc = subprocess.Popen(cmd, env=self.env, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True)
         self.lines = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()

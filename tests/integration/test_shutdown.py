@@ -9,8 +9,8 @@ from kvmtest import main, wait_for
 from sleephelp import Logind
 
 
-def with_logind(env):
-    logind = Logind(env.env)
+def with_logind(env, upower=False, delay_us=None):
+    logind = Logind(env.env, upower=upower, delay_us=delay_us)
     env.env = logind.env
     env.cleanups.append(logind.close)
     return logind
@@ -129,6 +129,69 @@ def test_poweroff_and_ignore_policies(env):
     assert saves == [], saves  # neither policy saves anything
 
 
+def test_save_time_against_the_delay(env):
+    # A logind that waits 5 ms: no 256 MiB VM saves in that.
+    logind = with_logind(env, delay_us=5000)
+    vm = env.start("big", "--cpus", "1", "--memory", "256")
+    wait_for(lambda: vm.status()["managed_save"]["delay_from_logind"], 5, what="the delay")
+    ms = vm.status()["managed_save"]
+    assert ms["delay_ms"] == 5.0 and ms["rate_mib_s"] > 0 and ms["fits"] is False, ms
+    assert abs(ms["estimate_ms"] - 256 / ms["rate_mib_s"] * 1000) < 1, ms
+    wait_for(lambda: "more than the 5 ms logind waits" in vm.stderr(), 5, what="the warning")
+    # logind's default 5 s: 64 MiB fits wherever a disk writes 13 MiB/s.
+    logind2 = Logind(env.env)
+    env.cleanups.append(logind2.close)
+    env.env = logind2.env
+    small = env.start("small", "--cpus", "1")
+    wait_for(lambda: small.status()["managed_save"]["delay_from_logind"], 5, what="the delay")
+    ms = small.status()["managed_save"]
+    assert ms["delay_ms"] == 5000.0 and ms["fits"] is True, ms
+    assert "logind waits" not in small.stderr()
+    # A save replaces the estimate with what it really took.
+    logind2.expect("inhibit", what="shutdown")
+    wait_for(lambda: small.status()["host_shutdown"]["inhibitor"], 5, what="the inhibitor")
+    logind2.send("shutdown")
+    assert small.wait_exit(20) == 0
+    assert logind.quiet("released", 0.2, what="shutdown")  # the first bus saw nothing
+
+
+# UPower's Device.State and WarningLevel values.
+CHARGING, DISCHARGING = 1, 2
+NONE, LOW, CRITICAL, ACTION = 1, 3, 4, 5
+
+
+def test_low_battery(env):
+    bus = with_logind(env, upower=True)
+    a = env.start("bat-a", "--cpus", "1", "--heartbeat-us", "2000")
+    b = env.start("bat-b", "--cpus", "1", "--on-low-battery", "ignore")
+    wait_for(lambda: a.status()["battery"]["upower"], 5, what="UPower to be watched")
+    assert a.status()["battery"]["state"] == "charging"
+    assert b.status()["battery"] == dict(b.status()["battery"], policy="ignore", upower=False)
+    # Nothing while charging, nor while discharging above the level.
+    for state, level in ((CHARGING, CRITICAL), (DISCHARGING, LOW), (DISCHARGING, NONE)):
+        bus.send(f"battery {state} {level}")
+        bus.expect("battery")
+        wait_for(lambda: a.status()["battery"]["warning_level"] != "unknown", 5, what="levels")
+    wait_for(lambda: a.status()["battery"]["state"] == "discharging", 5, what="the state")
+    assert a.proc.poll() is None and not os.path.exists(saved_file(env, "bat-a"))
+    before = a.heartbeats()
+    bus.send(f"battery {DISCHARGING} {CRITICAL}")
+    assert a.wait_exit(20) == 0, a.stderr()
+    assert "the battery is discharging at warning level critical" in a.stderr()
+    assert os.path.exists(saved_file(env, "bat-a"))
+    assert b.proc.poll() is None and b.status()["state"] == "running"
+    assert not os.path.exists(saved_file(env, "bat-b"))
+    # Back on the charger: the same command continues the guest.
+    bus.send(f"battery {CHARGING} {NONE}")
+    a2 = env.start("bat-a", "--cpus", "1", "--heartbeat-us", "2000")
+    assert a2.heartbeats()[0] >= before[0]
+    # At "action", the level UPower itself acts at, it saves as well.
+    bus.send(f"battery {DISCHARGING} {ACTION}")
+    assert a2.wait_exit(20) == 0, a2.stderr()
+    assert "warning level action" in a2.stderr()
+
+
 if __name__ == "__main__":
     main([test_save_at_shutdown_and_continue, test_discard, test_unfinished_save_is_never_used,
-          test_corrupt_save_is_refused_and_kept, test_poweroff_and_ignore_policies])
+          test_corrupt_save_is_refused_and_kept, test_poweroff_and_ignore_policies,
+          test_low_battery, test_save_time_against_the_delay])
