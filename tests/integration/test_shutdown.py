@@ -5,7 +5,9 @@ private bus (the real-logind harness is still to come, see issue 12)."""
 import json
 import os
 
+from diskcheck import verify_image
 from kvmtest import main, wait_for
+from reallogind import RealLogind
 from sleephelp import Logind
 
 
@@ -191,7 +193,86 @@ def test_low_battery(env):
     assert "warning level action" in a2.stderr()
 
 
+def test_poweroff_through_the_real_logind(env):
+    real = RealLogind(env.env, env.dir)
+    env.cleanups.append(real.close)
+    env.env = real.env
+    img = os.path.join(env.dir, "work.img")
+    with open(img, "wb") as f:
+        f.truncate(32 << 20)
+    blocks = 256
+    work_args = ("--disk", img, "--guest-mode", "disk", "--disk-blocks", str(blocks),
+                 "--disk-flush-every", "32", "--disk-generation", "3", "--print-every", "0")
+    work = env.start("work", *work_args, heartbeats=False)
+    count = env.start("count", "--cpus", "2", "--heartbeat-us", "2000")
+    paused = env.start("paused", "--cpus", "1")
+    assert paused.ctl("pause").returncode == 0
+    names = ("work", "count", "paused")
+    wanted = sorted(f"save VM {n} before the host shuts down" for n in names)
+    wait_for(lambda: sorted(i[2] for i in real.inhibitors()
+                            if i[:2] == ("shutdown", "kvmhost") and i[3] == "delay") == wanted,
+             10, what="logind to list three shutdown inhibitors")
+    assert all(v.status()["managed_save"]["delay_from_logind"] for v in (work, count, paused))
+    wait_for(lambda: work.status()["guest_disk"]["flushed_blocks"] >= 32, 60, interval=0.02,
+             what="the disk workload to be under way")
+    before, frozen = count.heartbeats(), paused.heartbeats()
+    real.busctl("call", "PowerOff", "b", "false")
+    unit, started_at = real.expect_start()
+    assert unit == "poweroff.target"
+    for vm in (work, count, paused):
+        assert vm.wait_exit(30) == 0, vm.stderr()
+        assert os.stat(saved_file(env, vm.name)).st_mtime_ns <= started_at
+    # logind's own log: every kvmhost inhibitor released before StartUnit.
+    lines = real.log().splitlines()
+    start = next(i for i, l in enumerate(lines) if "member=StartUnit" in l)
+    for n in names:
+        stopped = [i for i, l in enumerate(lines)
+                   if f"(save VM {n} before the host shuts down)" in l and l.endswith("stopped.")]
+        assert stopped and stopped[0] < start, (n, stopped, start)
+    # The same three commands continue all three guests.
+    work = env.start("work", *work_args, heartbeats=False)
+    count = env.start("count", "--cpus", "2", "--heartbeat-us", "2000")
+    paused = env.start("paused", "--cpus", "1")
+    assert all(h >= b for h, b in zip(count.heartbeats(), before))
+    wait_for(lambda: all(h > b for h, b in zip(count.heartbeats(), before)), 10,
+             what="the counters to go on")
+    assert paused.status()["state"] == "paused" and paused.heartbeats() == frozen
+    wait_for(lambda: work.status()["guest_disk"]["done"], 120, interval=0.1,
+             what="the disk workload to finish")
+    g = work.status()["guest_disk"]
+    assert g["errors"] == 0 and g["verified_blocks"] == blocks, g
+    assert verify_image(img, blocks, 3) == []
+
+
+def test_too_big_for_the_delay(env):
+    # logind waits 10 ms; 512 MiB of tagged memory takes far longer to save.
+    real = RealLogind(env.env, env.dir, delay_s="10ms")
+    env.cleanups.append(real.close)
+    env.env = real.env
+    mib = 512
+    vm = env.start("huge", "--cpus", "1", "--memory", str(mib + 32), "--guest-mode", "memcheck",
+                   "--memcheck-mib", str(mib), "--print-every", "0")
+    wait_for(lambda: vm.status()["guest_memcheck"]["pages"] == mib * 256, 60, interval=0.1,
+             what="the guest to tag its memory")
+    wait_for(lambda: "more than the 10 ms logind waits" in vm.stderr(), 10, what="the warning")
+    assert vm.status()["managed_save"]["fits"] is False
+    real.busctl("call", "PowerOff", "b", "false")
+    unit, _ = real.expect_start()
+    assert unit == "poweroff.target"
+    vm.proc.kill()  # the host going down ends it mid-save
+    vm.wait_exit(10)
+    assert "inhibitor timeout is reached" in real.log()
+    assert not os.path.exists(saved_file(env, "huge"))
+    assert os.path.exists(saved_file(env, "huge") + ".tmp")
+    # The next run says so and boots afresh: the partial file is never used.
+    vm = env.start("huge", "--cpus", "1")
+    assert "did not complete" in vm.stderr() and "managed save" in vm.stderr()
+    assert "continuing" not in vm.stderr()
+    assert not os.path.exists(saved_file(env, "huge") + ".tmp")
+
+
 if __name__ == "__main__":
     main([test_save_at_shutdown_and_continue, test_discard, test_unfinished_save_is_never_used,
           test_corrupt_save_is_refused_and_kept, test_poweroff_and_ignore_policies,
-          test_low_battery, test_save_time_against_the_delay])
+          test_low_battery, test_save_time_against_the_delay,
+          test_poweroff_through_the_real_logind, test_too_big_for_the_delay])

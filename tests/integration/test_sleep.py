@@ -7,6 +7,7 @@ import subprocess
 import time
 
 from kvmtest import KVMHOST, advancing, main, wait_for
+from reallogind import RealLogind
 from sleephelp import Freezer, Logind
 
 
@@ -176,6 +177,41 @@ def test_no_logind_and_hooks(env):
     assert a.status()["state"] == "running" and b.status()["state"] == "running"
 
 
+def test_sleep_wake_through_the_real_logind(env):
+    real = RealLogind(env.env, env.dir)
+    env.cleanups.append(real.close)
+    env.env = real.env
+    a = env.start("ra", "--cpus", "2", "--disk", disk(env), "--heartbeat-us", "2000")
+    b = env.start("rb", "--cpus", "1")
+    names = ("ra", "rb")
+
+    def sleep_inhibitors():
+        return sorted(i[2] for i in real.inhibitors() if i[:2] == ("sleep", "kvmhost"))
+    wanted = sorted(f"pause VM {n} and flush its disks before the host sleeps" for n in names)
+    wait_for(lambda: sleep_inhibitors() == wanted, 10, what="logind to list both inhibitors")
+    before = [v["guest_stopped_seen"] for v in a.status()["vcpus"]]
+    real.busctl("call", "Suspend", "b", "false")
+    unit, _ = real.expect_start()
+    assert unit == "suspend.target"
+    # The stub's JobRemoved ends the "sleep": logind sends PrepareForSleep(false).
+    for vm in (a, b):
+        wait_for(lambda: vm.status()["host_sleep"]["sleeps"] == 1 and
+                 vm.status()["state"] == "running", 10, what=f"{vm.name} to wake")
+    assert a.status()["disks"][0]["host_flushes"] == 1
+    wait_for(lambda: sleep_inhibitors() == wanted, 10, what="new inhibitors after the wake")
+    wait_for(lambda: all(v["guest_stopped_seen"] > x
+                         for v, x in zip(a.status()["vcpus"], before)), 5,
+             what="the guest to see PVCLOCK_GUEST_STOPPED")
+    assert advancing(a) and advancing(b)
+    lines = real.log().splitlines()
+    start = next(i for i, l in enumerate(lines) if "member=StartUnit" in l)
+    for n in names:
+        stopped = [i for i, l in enumerate(lines)
+                   if f"(pause VM {n} and flush its disks" in l and l.endswith("stopped.")]
+        assert stopped and stopped[0] < start, (n, stopped, start)
+
+
 if __name__ == "__main__":
     main([test_sleep_wake_cycle, test_user_paused_stays_paused, test_signals_collapse,
-          test_ignore_policy, test_inhibitor_refused, test_no_logind_and_hooks])
+          test_ignore_policy, test_inhibitor_refused, test_no_logind_and_hooks,
+          test_sleep_wake_through_the_real_logind])
