@@ -6,11 +6,13 @@
  * It also notes when logind's PrepareForShutdown/PrepareForSleep go out, so
  * a benchmark can time logind's wait for its delay inhibitors.
  *
+ * stdin:  hold (later jobs stay running: the host "sleeps") | finish (they end)
  * stdout: ready | start UNIT MODE MONO_NS REAL_NS | prepare SIGNAL B MONO_NS */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
@@ -19,7 +21,14 @@
 #define MANAGER	      "org.freedesktop.systemd1.Manager"
 
 static sd_bus *bus;
+static sd_event *event;
 static unsigned next_job = 1;
+static int hold;
+static struct {
+	unsigned id;
+	char path[64], unit[128];
+} held[16];
+static int nr_held;
 
 static unsigned long long clock_ns(clockid_t c)
 {
@@ -32,6 +41,32 @@ static int method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *err
 {
 	(void)userdata, (void)error;
 	return sd_bus_reply_method_return(m, NULL);
+}
+
+static int job_removed(unsigned id, const char *job, const char *unit)
+{
+	return sd_bus_emit_signal(bus, SYSTEMD1_PATH, MANAGER, "JobRemoved", "uoss", id, job, unit,
+				  "done");
+}
+
+static int on_stdin(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	(void)s, (void)revents, (void)userdata;
+	char buf[256];
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return sd_event_source_set_enabled(s, SD_EVENT_OFF);
+	buf[n] = '\0';
+	if (strstr(buf, "hold"))
+		hold = 1;
+	if (strstr(buf, "finish")) {
+		hold = 0;
+		for (int i = 0; i < nr_held; i++)
+			job_removed(held[i].id, held[i].path, held[i].unit);
+		nr_held = 0;
+		sd_bus_flush(bus);
+	}
+	return 0;
 }
 
 static int method_start_unit(sd_bus_message *m, void *userdata, sd_bus_error *error)
@@ -48,9 +83,12 @@ static int method_start_unit(sd_bus_message *m, void *userdata, sd_bus_error *er
 	       clock_ns(CLOCK_REALTIME));
 	fflush(stdout);
 	r = sd_bus_reply_method_return(m, "o", job);
-	if (r >= 0)
-		r = sd_bus_emit_signal(bus, SYSTEMD1_PATH, MANAGER, "JobRemoved", "uoss", id, job,
-				       unit, "done");
+	if (r < 0 || !hold || nr_held == 16)
+		return r < 0 ? r : job_removed(id, job, unit);
+	held[nr_held].id = id;
+	snprintf(held[nr_held].path, sizeof(held[0].path), "%s", job);
+	snprintf(held[nr_held].unit, sizeof(held[0].unit), "%s", unit);
+	nr_held++;
 	return r;
 }
 
@@ -98,7 +136,6 @@ static const sd_bus_vtable unit_vtable[] = {
 
 int main(void)
 {
-	sd_event *event = NULL;
 	int r;
 	if ((r = sd_event_default(&event)) < 0 || (r = sd_bus_open_system(&bus)) < 0 ||
 	    (r = sd_bus_add_object_vtable(bus, NULL, SYSTEMD1_PATH, MANAGER, manager_vtable,
@@ -110,7 +147,8 @@ int main(void)
 	    (r = sd_bus_match_signal(bus, NULL, NULL, "/org/freedesktop/login1",
 				     "org.freedesktop.login1.Manager", NULL, on_prepare, NULL)) <
 		    0 ||
-	    (r = sd_bus_attach_event(bus, event, 0)) < 0) {
+	    (r = sd_bus_attach_event(bus, event, 0)) < 0 ||
+	    (r = sd_event_add_io(event, NULL, 0, EPOLLIN, on_stdin, NULL)) < 0) {
 		fprintf(stderr, "stub_systemd1: %s\n", strerror(-r));
 		return 1;
 	}

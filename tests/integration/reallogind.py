@@ -66,7 +66,7 @@ class RealLogind:
         address = self.daemon.stdout.readline().strip()
         assert address.startswith("unix:"), address
         self.env = dict(base_env, DBUS_SYSTEM_BUS_ADDRESS=address)
-        self.stub = self._spawn([STUB], self.env, stdout=subprocess.PIPE)
+        self.stub = self._spawn([STUB], self.env, stdout=subprocess.PIPE, stdin=subprocess.PIPE)
         self.starts = queue.Queue()
         self.prepares = queue.Queue()
         threading.Thread(target=self._read_stub, daemon=True).start()
@@ -84,7 +84,7 @@ class RealLogind:
             time.sleep(0.1)
 
     def _spawn(self, cmd, env, **kw):
-        p = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, text=True,
+        p = subprocess.Popen(cmd, env=env, stdin=kw.pop("stdin", subprocess.DEVNULL), text=True,
                              stderr=kw.pop("stderr", subprocess.DEVNULL), **kw)
         self.procs.append(p)
         return p
@@ -96,6 +96,12 @@ class RealLogind:
                 self.starts.put(parts[1:])
             elif parts and parts[0] == "prepare":
                 self.prepares.put(parts[1:])
+
+    def hold_jobs(self, hold=True):
+        """While held, the unit logind starts (suspend.target) stays running: the
+        host "sleeps" until hold_jobs(False) ends it and logind wakes everyone."""
+        self.stub.stdin.write("hold\n" if hold else "finish\n")
+        self.stub.stdin.flush()
 
     def busctl(self, verb, *args, check=True):
         cmd = ["busctl", "--system", verb, "org.freedesktop.login1", "/org/freedesktop/login1",

@@ -8,6 +8,7 @@ import os
 from diskcheck import verify_image
 from kvmtest import main, wait_for
 from reallogind import RealLogind
+from realupower import RealUPower
 from sleephelp import Logind
 
 
@@ -193,6 +194,35 @@ def test_low_battery(env):
     assert "warning level action" in a2.stderr()
 
 
+def test_low_battery_through_the_real_upower(env):
+    with_logind(env)  # the bus; upowerd's CriticalPowerAction call would go to it
+    upower = RealUPower(env.env, env.dir)
+    env.cleanups.append(upower.close)
+    vm = env.start("laptop", "--cpus", "1", "--heartbeat-us", "2000")
+    wait_for(lambda: vm.status()["battery"]["upower"], 10, what="UPower to be watched")
+
+    def battery():
+        return vm.status()["battery"]
+    wait_for(lambda: battery()["state"] == "discharging", 10, what="the battery at 50 %",
+             interval=0.1)
+    assert battery()["warning_level"] == "none"
+    # 4 % is critical (Debian's UPower.conf: PercentageCritical=5), but charging.
+    upower.level(4, "Charging")
+    wait_for(lambda: battery()["state"] == "charging", 10, what="charging")
+    upower.level(10, "Discharging")  # low, not critical
+    wait_for(lambda: battery()["warning_level"] == "low", 10, what="warning level low",
+             interval=0.1)
+    assert vm.proc.poll() is None and not os.path.exists(saved_file(env, "laptop"))
+    before = vm.heartbeats()
+    upower.level(4, "Discharging")
+    assert vm.wait_exit(20) == 0, vm.stderr() + upower.log()[-2000:]
+    assert "the battery is discharging at warning level critical" in vm.stderr()
+    assert os.path.exists(saved_file(env, "laptop"))
+    upower.level(80, "Charging")
+    vm = env.start("laptop", "--cpus", "1", "--heartbeat-us", "2000")
+    assert vm.heartbeats()[0] >= before[0]
+
+
 def test_poweroff_through_the_real_logind(env):
     real = RealLogind(env.env, env.dir)
     env.cleanups.append(real.close)
@@ -275,4 +305,5 @@ if __name__ == "__main__":
     main([test_save_at_shutdown_and_continue, test_discard, test_unfinished_save_is_never_used,
           test_corrupt_save_is_refused_and_kept, test_poweroff_and_ignore_policies,
           test_low_battery, test_save_time_against_the_delay,
-          test_poweroff_through_the_real_logind, test_too_big_for_the_delay])
+          test_poweroff_through_the_real_logind, test_too_big_for_the_delay,
+          test_low_battery_through_the_real_upower])

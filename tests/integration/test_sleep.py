@@ -1,8 +1,11 @@
-"""Host sleep with a real D-Bus and a fake logind: VMs are quiesced before the
-host sleeps (inhibitor released only then) and resumed after it wakes, with
-guest time and disk data intact. The VM is frozen with the cgroup freezer
-between the two signals, as the kernel does. Never writes /sys/power."""
+"""Host sleep through the real systemd-logind on a private bus (and a fake
+logind where a fault must be injected: signals bursting, an inhibitor
+refused): VMs are quiesced before the host sleeps (inhibitor released only
+then) and resumed after it wakes, with guest time and disk data intact. The
+VM is frozen with the cgroup freezer between the two signals, as the kernel
+does. Never writes /sys/power."""
 import os
+import signal
 import subprocess
 import time
 
@@ -30,24 +33,44 @@ def hb(vm):
     return [v["heartbeats"] for v in vm.status()["vcpus"]]
 
 
+def with_real_logind(env):
+    """The real systemd-logind on a private bus (tests/integration/reallogind.py)."""
+    real = RealLogind(env.env, env.dir)
+    env.cleanups.append(real.close)
+    env.env = real.env
+    return real
+
+
+def sleep_inhibitors(real):
+    return sorted(i[2] for i in real.inhibitors() if i[:2] == ("sleep", "kvmhost"))
+
+
+def why(name):
+    return f"pause VM {name} and flush its disks before the host sleeps"
+
+
 def test_sleep_wake_cycle(env):
-    logind = with_logind(env)
+    real = with_real_logind(env)
     vm = env.start("s1", "--cpus", "2", "--disk", disk(env), "--heartbeat-us", "2000")
-    logind.expect("inhibit")
-    wait_for(lambda: vm.status()["host_sleep"]["inhibitor"], 5, what="the inhibitor")
+    wait_for(lambda: sleep_inhibitors(real) == [why("s1")], 10, what="logind to list it")
     assert vm.status()["host_sleep"]["logind"] is True
-    logind.send("sleep")
-    sig = logind.expect("signal")
-    released = int(logind.expect("released")[2])
+    real.hold_jobs()  # suspend.target "runs" until we end it: the host sleeps
+    real.busctl("call", "Suspend", "b", "false")
+    prepared, start, sig = real.expect_prepare()
+    assert (prepared, start) == ("PrepareForSleep", True)
+    unit, t_start = real.expect_start_mono()
+    assert unit == "suspend.target"
     st = vm.status()
     assert st["state"] == "host-sleep"
     assert all(v["state"] == "paused" for v in st["vcpus"])
     last = st["host_sleep"]["last"]
-    # Released only once every vCPU was parked and the disk flushed.
-    assert int(sig[2]) <= last["parked_ns"] <= last["flushed_ns"] <= released, (sig, last,
-                                                                               released)
+    # Released only once every vCPU was parked and the disk flushed; logind
+    # asked for suspend.target only after that.
+    assert last["signal_ns"] <= last["parked_ns"] <= last["flushed_ns"] <= last["released_ns"]
+    assert sig <= t_start and last["released_ns"] <= t_start, (sig, last, t_start)
     assert st["disks"][0]["host_flushes"] == 1
     assert abs(last["at"] - time.time()) < 60  # when, in wall-clock time
+    assert sleep_inhibitors(real) == []
     frozen = hb(vm)
     fz = Freezer(vm.proc.pid)
     try:
@@ -56,11 +79,12 @@ def test_sleep_wake_cycle(env):
         fz.thaw()
         assert hb(vm) == frozen, "a vCPU ran while the host was asleep"
         before = [v["guest_stopped_seen"] for v in vm.status()["vcpus"]]
-        logind.send("wake")
-        logind.expect("inhibit")  # a new inhibitor for the next sleep
+        real.hold_jobs(False)  # the job ends: logind sends PrepareForSleep(false)
+        assert real.expect_prepare()[:2] == ("PrepareForSleep", False)
         wait_for(lambda: advancing(vm, 0.2), 5, what="heartbeats after the wake")
     finally:
         fz.close()
+    wait_for(lambda: sleep_inhibitors(real) == [why("s1")], 10, what="a new inhibitor")
     st = vm.status()
     assert st["state"] == "running" and st["host_sleep"]["inhibitor"]
     # The guest says it saw PVCLOCK_GUEST_STOPPED after the wake, and its
@@ -80,18 +104,17 @@ def test_sleep_wake_cycle(env):
 
 
 def test_user_paused_stays_paused(env):
-    logind = with_logind(env)
+    real = with_real_logind(env)
     a = env.start("awake", "--cpus", "1")
     b = env.start("napping", "--cpus", "1")
-    logind.expect("inhibit")
-    logind.expect("inhibit")
+    wait_for(lambda: sleep_inhibitors(real) == sorted([why("awake"), why("napping")]), 10,
+             what="both inhibitors")
     assert b.ctl("pause").returncode == 0
-    logind.send("sleep")
-    logind.expect("released")
-    logind.expect("released")
-    logind.send("wake")
-    logind.expect("inhibit")
-    logind.expect("inhibit")
+    real.busctl("call", "Suspend", "b", "false")
+    assert real.expect_start()[0] == "suspend.target"  # both released; the stub wakes at once
+    wait_for(lambda: sleep_inhibitors(real) == sorted([why("awake"), why("napping")]), 10,
+             what="new inhibitors after the wake")
+    assert a.status()["host_sleep"]["sleeps"] == 1 and b.status()["host_sleep"]["sleeps"] == 1
     assert wait_for(lambda: advancing(a, 0.2), 5, what="A to run")
     frozen = hb(b)
     time.sleep(0.3)
@@ -109,8 +132,17 @@ def test_signals_collapse(env):
     logind.expect("signal")
     assert logind.quiet("inhibit", 0.5)
     assert advancing(vm)
-    # true, false, true queued up: only the last counts.
-    logind.send("burst")
+    # true, false, true queued up: only the last counts. kvmhost is stopped
+    # while they are sent, so all three are waiting in its socket, as when
+    # they arrive while it is busy.
+    os.kill(vm.proc.pid, signal.SIGSTOP)
+    try:
+        logind.send("burst")
+        for _ in range(3):
+            logind.expect("signal")
+        time.sleep(0.2)  # the bus daemon passes them on
+    finally:
+        os.kill(vm.proc.pid, signal.SIGCONT)
     logind.expect("released")
     wait_for(lambda: vm.status()["host_sleep"]["asleep"], 5, what="the VM asleep")
     assert vm.status()["host_sleep"]["sleeps"] == 1
