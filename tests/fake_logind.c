@@ -7,7 +7,8 @@
  * device, whose State and WarningLevel the test sets (emitting PropertiesChanged, as UPower does).
  *
  * stdin:  sleep | wake | burst (true,false,true) | wake-only | shutdown |
- *         shutdown-cancel | deny | allow | battery STATE LEVEL | quit
+ *         shutdown-cancel | deny | allow | mute (Inhibit is never answered) |
+ *         battery STATE LEVEL | quit
  * stdout: ready | inhibit ID WHO MODE WHAT | released ID NS WHAT | signal B NS
  * (NS: CLOCK_MONOTONIC nanoseconds, comparable with kvmhost's status.) */
 #include <errno.h>
@@ -26,7 +27,7 @@
 static sd_bus *bus;
 static sd_event *event;
 static int next_id = 1;
-static int deny;
+static int deny, mute;
 static uint32_t battery_state = 1, battery_level = 1; /* charging, none */
 static char whats[4096][16];			      /* what each inhibitor ID is for */
 
@@ -56,6 +57,10 @@ static int method_inhibit(sd_bus_message *m, void *userdata, sd_bus_error *error
 	int r = sd_bus_message_read(m, "ssss", &what, &who, &why, &mode);
 	if (r < 0)
 		return r;
+	if (mute) {
+		sd_bus_message_ref(m); /* never answered, never freed: a hung logind */
+		return 1;
+	}
 	if (deny)
 		return sd_bus_error_set(error, "org.freedesktop.DBus.Error.AccessDenied",
 					"inhibitors are not allowed (test)");
@@ -174,6 +179,8 @@ static int on_stdin(sd_event_source *s, int fd, uint32_t revents, void *userdata
 			emit(1), emit(0), emit(1);
 		else if (!strncmp(l, "battery ", 8))
 			set_battery(l + 8);
+		else if (!strcmp(l, "mute"))
+			mute = 1;
 		else if (!strcmp(l, "deny"))
 			deny = 1;
 		else if (!strcmp(l, "allow"))

@@ -16,8 +16,9 @@ struct inhibitor {
 	sd_bus *bus; /* borrowed */
 	const char *what;
 	char why[160];
-	sd_bus_slot *slot;
+	sd_bus_slot *slot, *owner_slot;
 	int fd;
+	bool wanted; /* taken and not released: a new logind gets asked again */
 	/* Exactly one of these follows each inhibitor_take. */
 	void (*taken)(void *opaque);
 	void (*refused)(void *opaque, const char *why);
@@ -25,7 +26,9 @@ struct inhibitor {
 };
 
 void inhibitor_init(struct inhibitor *in, sd_bus *bus, const char *what, const char *why);
-/* Asks logind, unless one is held or being asked for. */
+/* Asks logind, unless one is held or being asked for. From then on until
+ * inhibitor_release, a logind that restarts (or appears late) is asked
+ * again: a restarted logind has forgotten the inhibitors it handed out. */
 void inhibitor_take(struct inhibitor *in);
 void inhibitor_release(struct inhibitor *in);
 bool inhibitor_held(const struct inhibitor *in);

@@ -27,16 +27,27 @@ class Logind:
         address = self.daemon.stdout.readline().strip()
         assert address.startswith("unix:"), address
         self.env = dict(base_env, DBUS_SYSTEM_BUS_ADDRESS=address)
-        cmd = [FAKE_LOGIND] + (["--upower"] if upower else [])
-        cmd += [f"--delay-us={delay_us}"] if delay_us else []
-        self.proc = subprocess.Popen(cmd, env=self.env, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+        self.cmd = [FAKE_LOGIND] + (["--upower"] if upower else [])
+        self.cmd += [f"--delay-us={delay_us}"] if delay_us else []
         self.lines = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.stash = []  # inhibit/released lines of another inhibitor, not yet asked for
+        self._start()
+
+    def _start(self):
+        self.proc = subprocess.Popen(self.cmd, env=self.env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
         assert self.expect("ready")[0] == "ready"
 
-    def _read(self):
-        for line in self.proc.stdout:
+    def restart(self):
+        """logind going away and a new one taking the name: every inhibitor
+        the old one handed out is forgotten."""
+        self.proc.terminate()
+        self.proc.wait(5)
+        self._start()
+
+    def _read(self, proc):
+        for line in proc.stdout:
             self.lines.put(line.split())
 
     def send(self, cmd):
@@ -56,7 +67,11 @@ class Logind:
         return parts[0] == word and (what is None or self._what(parts) in (None, what))
 
     def expect(self, word, timeout=10, what="sleep"):
-        """The next `word` line; inhibit/released lines only for `what`."""
+        """The next `word` line; inhibit/released lines only for `what` (those
+        for another inhibitor are kept for an expect that asks for it)."""
+        for i, parts in enumerate(self.stash):
+            if self._is(parts, word, what):
+                return self.stash.pop(i)
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
@@ -68,6 +83,8 @@ class Logind:
                 continue
             if self._is(parts, word, what):
                 return parts
+            if self._what(parts) not in (None, what):
+                self.stash.append(parts)
 
     def quiet(self, word, seconds, what="sleep"):
         """True if no `word` line arrives within `seconds`."""

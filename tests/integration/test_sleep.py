@@ -174,6 +174,33 @@ def test_inhibitor_refused(env):
     assert advancing(vm)
 
 
+def test_hung_and_restarted_logind(env):
+    logind = with_logind(env)
+    logind.send("mute")  # Inhibit calls hang
+    time.sleep(0.1)
+    vm = env.start("patient", "--cpus", "1")  # boots and answers all the same
+    st = vm.status()
+    assert st["host_sleep"]["inhibitor"] is False and st["host_shutdown"]["inhibitor"] is False
+    # PrepareForSleep still quiesces the VM; there is just no inhibitor to let go.
+    logind.send("sleep")
+    wait_for(lambda: vm.status()["state"] == "host-sleep", 5, what="the VM quiesced")
+    logind.send("wake")
+    wait_for(lambda: advancing(vm, 0.2), 5, what="heartbeats after the wake")
+    # A new logind has none of the old one's inhibitors: kvmhost asks it again.
+    logind.restart()
+    logind.expect("inhibit")
+    logind.expect("inhibit", what="shutdown")
+    wait_for(lambda: vm.status()["host_sleep"]["inhibitor"] and
+             vm.status()["host_shutdown"]["inhibitor"], 5, what="both inhibitors")
+    assert "logind (re)started: asking it for the sleep inhibitor again" in vm.stderr()
+    logind.send("sleep")
+    logind.expect("released")  # the new logind is waited for properly
+    assert vm.status()["state"] == "host-sleep"
+    logind.send("wake")
+    logind.expect("inhibit")
+    wait_for(lambda: advancing(vm, 0.2), 5, what="heartbeats after the second wake")
+
+
 def test_no_logind_and_hooks(env):
     env.env["DBUS_SYSTEM_BUS_ADDRESS"] = f"unix:path={env.dir}/no-such-bus"
     img = disk(env)
@@ -245,5 +272,6 @@ def test_sleep_wake_through_the_real_logind(env):
 
 if __name__ == "__main__":
     main([test_sleep_wake_cycle, test_user_paused_stays_paused, test_signals_collapse,
-          test_ignore_policy, test_inhibitor_refused, test_no_logind_and_hooks,
+          test_ignore_policy, test_inhibitor_refused, test_hung_and_restarted_logind,
+          test_no_logind_and_hooks,
           test_sleep_wake_through_the_real_logind])
