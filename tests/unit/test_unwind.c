@@ -22,7 +22,9 @@
 #include <dirent.h>
 
 #include "core/vm.h"
+#include "host/battery.h"
 #include "host/pinning.h"
+#include "host/shutdown.h"
 #include "host/sleep.h"
 
 static int fail_at = -1, calls;
@@ -224,6 +226,28 @@ static int sleep_step(void *opaque)
 	return r;
 }
 
+/* Managed save and low battery cope with every failure (no bus, no probe
+ * file): they return 0 and leave nothing open. */
+static int shutdown_step(void *opaque)
+{
+	struct loop_ctx *c = opaque;
+	sd_event *event;
+	assert_int_equal(sd_event_new(&event), 0);
+	char path[64];
+	snprintf(path, sizeof(path), "/tmp/kvmhost-unwind-%d.kvmh", (int)getpid());
+	struct host_shutdown hs;
+	int r = host_shutdown_init(&hs, c->vm, event, SHUTDOWN_SAVE, path);
+	if (r == 0)
+		host_shutdown_destroy(&hs);
+	struct battery_watch bw;
+	int r2 = battery_watch_init(&bw, event, BATTERY_SAVE, NULL, NULL);
+	if (r2 == 0)
+		battery_watch_destroy(&bw);
+	sd_event_unref(event);
+	assert_int_not_equal(access(path, F_OK), 0); /* nothing saved: nothing asked for it */
+	return r ? r : r2;
+}
+
 static int pinning_step(void *opaque)
 {
 	struct loop_ctx *c = opaque;
@@ -258,6 +282,7 @@ static void host_side_unwinds(void **state)
 	assert_int_equal(host_cpu_monitor_new(&c.mon, event, host_cpu_sysfs_root(), false), 0);
 	assert_true(fail_each(sleep_step, &c) >= 4);
 	assert_true(fail_each(pinning_step, &c) >= 2);
+	assert_int_equal(fail_each(shutdown_step, &c), 0);
 	host_cpu_monitor_free(c.mon);
 	sd_event_unref(event);
 	vm_destroy(c.vm);
