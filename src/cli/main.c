@@ -43,7 +43,7 @@ struct runtime {
 	struct vm_commands vm_commands;
 	struct host_sleep sleep;
 	bool sleep_ready;
-	bool named; /* --name given: only such a VM has a managed save */
+	bool named; /* --name given: only then is a managed save continued */
 	char save_path[4200];
 	enum shutdown_policy shutdown_policy;
 	bool managed_restore;
@@ -297,31 +297,30 @@ static void teardown(struct runtime *rt)
 }
 
 /* What the host going down, or its battery running out, does to this VM:
- * save by default where a named VM has a state directory to save into. */
+ * save by default, where there is a state directory to save into. */
 static void choose_host_policies(struct runtime *rt)
 {
 	const struct run_options *o = rt->opts;
 	char dir[4096];
-	rt->shutdown_policy = rt->named ? SHUTDOWN_SAVE : SHUTDOWN_IGNORE;
-	if (o->shutdown_policy_given)
-		rt->shutdown_policy = o->on_host_shutdown;
-	rt->battery_policy = rt->named ? BATTERY_SAVE : BATTERY_IGNORE;
-	if (o->battery_policy_given)
-		rt->battery_policy = o->on_low_battery;
+	rt->shutdown_policy = o->shutdown_policy_given ? o->on_host_shutdown : SHUTDOWN_SAVE;
+	rt->battery_policy = o->battery_policy_given ? o->on_low_battery : BATTERY_SAVE;
 	if (rt->shutdown_policy != SHUTDOWN_SAVE && rt->battery_policy != BATTERY_SAVE)
 		return;
 	int r = statedir_path(dir, sizeof(dir), true);
 	if (!r)
 		r = statedir_save_path(o->name, rt->save_path, sizeof(rt->save_path));
-	if (r) {
-		log_warn("no state directory (%s): VM '%s' is not saved when the host goes down "
-			 "or its battery runs out",
-			 strerror(-r), o->name);
-		rt->save_path[0] = '\0';
-		if (rt->shutdown_policy == SHUTDOWN_SAVE)
-			rt->shutdown_policy = SHUTDOWN_IGNORE;
-		rt->battery_policy = BATTERY_IGNORE;
-	}
+	if (!r)
+		return;
+	bool asked = (o->shutdown_policy_given && rt->shutdown_policy == SHUTDOWN_SAVE) ||
+		     (o->battery_policy_given && rt->battery_policy == BATTERY_SAVE);
+	log_msg(asked ? "warning" : "info",
+		"no state directory (%s): VM '%s' is not saved when the host goes down or its "
+		"battery runs out",
+		strerror(-r), o->name);
+	rt->save_path[0] = '\0';
+	if (rt->shutdown_policy == SHUTDOWN_SAVE)
+		rt->shutdown_policy = SHUTDOWN_IGNORE;
+	rt->battery_policy = BATTERY_IGNORE;
 }
 
 /* NAME's managed save: continued, as libvirt does, unless --discard-saved

@@ -28,27 +28,43 @@ def listed(env):
     return {v["name"]: v["state"] for v in json.loads(p.stdout)}
 
 
-def shut_down(env, logind, vm):
-    """The host goes down: the VM saves, lets go of the inhibitor, ends 0."""
-    logind.send("shutdown")
-    logind.expect("released", what="shutdown")
-    # The inhibitor went only once the save was complete and renamed in place.
-    assert os.path.exists(saved_file(env, vm.name))
-    assert not os.path.exists(saved_file(env, vm.name) + ".tmp")
+def with_real_logind(env, **kw):
+    """The real systemd-logind on a private bus (tests/integration/reallogind.py)."""
+    real = RealLogind(env.env, env.dir, **kw)
+    env.cleanups.append(real.close)
+    env.env = real.env
+    return real
+
+
+def holds_inhibitor(real, *names, verb="save"):
+    """True once logind lists exactly these VMs' shutdown delay inhibitors."""
+    wanted = sorted(f"{verb} VM {n} before the host shuts down" for n in names)
+    return sorted(i[2] for i in real.inhibitors()
+                  if i[:2] == ("shutdown", "kvmhost") and i[3] == "delay") == wanted
+
+
+def power_off(env, real, vm):
+    """The host goes down through logind: the VM saves and lets go, and only
+    then does logind ask for poweroff.target; the VM ends 0."""
+    real.busctl("call", "PowerOff", "b", "false")
+    unit, started_at = real.expect_start()
+    assert unit == "poweroff.target"
     assert vm.wait_exit(20) == 0, vm.stderr()
+    # Complete and renamed in place before logind went on.
+    assert os.stat(saved_file(env, vm.name)).st_mtime_ns <= started_at
+    assert not os.path.exists(saved_file(env, vm.name) + ".tmp")
 
 
 def test_save_at_shutdown_and_continue(env):
-    logind = with_logind(env)
+    real = with_real_logind(env)
     vm = env.start("keep", "--cpus", "2", "--heartbeat-us", "2000")
-    logind.expect("inhibit", what="shutdown")
-    wait_for(lambda: vm.status()["host_shutdown"]["inhibitor"], 5, what="the inhibitor")
+    wait_for(lambda: holds_inhibitor(real, "keep"), 10, what="logind to list the inhibitor")
     st = vm.status()["host_shutdown"]
-    assert st["policy"] == "save" and st["logind"] is True
+    assert st["policy"] == "save" and st["logind"] is True and st["inhibitor"] is True
     assert st["path"] == saved_file(env, "keep")
     wait_for(lambda: min(vm.heartbeats()) > 20, 10, what="heartbeats")
     before = vm.heartbeats()
-    shut_down(env, logind, vm)
+    power_off(env, real, vm)
     assert "saved to" in vm.stderr()
     assert listed(env) == {"keep": "saved"}
     # The same command (other guest settings ignored) continues the guest.
@@ -60,26 +76,23 @@ def test_save_at_shutdown_and_continue(env):
     wait_for(lambda: not os.path.exists(saved_file(env, "keep")), 5,
              what="the spent managed save to go")
     assert listed(env)["keep"] == "running"
-    # Saved at the next shutdown again: the new save holds the newer state.
-    logind.expect("inhibit", what="shutdown")
-    wait_for(lambda: vm2.status()["host_shutdown"]["inhibitor"], 5, what="the inhibitor")
-    shut_down(env, logind, vm2)
+    # Saved at the next shutdown again.
+    wait_for(lambda: holds_inhibitor(real, "keep"), 10, what="logind to list it again")
+    power_off(env, real, vm2)
 
 
 def test_discard(env):
-    logind = with_logind(env)
+    real = with_real_logind(env)
     vm = env.start("old", "--cpus", "1", "--heartbeat-us", "2000")
-    logind.expect("inhibit", what="shutdown")
-    wait_for(lambda: vm.status()["host_shutdown"]["inhibitor"], 5, what="the inhibitor")
+    wait_for(lambda: holds_inhibitor(real, "old"), 10, what="logind to list the inhibitor")
     wait_for(lambda: vm.heartbeats()[0] > 200, 10, what="heartbeats")
-    shut_down(env, logind, vm)
+    power_off(env, real, vm)
     # --discard-saved boots afresh: the guest's counter starts again.
     vm2 = env.start("old", "--cpus", "1", "--heartbeat-us", "2000", "--discard-saved")
     assert vm2.heartbeats()[0] < 200
     assert not os.path.exists(saved_file(env, "old"))
-    logind.expect("inhibit", what="shutdown")
-    wait_for(lambda: vm2.status()["host_shutdown"]["inhibitor"], 5, what="the inhibitor")
-    shut_down(env, logind, vm2)
+    wait_for(lambda: holds_inhibitor(real, "old"), 10, what="logind to list it again")
+    power_off(env, real, vm2)
     # `kvmhost discard NAME` removes it; a second time there is nothing.
     p = env.run("discard", "old")
     assert p.returncode == 0 and not os.path.exists(saved_file(env, "old")), p.stderr
@@ -114,18 +127,19 @@ def test_corrupt_save_is_refused_and_kept(env):
 
 
 def test_poweroff_and_ignore_policies(env):
-    logind = with_logind(env)
+    real = with_real_logind(env)
     k = os.environ["KVMHOST_PWRBTN_KERNEL"]
     off = env.start("off", "--kernel", k, "--cpus", "1", "--on-host-shutdown", "poweroff",
                     heartbeats=False)
     ign = env.start("ign", "--cpus", "1", "--on-host-shutdown", "ignore")
-    logind.expect("inhibit", what="shutdown")
-    assert logind.quiet("inhibit", 0.5, what="shutdown")  # only one: "ign" holds none
+    # Only one: "ign" holds none.
+    wait_for(lambda: holds_inhibitor(real, "off", verb="power off"), 10, what="the inhibitor")
     wait_for(lambda: "pwrbtn: ready" in off.console_text(), 20, what="the kernel")
-    logind.send("shutdown")
+    real.busctl("call", "PowerOff", "b", "false")
+    unit, _ = real.expect_start()  # only once the guest has powered off
+    assert unit == "poweroff.target"
     assert off.wait_exit(20) == 0
     assert "pwrbtn: pressed" in off.console_text()
-    logind.expect("released", what="shutdown")
     assert ign.status()["state"] == "running"
     assert ign.status()["host_shutdown"]["policy"] == "ignore"
     saves = os.listdir(env.statedir) if os.path.isdir(env.statedir) else []
