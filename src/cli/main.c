@@ -358,6 +358,25 @@ static int find_managed_save(struct runtime *rt)
 	return 0;
 }
 
+/* A snapshot that cannot be used, said as what the user gave: --restore
+ * FILE, or the managed save that `run --name NAME` found. `err` names the
+ * file itself when err_has_path. */
+static enum kvmhost_status bad_snapshot(const struct runtime *rt, const char *err,
+					bool err_has_path)
+{
+	const char *name = rt->opts->name, *path = err_has_path ? "" : rt->opts->restore_path;
+	const char *sep = err_has_path ? "" : ": ";
+	if (rt->managed_restore)
+		log_err("VM '%s': its managed save cannot be used: %s%s%s ('kvmhost discard %s' "
+			"or --discard-saved boots afresh)",
+			name, path, sep, err, name);
+	else if (err_has_path)
+		log_err("--restore: %s", err);
+	else
+		log_err("--restore %s: %s", path, err);
+	return STATUS_BAD_SNAPSHOT;
+}
+
 /* Name, console, VM, host side; then the VM runs until it ends. */
 static enum kvmhost_status run(struct runtime *rt)
 {
@@ -367,10 +386,8 @@ static enum kvmhost_status run(struct runtime *rt)
 	choose_host_policies(rt);
 	/* A snapshot is checked whole before anything is claimed or built. */
 	if (rt->opts->restore_path) {
-		if (snapshot_open(&rt->snap, rt->opts->restore_path, err, sizeof(err))) {
-			log_err("--restore: %s", err);
-			return STATUS_BAD_SNAPSHOT;
-		}
+		if (snapshot_open(&rt->snap, rt->opts->restore_path, err, sizeof(err)))
+			return bad_snapshot(rt, err, true);
 		rt->restoring = true;
 	}
 	enum kvmhost_status status = claim_name(rt);
@@ -385,17 +402,13 @@ static enum kvmhost_status run(struct runtime *rt)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL); /* fails only for a bad `how` */
-	if (rt->restoring && snapshot_config(&rt->snap, &rt->opts->vm, err, sizeof(err))) {
-		log_err("--restore %s: %s", rt->opts->restore_path, err);
-		return STATUS_BAD_SNAPSHOT;
-	}
+	if (rt->restoring && snapshot_config(&rt->snap, &rt->opts->vm, err, sizeof(err)))
+		return bad_snapshot(rt, err, false);
 	if (vm_create(&rt->opts->vm, rt->console_fd, &rt->vm, &status))
 		return status;
 	if (rt->restoring) {
-		if (snapshot_restore(&rt->snap, rt->vm, err, sizeof(err))) {
-			log_err("--restore %s: %s", rt->opts->restore_path, err);
-			return STATUS_BAD_SNAPSHOT;
-		}
+		if (snapshot_restore(&rt->snap, rt->vm, err, sizeof(err)))
+			return bad_snapshot(rt, err, false);
 		log_info("VM '%s' restored from %s", rt->opts->name, rt->opts->restore_path);
 	}
 	int r = start_host_side(rt);

@@ -120,6 +120,7 @@ def test_corrupt_save_is_refused_and_kept(env):
         f.write(b"not a snapshot at all" * 10)
     p = env.run("run", "--name", "bad", "--console", "none", timeout=20)
     assert p.returncode == 7, p.stderr  # a bad snapshot
+    assert "its managed save" in p.stderr and "kvmhost discard bad" in p.stderr, p.stderr
     assert os.path.exists(path)  # kept for the user to look at or discard
     assert listed(env) == {"bad": "saved"}
     vm = env.start("bad", "--cpus", "1", "--discard-saved")
