@@ -352,12 +352,8 @@ static int opt_on_reboot(struct run_options *o, const char *a, char *err, size_t
 
 static int opt_on_host_shutdown(struct run_options *o, const char *a, char *err, size_t errlen)
 {
-	static const char *const names[] = {[SHUTDOWN_SAVE] = "save",
-					    [SHUTDOWN_POWEROFF] = "poweroff",
-					    [SHUTDOWN_IGNORE] = "ignore",
-					    NULL};
 	int v;
-	if (choice_opt("--on-host-shutdown", a, names, &v, err, errlen))
+	if (choice_opt("--on-host-shutdown", a, shutdown_policy_names, &v, err, errlen))
 		return -1;
 	o->on_host_shutdown = (enum shutdown_policy)v;
 	o->shutdown_policy_given = true;
@@ -366,10 +362,8 @@ static int opt_on_host_shutdown(struct run_options *o, const char *a, char *err,
 
 static int opt_on_low_battery(struct run_options *o, const char *a, char *err, size_t errlen)
 {
-	static const char *const names[] = {
-		[BATTERY_SAVE] = "save", [BATTERY_IGNORE] = "ignore", NULL};
 	int v;
-	if (choice_opt("--on-low-battery", a, names, &v, err, errlen))
+	if (choice_opt("--on-low-battery", a, battery_policy_names, &v, err, errlen))
 		return -1;
 	o->on_low_battery = (enum battery_policy)v;
 	o->battery_policy_given = true;

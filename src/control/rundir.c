@@ -12,6 +12,16 @@
 
 #include "util/util.h"
 
+/* The tail of both directory lookups: snprintf's n checked, then mkdir. */
+static int dir_made(const char *buf, size_t len, int n, bool create)
+{
+	if (n < 0 || (size_t)n >= len)
+		return -ENAMETOOLONG;
+	if (create && mkdir(buf, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
 int rundir_path(char *buf, size_t len, bool create)
 {
 	const char *env = getenv("KVMHOST_RUNDIR");
@@ -24,11 +34,7 @@ int rundir_path(char *buf, size_t len, bool create)
 		n = snprintf(buf, len, "%s/kvmhost", env);
 	else
 		return -ENOENT;
-	if (n < 0 || (size_t)n >= len)
-		return -ENAMETOOLONG;
-	if (create && mkdir(buf, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
+	return dir_made(buf, len, n, create);
 }
 
 int statedir_path(char *buf, size_t len, bool create)
@@ -45,11 +51,7 @@ int statedir_path(char *buf, size_t len, bool create)
 		n = snprintf(buf, len, "%s/.local/state/kvmhost", env);
 	else
 		return -ENOENT;
-	if (n < 0 || (size_t)n >= len)
-		return -ENAMETOOLONG;
-	if (create && mkdir(buf, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
+	return dir_made(buf, len, n, create);
 }
 
 int statedir_save_path(const char *name, char *buf, size_t len)

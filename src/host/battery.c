@@ -24,9 +24,17 @@ bool battery_is_low(uint32_t level, uint32_t state)
 	return draining && (level == UPOWER_LEVEL_CRITICAL || level == UPOWER_LEVEL_ACTION);
 }
 
-static const char *name_of(const char *const *names, size_t n, uint32_t v)
+const char *const battery_policy_names[] = {
+	[BATTERY_SAVE] = "save", [BATTERY_IGNORE] = "ignore", NULL};
+
+static const char *level_name(uint32_t v)
 {
-	return v < n ? names[v] : "unknown";
+	return v < ARRAY_SIZE(level_names) ? level_names[v] : "unknown";
+}
+
+static const char *state_name(uint32_t v)
+{
+	return v < ARRAY_SIZE(state_names) ? state_names[v] : "unknown";
 }
 
 /* An a{sv} of Device properties: WarningLevel and State, where present. */
@@ -57,9 +65,8 @@ static void check(struct battery_watch *bw)
 	if (bw->fired || !battery_is_low(bw->level, bw->state))
 		return;
 	char why[128];
-	snprintf(why, sizeof(why), "the battery is %s at warning level %s",
-		 name_of(state_names, ARRAY_SIZE(state_names), bw->state),
-		 name_of(level_names, ARRAY_SIZE(level_names), bw->level));
+	snprintf(why, sizeof(why), "the battery is %s at warning level %s", state_name(bw->state),
+		 level_name(bw->level));
 	bw->fired = true;
 	bw->low(bw->opaque, why);
 }
@@ -91,9 +98,8 @@ static int on_get_all(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
 	bw->upower = true;
 	bw->level = level;
 	bw->state = state;
-	log_info("low battery: watching UPower (battery %s, warning level %s)",
-		 name_of(state_names, ARRAY_SIZE(state_names), state),
-		 name_of(level_names, ARRAY_SIZE(level_names), level));
+	log_info("low battery: watching UPower (battery %s, warning level %s)", state_name(state),
+		 level_name(level));
 	check(bw);
 	return 0;
 }
@@ -139,16 +145,11 @@ static void status_part(void *opaque, json_object *status)
 {
 	struct battery_watch *bw = opaque;
 	json_object *o = json_object_new_object();
-	json_object_object_add(
-		o, "policy",
-		json_object_new_string(bw->policy == BATTERY_SAVE ? "save" : "ignore"));
+	json_object_object_add(o, "policy",
+			       json_object_new_string(battery_policy_names[bw->policy]));
 	json_object_object_add(o, "upower", json_object_new_boolean(bw->upower));
-	json_object_object_add(
-		o, "state",
-		json_object_new_string(name_of(state_names, ARRAY_SIZE(state_names), bw->state)));
-	json_object_object_add(
-		o, "warning_level",
-		json_object_new_string(name_of(level_names, ARRAY_SIZE(level_names), bw->level)));
+	json_object_object_add(o, "state", json_object_new_string(state_name(bw->state)));
+	json_object_object_add(o, "warning_level", json_object_new_string(level_name(bw->level)));
 	json_object_object_add(o, "low", json_object_new_boolean(bw->fired));
 	json_object_object_add(status, "battery", o);
 }

@@ -14,6 +14,8 @@
 struct control;
 
 enum battery_policy { BATTERY_SAVE, BATTERY_IGNORE };
+/* By policy, NULL-terminated: --on-low-battery's words and status's. */
+extern const char *const battery_policy_names[];
 
 /* UPower's Device.WarningLevel and Device.State values. */
 enum upower_level { UPOWER_LEVEL_LOW = 3, UPOWER_LEVEL_CRITICAL = 4, UPOWER_LEVEL_ACTION = 5 };

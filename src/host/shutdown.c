@@ -12,20 +12,28 @@
 #include "snapshot/snapshot.h"
 #include "util/util.h"
 
-static const char *const policy_names[] = {
-	[SHUTDOWN_SAVE] = "save", [SHUTDOWN_POWEROFF] = "poweroff", [SHUTDOWN_IGNORE] = "ignore"};
+const char *const shutdown_policy_names[] = {[SHUTDOWN_SAVE] = "save",
+					     [SHUTDOWN_POWEROFF] = "poweroff",
+					     [SHUTDOWN_IGNORE] = "ignore",
+					     NULL};
 
 #define DEFAULT_INHIBIT_DELAY_US (5 * 1000000ull) /* logind's InhibitDelayMaxSec */
 #define PROBE_BYTES		 (8u << 20)
 
 /* A save writes at most all of guest memory: the estimate assumes it does. */
+static void budget_estimate(struct host_shutdown *hs)
+{
+	struct save_budget *b = &hs->budget;
+	if (b->rate_mib_s > 0)
+		b->estimate_ms = (double)hs->vm->cfg.memory_mib / b->rate_mib_s * 1000.0;
+}
+
+/* The estimate again, and a warning the first time it exceeds the delay. */
 static void budget_update(struct host_shutdown *hs)
 {
 	struct save_budget *b = &hs->budget;
-	if (b->rate_mib_s <= 0)
-		return;
-	b->estimate_ms = (double)hs->vm->cfg.memory_mib / b->rate_mib_s * 1000.0;
-	if (b->estimate_ms * 1000.0 <= (double)b->delay_us || b->warned)
+	budget_estimate(hs);
+	if (b->rate_mib_s <= 0 || b->estimate_ms * 1000.0 <= (double)b->delay_us || b->warned)
 		return;
 	b->warned = true;
 	log_warn("VM %s: saving its %llu MiB at the measured %.0f MiB/s takes about %.0f ms, "
@@ -152,9 +160,7 @@ int host_shutdown_init(struct host_shutdown *hs, struct vm *vm, sd_event *event,
 	inhibitor_init(&hs->inhibitor, NULL, "shutdown", "");
 	if (hs->path[0])
 		budget_probe(hs);
-	if (hs->budget.rate_mib_s > 0) /* told once logind says how long it waits */
-		hs->budget.estimate_ms =
-			(double)vm->cfg.memory_mib / hs->budget.rate_mib_s * 1000.0;
+	budget_estimate(hs); /* told once logind says how long it waits */
 	if (policy == SHUTDOWN_IGNORE)
 		return 0;
 	int r = sd_bus_open_system(&hs->bus);
@@ -204,7 +210,8 @@ static void status_part(void *opaque, json_object *status)
 {
 	struct host_shutdown *hs = opaque;
 	json_object *o = json_object_new_object();
-	json_object_object_add(o, "policy", json_object_new_string(policy_names[hs->policy]));
+	json_object_object_add(o, "policy",
+			       json_object_new_string(shutdown_policy_names[hs->policy]));
 	json_object_object_add(o, "logind", json_object_new_boolean(hs->logind));
 	json_object_object_add(o, "inhibitor",
 			       json_object_new_boolean(inhibitor_held(&hs->inhibitor)));
@@ -229,6 +236,5 @@ static void status_part(void *opaque, json_object *status)
 
 int host_shutdown_attach_control(struct host_shutdown *hs, struct control *ctl)
 {
-	hs->ctl = ctl;
 	return control_add_status(ctl, status_part, hs);
 }

@@ -19,6 +19,8 @@ struct vm;
 struct control;
 
 enum shutdown_policy { SHUTDOWN_SAVE, SHUTDOWN_POWEROFF, SHUTDOWN_IGNORE };
+/* By policy, NULL-terminated: --on-host-shutdown's words and status's. */
+extern const char *const shutdown_policy_names[];
 
 /* Whether a save fits in logind's delay: the measured write rate, the
  * estimate for all of guest memory at that rate, and logind's
@@ -33,7 +35,6 @@ struct save_budget {
 
 struct host_shutdown {
 	struct vm *vm;
-	struct control *ctl;
 	enum shutdown_policy policy;
 	char path[4200]; /* the managed-save file */
 	sd_bus *bus;

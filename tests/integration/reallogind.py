@@ -14,12 +14,11 @@ import threading
 import time
 
 from kvmtest import skip
+from sleephelp import start_bus, stop
 
 LOGIND = "/lib/systemd/systemd-logind"
 STUB = os.environ.get("STUB_SYSTEMD1") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "tests", "stub_systemd1")
-CONF = os.environ.get("DBUS_TEST_CONF") or os.path.join(
-    os.path.dirname(__file__), "..", "dbus-test.conf")
 LOGIND_CONF = """[Login]
 InhibitDelayMaxSec={delay}
 HandlePowerKey=ignore
@@ -49,7 +48,7 @@ class RealLogind:
     def __init__(self, base_env, workdir, delay_s=5):
         if os.geteuid() != 0:
             skip("the real logind needs root (a mount namespace)")
-        for tool in ("dbus-daemon", "unshare", "busctl"):
+        for tool in ("unshare", "busctl"):
             if not shutil.which(tool):
                 skip(f"{tool} is not installed")
         if not os.access(LOGIND, os.X_OK):
@@ -60,12 +59,8 @@ class RealLogind:
             f.write(LOGIND_CONF.format(delay=delay_s))
         with open(os.path.join(self.dir, "power_state"), "w") as f:
             f.write("freeze mem disk\n")
-        self.procs = []
-        self.daemon = self._spawn(["dbus-daemon", "--config-file", CONF, "--nofork",
-                                   "--print-address=1"], base_env, stdout=subprocess.PIPE)
-        address = self.daemon.stdout.readline().strip()
-        assert address.startswith("unix:"), address
-        self.env = dict(base_env, DBUS_SYSTEM_BUS_ADDRESS=address)
+        self.daemon, self.env = start_bus(base_env)
+        self.procs = [self.daemon]
         self.stub = self._spawn([STUB], self.env, stdout=subprocess.PIPE, stdin=subprocess.PIPE)
         self.starts = queue.Queue()
         self.prepares = queue.Queue()
@@ -120,36 +115,30 @@ class RealLogind:
         return [tuple(i[:4]) for i in json.loads(p.stdout)["data"][0]]
 
     def expect_start(self, timeout=30):
-        """The unit logind asked the stub systemd to start, with when (CLOCK_REALTIME ns)."""
+        """The unit logind asked the stub systemd to start, and when:
+        (unit, CLOCK_MONOTONIC ns, CLOCK_REALTIME ns)."""
         try:
             unit, mode, mono, real = self.starts.get(timeout=timeout)
         except queue.Empty:
             raise AssertionError(f"logind started no unit in {timeout}s:\n{self.log()[-3000:]}")
-        return unit, int(real)
+        return unit, int(mono), int(real)
 
     def expect_prepare(self, timeout=30):
         """(signal, start, CLOCK_MONOTONIC ns) of the next PrepareFor* logind sent."""
         signal, start, mono = self.prepares.get(timeout=timeout)
         return signal, start == "1", int(mono)
 
-    def expect_start_mono(self, timeout=30):
-        """As expect_start, with CLOCK_MONOTONIC ns."""
-        try:
-            unit, mode, mono, real = self.starts.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError(f"logind started no unit in {timeout}s:\n{self.log()[-3000:]}")
-        return unit, int(mono)
-
     def log(self):
         with open(self.log_path, errors="replace") as f:
             return f.read()
 
     def close(self):
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+        stop(*reversed(self.procs))
+
+
+def with_real_logind(env, **kw):
+    """The real systemd-logind on this test's own bus, gone when the test ends."""
+    real = RealLogind(env.env, env.dir, **kw)
+    env.cleanups.append(real.close)
+    env.env = real.env
+    return real

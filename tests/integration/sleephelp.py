@@ -15,18 +15,35 @@ CONF = os.environ.get("DBUS_TEST_CONF") or os.path.join(
     os.path.dirname(__file__), "..", "dbus-test.conf")
 
 
+def start_bus(base_env):
+    """A private dbus-daemon of type system: (its process, base_env pointing at it)."""
+    if not shutil.which("dbus-daemon"):
+        skip("dbus-daemon is not installed (apt-get install dbus-daemon)")
+    daemon = subprocess.Popen(["dbus-daemon", "--config-file", CONF, "--nofork",
+                               "--print-address=1"], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+    address = daemon.stdout.readline().strip()
+    assert address.startswith("unix:"), address
+    return daemon, dict(base_env, DBUS_SYSTEM_BUS_ADDRESS=address)
+
+
+def stop(*procs):
+    """Terminates each process still running, killing it if it lingers."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
 class Logind:
     """dbus-daemon + fake_logind; .env carries DBUS_SYSTEM_BUS_ADDRESS."""
 
     def __init__(self, base_env, upower=False, delay_us=None):
-        if not shutil.which("dbus-daemon"):
-            skip("dbus-daemon is not installed (apt-get install dbus-daemon)")
-        self.daemon = subprocess.Popen(["dbus-daemon", "--config-file", CONF, "--nofork",
-                                        "--print-address=1"], stdout=subprocess.PIPE,
-                                       stderr=subprocess.DEVNULL, text=True)
-        address = self.daemon.stdout.readline().strip()
-        assert address.startswith("unix:"), address
-        self.env = dict(base_env, DBUS_SYSTEM_BUS_ADDRESS=address)
+        self.daemon, self.env = start_bus(base_env)
         self.cmd = [FAKE_LOGIND] + (["--upower"] if upower else [])
         self.cmd += [f"--delay-us={delay_us}"] if delay_us else []
         self.lines = queue.Queue()
@@ -99,13 +116,15 @@ class Logind:
         return True
 
     def close(self):
-        for p in (self.proc, self.daemon):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        stop(self.proc, self.daemon)
+
+
+def with_logind(env, **kw):
+    """A private bus and fake logind for this test, gone when the test ends."""
+    logind = Logind(env.env, **kw)
+    env.env = logind.env
+    env.cleanups.append(logind.close)
+    return logind
 
 
 class Freezer:

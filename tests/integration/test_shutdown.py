@@ -4,19 +4,14 @@ directory and only then releases its "shutdown" delay inhibitor; the next
 private bus (the real-logind harness is still to come, see issue 12)."""
 import json
 import os
+import subprocess
+import time
 
 from diskcheck import verify_image
-from kvmtest import main, wait_for
-from reallogind import RealLogind
+from kvmtest import KVMHOST, main, wait_for
+from reallogind import with_real_logind
 from realupower import RealUPower
-from sleephelp import Logind
-
-
-def with_logind(env, upower=False, delay_us=None):
-    logind = Logind(env.env, upower=upower, delay_us=delay_us)
-    env.env = logind.env
-    env.cleanups.append(logind.close)
-    return logind
+from sleephelp import with_logind
 
 
 def saved_file(env, name):
@@ -26,14 +21,6 @@ def saved_file(env, name):
 def listed(env):
     p = env.run("list", "--all", "--json", check=True)
     return {v["name"]: v["state"] for v in json.loads(p.stdout)}
-
-
-def with_real_logind(env, **kw):
-    """The real systemd-logind on a private bus (tests/integration/reallogind.py)."""
-    real = RealLogind(env.env, env.dir, **kw)
-    env.cleanups.append(real.close)
-    env.env = real.env
-    return real
 
 
 def holds_inhibitor(real, *names, verb="save"):
@@ -47,7 +34,7 @@ def power_off(env, real, vm):
     """The host goes down through logind: the VM saves and lets go, and only
     then does logind ask for poweroff.target; the VM ends 0."""
     real.busctl("call", "PowerOff", "b", "false")
-    unit, started_at = real.expect_start()
+    unit, _, started_at = real.expect_start()
     assert unit == "poweroff.target"
     assert vm.wait_exit(20) == 0, vm.stderr()
     # Complete and renamed in place before logind went on.
@@ -101,6 +88,28 @@ def test_discard(env):
     assert env.run("discard", "../etc").returncode == 2
 
 
+def test_unnamed_vm_saves_as_vm_pid(env):
+    logind = with_logind(env)
+    p = subprocess.Popen([KVMHOST, "run", "--console", "none", "--heartbeat-us", "2000"],
+                         env=env.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    name = f"vm-{p.pid}"
+    try:
+        logind.expect("inhibit", what="shutdown")
+        time.sleep(0.3)  # some heartbeats to keep
+        logind.send("shutdown")
+        logind.expect("released", what="shutdown")
+        assert p.wait(20) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+    assert listed(env) == {name: "saved"}
+    vm = env.start(name, "--cpus", "1")  # `run --name vm-PID` continues it
+    assert "continuing from its managed save" in vm.stderr()
+    assert len(vm.status()["vcpus"]) == 2 and min(vm.heartbeats()) > 0
+
+
 def test_unfinished_save_is_never_used(env):
     with_logind(env)
     os.makedirs(env.statedir, exist_ok=True)
@@ -137,7 +146,7 @@ def test_poweroff_and_ignore_policies(env):
     wait_for(lambda: holds_inhibitor(real, "off", verb="power off"), 10, what="the inhibitor")
     wait_for(lambda: "pwrbtn: ready" in off.console_text(), 20, what="the kernel")
     real.busctl("call", "PowerOff", "b", "false")
-    unit, _ = real.expect_start()  # only once the guest has powered off
+    unit = real.expect_start()[0]  # only once the guest has powered off
     assert unit == "poweroff.target"
     assert off.wait_exit(20) == 0
     assert "pwrbtn: pressed" in off.console_text()
@@ -157,9 +166,7 @@ def test_save_time_against_the_delay(env):
     assert abs(ms["estimate_ms"] - 256 / ms["rate_mib_s"] * 1000) < 1, ms
     wait_for(lambda: "more than the 5 ms logind waits" in vm.stderr(), 5, what="the warning")
     # logind's default 5 s: 64 MiB fits wherever a disk writes 13 MiB/s.
-    logind2 = Logind(env.env)
-    env.cleanups.append(logind2.close)
-    env.env = logind2.env
+    logind2 = with_logind(env)
     small = env.start("small", "--cpus", "1")
     wait_for(lambda: small.status()["managed_save"]["delay_from_logind"], 5, what="the delay")
     ms = small.status()["managed_save"]
@@ -239,9 +246,7 @@ def test_low_battery_through_the_real_upower(env):
 
 
 def test_poweroff_through_the_real_logind(env):
-    real = RealLogind(env.env, env.dir)
-    env.cleanups.append(real.close)
-    env.env = real.env
+    real = with_real_logind(env)
     img = os.path.join(env.dir, "work.img")
     with open(img, "wb") as f:
         f.truncate(32 << 20)
@@ -253,16 +258,14 @@ def test_poweroff_through_the_real_logind(env):
     paused = env.start("paused", "--cpus", "1")
     assert paused.ctl("pause").returncode == 0
     names = ("work", "count", "paused")
-    wanted = sorted(f"save VM {n} before the host shuts down" for n in names)
-    wait_for(lambda: sorted(i[2] for i in real.inhibitors()
-                            if i[:2] == ("shutdown", "kvmhost") and i[3] == "delay") == wanted,
-             10, what="logind to list three shutdown inhibitors")
+    wait_for(lambda: holds_inhibitor(real, *names), 10,
+             what="logind to list three shutdown inhibitors")
     assert all(v.status()["managed_save"]["delay_from_logind"] for v in (work, count, paused))
     wait_for(lambda: work.status()["guest_disk"]["flushed_blocks"] >= 32, 60, interval=0.02,
              what="the disk workload to be under way")
     before, frozen = count.heartbeats(), paused.heartbeats()
     real.busctl("call", "PowerOff", "b", "false")
-    unit, started_at = real.expect_start()
+    unit, _, started_at = real.expect_start()
     assert unit == "poweroff.target"
     for vm in (work, count, paused):
         assert vm.wait_exit(30) == 0, vm.stderr()
@@ -291,9 +294,7 @@ def test_poweroff_through_the_real_logind(env):
 
 def test_too_big_for_the_delay(env):
     # logind waits 10 ms; 512 MiB of tagged memory takes far longer to save.
-    real = RealLogind(env.env, env.dir, delay_s="10ms")
-    env.cleanups.append(real.close)
-    env.env = real.env
+    real = with_real_logind(env, delay_s="10ms")
     mib = 512
     vm = env.start("huge", "--cpus", "1", "--memory", str(mib + 32), "--guest-mode", "memcheck",
                    "--memcheck-mib", str(mib), "--print-every", "0")
@@ -302,7 +303,7 @@ def test_too_big_for_the_delay(env):
     wait_for(lambda: "more than the 10 ms logind waits" in vm.stderr(), 10, what="the warning")
     assert vm.status()["managed_save"]["fits"] is False
     real.busctl("call", "PowerOff", "b", "false")
-    unit, _ = real.expect_start()
+    unit = real.expect_start()[0]
     assert unit == "poweroff.target"
     vm.proc.kill()  # the host going down ends it mid-save
     vm.wait_exit(10)
@@ -317,7 +318,8 @@ def test_too_big_for_the_delay(env):
 
 
 if __name__ == "__main__":
-    main([test_save_at_shutdown_and_continue, test_discard, test_unfinished_save_is_never_used,
+    main([test_save_at_shutdown_and_continue, test_discard, test_unnamed_vm_saves_as_vm_pid,
+          test_unfinished_save_is_never_used,
           test_corrupt_save_is_refused_and_kept, test_poweroff_and_ignore_policies,
           test_low_battery, test_save_time_against_the_delay,
           test_poweroff_through_the_real_logind, test_too_big_for_the_delay,

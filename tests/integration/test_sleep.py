@@ -10,8 +10,8 @@ import subprocess
 import time
 
 from kvmtest import KVMHOST, advancing, main, wait_for
-from reallogind import RealLogind
-from sleephelp import Freezer, Logind
+from reallogind import with_real_logind
+from sleephelp import Freezer, with_logind
 
 
 def disk(env, name="sleep.img"):
@@ -21,24 +21,8 @@ def disk(env, name="sleep.img"):
     return path
 
 
-def with_logind(env):
-    """A private bus and fake logind for this test, gone when the test ends."""
-    logind = Logind(env.env)
-    env.env = logind.env
-    env.cleanups.append(logind.close)
-    return logind
-
-
 def hb(vm):
     return [v["heartbeats"] for v in vm.status()["vcpus"]]
-
-
-def with_real_logind(env):
-    """The real systemd-logind on a private bus (tests/integration/reallogind.py)."""
-    real = RealLogind(env.env, env.dir)
-    env.cleanups.append(real.close)
-    env.env = real.env
-    return real
 
 
 def sleep_inhibitors(real):
@@ -58,7 +42,7 @@ def test_sleep_wake_cycle(env):
     real.busctl("call", "Suspend", "b", "false")
     prepared, start, sig = real.expect_prepare()
     assert (prepared, start) == ("PrepareForSleep", True)
-    unit, t_start = real.expect_start_mono()
+    unit, t_start, _ = real.expect_start()
     assert unit == "suspend.target"
     st = vm.status()
     assert st["state"] == "host-sleep"
@@ -238,27 +222,22 @@ def test_no_logind_and_hooks(env):
 
 
 def test_sleep_wake_through_the_real_logind(env):
-    real = RealLogind(env.env, env.dir)
-    env.cleanups.append(real.close)
-    env.env = real.env
+    real = with_real_logind(env)
     a = env.start("ra", "--cpus", "2", "--disk", disk(env), "--heartbeat-us", "2000")
     b = env.start("rb", "--cpus", "1")
     names = ("ra", "rb")
-
-    def sleep_inhibitors():
-        return sorted(i[2] for i in real.inhibitors() if i[:2] == ("sleep", "kvmhost"))
-    wanted = sorted(f"pause VM {n} and flush its disks before the host sleeps" for n in names)
-    wait_for(lambda: sleep_inhibitors() == wanted, 10, what="logind to list both inhibitors")
+    wanted = sorted(why(n) for n in names)
+    wait_for(lambda: sleep_inhibitors(real) == wanted, 10, what="logind to list both inhibitors")
     before = [v["guest_stopped_seen"] for v in a.status()["vcpus"]]
     real.busctl("call", "Suspend", "b", "false")
-    unit, _ = real.expect_start()
+    unit = real.expect_start()[0]
     assert unit == "suspend.target"
     # The stub's JobRemoved ends the "sleep": logind sends PrepareForSleep(false).
     for vm in (a, b):
         wait_for(lambda: vm.status()["host_sleep"]["sleeps"] == 1 and
                  vm.status()["state"] == "running", 10, what=f"{vm.name} to wake")
     assert a.status()["disks"][0]["host_flushes"] == 1
-    wait_for(lambda: sleep_inhibitors() == wanted, 10, what="new inhibitors after the wake")
+    wait_for(lambda: sleep_inhibitors(real) == wanted, 10, what="new inhibitors after the wake")
     wait_for(lambda: all(v["guest_stopped_seen"] > x
                          for v, x in zip(a.status()["vcpus"], before)), 5,
              what="the guest to see PVCLOCK_GUEST_STOPPED")
