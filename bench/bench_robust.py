@@ -7,11 +7,9 @@ bytes that never make a request.
 usage: bench/bench_robust.py [path/to/kvmhost] [VMs]"""
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -54,31 +52,9 @@ def bench_lockout(env):
     env.env["KVMHOST_CLIENT_IDLE_MS"] = "30000"  # the default idle time
     vm = env.start("target")
     quiet = [timed(env, "ctl", "target", "status")[0] for _ in range(10)]
-    attackers, stop = [], threading.Event()
-    for _ in range(32):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.connect(vm.sock)
-        attackers.append(s)
-
-    def trickle():
-        while not stop.is_set():
-            for s in attackers:
-                try:
-                    s.send(b" ")
-                except OSError:
-                    pass
-            time.sleep(1)
-
-    t = threading.Thread(target=trickle)
-    t.start()
-    try:
+    with kvmtest.LockoutAttack(vm.sock, 32, 1.0):
         time.sleep(0.5)
         runs = [timed(env, "ctl", "target", "status") for _ in range(10)]
-    finally:
-        stop.set()
-        t.join()
-        for s in attackers:
-            s.close()
     ok = sum(code == 0 for _, code in runs)
     print(f"ctl_status_ms under a 32-peer lock-out attack: median "
           f"{statistics.median(ms for ms, _ in runs):.1f} ({ok}/10 answered; "

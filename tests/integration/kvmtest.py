@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -153,6 +154,40 @@ class VM:
                 self.proc.kill()
                 self.proc.wait()
         self._stderr.close()
+
+
+class LockoutAttack:
+    """`peers` connections to a VM's control socket, each sending a byte every
+    `period` s and never a request: every slot taken, as an attacker would."""
+
+    def __init__(self, sock_path, peers=32, period=0.2):
+        self.peers = []
+        for _ in range(peers):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(sock_path)
+            self.peers.append(s)
+        self.period = period
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._trickle)
+
+    def _trickle(self):
+        while not self.stop.is_set():
+            for s in self.peers:
+                try:
+                    s.send(b" ")
+                except OSError:
+                    pass
+            self.stop.wait(self.period)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        for s in self.peers:
+            s.close()
 
 
 def read_line(s):

@@ -8,10 +8,9 @@ import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
 
-from kvmtest import KVMHOST, main, read_line, require_root, skip, wait_for
+from kvmtest import KVMHOST, LockoutAttack, main, read_line, require_root, skip, wait_for
 
 
 def test_socket_path_never_steals(env):
@@ -82,25 +81,8 @@ def test_stopped_vm_costs_its_deadline_only(env):
 def test_lockout_attack(env):
     env.env["KVMHOST_CLIENT_IDLE_MS"] = "1000"
     vm = env.start("target")
-    attackers = []
-    stop = threading.Event()
-    for _ in range(32):  # every slot, each sending a byte now and then, never a request
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.connect(vm.sock)
-        attackers.append(s)
-
-    def trickle():
-        while not stop.is_set():
-            for s in attackers:
-                try:
-                    s.send(b" ")
-                except OSError:
-                    pass
-            time.sleep(0.2)
-
-    t = threading.Thread(target=trickle)
-    t.start()
-    try:
+    # Every slot taken, each peer sending a byte now and then, never a request.
+    with LockoutAttack(vm.sock, 32, 0.2) as attack:
         time.sleep(0.3)
         # With every slot taken, ctl still gets through: the stalest peer goes.
         for _ in range(5):
@@ -110,7 +92,7 @@ def test_lockout_attack(env):
         # time (1 s here) every attacker is dropped.
         time.sleep(1.8)
         dropped = 0
-        for s in attackers:
+        for s in attack.peers:
             s.settimeout(0.5)
             try:
                 data = s.recv(4096)
@@ -120,11 +102,6 @@ def test_lockout_attack(env):
             except socket.timeout:
                 pass
         assert dropped == 32, dropped
-    finally:
-        stop.set()
-        t.join()
-        for s in attackers:
-            s.close()
     assert vm.status()["state"] == "running"
 
 
