@@ -44,5 +44,8 @@ void print_str(const char *s);
 void print_line(const char *a, u64 x, const char *b, u64 y, const char *c);
 void disk_main(void);
 void disk_bench(void);
+void memcheck_fill(u64 seed, u64 ncpus);
+void memcheck_verify(void);
+u64 memcheck_dirty(u64 now, u64 deadline);
 
 #endif

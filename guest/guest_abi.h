@@ -75,9 +75,19 @@
 #define GUEST_MODE_MEMCHECK	    7
 #define TESTDEV_CFG_MEMCHECK_MIB    10
 #define GUEST_MEMCHECK_BASE	    0x1000000UL /* 16 MiB, above the image and stacks */
-#define TESTDEV_EV_MEMCHECK_FILLED  22	    /* result: pages tagged */
-#define TESTDEV_EV_MEMCHECK_CHECKED 23	    /* result: pages checked in this pass */
-#define TESTDEV_EV_MEMCHECK_ERRORS  24	    /* result: bad pages found so far */
+#define TESTDEV_EV_MEMCHECK_FILLED  22		/* result: pages tagged */
+#define TESTDEV_EV_MEMCHECK_CHECKED 23		/* result: pages checked in this pass */
+#define TESTDEV_EV_MEMCHECK_ERRORS  24		/* result: bad pages found so far */
+/* With a dirty rate the last vCPU rewrites pages at that rate meanwhile; a
+ * table of each page's generation follows the region (8 bytes a page). */
+#define TESTDEV_CFG_MEMCHECK_DIRTY 11 /* pages per second, 0: none */
+
+/* The guest's CPUID as it sees it, at boot and after every stop. */
+#define TESTDEV_EV_CPUID_1_ECX 25 /* result: CPUID.1:ECX */
+#define TESTDEV_EV_CPUID_7_EBX 26 /* result: CPUID.(7,0):EBX */
+/* vCPU 0, when it finds it was stopped: kvmclock ns since its loop last ran
+ * before the stop - a pause, sleep or migration's length as the guest saw it. */
+#define TESTDEV_EV_STOP_GAP 27
 
 #define DISK_BLOCK_MAGIC 0x2174736f686d766bUL /* "kvmhost!" */
 

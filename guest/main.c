@@ -242,39 +242,15 @@ static void read_wall_clock(void)
 	} while ((v & 1) || v != __atomic_load_n(&wall_clock.version, __ATOMIC_RELAXED));
 }
 
-static u64 memcheck_pages, memcheck_errors;
-
-static u64 memcheck_tag(u64 page)
+/* What the guest was given: read at boot and after every stop, so a
+ * migration onto a host without a feature shows. */
+static void report_cpuid(void)
 {
-	return (page * 0x9e3779b97f4a7c15UL) ^ boot_wall_ns ^ 0x6b766d686f737421UL;
-}
-
-/* Three qwords a page: on hosts where guest ring 0 is emulated a full-page
- * pattern costs ~1 s per 16 MiB; three places still catch a page that is
- * lost, zeroed or swapped. */
-static void memcheck_fill(void)
-{
-	memcheck_pages = (u64)config(TESTDEV_CFG_MEMCHECK_MIB) * 256;
-	for (u64 p = 0; p < memcheck_pages; p++) {
-		volatile u64 *q = (volatile u64 *)(GUEST_MEMCHECK_BASE + p * 4096);
-		u64 t = memcheck_tag(p);
-		q[0] = t;
-		q[255] = t + 1;
-		q[511] = t + 2;
-	}
-	report(TESTDEV_EV_MEMCHECK_FILLED, memcheck_pages);
-}
-
-static void memcheck_verify(void)
-{
-	for (u64 p = 0; p < memcheck_pages; p++) {
-		volatile u64 *q = (volatile u64 *)(GUEST_MEMCHECK_BASE + p * 4096);
-		u64 t = memcheck_tag(p);
-		if (q[0] != t || q[255] != t + 1 || q[511] != t + 2)
-			memcheck_errors++;
-	}
-	report(TESTDEV_EV_MEMCHECK_ERRORS, memcheck_errors);
-	report(TESTDEV_EV_MEMCHECK_CHECKED, memcheck_pages);
+	u32 a, b, c, d;
+	__asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+	report(TESTDEV_EV_CPUID_1_ECX, c);
+	__asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(0));
+	report(TESTDEV_EV_CPUID_7_EBX, b);
 }
 
 static u64 my_index;
@@ -292,8 +268,10 @@ void guest_main(u64 index, u64 ncpus)
 	u8 flags;
 
 	wrmsr(MSR_KVM_SYSTEM_TIME_NEW, (u64)c | 1);
-	if (index == 0)
+	if (index == 0) {
 		read_wall_clock();
+		report_cpuid();
+	}
 	setup_interrupts();
 	if (index == 0)
 		print_line("kvmhost built-in guest: ", ncpus, " vCPUs, boot vCPU ", index, "\n");
@@ -307,7 +285,7 @@ void guest_main(u64 index, u64 ncpus)
 	if (index == 0 && mode == GUEST_MODE_DISK)
 		disk_main();
 	if (index == 0 && mode == GUEST_MODE_MEMCHECK)
-		memcheck_fill();
+		memcheck_fill(boot_wall_ns, ncpus);
 	if (index == 0 && mode == GUEST_MODE_DISK_BENCH)
 		disk_bench();
 	if (index == 0 && mode == GUEST_MODE_RING0_BENCH) {
@@ -332,16 +310,25 @@ void guest_main(u64 index, u64 ncpus)
 		u64 now = pvclock_read(c, &flags);
 		if (now < last)
 			outl(TESTDEV_EVENT, TESTDEV_EV_CLOCK_BACKWARDS);
+		u64 prev = last;
 		last = now;
 		if (flags & PVCLOCK_GUEST_STOPPED) {
 			/* The host stopped us on purpose (pause, host sleep): say we
 			 * saw it and clear it, as Linux does, so it is not a lockup. */
 			__atomic_fetch_and(&c->flags, (u8)~PVCLOCK_GUEST_STOPPED, __ATOMIC_RELAXED);
 			outl(TESTDEV_EVENT, TESTDEV_EV_GUEST_STOPPED);
+			/* How long the stop looked from in here, in the guest's
+			 * own clock: since this loop last ran. */
+			if (index == 0)
+				report(TESTDEV_EV_STOP_GAP, now - prev);
 			if (index == 0 && mode == GUEST_MODE_MEMCHECK)
 				memcheck_verify();
-			if (index == 0)
-				report(TESTDEV_EV_WALLCLOCK, boot_wall_ns + now);
+			if (index == 0) {
+				/* Read again: the memory check may have taken seconds. */
+				u8 f;
+				report(TESTDEV_EV_WALLCLOCK, boot_wall_ns + pvclock_read(c, &f));
+				report_cpuid();
+			}
 		}
 		if (now >= next) {
 			beats++;
@@ -359,6 +346,9 @@ void guest_main(u64 index, u64 ncpus)
 			if (next <= now)
 				next = now + period;
 		}
-		wait_until(c, now, next);
+		if (mode == GUEST_MODE_MEMCHECK && index == ncpus - 1)
+			wait_until(c, now, memcheck_dirty(now, next));
+		else
+			wait_until(c, now, next);
 	}
 }

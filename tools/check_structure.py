@@ -22,6 +22,7 @@ LAYERS = {
     "control": 6,
     "snapshot": 7,
     "host": 8,
+    "migration": 8,
     "cli": 9,
 }
 MAX_FUNCTION_LINES = 100

@@ -10,6 +10,7 @@ tools/setup.sh --asan >/dev/null || exit 1
 corpus=fuzz/corpus
 protocol_seeds=$(ls "$corpus"/protocol/*.json | paste -sd, -)
 declare -A seeds=([fuzz_snapshot]="-seed_inputs=$corpus/snapshot-1vcpu.bin"
+	[fuzz_migration]="-seed_inputs=$corpus/migration-1vcpu.bin"
 	[fuzz_protocol]="-seed_inputs=$protocol_seeds")
 out=$(mktemp -d)
 run() {
@@ -19,7 +20,7 @@ run() {
 		-artifact_prefix="$out/$t.crashes/" ${seeds[$t]:-} >"$out/$t.log" 2>&1
 	echo $? >"$out/$t.rc"
 }
-targets=(fuzz_virtio_blk fuzz_protocol fuzz_linux_loader fuzz_snapshot)
+targets=(fuzz_virtio_blk fuzz_protocol fuzz_linux_loader fuzz_snapshot fuzz_migration)
 for ((i = 0; i < ${#targets[@]}; i += 2)); do
 	run "${targets[i]}" &
 	[[ -n ${targets[i + 1]:-} ]] && run "${targets[i + 1]}" &

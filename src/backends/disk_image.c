@@ -72,6 +72,38 @@ static int loop_sharing(const struct stat *st, bool ro)
 	return found;
 }
 
+/* The gate: an OFD write lock on byte 0, beside the flock. Whoever takes
+ * the flock passes the gate first; a migration's destination holds the gate
+ * from the start until it has the flock, so in the moment between the
+ * source's release and its own take no third process gets in. */
+static int set_gate(struct disk_image *d, short type)
+{
+	struct flock l = {.l_type = type, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+	if (fcntl(d->fd, F_OFD_SETLK, &l) < 0)
+		return -errno;
+	d->gated = type != F_UNLCK;
+	return 0;
+}
+
+/* Held briefly by an opener, or by a destination until it locks. */
+static int take_gate(struct disk_image *d, char *err, size_t errlen)
+{
+	int r = -EAGAIN;
+	/* Shared for a read-only image (its fd cannot hold a write lock);
+	 * two openers at once pass by turns. */
+	for (int i = 0; i < 50 && (r == -EAGAIN || r == -EACCES); i++) {
+		if (i)
+			usleep(2000);
+		r = set_gate(d, d->ro ? F_RDLCK : F_WRLCK);
+	}
+	if (r == -EAGAIN || r == -EACCES)
+		snprintf(err, errlen, "%s is in use by another VM (a migration is arriving)",
+			 d->path);
+	else if (r)
+		snprintf(err, errlen, "%s: cannot lock: %s", d->path, strerror(-r));
+	return r ? -EBUSY : 0;
+}
+
 int disk_image_open(struct disk_image *d, const struct disk_spec *spec, char *err, size_t errlen)
 {
 	memset(d, 0, sizeof(*d));
@@ -100,20 +132,35 @@ int disk_image_open(struct disk_image *d, const struct disk_spec *spec, char *er
 		r = -EBUSY;
 		goto fail;
 	}
-	/* Two VMs must not write one image: exclusive for rw, shared for ro. */
-	if (flock(d->fd, (spec->ro ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
-		int e = errno;
-		snprintf(err, errlen, "%s is in use by another VM (%s)", spec->path,
-			 e == EWOULDBLOCK ? "locked" : strerror(e));
-		r = -EBUSY;
+	if ((r = take_gate(d, err, errlen)) ||
+	    (!spec->lock_later && (r = disk_image_lock(d, err, errlen))))
 		goto fail;
-	}
 	snprintf(d->default_id, sizeof(d->default_id), "kh-%llx-%llx",
 		 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
 	return 0;
 fail:
 	disk_image_close(d);
 	return r;
+}
+
+int disk_image_lock(struct disk_image *d, char *err, size_t errlen)
+{
+	/* Two VMs must not write one image: exclusive for rw, shared for ro. */
+	if (flock(d->fd, (d->ro ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+		int e = errno;
+		snprintf(err, errlen, "%s is in use by another VM (%s)", d->path,
+			 e == EWOULDBLOCK ? "locked" : strerror(e));
+		return -EBUSY;
+	}
+	if (d->gated)
+		(void)set_gate(d, F_UNLCK); /* cannot fail for a lock we hold */
+	return 0;
+}
+
+void disk_image_unlock(struct disk_image *d)
+{
+	if (d->fd >= 0 && flock(d->fd, LOCK_UN) < 0)
+		log_warn("%s: cannot unlock: %s", d->path, strerror(errno));
 }
 
 void disk_image_close(struct disk_image *d)

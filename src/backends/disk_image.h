@@ -16,6 +16,9 @@ struct disk_spec {
 	char *path;
 	bool ro;
 	char id[DISK_ID_BYTES + 1];
+	/* Migrating in: the source holds the lock until it hands the guest
+	 * over; disk_image_lock takes it then. */
+	bool lock_later;
 };
 
 struct disk_image {
@@ -24,10 +27,17 @@ struct disk_image {
 	const char *path;
 	uint64_t size;			    /* bytes */
 	char default_id[DISK_ID_BYTES + 1]; /* from the file's device and inode */
+	bool gated;			    /* holds the gate (see disk_image.c) */
 };
 
 /* -errno with a message for the user in err. */
 int disk_image_open(struct disk_image *d, const struct disk_spec *spec, char *err, size_t errlen);
+/* The flock disk_image_open takes (unless lock_later, when it holds the
+ * gate instead - see disk_image.c): -EBUSY with a message if another
+ * process holds it. unlock gives it up, for a migration's hand-over; the
+ * fd stays open. */
+int disk_image_lock(struct disk_image *d, char *err, size_t errlen);
+void disk_image_unlock(struct disk_image *d);
 /* Safe on a never-opened or half-opened image. */
 void disk_image_close(struct disk_image *d);
 /* Every acknowledged write durable (fdatasync); 0 for read-only images. */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <systemd/sd-daemon.h>
@@ -23,6 +24,7 @@
 #include "host/pinning.h"
 #include "host/shutdown.h"
 #include "host/sleep.h"
+#include "migration/migration.h"
 #include "snapshot/snapshot.h"
 #include "util/event.h"
 #include "util/exit_status.h"
@@ -55,6 +57,7 @@ struct runtime {
 	struct console console;
 	bool restoring;
 	struct snapshot snap;
+	struct migration *migration;
 };
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
@@ -200,8 +203,8 @@ static void on_low_battery(void *opaque, const char *why)
 	host_shutdown_save(&rt->shutdown, "low battery");
 }
 
-/* Host-side concerns around the VM: hotplug, pinning, sleep, control, signals. */
-static int start_host_side(struct runtime *rt)
+/* Where the vCPUs run: hotplug and pinning, which the start needs. */
+static int start_placement(struct runtime *rt)
 {
 	const struct run_options *o = rt->opts;
 	struct pinning_config pc = {&o->pins, o->on_cpu_offline, o->has_vmm_cpus, o->vmm_cpus};
@@ -212,6 +215,16 @@ static int start_host_side(struct runtime *rt)
 	    (r = pinning_init(&rt->pinning, rt->vm, rt->cpus, rt->event, &pc)))
 		return r;
 	rt->pinning_ready = true;
+	return 0;
+}
+
+/* The rest of the host side: sleep, shutdown, battery, control, signals.
+ * Set up once the vCPUs run: a migrated guest's downtime does not wait on
+ * D-Bus round trips, and nothing here is needed before its first exit. */
+static int start_host_side(struct runtime *rt)
+{
+	const struct run_options *o = rt->opts;
+	int r;
 	if ((r = host_sleep_init(&rt->sleep, rt->vm, rt->event, o->on_host_sleep)))
 		return r;
 	rt->sleep_ready = true;
@@ -224,6 +237,7 @@ static int start_host_side(struct runtime *rt)
 		return r;
 	rt->battery_ready = true;
 	if ((r = start_control(rt)) || (r = snapshot_attach_control(rt->ctl, rt->vm)) ||
+	    (r = migration_init(&rt->migration, rt->vm, rt->event, rt->ctl)) ||
 	    (r = host_shutdown_attach_control(&rt->shutdown, rt->ctl)) ||
 	    (r = battery_watch_attach_control(&rt->battery, rt->ctl)))
 		return r;
@@ -242,11 +256,7 @@ static int start_host_side(struct runtime *rt)
 /* Runs the VM until it ends; returns the status its end calls for. */
 static enum kvmhost_status run_vm(struct runtime *rt)
 {
-	int r = vm_start(rt->vm, pinning_start_affinity, &rt->pinning);
-	if (r) {
-		log_err("cannot start the vCPUs: %s", strerror(-r));
-		return STATUS_ERROR;
-	}
+	int r;
 	/* For a Type=notify service: the socket listens and the guest runs. No
 	 * NOTIFY_SOCKET, nothing sent; a failure to tell is not the VM's. */
 	/* Running again: the managed save is spent, never restored twice. */
@@ -277,6 +287,7 @@ static enum kvmhost_status run_vm(struct runtime *rt)
 static void teardown(struct runtime *rt)
 {
 	console_stop(&rt->console); /* the terminal back as it was, on every path */
+	migration_destroy(rt->migration);
 	control_stop(rt->ctl);
 	if (rt->battery_ready)
 		battery_watch_destroy(&rt->battery);
@@ -330,7 +341,7 @@ static int find_managed_save(struct runtime *rt)
 {
 	struct run_options *o = rt->opts;
 	char path[4200], tmp[4300];
-	if (!rt->named || statedir_save_path(o->name, path, sizeof(path)))
+	if (!rt->named || o->has_incoming || statedir_save_path(o->name, path, sizeof(path)))
 		return 0;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if (!unlink(tmp))
@@ -377,6 +388,29 @@ static enum kvmhost_status bad_snapshot(const struct runtime *rt, const char *er
 	return STATUS_BAD_SNAPSHOT;
 }
 
+/* --incoming: the VM comes from a migration; SIGINT or SIGTERM (blocked,
+ * so read through a signalfd) stops the wait. */
+static enum kvmhost_status receive_vm(struct runtime *rt)
+{
+	struct incoming in;
+	sigset_t stop;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	int sfd = signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0) {
+		log_err("signalfd: %s", strerror(errno));
+		return STATUS_ERROR;
+	}
+	enum kvmhost_status status = migration_incoming(&rt->opts->incoming, sfd, &rt->opts->vm,
+							rt->console_fd, &rt->vm, &in);
+	close(sfd);
+	if (status == STATUS_OK)
+		log_info("VM '%s' migrated in from %s (%llu bytes, %.1f ms)", rt->opts->name,
+			 rt->opts->incoming.text, (unsigned long long)in.bytes, in.ms);
+	return status;
+}
+
 /* Name, console, VM, host side; then the VM runs until it ends. */
 static enum kvmhost_status run(struct runtime *rt)
 {
@@ -404,14 +438,22 @@ static enum kvmhost_status run(struct runtime *rt)
 	pthread_sigmask(SIG_BLOCK, &mask, NULL); /* fails only for a bad `how` */
 	if (rt->restoring && snapshot_config(&rt->snap, &rt->opts->vm, err, sizeof(err)))
 		return bad_snapshot(rt, err, false);
-	if (vm_create(&rt->opts->vm, rt->console_fd, &rt->vm, &status))
+	if (rt->opts->has_incoming) {
+		if ((status = receive_vm(rt)) != STATUS_OK)
+			return status;
+	} else if (vm_create(&rt->opts->vm, rt->console_fd, &rt->vm, &status)) {
 		return status;
+	}
 	if (rt->restoring) {
 		if (snapshot_restore(&rt->snap, rt->vm, err, sizeof(err)))
 			return bad_snapshot(rt, err, false);
 		log_info("VM '%s' restored from %s", rt->opts->name, rt->opts->restore_path);
 	}
-	int r = start_host_side(rt);
+	int r = start_placement(rt);
+	if (!r && (r = vm_start(rt->vm, pinning_start_affinity, &rt->pinning)))
+		log_err("cannot start the vCPUs: %s", strerror(-r));
+	if (!r)
+		r = start_host_side(rt);
 	if (r) /* a socket path another VM holds is a name in use */
 		return r == -EADDRINUSE ? STATUS_NAME_IN_USE : STATUS_ERROR;
 	return run_vm(rt);

@@ -297,6 +297,28 @@ static int opt_memcheck_mib(struct run_options *o, const char *a, char *err, siz
 	return u32_opt("--memcheck-mib", a, 1, 1u << 20, &o->vm.guest.memcheck_mib, err, errlen);
 }
 
+static int opt_memcheck_dirty(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	return u32_opt("--memcheck-dirty", a, 0, 1000000, &o->vm.guest.memcheck_dirty, err, errlen);
+}
+
+static int opt_cpu_features(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	char why[900];
+	if (x86_cpu_mask_parse(a, &o->vm.cpu_mask, why, sizeof(why)))
+		return errorf(err, errlen, "--cpu-features: %s", why);
+	return 0;
+}
+
+static int opt_incoming(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	char why[300];
+	if (mig_addr_parse(a, &o->incoming, why, sizeof(why)))
+		return errorf(err, errlen, "--incoming: %s", why);
+	o->has_incoming = true;
+	return 0;
+}
+
 static int opt_disk_generation(struct run_options *o, const char *a, char *err, size_t errlen)
 {
 	return u32_opt("--disk-generation", a, 0, 0xffffffffu, &o->vm.guest.disk_generation, err,
@@ -408,6 +430,9 @@ static const struct opt_def opts[] = {
 	{"disk-flush-every", required_argument, opt_disk_flush_every, true},
 	{"disk-generation", required_argument, opt_disk_generation, true},
 	{"memcheck-mib", required_argument, opt_memcheck_mib, true},
+	{"memcheck-dirty", required_argument, opt_memcheck_dirty, true},
+	{"cpu-features", required_argument, opt_cpu_features, true},
+	{"incoming", required_argument, opt_incoming, false},
 	{"kernel", required_argument, opt_kernel, true},
 	{"initrd", required_argument, opt_initrd, true},
 	{"cmdline", required_argument, opt_cmdline, true},
@@ -432,14 +457,26 @@ static int check_combination(struct run_options *o, char *err, size_t errlen)
 		return errorf(err, errlen,
 			      "--%s: with --restore the guest's settings come from the snapshot",
 			      o->guest_option);
+	if (o->has_incoming && (o->restore_path || o->on_reboot_restart))
+		return errorf(err, errlen, "--incoming: not with --%s",
+			      o->restore_path ? "restore" : "on-reboot restart");
+	if (o->has_incoming && o->guest_option)
+		return errorf(err, errlen,
+			      "--%s: with --incoming the guest's settings come from the migration "
+			      "stream",
+			      o->guest_option);
 	if (!o->vm.kernel_path && (o->vm.initrd_path || o->vm.cmdline))
 		return errorf(err, errlen, "--initrd and --cmdline need --kernel");
-	uint64_t memcheck_end = (GUEST_MEMCHECK_BASE >> 20) + o->vm.guest.memcheck_mib;
+	/* The region, then 8 bytes a page of generations. */
+	uint64_t memcheck_end = (GUEST_MEMCHECK_BASE >> 20) + o->vm.guest.memcheck_mib +
+				(o->vm.guest.memcheck_mib + 511) / 512;
 	if (o->vm.guest.mode == GUEST_MODE_MEMCHECK && memcheck_end > o->vm.memory_mib)
-		return errorf(err, errlen,
-			      "--memcheck-mib %u: the check runs from 16 MiB, so it needs --memory "
-			      "%llu or more",
-			      o->vm.guest.memcheck_mib, (unsigned long long)memcheck_end);
+		return errorf(
+			err, errlen,
+			"--memcheck-mib %u: the check runs from 16 MiB (and a table after it), so "
+			"it needs --memory "
+			"%llu or more",
+			o->vm.guest.memcheck_mib, (unsigned long long)memcheck_end);
 	if (o->pins.nr > (int)o->vm.cpus)
 		return errorf(err, errlen, "--cpu-pin: vCPU %d does not exist (the VM has %u)",
 			      o->pins.nr - 1, o->vm.cpus);

@@ -13,6 +13,7 @@
 #include "host/pinning.h"
 #include "host/shutdown.h"
 #include "host/sleep.h"
+#include "migration/migration.h"
 #include "util/util.h"
 
 #define MEMORY_MIN_MIB 16
@@ -34,6 +35,8 @@ struct run_options {
 	enum host_sleep_policy on_host_sleep;
 	bool on_reboot_restart;
 	const char *restore_path; /* --restore: the guest comes from this snapshot */
+	bool has_incoming;	  /* --incoming: the guest comes from a migration */
+	struct mig_addr incoming;
 	enum shutdown_policy on_host_shutdown;
 	bool shutdown_policy_given;
 	enum battery_policy on_low_battery;

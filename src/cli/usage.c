@@ -10,15 +10,18 @@ const char kvmhost_usage[] =
 	"            [--heartbeat-us N] [--print-every N]\n"
 	"            [--guest-mode heartbeat|crash|wild-io|pio-bench|disk|disk-bench|ring0-bench|memcheck]\n"
 	"            [--disk-blocks N] [--disk-request-kib K] [--disk-flush-every N]\n"
-	"            [--disk-generation N] [--memcheck-mib N]\n"
+	"            [--disk-generation N] [--memcheck-mib N] [--memcheck-dirty PAGES_PER_S]\n"
+	"            [--cpu-features -FEATURE,...|x86-64-v1..v4]\n"
 	"            [--kernel FILE [--initrd FILE] [--cmdline STR]\n"
 	"             [--kernel-decompress host|guest] [--on-reboot exit|restart]]\n"
 	"kvmhost run --restore FILE [--name NAME] [--cpu-pin ...] [--vmm-cpus LIST]\n"
 	"            [--on-cpu-offline ...] [--on-host-sleep ...] [--on-host-shutdown ...]\n"
 	"            [--on-low-battery ...] [--console ...] [--socket PATH]\n"
+	"kvmhost run --incoming unix:PATH|tcp:HOST:PORT [--name NAME] [host-side options]\n"
 	"kvmhost ctl NAME status|pause|resume|quit|poweroff|regs|events [--json] [--timeout SEC]\n"
 	"kvmhost ctl NAME pin VCPU=HOSTCPU[,...]\n"
 	"kvmhost ctl NAME save FILE [--keep-running] [--json]\n"
+	"kvmhost ctl NAME migrate unix:PATH|tcp:HOST:PORT [--max-downtime MS] [--json]\n"
 	"kvmhost ctl NAME|--all host-sleep prepare|resume\n"
 	"kvmhost list [--all] [--json] [--timeout SEC]\n"
 	"kvmhost discard NAME\n";
@@ -29,6 +32,7 @@ void print_usage(FILE *f)
 	fprintf(f, "Exit status of run: 0 guest powered off or VM stopped on request, 1 error,\n"
 		   "2 bad usage, 3 /dev/kvm missing or not permitted, 4 name in use,\n"
 		   "5 a disk cannot be used (missing, a directory, read-only, locked),\n"
-		   "6 the kernel or initrd cannot be booted, 7 the snapshot cannot be used,\n"
+		   "6 the kernel or initrd cannot be booted, 7 the snapshot or migration\n"
+		   "stream cannot be used,\n"
 		   "10 guest crashed (triple fault), 11 unexpected exit, 12 guest reset.\n");
 }

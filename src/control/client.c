@@ -220,12 +220,15 @@ static int parse_timeout(const char *s, int *ms);
 
 static void usage_ctl(void)
 {
-	fprintf(stderr, "usage: kvmhost ctl NAME status|pause|resume|quit|poweroff|regs|events "
-			"[--json]\n"
-			"       kvmhost ctl NAME pin VCPU=HOSTCPU[,...]\n"
-			"       kvmhost ctl NAME save FILE [--keep-running] [--json]\n"
-			"       kvmhost ctl NAME|--all host-sleep prepare|resume\n"
-			"       (each also takes --timeout SEC, default 5)\n");
+	fprintf(stderr,
+		"usage: kvmhost ctl NAME status|pause|resume|quit|poweroff|regs|events "
+		"[--json]\n"
+		"       kvmhost ctl NAME pin VCPU=HOSTCPU[,...]\n"
+		"       kvmhost ctl NAME save FILE [--keep-running] [--json]\n"
+		"       kvmhost ctl NAME migrate unix:PATH|tcp:HOST:PORT [--max-downtime MS] "
+		"[--json]\n"
+		"       kvmhost ctl NAME|--all host-sleep prepare|resume\n"
+		"       (each also takes --timeout SEC, default 5)\n");
 }
 
 /* What `ctl` was asked to do. */
@@ -237,11 +240,14 @@ struct ctl_args {
 	bool json;
 	bool keep_running;
 	int timeout_ms;
+	bool timeout_given;
+	int max_downtime_ms; /* 0: the VM's default */
 };
 
 static bool takes_arg(const char *cmd)
 {
-	return cmd && (!strcmp(cmd, "pin") || !strcmp(cmd, "host-sleep") || !strcmp(cmd, "save"));
+	return cmd && (!strcmp(cmd, "pin") || !strcmp(cmd, "host-sleep") || !strcmp(cmd, "save") ||
+		       !strcmp(cmd, "migrate"));
 }
 
 static int parse_ctl_args(int argc, char **argv, struct ctl_args *a)
@@ -257,6 +263,14 @@ static int parse_ctl_args(int argc, char **argv, struct ctl_args *a)
 				fprintf(stderr, "kvmhost ctl: --timeout takes 1-3600 seconds\n");
 				return -1;
 			}
+			a->timeout_given = true;
+		} else if (!strcmp(s, "--max-downtime") && i + 1 < argc) {
+			uint64_t v;
+			if (parse_u64(argv[++i], &v) || v < 1 || v > 60000) {
+				fprintf(stderr, "kvmhost ctl: --max-downtime takes 1-60000 ms\n");
+				return -1;
+			}
+			a->max_downtime_ms = (int)v;
 		} else if (!strcmp(s, "--all") && !a->name) {
 			a->all = true, a->name = "--all";
 		} else if (s[0] == '-') {
@@ -281,8 +295,9 @@ static int parse_ctl_args(int argc, char **argv, struct ctl_args *a)
 /* Checks what the arguments can be checked for without a VM. */
 static enum kvmhost_status check_ctl_args(const struct ctl_args *a)
 {
-	static const char *const known[] = {"status", "pause", "resume", "quit",       "poweroff",
-					    "events", "regs",  "pin",	 "host-sleep", "save"};
+	static const char *const known[] = {"status",	  "pause",  "resume", "quit",
+					    "poweroff",	  "events", "regs",   "pin",
+					    "host-sleep", "save",   "migrate"};
 	if (!strcmp(a->cmd, "host-sleep") && strcmp(a->arg, "prepare") &&
 	    strcmp(a->arg, "resume")) {
 		fprintf(stderr, "kvmhost ctl: host-sleep takes prepare or resume\n");
@@ -427,6 +442,98 @@ static enum kvmhost_status ctl_one(const struct ctl_args *a)
 	return status;
 }
 
+static void print_migration(const struct ctl_args *a, json_object *ev)
+{
+	json_object_object_del(ev, "event");
+	if (a->json) {
+		printf("%s\n", json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN));
+		return;
+	}
+	json_object *dt = NULL, *total = NULL, *bytes = NULL, *rounds = NULL;
+	json_object_object_get_ex(ev, "downtime_ms", &dt);
+	json_object_object_get_ex(ev, "total_ms", &total);
+	json_object_object_get_ex(ev, "bytes", &bytes);
+	json_object_object_get_ex(ev, "rounds", &rounds);
+	printf("%s: migrated to %s: downtime %.1f ms, %.1f ms in all, %llu bytes in %d rounds\n",
+	       a->name, jstr(ev, "addr"), json_object_get_double(dt), json_object_get_double(total),
+	       (unsigned long long)json_object_get_uint64(bytes), json_object_get_int(rounds));
+}
+
+/* The reply to `migrate`, then its `migration` event: the result. Other
+ * events on the way are skipped. */
+static enum kvmhost_status migrate_wait(const struct ctl_args *a, struct conn *c, uint64_t deadline)
+{
+	bool replied = false;
+	for (;;) {
+		char *line = NULL, err[256];
+		int r = conn_read_line(c, &line, deadline);
+		json_object *o = parse_reply(line, r, err, sizeof(err)), *ev;
+		free(line);
+		if (!o) {
+			fprintf(stderr, "kvmhost ctl: migrate: %s\n",
+				replied ? "the VM ended without saying how its migration went"
+					: err);
+			return STATUS_ERROR;
+		}
+		bool is_event = json_object_object_get_ex(o, "event", &ev);
+		if (!is_event && !reply_ok(o)) {
+			fprintf(stderr, "kvmhost ctl: %s\n", jstr(o, "error"));
+			json_object_put(o);
+			return STATUS_ERROR;
+		}
+		replied |= !is_event;
+		if (is_event && !strcmp(json_object_get_string(ev), "migration")) {
+			bool ok = !strcmp(jstr(o, "status"), "completed");
+			if (ok)
+				print_migration(a, o);
+			else
+				fprintf(stderr, "kvmhost ctl: %s: migration failed: %s\n", a->name,
+					jstr(o, "error"));
+			json_object_put(o);
+			return ok ? STATUS_OK : STATUS_ERROR;
+		}
+		json_object_put(o);
+	}
+}
+
+static enum kvmhost_status ctl_migrate(const struct ctl_args *a)
+{
+	char dir[4096], err[256];
+	if (rundir_path(dir, sizeof(dir), false)) {
+		fprintf(stderr, "kvmhost ctl: no runtime directory (set XDG_RUNTIME_DIR)\n");
+		return STATUS_ERROR;
+	}
+	struct conn c;
+	if (vm_open(dir, a->name, &c, conn_deadline(a->timeout_ms), err, sizeof(err))) {
+		fprintf(stderr, "kvmhost ctl: %s\n", err);
+		return STATUS_ERROR;
+	}
+	/* Subscribed first: the result comes as an event, however long it takes. */
+	json_object *sub =
+		request(&c, "subscribe", NULL, conn_deadline(a->timeout_ms), err, sizeof(err));
+	enum kvmhost_status status = STATUS_ERROR;
+	if (!reply_ok(sub)) {
+		fprintf(stderr, "kvmhost ctl: %s\n", sub ? jstr(sub, "error") : err);
+	} else {
+		json_object *args = json_object_new_object();
+		json_object_object_add(args, "addr", json_object_new_string(a->arg));
+		if (a->max_downtime_ms)
+			json_object_object_add(args, "max_downtime_ms",
+					       json_object_new_int(a->max_downtime_ms));
+		char *line = request_line("migrate", args);
+		uint64_t deadline =
+			conn_deadline(a->timeout_given ? a->timeout_ms : SAVE_TIMEOUT_MS);
+		if (line && !conn_send(&c, line, deadline))
+			status = migrate_wait(a, &c, deadline);
+		else
+			fprintf(stderr, "kvmhost ctl: cannot send the request\n");
+		free(line);
+	}
+	json_object_put(sub);
+	conn_close(&c);
+	return status;
+}
+
 int cmd_ctl(int argc, char **argv)
 {
 	struct ctl_args a = {.timeout_ms = DEFAULT_TIMEOUT_MS};
@@ -437,6 +544,8 @@ int cmd_ctl(int argc, char **argv)
 	enum kvmhost_status status = check_ctl_args(&a);
 	if (status != STATUS_OK)
 		return status;
+	if (!strcmp(a.cmd, "migrate"))
+		return ctl_migrate(&a);
 	return a.all ? ctl_all_host_sleep(a.arg, a.timeout_ms) : ctl_one(&a);
 }
 

@@ -104,6 +104,14 @@ void vm_status_json(struct vm *vm, json_object *o)
 	json_object_object_add(m, "passes", u64(atomic_load(&t->memcheck_passes)));
 	json_object_object_add(m, "errors", u64(atomic_load(&t->memcheck_errors)));
 	json_object_object_add(o, "guest_memcheck", m);
+	json_object *c = json_object_new_object();
+	int64_t ecx = atomic_load(&t->cpuid1_ecx), ebx = atomic_load(&t->cpuid7_ebx);
+	json_object_object_add(c, "leaf1_ecx", ecx < 0 ? NULL : json_object_new_int64(ecx));
+	json_object_object_add(c, "leaf7_ebx", ebx < 0 ? NULL : json_object_new_int64(ebx));
+	json_object_object_add(o, "guest_cpuid", c);
+	int64_t gap = atomic_load(&t->stop_gap_ns);
+	json_object_object_add(o, "guest_stop_gap_ms",
+			       gap < 0 ? NULL : json_object_new_double((double)gap / 1e6));
 	json_object_object_add(o, "guest_bench_ns",
 			       u64(atomic_load(&t->bench_done) ? atomic_load(&t->bench_ns) : 0));
 }

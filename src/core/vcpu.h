@@ -46,7 +46,8 @@ enum vcpu_park_reason {
 	PARK_USER = 1u << 0,
 	PARK_HOST_SLEEP = 1u << 1,
 	PARK_CPU_OFFLINE = 1u << 2,
-	PARK_SNAPSHOT = 1u << 3, /* being saved, or restored and not yet let go */
+	PARK_SNAPSHOT = 1u << 3,  /* being saved, or restored and not yet let go */
+	PARK_MIGRATION = 1u << 4, /* a migration's switch-over */
 };
 
 #define VCPU_PENDING_REQ  (1u << 0)

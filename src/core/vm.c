@@ -118,10 +118,11 @@ static int setup_memory(struct vm *vm, enum kvmhost_status *why)
 	}
 	const struct vm_image *image = vm->cfg.image;
 	/* A snapshot's memory loads lazily from its file, page by page. */
-	vm->ram = image ? mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
-			       image->fd, (off_t)image->offset)
-			: mmap(NULL, size, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	vm->ram = image && image->fd >= 0
+			  ? mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
+				 image->fd, (off_t)image->offset)
+			  : mmap(NULL, size, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (vm->ram == MAP_FAILED) {
 		int err = errno;
 		vm->ram = NULL;
@@ -207,6 +208,25 @@ int vm_flush_disks(struct vm *vm)
 		}
 	}
 	return ret;
+}
+
+int vm_lock_disks(struct vm *vm, char *err, size_t errlen)
+{
+	for (int i = 0; i < vm->nr_disks; i++) {
+		int r = disk_image_lock(&vm->disks[i].blk.img, err, errlen);
+		if (r) {
+			while (i--)
+				disk_image_unlock(&vm->disks[i].blk.img);
+			return r;
+		}
+	}
+	return 0;
+}
+
+void vm_unlock_disks(struct vm *vm)
+{
+	for (int i = 0; i < vm->nr_disks; i++)
+		disk_image_unlock(&vm->disks[i].blk.img);
 }
 
 static int setup_devices(struct vm *vm)
@@ -385,6 +405,7 @@ static int setup_kvm(struct vm *vm, enum kvmhost_status *why)
 	}
 	if (!(vm->cpuid = x86_supported_cpuid(vm->kvm_fd)))
 		return -EIO;
+	x86_cpuid_apply_mask(vm->cpuid, &vm->cfg.cpu_mask);
 	return get_msr_list(vm);
 }
 
@@ -477,6 +498,7 @@ void vm_destroy(struct vm *vm)
 	free(vm->vcpus);
 	destroy_devices(vm);
 	free(vm->cpuid);
+	free((void *)vm->device_dirty);
 	free(vm->msr_list);
 	if (vm->ram)
 		munmap(vm->ram, vm->ram_size);
@@ -634,6 +656,8 @@ const char *vm_exit_reason_name(enum vm_exit_reason r)
 		return "guest crashed (triple fault)";
 	case VM_EXIT_ERROR:
 		return "unexpected VM exit";
+	case VM_EXIT_MIGRATED:
+		return "migrated: the guest runs on the destination now";
 	default:
 		return "running";
 	}
@@ -645,6 +669,7 @@ enum kvmhost_status vm_exit_status(struct vm *vm)
 	case VM_EXIT_POWEROFF:
 		return atomic_load(&vm->exit_code) ? STATUS_GUEST_ERROR : STATUS_OK;
 	case VM_EXIT_QUIT:
+	case VM_EXIT_MIGRATED:
 		return STATUS_OK;
 	case VM_EXIT_RESET:
 		return STATUS_GUEST_RESET;

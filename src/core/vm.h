@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "arch/x86/cpu.h"
 #include "backends/disk_image.h"
 #include "core/bus.h"
 #include "core/vcpu.h"
@@ -27,7 +28,8 @@
 #define VM_MAX_VCPUS   GUEST_MAX_VCPUS /* and no more than KVM allows */
 #define VM_MAX_DEVICES 16
 
-/* Guest memory as a snapshot saved it: mapped MAP_PRIVATE from the file. */
+/* Guest memory as a snapshot saved it: mapped MAP_PRIVATE from the file;
+ * fd -1: zeroed memory a migration stream fills before the VM starts. */
 struct vm_image {
 	int fd;
 	uint64_t offset;
@@ -46,7 +48,8 @@ struct vm_config {
 	const char *initrd_path;
 	const char *cmdline;
 	bool kernel_decompress_guest;
-	bool linux_guest; /* a Linux guest: from --kernel, or from a snapshot */
+	bool linux_guest;	      /* a Linux guest: from --kernel, or from a snapshot */
+	struct x86_cpu_mask cpu_mask; /* CPUID features the guest does not get */
 	/* Restoring: memory comes from here and nothing is loaded into it; the
 	 * vCPUs, devices and KVM get their state from the snapshot. */
 	const struct vm_image *image;
@@ -76,7 +79,8 @@ struct vm {
 	uint64_t ram_size;
 	struct guest_mem mem;
 	struct kvm_cpuid2 *cpuid;
-	struct kvm_msr_list *msr_list; /* what a vCPU's saved state carries */
+	struct kvm_msr_list *msr_list;	 /* what a vCPU's saved state carries */
+	_Atomic(uint64_t) *device_dirty; /* guest_mem's bitmap, kept to vm_destroy */
 	bool has_pit;
 
 	/* What devices may ask of the VM (device.h), pointing back here. */
@@ -110,6 +114,7 @@ struct vm {
 	atomic_int exit_reason;
 	atomic_int exit_code;
 	atomic_bool quit_requested; /* the user asked to stop: no restart, whatever came first */
+	atomic_bool migrating;	    /* a migration is in flight: no save meanwhile */
 	atomic_uint_fast64_t unhandled_pio;
 	atomic_uint_fast64_t unhandled_mmio;
 };
@@ -141,6 +146,27 @@ void vm_request_poweroff(struct vm *vm);
 /* fdatasync on every writable disk, with each device's queue lock held so no
  * request is half-served. Returns the first error. */
 int vm_flush_disks(struct vm *vm);
+
+/* Every disk's image lock, all or none (-EBUSY with which one in err);
+ * and giving them up, for a migration's hand-over. Main thread. */
+int vm_lock_disks(struct vm *vm, char *err, size_t errlen);
+void vm_unlock_disks(struct vm *vm);
+
+/* Dirty page logging for a migration: KVM's log of what vCPUs wrote, and
+ * the devices' own marks (gm_mark_dirty). fetch ORs into `bitmap` (one bit
+ * per 4 KiB page of RAM, from offset 0) what was written since the last
+ * fetch, or since start. Any thread; stop undoes start. */
+int vm_dirty_log_start(struct vm *vm);
+int vm_dirty_log_fetch(struct vm *vm, uint64_t *bitmap);
+void vm_dirty_log_stop(struct vm *vm);
+/* Which of RAM's pages [first, first+n) may hold data, from pm_fd
+ * (/proc/self/pagemap): an anonymous page neither present nor swapped was
+ * never touched, and reading it would only map the zero page (most of a
+ * large, idle guest). A snapshot-backed guest's pages all may. flags[i] &
+ * VM_PAGE_IN_USE says; every flag is set when pagemap cannot be read. */
+#define VM_PAGE_IN_USE ((1ull << 63) | (1ull << 62)) /* present | swapped */
+void vm_pages_in_use(const struct vm *vm, int pm_fd, uint64_t first, uint64_t n, uint64_t *flags);
+bool vm_page_is_zero(const uint8_t *page);
 
 /* The guest's clock (KVM_GET_CLOCK / KVM_SET_CLOCK). */
 int vm_get_clock(struct vm *vm, struct kvm_clock_data *clock);

@@ -17,6 +17,7 @@ enum vm_exit_reason {
 	VM_EXIT_RESET,	  /* the guest asked for a reset */
 	VM_EXIT_CRASH,	  /* triple fault */
 	VM_EXIT_ERROR,	  /* unexpected exit or KVM error */
+	VM_EXIT_MIGRATED, /* running on a migration's destination now: status 0 */
 };
 
 struct device_host {

@@ -17,6 +17,9 @@ int testdev_init(struct testdev *t, const struct testdev_config *cfg, unsigned n
 	if (!t->vcpus)
 		return -ENOMEM;
 	t->nr_vcpus = nr_vcpus;
+	atomic_store(&t->cpuid1_ecx, -1);
+	atomic_store(&t->cpuid7_ebx, -1);
+	atomic_store(&t->stop_gap_ns, -1);
 	return 0;
 }
 
@@ -63,6 +66,8 @@ static uint32_t config_value(const struct testdev_config *c, uint32_t key)
 		return c->disk_generation;
 	case TESTDEV_CFG_MEMCHECK_MIB:
 		return c->memcheck_mib;
+	case TESTDEV_CFG_MEMCHECK_DIRTY:
+		return c->memcheck_dirty;
 	default:
 		return 0xffffffffu;
 	}
@@ -116,6 +121,15 @@ static void guest_event(struct testdev *t, struct testdev_vcpu *v, uint32_t ev)
 		break;
 	case TESTDEV_EV_MEMCHECK_ERRORS:
 		atomic_store(&t->memcheck_errors, v->result);
+		break;
+	case TESTDEV_EV_CPUID_1_ECX:
+		atomic_store(&t->cpuid1_ecx, (int64_t)(uint32_t)v->result);
+		break;
+	case TESTDEV_EV_CPUID_7_EBX:
+		atomic_store(&t->cpuid7_ebx, (int64_t)(uint32_t)v->result);
+		break;
+	case TESTDEV_EV_STOP_GAP:
+		atomic_store(&t->stop_gap_ns, (int64_t)(v->result & INT64_MAX));
 		break;
 	default:
 		if (ev >= TESTDEV_EV_DISK_BENCH && ev < TESTDEV_EV_DISK_BENCH + DISK_BENCH_RESULTS)
@@ -197,7 +211,7 @@ void testdev_vcpu_resumed(struct testdev *t, unsigned vcpu)
 		t->vcpus[vcpu].last_beat_ns = 0;
 }
 
-#define TESTDEV_STATE_VERSION 1
+#define TESTDEV_STATE_VERSION 2
 
 /* The configuration travels with the guest: a restored guest goes on with
  * the workload it was given. Per vCPU: counters and the half-written result. */

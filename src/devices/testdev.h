@@ -23,6 +23,7 @@ struct testdev_config {
 	uint32_t disk_flush_every;
 	uint32_t disk_generation;
 	uint32_t memcheck_mib;
+	uint32_t memcheck_dirty; /* pages per second */
 };
 
 /* One vCPU's reports. Counters are read by any thread. */
@@ -57,6 +58,9 @@ struct testdev {
 	atomic_uint_fast64_t wallclock_reports;
 	/* The memory check, as the guest reports it. */
 	atomic_uint_fast64_t memcheck_filled, memcheck_checked, memcheck_errors, memcheck_passes;
+	/* CPUID.1:ECX and CPUID.(7,0):EBX as the guest sees them; -1 until said. */
+	atomic_int_fast64_t cpuid1_ecx, cpuid7_ebx;
+	atomic_int_fast64_t stop_gap_ns; /* the last stop's length in the guest's clock; -1 */
 };
 
 int testdev_init(struct testdev *t, const struct testdev_config *cfg, unsigned nr_vcpus,

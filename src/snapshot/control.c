@@ -41,6 +41,10 @@ static json_object *cmd_save(void *opaque, json_object *args, char *err, size_t 
 		snprintf(err, errlen, "save: the VM is stopping");
 		return NULL;
 	}
+	if (atomic_load(&vm->migrating)) {
+		snprintf(err, errlen, "save: a migration is in flight");
+		return NULL;
+	}
 	struct snapshot_result res;
 	if (snapshot_save(vm, p, keep_running, &res, err, errlen))
 		return NULL;

@@ -11,8 +11,6 @@
 #include "snapshot/snapshot.h"
 #include "util/util.h"
 
-#define CONFIG_VERSION 1
-
 int snapshot_open(struct snapshot *s, const char *path, char *err, size_t errlen)
 {
 	memset(s, 0, sizeof(*s));
@@ -89,17 +87,30 @@ static int read_disk(struct state_reader *r, int i, struct disk_spec *d, char *e
 	return check_disk(d->path, size, err, errlen);
 }
 
-int snapshot_config(struct snapshot *s, struct vm_config *cfg, char *err, size_t errlen)
+static int read_cpu_mask(struct state_reader *r, struct x86_cpu_mask *m, char *err, size_t errlen)
 {
-	struct state_reader r = state_reader_init(s->idx.config, s->idx.config_len);
+	for (int i = 0; i < X86_FEATURE_WORDS; i++)
+		m->clear[i] = state_get_u32(r);
+	uint32_t n = state_get_u32(r);
+	if (!state_check(r, n < sizeof(m->spec) && n <= r->len - r->off))
+		return errorf(err, errlen, "config section: the CPU feature mask is malformed");
+	state_get(r, m->spec, n);
+	m->spec[n] = '\0';
+	return 0;
+}
+
+int snapshot_parse_config(const uint8_t *buf, uint64_t len, uint32_t nr_vcpus, uint64_t memory_size,
+			  struct vm_config *cfg, bool *user_paused, char *err, size_t errlen)
+{
+	struct state_reader r = state_reader_init(buf, len);
 	uint32_t version = state_get_u32(&r), cpus = state_get_u32(&r);
 	uint64_t memory_mib = state_get_u64(&r);
 	bool linux_guest = state_get_u8(&r);
-	s->user_paused = state_get_u8(&r);
+	*user_paused = state_get_u8(&r);
 	uint32_t nr_disks = state_get_u32(&r);
-	if (r.err || version != CONFIG_VERSION || cpus != s->idx.nr_vcpus || cpus == 0 ||
-	    cpus > VM_MAX_VCPUS || memory_mib << 20 != s->idx.header.memory_size ||
-	    nr_disks > VM_MAX_DISKS)
+	if (r.err || version < 1 || version > SNAP_CONFIG_VERSION || cpus != nr_vcpus ||
+	    cpus == 0 || cpus > VM_MAX_VCPUS || memory_mib > (1ull << 40) ||
+	    memory_mib << 20 != memory_size || nr_disks > VM_MAX_DISKS)
 		return errorf(err, errlen,
 			      "config section: malformed (version %u, %u vCPUs, %llu "
 			      "MiB, %u disks)",
@@ -113,9 +124,61 @@ int snapshot_config(struct snapshot *s, struct vm_config *cfg, char *err, size_t
 		if (read_disk(&r, (int)i, &cfg->disks[i], err, errlen))
 			return -1;
 	}
+	if (version >= 2 && read_cpu_mask(&r, &cfg->cpu_mask, err, errlen))
+		return -1;
 	if (state_reader_done(&r))
 		return errorf(err, errlen, "config section: malformed (trailing bytes)");
+	return 0;
+}
+
+int snapshot_config(struct snapshot *s, struct vm_config *cfg, char *err, size_t errlen)
+{
+	if (snapshot_parse_config(s->idx.config, s->idx.config_len, s->idx.nr_vcpus,
+				  s->idx.header.memory_size, cfg, &s->user_paused, err, errlen))
+		return -1;
 	cfg->image = &s->image;
+	return 0;
+}
+
+int snapshot_open_buffer(struct snapshot *s, uint8_t *meta, uint64_t len, char *err, size_t errlen)
+{
+	memset(s, 0, sizeof(*s));
+	s->fd = -1;
+	s->meta = meta;
+	struct snap_header h;
+	if (len < sizeof(h))
+		return errorf(err, errlen, "the VM's state: truncated (%llu bytes)",
+			      (unsigned long long)len);
+	memcpy(&h, meta, sizeof(h));
+	/* The memory came before, over the stream; the sections end where a
+	 * file's memory image would start. */
+	if (h.memory_offset != len || h.memory_size > UINT64_MAX - len)
+		return errorf(err, errlen, "the VM's state: %llu bytes, but its header says %llu",
+			      (unsigned long long)len, (unsigned long long)h.memory_offset);
+	s->file_size = len + h.memory_size;
+	if (snap_parse(meta, len, s->file_size, &s->idx, err, errlen))
+		return -1;
+	s->image = (struct vm_image){-1, 0};
+	/* Paused by its user when it stopped: the config's 5th field. */
+	struct state_reader r = state_reader_init(s->idx.config, s->idx.config_len);
+	state_get_u32(&r), state_get_u32(&r), state_get_u64(&r), state_get_u8(&r);
+	s->user_paused = state_get_u8(&r);
+	return 0;
+}
+
+int snapshot_check_cpu(struct vm *vm, const struct kvm_cpuid2 *guest, size_t len,
+		       const char *saved_on, char *err, size_t errlen)
+{
+	char missing[512];
+	struct kvm_cpuid2 *here = x86_vcpu_cpuid(vm->vcpus[0].fd);
+	if (!here)
+		return errorf(err, errlen, "cannot read this host's CPUID for a guest");
+	bool lacks = x86_cpuid_missing(guest, len, here, missing, sizeof(missing));
+	free(here);
+	if (lacks)
+		return errorf(err, errlen,
+			      "made for a CPU with features this host lacks: %s (saved on %s)",
+			      missing, saved_on);
 	return 0;
 }
 
@@ -139,18 +202,12 @@ int snapshot_restore(struct snapshot *s, struct vm *vm, char *err, size_t errlen
 {
 	uint32_t len;
 	struct kvm_cpuid2 *cpuid = saved_cpuid(s, &len);
-	char missing[512];
 	if (!cpuid)
 		FAIL("section vcpu 0: no CPUID");
-	struct kvm_cpuid2 *here = x86_vcpu_cpuid(vm->vcpus[0].fd);
-	bool lacks = here && x86_cpuid_missing(cpuid, len, here, missing, sizeof(missing));
+	int bad = snapshot_check_cpu(vm, cpuid, len, s->idx.header.host_cpu, err, errlen);
 	free(cpuid);
-	if (!here)
-		FAIL("cannot read this host's CPUID for a guest");
-	free(here);
-	if (lacks)
-		FAIL("made for a CPU with features this host lacks: %s (saved on %s)", missing,
-		     s->idx.header.host_cpu);
+	if (bad)
+		return -1;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	int64_t elapsed = (int64_t)((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec -

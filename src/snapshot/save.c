@@ -10,10 +10,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "arch/x86/cpu.h"
 #include "snapshot/snapshot.h"
 #include "util/util.h"
-
-#define CONFIG_VERSION 1
 
 static uint64_t realtime_ns(void)
 {
@@ -22,10 +21,9 @@ static uint64_t realtime_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* What the guest was given; restore builds the same VM from it. */
-static void save_config(struct vm *vm, struct state_writer *w)
+void snapshot_write_config(struct vm *vm, struct state_writer *w)
 {
-	state_put_u32(w, CONFIG_VERSION);
+	state_put_u32(w, SNAP_CONFIG_VERSION);
 	state_put_u32(w, vm->nr_vcpus);
 	state_put_u64(w, vm->cfg.memory_mib);
 	state_put_u8(w, vm->cfg.linux_guest);
@@ -40,6 +38,12 @@ static void save_config(struct vm *vm, struct state_writer *w)
 		state_put(w, vm->cfg.disks[i].id, sizeof(vm->cfg.disks[i].id));
 		state_put_u64(w, b->img.size);
 	}
+	/* Version 2: the CPUID features the guest was not given. */
+	for (int i = 0; i < X86_FEATURE_WORDS; i++)
+		state_put_u32(w, vm->cfg.cpu_mask.clear[i]);
+	uint32_t n = (uint32_t)strlen(vm->cfg.cpu_mask.spec);
+	state_put_u32(w, n);
+	state_put(w, vm->cfg.cpu_mask.spec, n);
 }
 
 struct vcpu_states {
@@ -57,7 +61,7 @@ static void save_vcpu(struct vcpu *vcpu, void *arg)
 /* sections[0..2]: config, vm, devices; then one per vCPU. */
 static int collect(struct vm *vm, struct state_writer *sections, char *err, size_t errlen)
 {
-	save_config(vm, &sections[0]);
+	snapshot_write_config(vm, &sections[0]);
 	int r = vm_save_kvm_state(vm, &sections[1]);
 	if (!r)
 		r = vm_save_devices(vm, &sections[2]);
@@ -78,47 +82,21 @@ fail:
 	return -1;
 }
 
-static bool page_is_zero(const uint8_t *p)
-{
-	const uint64_t *q = (const uint64_t *)p;
-	for (size_t i = 0; i < SNAP_PAGE / sizeof(*q); i++)
-		if (q[i])
-			return false;
-	return true;
-}
-
-#define PM_PRESENT (1ull << 63)
-#define PM_SWAPPED (1ull << 62)
-#define PM_CHUNK   2048 /* pages per pagemap read, and at most per write (8 MiB) */
-
-/* Which of [first, first+n) pages of RAM may hold data: for anonymous
- * memory, a page neither present nor swapped was never touched, and reading
- * it would only fault in the zero page (most of a large, idle guest). A
- * restored guest's memory is the snapshot file's: every page may. */
-static void pages_in_use(const struct vm *vm, int pm_fd, uint64_t first, uint64_t n,
-			 uint64_t *flags)
-{
-	uint64_t vpage = ((uintptr_t)vm->ram >> 12) + first;
-	if (vm->cfg.image || pm_fd < 0 ||
-	    read_full_at(pm_fd, flags, n * sizeof(*flags), vpage * sizeof(*flags)))
-		for (uint64_t i = 0; i < n; i++)
-			flags[i] = PM_PRESENT;
-}
+#define PM_CHUNK 2048 /* pages per pagemap read, and at most per write (8 MiB) */
 
 /* Runs of touched, non-zero pages, each written where it is in RAM; the
  * rest stay holes in the file. */
 static int write_memory(int fd, const struct vm *vm, uint64_t base, uint64_t *pages)
 {
-	static_assert(SNAP_PAGE == 4096, "pagemap has one entry per 4 KiB page");
 	uint64_t n = vm->ram_size / SNAP_PAGE, flags[PM_CHUNK], run = 0, run_len = 0;
 	int pm_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC), r = 0;
 	for (uint64_t c = 0; c < n && !r; c += PM_CHUNK) {
 		uint64_t k = n - c < PM_CHUNK ? n - c : PM_CHUNK;
-		pages_in_use(vm, pm_fd, c, k, flags);
+		vm_pages_in_use(vm, pm_fd, c, k, flags);
 		for (uint64_t i = 0; i < k && !r; i++) {
 			uint64_t p = c + i;
-			bool data = (flags[i] & (PM_PRESENT | PM_SWAPPED)) &&
-				    !page_is_zero(vm->ram + p * SNAP_PAGE);
+			bool data = (flags[i] & VM_PAGE_IN_USE) &&
+				    !vm_page_is_zero(vm->ram + p * SNAP_PAGE);
 			if (data && run_len++ == 0)
 				run = p;
 			/* Moderate writes keep the page cache's writeback going
@@ -158,10 +136,10 @@ static void cpu_brand(char *out, size_t len)
 		snprintf(out, len, "%.*s", (int)strcspn(colon + 2, "\n"), colon + 2);
 }
 
-/* Header, table and sections from offset 0; the memory image from the next
- * page boundary. */
-static int write_file(int fd, struct vm *vm, struct state_writer *sec, uint32_t nr,
-		      struct snapshot_result *res)
+/* Header, table and sections, zero-padded to the page where the memory
+ * image starts: what a file holds before it, and a migration sends. */
+static int build_meta(struct vm *vm, struct state_writer *sec, uint32_t nr, uint8_t **out,
+		      uint64_t *len)
 {
 	struct snap_header h = {.magic = SNAP_MAGIC,
 				.version = SNAP_VERSION,
@@ -170,10 +148,15 @@ static int write_file(int fd, struct vm *vm, struct state_writer *sec, uint32_t 
 				.memory_size = vm->ram_size,
 				.saved_realtime_ns = realtime_ns()};
 	cpu_brand(h.host_cpu, sizeof(h.host_cpu));
-	struct snap_section *table = calloc(nr, sizeof(*table));
-	if (!table)
+	uint64_t off = sizeof(h) + (uint64_t)nr * sizeof(struct snap_section);
+	for (uint32_t i = 0; i < nr; i++)
+		off += (sec[i].len + 7) / 8 * 8; /* each section 8-byte aligned */
+	h.memory_offset = (off + SNAP_PAGE - 1) / SNAP_PAGE * SNAP_PAGE;
+	uint8_t *buf = calloc(1, h.memory_offset);
+	if (!buf)
 		return -ENOMEM;
-	uint64_t off = sizeof(h) + (uint64_t)nr * sizeof(*table);
+	struct snap_section *table = (struct snap_section *)(buf + sizeof(h));
+	off = sizeof(h) + (uint64_t)nr * sizeof(*table);
 	for (uint32_t i = 0; i < nr; i++) {
 		table[i] = (struct snap_section){
 			.type = i < 3 ? (uint32_t[]){SNAP_CONFIG, SNAP_KVM_VM, SNAP_DEVICES}[i]
@@ -183,22 +166,33 @@ static int write_file(int fd, struct vm *vm, struct state_writer *sec, uint32_t 
 			.length = sec[i].len,
 			.crc = crc(sec[i].buf, sec[i].len),
 		};
-		off += (sec[i].len + 7) / 8 * 8; /* each section 8-byte aligned */
+		memcpy(buf + off, sec[i].buf, sec[i].len);
+		off += (sec[i].len + 7) / 8 * 8;
 	}
-	h.memory_offset = (off + SNAP_PAGE - 1) / SNAP_PAGE * SNAP_PAGE;
 	h.table_crc = crc(table, (uint64_t)nr * sizeof(*table));
 	h.header_crc = crc(&h, sizeof(h));
-	int r = write_full_at(fd, &h, sizeof(h), 0);
-	if (!r)
-		r = write_full_at(fd, table, (uint64_t)nr * sizeof(*table), sizeof(h));
-	for (uint32_t i = 0; i < nr && !r; i++)
-		r = write_full_at(fd, sec[i].buf, sec[i].len, table[i].offset);
-	free(table);
-	if (!r && ftruncate(fd, (off_t)(h.memory_offset + h.memory_size)) < 0)
+	memcpy(buf, &h, sizeof(h));
+	*out = buf;
+	*len = h.memory_offset;
+	return 0;
+}
+
+/* The sections from offset 0; the memory image from the next page. */
+static int write_file(int fd, struct vm *vm, struct state_writer *sec, uint32_t nr,
+		      struct snapshot_result *res)
+{
+	uint8_t *meta;
+	uint64_t meta_len;
+	int r = build_meta(vm, sec, nr, &meta, &meta_len);
+	if (r)
+		return r;
+	r = write_full_at(fd, meta, meta_len, 0);
+	free(meta);
+	if (!r && ftruncate(fd, (off_t)(meta_len + vm->ram_size)) < 0)
 		r = -errno;
 	if (!r)
-		r = write_memory(fd, vm, h.memory_offset, &res->pages);
-	res->bytes = h.memory_offset + h.memory_size;
+		r = write_memory(fd, vm, meta_len, &res->pages);
+	res->bytes = meta_len + vm->ram_size;
 	return r;
 }
 
@@ -259,5 +253,22 @@ int snapshot_save(struct vm *vm, const char *path, bool keep_running, struct sna
 	 * keep_running stays parked: the guest must not run past its file. */
 	if (ret || keep_running)
 		vm_unpark_all(vm, PARK_SNAPSHOT);
+	return ret;
+}
+
+int snapshot_capture(struct vm *vm, uint8_t **meta, uint64_t *len, char *err, size_t errlen)
+{
+	uint32_t nr = 3 + vm->nr_vcpus;
+	struct state_writer *sec = calloc(nr, sizeof(*sec));
+	if (!sec)
+		return errorf(err, errlen, "out of memory");
+	int ret = collect(vm, sec, err, errlen);
+	if (!ret && (ret = vm_flush_disks(vm)))
+		ret = errorf(err, errlen, "flushing the disks: %s", strerror(-ret));
+	if (!ret && (ret = build_meta(vm, sec, nr, meta, len)))
+		ret = errorf(err, errlen, "out of memory");
+	for (uint32_t i = 0; i < nr; i++)
+		state_writer_free(&sec[i]);
+	free(sec);
 	return ret;
 }

@@ -51,6 +51,26 @@ struct snapshot_result {
 int snapshot_save(struct vm *vm, const char *path, bool keep_running, struct snapshot_result *res,
 		  char *err, size_t errlen);
 
+/* The config section: what the guest was given. */
+#define SNAP_CONFIG_VERSION 2
+void snapshot_write_config(struct vm *vm, struct state_writer *w);
+/* Reads one (from a file or a migration's handshake) into cfg, checking
+ * that its disks are there as they were. -1 with err. */
+int snapshot_parse_config(const uint8_t *buf, uint64_t len, uint32_t nr_vcpus, uint64_t memory_size,
+			  struct vm_config *cfg, bool *user_paused, char *err, size_t errlen);
+/* -1 with the features named if `guest` (a saved CPUID, len bytes) needs
+ * what this host cannot give vm's vCPUs. */
+int snapshot_check_cpu(struct vm *vm, const struct kvm_cpuid2 *guest, size_t len,
+		       const char *saved_on, char *err, size_t errlen);
+
+/* For a migration: with every vCPU parked, the VM's state as the start of a
+ * snapshot file (its memory to follow separately), disks flushed. *meta is
+ * the caller's to free. */
+int snapshot_capture(struct vm *vm, uint8_t **meta, uint64_t *len, char *err, size_t errlen);
+/* Takes a received `meta` (freed by snapshot_close) and checks it as
+ * snapshot_open checks a file; memory is the caller's (image fd -1). */
+int snapshot_open_buffer(struct snapshot *s, uint8_t *meta, uint64_t len, char *err, size_t errlen);
+
 /* Registers `save` on the control socket. */
 int snapshot_attach_control(struct control *ctl, struct vm *vm);
 

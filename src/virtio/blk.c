@@ -148,7 +148,7 @@ static int blk_notify(void *dev, const struct guest_mem *gm, struct virtq *vq)
 		/* No room for a header and a status byte: the driver is broken. */
 		if (e->out_len < sizeof(struct virtio_blk_outhdr) || e->in_len < 1)
 			return -EINVAL;
-		virtq_push(gm, vq, e->head, blk_request(b, e));
+		virtq_push(gm, vq, e, blk_request(b, e));
 		used++;
 	}
 	atomic_fetch_add(&b->busy_ns, now_ns() - t0);

@@ -83,18 +83,23 @@ int virtq_pop(const struct guest_mem *gm, struct virtq *vq, struct virtq_elem *e
 	return 1;
 }
 
-void virtq_push(const struct guest_mem *gm, struct virtq *vq, uint16_t head, uint32_t len)
+void virtq_push(const struct guest_mem *gm, struct virtq *vq, const struct virtq_elem *e,
+		uint32_t len)
 {
 	uint8_t *used = gm_ptr(gm, vq->used_gpa, used_size(vq->num));
 	if (!used)
 		return;
-	struct vring_used_elem elem = {.id = head, .len = len};
+	/* What the device wrote, before the guest may see it is done. */
+	for (unsigned i = 0; i < e->nin; i++)
+		gm_mark_dirty(gm, e->in[i].iov_base, e->in[i].iov_len);
+	struct vring_used_elem elem = {.id = e->head, .len = len};
 	memcpy(used + sizeof(struct vring_used) + sizeof(elem) * (vq->used_idx % vq->num), &elem,
 	       sizeof(elem));
 	vq->used_idx++;
 	/* The element must be visible before the index that publishes it. */
 	__atomic_store_n((uint16_t *)(used + offsetof(struct vring_used, idx)), vq->used_idx,
 			 __ATOMIC_RELEASE);
+	gm_mark_dirty(gm, used, used_size(vq->num));
 }
 
 bool virtq_no_interrupt(const struct guest_mem *gm, const struct virtq *vq)

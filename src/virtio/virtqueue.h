@@ -36,8 +36,10 @@ bool virtq_rings_valid(const struct guest_mem *gm, const struct virtq *vq);
 /* 1: an element was taken; 0: nothing available; -EINVAL: the driver broke
  * the rules (bad index, address, loop, layout) and the device needs a reset. */
 int virtq_pop(const struct guest_mem *gm, struct virtq *vq, struct virtq_elem *e);
-/* Returns the element to the driver with `len` bytes written. */
-void virtq_push(const struct guest_mem *gm, struct virtq *vq, uint16_t head, uint32_t len);
+/* Returns the element to the driver with `len` bytes written; its
+ * device-writable buffers count as written (gm_mark_dirty). */
+void virtq_push(const struct guest_mem *gm, struct virtq *vq, const struct virtq_elem *e,
+		uint32_t len);
 /* Layout and position, for snapshots: the rings themselves are in guest
  * memory. restore checks the rings still fit when the queue is ready. */
 void virtq_save(const struct virtq *vq, struct state_writer *w);

@@ -21,11 +21,13 @@
 #include <cmocka.h>
 #include <dirent.h>
 
+#include "control/server.h"
 #include "core/vm.h"
 #include "host/battery.h"
 #include "host/pinning.h"
 #include "host/shutdown.h"
 #include "host/sleep.h"
+#include "migration/migration.h"
 
 static int fail_at = -1, calls;
 
@@ -266,6 +268,25 @@ static int pinning_step(void *opaque)
 	return r;
 }
 
+/* The control socket and migration's eventfds, source and thread state. */
+static int migration_step(void *opaque)
+{
+	struct loop_ctx *c = opaque;
+	sd_event *event;
+	assert_int_equal(sd_event_new(&event), 0);
+	char path[64];
+	snprintf(path, sizeof(path), "/tmp/kvmhost-unwind-%d.sock", (int)getpid());
+	struct control *ctl = NULL;
+	struct migration *m = NULL;
+	int r = control_start(&ctl, event, path);
+	if (r == 0)
+		r = migration_init(&m, c->vm, event, ctl);
+	migration_destroy(m);
+	control_stop(ctl);
+	sd_event_unref(event);
+	return r;
+}
+
 static void host_side_unwinds(void **state)
 {
 	(void)state;
@@ -283,6 +304,7 @@ static void host_side_unwinds(void **state)
 	assert_true(fail_each(sleep_step, &c) >= 4);
 	assert_true(fail_each(pinning_step, &c) >= 2);
 	assert_int_equal(fail_each(shutdown_step, &c), 0);
+	assert_true(fail_each(migration_step, &c) >= 3);
 	host_cpu_monitor_free(c.mon);
 	sd_event_unref(event);
 	vm_destroy(c.vm);

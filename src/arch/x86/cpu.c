@@ -1,5 +1,6 @@
 #include "arch/x86/cpu.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,6 +139,104 @@ static const struct feature_word {
 	{0x80000001, 0, 2, 0, {[0] = "lahf_lm", [5] = "abm", [8] = "prefetchw"}},
 	{0x80000001, 0, 3, 0, {[11] = "syscall", [20] = "nx", [27] = "rdtscp", [29] = "lm"}},
 };
+
+static_assert(ARRAY_SIZE(feature_words) == X86_FEATURE_WORDS, "one mask word per feature word");
+
+/* x86-64 micro-architecture levels (as the psABI defines them), by the
+ * names above: a baseline keeps its level's features and drops every other
+ * named one. x2apic stays: KVM emulates it on every host. */
+static const char *const level_features[] = {
+	"tsc cx8 cmov msr sse sse2 syscall nx lm x2apic",
+	"cx16 lahf_lm popcnt sse3 sse4_1 sse4_2 ssse3",
+	"avx avx2 bmi1 bmi2 f16c fma abm movbe xsave",
+	"avx512f avx512bw avx512dq avx512vl",
+};
+
+static bool find_feature(const char *name, size_t len, size_t *word, int *bit)
+{
+	for (size_t w = 0; w < ARRAY_SIZE(feature_words); w++)
+		for (int b = 0; b < 32; b++) {
+			const char *n = feature_words[w].names[b];
+			if (n && strlen(n) == len && !strncmp(n, name, len)) {
+				*word = w, *bit = b;
+				return true;
+			}
+		}
+	return false;
+}
+
+/* Drops every named feature not in levels 1..level. */
+static void mask_to_level(struct x86_cpu_mask *m, int level)
+{
+	for (size_t w = 0; w < ARRAY_SIZE(feature_words); w++)
+		for (int b = 0; b < 32; b++)
+			if (feature_words[w].names[b])
+				m->clear[w] |= 1u << b;
+	for (int l = 0; l < level; l++) {
+		const char *p = level_features[l];
+		while (*p) {
+			size_t len = strcspn(p, " "), w;
+			int b;
+			if (find_feature(p, len, &w, &b))
+				m->clear[w] &= ~(1u << b);
+			p += len + (p[len] == ' ');
+		}
+	}
+}
+
+void x86_cpu_feature_names(char *out, size_t len)
+{
+	size_t n = 0;
+	out[0] = '\0';
+	for (size_t w = 0; w < ARRAY_SIZE(feature_words); w++)
+		for (int b = 0; b < 32 && n < len; b++)
+			if (feature_words[w].names[b]) {
+				int k = snprintf(out + n, len - n, "%s%s", n ? " " : "",
+						 feature_words[w].names[b]);
+				n += k > 0 ? (size_t)k : 0;
+			}
+}
+
+int x86_cpu_mask_parse(const char *list, struct x86_cpu_mask *m, char *err, size_t errlen)
+{
+	memset(m, 0, sizeof(*m));
+	if (strlen(list) >= sizeof(m->spec))
+		return errorf(err, errlen, "too long (at most %zu bytes)", sizeof(m->spec) - 1);
+	snprintf(m->spec, sizeof(m->spec), "%s", list);
+	for (const char *p = list; *p;) {
+		size_t len = strcspn(p, ","), w;
+		int b;
+		if (len == 9 && !strncmp(p, "x86-64-v", 8) && p[8] >= '1' && p[8] <= '4') {
+			mask_to_level(m, p[8] - '0');
+		} else if (len > 1 && p[0] == '-' && find_feature(p + 1, len - 1, &w, &b)) {
+			m->clear[w] |= 1u << b;
+		} else {
+			char names[600];
+			x86_cpu_feature_names(names, sizeof(names));
+			return errorf(err, errlen,
+				      "'%.*s' is neither -FEATURE nor a baseline x86-64-v1..v4 "
+				      "(features: %s)",
+				      (int)len, p, names);
+		}
+		p += len + (p[len] == ',');
+	}
+	return 0;
+}
+
+void x86_cpuid_apply_mask(struct kvm_cpuid2 *c, const struct x86_cpu_mask *m)
+{
+	for (uint32_t i = 0; i < c->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &c->entries[i];
+		uint32_t *regs[] = {&e->eax, &e->ebx, &e->ecx, &e->edx};
+		for (size_t w = 0; w < ARRAY_SIZE(feature_words); w++) {
+			const struct feature_word *f = &feature_words[w];
+			if (e->function == f->leaf &&
+			    (e->index == f->subleaf ||
+			     !(e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX)))
+				*regs[f->reg] &= ~m->clear[w];
+		}
+	}
+}
 
 static uint32_t cpuid_reg(const struct kvm_cpuid_entry2 *e, uint32_t n, uint32_t leaf,
 			  uint32_t subleaf, int reg)

@@ -26,6 +26,20 @@ struct kvm_cpuid2 *x86_vcpu_cpuid(int vcpu_fd);
 int x86_cpuid_missing(const struct kvm_cpuid2 *guest, size_t len,
 		      const struct kvm_cpuid2 *supported, char *out, size_t outlen);
 
+/* CPUID features hidden from a guest (`--cpu-features`), one word per
+ * feature word the VMM knows by name; `spec` as the user gave it. */
+#define X86_FEATURE_WORDS 8
+struct x86_cpu_mask {
+	uint32_t clear[X86_FEATURE_WORDS];
+	char spec[256];
+};
+/* "-cx16,-avx512f" or a baseline "x86-64-v2" (and more -FEATUREs after
+ * it); -1 with what is wrong in err. */
+int x86_cpu_mask_parse(const char *list, struct x86_cpu_mask *m, char *err, size_t errlen);
+void x86_cpuid_apply_mask(struct kvm_cpuid2 *c, const struct x86_cpu_mask *m);
+/* The names parse knows, space-separated. */
+void x86_cpu_feature_names(char *out, size_t len);
+
 /* Writes GDT and identity page tables (first 4 GiB, 2 MiB pages) into guest RAM. */
 int x86_write_boot_tables(uint8_t *ram, uint64_t ram_size);
 #define BOOT_CS_BUILTIN 0x08

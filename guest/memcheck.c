@@ -1,0 +1,104 @@
+/* The memory check: vCPU 0 tags every page of the checked region and
+ * verifies all of them whenever the guest was stopped; with a dirty rate,
+ * the last vCPU keeps rewriting pages (a new generation each time) while
+ * the guest runs, as a busy guest does during a live migration. A page
+ * holds its generation, and a table beyond the region holds it too: a page
+ * or table entry that missed its last write no longer agree. */
+#include "guest.h"
+
+#define PAGE_QWORDS 512
+
+static u64 seed, pages, errors;
+static u64 rate;	   /* pages per second the dirtier rewrites */
+static volatile u64 *gens; /* each page's generation, after the region */
+static volatile int filled, hold, held;
+static int dirtier_elsewhere; /* on another vCPU than the checker */
+static u64 next_page, generation, done, t0;
+
+static volatile u64 *page(u64 p)
+{
+	return (volatile u64 *)(GUEST_MEMCHECK_BASE + p * 4096);
+}
+
+static u64 tag(u64 p)
+{
+	return (p * 0x9e3779b97f4a7c15UL) ^ seed ^ 0x6b766d686f737421UL;
+}
+
+/* Three qwords and the generation a page: on hosts where guest ring 0 is
+ * emulated a full-page pattern costs ~1 s per 16 MiB. */
+static void write_page(u64 p, u64 g)
+{
+	volatile u64 *q = page(p);
+	u64 t = tag(p);
+	q[1] = g;
+	q[0] = t ^ g;
+	q[PAGE_QWORDS / 2 - 1] = t + 1 + g;
+	q[PAGE_QWORDS - 1] = t + 2 + g;
+	gens[p] = g;
+}
+
+void memcheck_fill(u64 wall_seed, u64 ncpus)
+{
+	seed = wall_seed;
+	dirtier_elsewhere = ncpus > 1;
+	pages = (u64)config(TESTDEV_CFG_MEMCHECK_MIB) * 256;
+	rate = config(TESTDEV_CFG_MEMCHECK_DIRTY);
+	gens = (volatile u64 *)(GUEST_MEMCHECK_BASE + pages * 4096);
+	for (u64 p = 0; p < pages; p++)
+		write_page(p, 0);
+	filled = 1;
+	report(TESTDEV_EV_MEMCHECK_FILLED, pages);
+}
+
+/* The dirtier stops between pages while vCPU 0 checks; it may be halted
+ * for up to a millisecond, or parked, so the wait is bounded. */
+static void hold_dirtier(void)
+{
+	hold = 1;
+	if (!rate || !dirtier_elsewhere)
+		return;
+	u64 until = guest_now() + 200000000UL;
+	while (!held && guest_now() < until)
+		__asm__ volatile("pause");
+}
+
+void memcheck_verify(void)
+{
+	hold_dirtier();
+	for (u64 p = 0; p < pages; p++) {
+		volatile u64 *q = page(p);
+		u64 t = tag(p), g = q[1];
+		if (g != gens[p] || q[0] != (t ^ g) || q[PAGE_QWORDS / 2 - 1] != t + 1 + g ||
+		    q[PAGE_QWORDS - 1] != t + 2 + g)
+			errors++;
+	}
+	hold = 0;
+	report(TESTDEV_EV_MEMCHECK_ERRORS, errors);
+	report(TESTDEV_EV_MEMCHECK_CHECKED, pages);
+}
+
+/* On the dirtier vCPU, from its heartbeat loop: rewrites what is due at
+ * `rate` since it started; returns when it next wants to run. */
+u64 memcheck_dirty(u64 now, u64 deadline)
+{
+	if (!rate || !filled)
+		return deadline;
+	if (!t0)
+		t0 = now;
+	u64 due = (now - t0) / 1000 * rate / 1000000;
+	for (int k = 0; k < 256; k++, done++) {
+		if (hold) {
+			held = 1;
+			while (hold)
+				__asm__ volatile("pause");
+			held = 0;
+		}
+		if (done >= due)
+			break;
+		write_page(next_page, ++generation);
+		next_page = next_page + 1 < pages ? next_page + 1 : 0;
+	}
+	u64 soon = now + 1000000; /* a millisecond */
+	return soon < deadline ? soon : deadline;
+}
