@@ -14,6 +14,7 @@ import sys
 LAYERS = {
     "util": 0,
     "backends": 1,
+    "sandbox": 1,
     "devices": 2,
     "boot": 2,
     "virtio": 3,

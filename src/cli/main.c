@@ -1,11 +1,15 @@
 /* kvmhost: a VMM whose VMs survive what happens to the host. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <systemd/sd-daemon.h>
@@ -25,6 +29,7 @@
 #include "host/shutdown.h"
 #include "host/sleep.h"
 #include "migration/migration.h"
+#include "sandbox/sandbox.h"
 #include "snapshot/snapshot.h"
 #include "util/event.h"
 #include "util/exit_status.h"
@@ -58,6 +63,9 @@ struct runtime {
 	bool restoring;
 	struct snapshot snap;
 	struct migration *migration;
+	struct sandbox *sandbox;
+	uid_t uid; /* --user's */
+	gid_t gid;
 };
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
@@ -305,6 +313,8 @@ static void teardown(struct runtime *rt)
 	if (rt->restoring)
 		snapshot_close(&rt->snap);
 	rundir_release(&rt->claim);
+	sandbox_free(rt->sandbox);
+	rt->sandbox = NULL;
 }
 
 /* What the host going down, or its battery running out, does to this VM:
@@ -411,6 +421,89 @@ static enum kvmhost_status receive_vm(struct runtime *rt)
 	return status;
 }
 
+/* --user: a name or a uid, looked up while /etc/passwd can be read. */
+static int find_user(struct runtime *rt)
+{
+	const char *u = rt->opts->user;
+	uint64_t id;
+	struct passwd *pw = getpwnam(u);
+	if (!pw && !parse_u64(u, &id) && id < 0xffffffffu)
+		pw = getpwuid((uid_t)id);
+	if (!pw) {
+		log_err("--user %s: no such user", u);
+		return -1;
+	}
+	if (geteuid() != 0) {
+		log_err("--user %s: only root can change to another user", u);
+		return -1;
+	}
+	rt->uid = pw->pw_uid;
+	rt->gid = pw->pw_gid;
+	return 0;
+}
+
+/* The filters every thread will enter; vCPUs as they start. */
+static enum kvmhost_status build_sandbox(struct runtime *rt)
+{
+	const struct run_options *o = rt->opts;
+	char err[512];
+	if (o->user && find_user(rt))
+		return STATUS_USAGE;
+	if (o->sandbox_off) {
+		log_warn("--sandbox off: NO seccomp filter on any thread; a guest that finds a bug "
+			 "in kvmhost gets every system call this process may make");
+		return STATUS_OK;
+	}
+	struct sandbox_config sc = {.log_only = getenv("KVMHOST_SANDBOX_LOG") != NULL,
+				    .change_ids = o->user != NULL,
+				    .uid = rt->uid,
+				    .gid = rt->gid};
+	if (sandbox_build(&rt->sandbox, &sc, err, sizeof(err))) {
+		log_err("%s", err);
+		return STATUS_ERROR;
+	}
+	vm_set_sandbox(rt->vm, rt->sandbox);
+	return STATUS_OK;
+}
+
+/* --user, once everything that needs root is open: the control socket goes
+ * to the user (root may still connect), then groups, gid, uid - for every
+ * thread, as glibc does it; with no_new_privs set and uid 0 gone, no
+ * capability is left. */
+static int drop_privileges(struct runtime *rt)
+{
+	const struct run_options *o = rt->opts;
+	char sock[4200];
+	if (o->socket_path)
+		snprintf(sock, sizeof(sock), "%s", o->socket_path);
+	else if (rundir_socket_path(rt->claim.dir, o->name, sock, sizeof(sock)))
+		return -ENAMETOOLONG;
+	if (chown(sock, rt->uid, rt->gid) < 0 || initgroups(o->user, rt->gid) < 0 ||
+	    setresgid(rt->gid, rt->gid, rt->gid) < 0 || setresuid(rt->uid, rt->uid, rt->uid) < 0) {
+		int e = errno;
+		log_err("--user %s: %s", o->user, strerror(e));
+		return -e;
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -errno;
+	log_info("VM '%s' runs as %s (uid %u, gid %u)", o->name, o->user, (unsigned)rt->uid,
+		 (unsigned)rt->gid);
+	return 0;
+}
+
+/* Not root: what is off, and why, said once at start. */
+static void note_unprivileged(const struct runtime *rt)
+{
+	cpu_set_t allowed;
+	char list[512] = "?";
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0)
+		format_cpu_list(&allowed, list, sizeof(list));
+	log_info("VM '%s' runs as uid %u: cgroup v1 cpuset repair is off (only root may write "
+		 "cpuset files), and vCPUs are pinned and re-pinned only within this process's "
+		 "allowed CPUs (%s)",
+		 rt->opts->name, (unsigned)geteuid(), list);
+}
+
 /* Name, console, VM, host side; then the VM runs until it ends. */
 static enum kvmhost_status run(struct runtime *rt)
 {
@@ -449,17 +542,72 @@ static enum kvmhost_status run(struct runtime *rt)
 			return bad_snapshot(rt, err, false);
 		log_info("VM '%s' restored from %s", rt->opts->name, rt->opts->restore_path);
 	}
+	if ((status = build_sandbox(rt)) != STATUS_OK)
+		return status;
 	int r = start_placement(rt);
 	if (!r && (r = vm_start(rt->vm, pinning_start_affinity, &rt->pinning)))
 		log_err("cannot start the vCPUs: %s", strerror(-r));
 	if (!r)
 		r = start_host_side(rt);
+	if (!r && rt->opts->user)
+		r = drop_privileges(rt);
+	if (!r && geteuid() != 0)
+		note_unprivileged(rt);
+	if (!r && (r = sandbox_enter(rt->sandbox, SANDBOX_MAIN)))
+		log_err("cannot enter the sandbox: %s", strerror(-r));
 	if (r) /* a socket path another VM holds is a name in use */
 		return r == -EADDRINUSE ? STATUS_NAME_IN_USE : STATUS_ERROR;
 	return run_vm(rt);
 }
 
-static int cmd_run(int argc, char **argv, char **full_argv)
+/* --on-reboot restart: each boot runs in a child of this process, which
+ * stays outside the sandbox - a seccomp filter outlives execve, so a
+ * sandboxed VMM cannot start afresh by itself. The child's pid is kept
+ * where the handler that passes SIGINT and SIGTERM on can find it. */
+static volatile pid_t restart_child;
+
+static void pass_signal(int sig)
+{
+	if (restart_child > 0)
+		kill(restart_child, sig);
+}
+
+static enum kvmhost_status run_restarting(struct runtime *rt)
+{
+	sigset_t stop, old;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	for (;;) {
+		pthread_sigmask(SIG_BLOCK, &stop, &old);
+		pid_t pid = fork();
+		if (pid == 0) {
+			signal(SIGINT, SIG_DFL), signal(SIGTERM, SIG_DFL);
+			enum kvmhost_status status = run(rt);
+			teardown(rt);
+			_exit(status);
+		}
+		restart_child = pid;
+		signal(SIGINT, pass_signal), signal(SIGTERM, pass_signal);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (pid < 0) {
+			log_err("cannot start the VM: %s", strerror(errno));
+			return STATUS_ERROR;
+		}
+		int st;
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		restart_child = 0;
+		enum kvmhost_status status =
+			WIFEXITED(st) ? (enum kvmhost_status)WEXITSTATUS(st) : STATUS_ERROR;
+		if (status != STATUS_GUEST_RESET)
+			return status;
+		/* A reboot as a fresh start: same name, same options. */
+		log_info("VM '%s': the guest rebooted; restarting it", rt->opts->name);
+	}
+}
+
+static int cmd_run(int argc, char **argv)
 {
 	struct run_options opts;
 	char err[512];
@@ -481,14 +629,11 @@ static int cmd_run(int argc, char **argv, char **full_argv)
 	if (!opts.name[0])
 		snprintf(opts.name, sizeof(opts.name), "vm-%d", (int)getpid());
 	opts.vm.name = opts.name;
-	status = run(&rt);
-	teardown(&rt);
-	if (status == STATUS_GUEST_RESET && opts.on_reboot_restart) {
-		/* A reboot as a fresh start: same process, same name, same options. */
-		log_info("VM '%s': the guest rebooted; restarting it", opts.name);
-		execv("/proc/self/exe", full_argv);
-		log_err("cannot restart: %s", strerror(errno));
-		status = STATUS_ERROR;
+	if (opts.on_reboot_restart) {
+		status = run_restarting(&rt);
+	} else {
+		status = run(&rt);
+		teardown(&rt);
 	}
 out:
 	run_options_free(&opts);
@@ -506,7 +651,7 @@ int main(int argc, char **argv)
 	}
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "run"))
-		return cmd_run(argc - 1, argv + 1, argv);
+		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ctl"))
 		return cmd_ctl(argc - 1, argv + 1);
 	if (!strcmp(cmd, "list"))

@@ -404,6 +404,24 @@ static int opt_restore(struct run_options *o, const char *a, char *err, size_t e
 	return path_opt("--restore", a, &o->restore_path, err, errlen);
 }
 
+static int opt_sandbox(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	static const char *const names[] = {"on", "off", NULL};
+	int v;
+	if (choice_opt("--sandbox", a, names, &v, err, errlen))
+		return -1;
+	o->sandbox_off = v == 1;
+	return 0;
+}
+
+static int opt_user(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	if (!*a || strlen(a) > 256)
+		return errorf(err, errlen, "--user: expected a user name or uid");
+	o->user = a; /* looked up when it is used: the name may come and go */
+	return 0;
+}
+
 static int opt_help(struct run_options *o, const char *a, char *err, size_t errlen)
 {
 	(void)a, (void)err, (void)errlen;
@@ -442,6 +460,8 @@ static const struct opt_def opts[] = {
 	{"on-host-shutdown", required_argument, opt_on_host_shutdown, false},
 	{"on-low-battery", required_argument, opt_on_low_battery, false},
 	{"discard-saved", no_argument, opt_discard_saved, false},
+	{"sandbox", required_argument, opt_sandbox, false},
+	{"user", required_argument, opt_user, false},
 	{"help", no_argument, opt_help, false},
 };
 

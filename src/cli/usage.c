@@ -5,6 +5,7 @@ const char kvmhost_usage[] =
 	"            [--cpu-pin VCPU=HOSTCPU[,...]] [--vmm-cpus LIST] [--on-cpu-offline migrate|pause]\n"
 	"            [--on-host-sleep pause|ignore] [--on-host-shutdown save|poweroff|ignore]\n"
 	"            [--on-low-battery save|ignore] [--discard-saved]\n"
+	"            [--sandbox on|off] [--user USER]\n"
 	"            [--console stdio|none|FILE] [--socket PATH]\n"
 	"            [--disk FILE[,ro][,id=NAME]]...\n"
 	"            [--heartbeat-us N] [--print-every N]\n"
@@ -34,5 +35,6 @@ void print_usage(FILE *f)
 		   "5 a disk cannot be used (missing, a directory, read-only, locked),\n"
 		   "6 the kernel or initrd cannot be booted, 7 the snapshot or migration\n"
 		   "stream cannot be used,\n"
-		   "10 guest crashed (triple fault), 11 unexpected exit, 12 guest reset.\n");
+		   "10 guest crashed (triple fault), 11 unexpected exit, 12 guest reset,\n"
+		   "13 a thread made a system call its sandbox denies.\n");
 }

@@ -3,7 +3,9 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -12,6 +14,7 @@
 
 #include "core/bus.h"
 #include "devices/device.h"
+#include "sandbox/sandbox.h"
 #include "util/event.h"
 #include "util/util.h"
 
@@ -396,8 +399,16 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL); /* fails only for a bad `how` */
+	char name[16];
+	snprintf(name, sizeof(name), "vcpu%d", vcpu->index);
+	(void)pthread_setname_np(pthread_self(), name); /* for ps and audit logs only */
+	int sr = sandbox_enter(vcpu->env->sandbox, SANDBOX_VCPU);
+	if (sr) {
+		log_err("vCPU %d: cannot enter the sandbox: %s", vcpu->index, strerror(-sr));
+		device_request_exit(vcpu->env->host, VM_EXIT_ERROR, 0);
+	}
 
-	for (;;) {
+	while (!sr) {
 		if (atomic_load(&vcpu->pending) && !vcpu_handle_pending(vcpu))
 			break;
 		__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);

@@ -29,6 +29,7 @@ struct vcpu_env {
 	/* On the vCPU's thread, each time it runs again after being parked. */
 	void (*unparked)(void *opaque, unsigned vcpu);
 	void *opaque;
+	const struct sandbox *sandbox; /* entered before the first KVM_RUN; NULL: off */
 };
 
 typedef void (*vcpu_fn)(struct vcpu *vcpu, void *arg);

@@ -113,8 +113,9 @@ struct vm {
 	int exit_efd; /* becomes readable when the VM should end */
 	atomic_int exit_reason;
 	atomic_int exit_code;
-	atomic_bool quit_requested; /* the user asked to stop: no restart, whatever came first */
-	atomic_bool migrating;	    /* a migration is in flight: no save meanwhile */
+	atomic_bool quit_requested;    /* the user asked to stop: no restart, whatever came first */
+	atomic_bool migrating;	       /* a migration is in flight: no save meanwhile */
+	const struct sandbox *sandbox; /* what threads enter; NULL: --sandbox off */
 	atomic_uint_fast64_t unhandled_pio;
 	atomic_uint_fast64_t unhandled_mmio;
 };
@@ -123,6 +124,9 @@ struct vm {
  * (no /dev/kvm, a disk, a bad kernel, an impossible option). */
 int vm_create(const struct vm_config *cfg, int console_fd, struct vm **out,
 	      enum kvmhost_status *why);
+/* Threads started from now on enter their filters from sb (vm_start's
+ * vCPUs, a migration's thread). */
+void vm_set_sandbox(struct vm *vm, const struct sandbox *sb);
 /* Starts every vCPU; affinity(opaque, i) says where vCPU i starts (NULL: anywhere). */
 int vm_start(struct vm *vm, const cpu_set_t *(*affinity)(void *opaque, unsigned vcpu),
 	     void *opaque);

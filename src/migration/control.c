@@ -1,6 +1,7 @@
 /* The main thread's side of a migration: `migrate` and its status, and
  * the steps the copy thread asks for. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,8 +239,12 @@ static json_object *cmd_migrate(void *opaque, json_object *args, char *err, size
 		return NULL;
 	}
 	reset_progress(m);
-	if (migrate_args(m, args, err, errlen) || build_hello(m, err, errlen))
+	if (migrate_args(m, args, err, errlen) || mig_resolve(&m->addr, &m->target, err, errlen) ||
+	    build_hello(m, err, errlen))
 		return NULL;
+	if (m->pagemap_fd < 0)
+		m->pagemap_fd =
+			open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC); /* -1: every page */
 	m->start_ns = now_ns();
 	atomic_store(&m->phase, MIG_PHASE_SETUP);
 	atomic_store(&m->vm->migrating, true);
@@ -286,7 +291,8 @@ int migration_init(struct migration **out, struct vm *vm, sd_event *event, struc
 	*out = m;
 	if (!m)
 		return -ENOMEM;
-	*m = (struct migration){.vm = vm, .event = event, .ctl = ctl, .converged = true};
+	*m = (struct migration){
+		.vm = vm, .event = event, .ctl = ctl, .converged = true, .pagemap_fd = -1};
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->cond, NULL);
 	m->notify_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -332,6 +338,8 @@ void migration_destroy(struct migration *m)
 		close(m->notify_efd);
 	if (m->cancel_efd >= 0)
 		close(m->cancel_efd);
+	if (m->pagemap_fd >= 0)
+		close(m->pagemap_fd);
 	pthread_mutex_destroy(&m->lock);
 	pthread_cond_destroy(&m->cond);
 	free(m->hello);

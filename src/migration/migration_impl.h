@@ -51,6 +51,8 @@ struct migration {
 
 	/* Set by the main thread before the thread starts, or while it waits. */
 	struct mig_addr addr;
+	struct mig_target target; /* addr resolved, on the main thread */
+	int pagemap_fd;		  /* opened for the thread: it may not open files */
 	uint64_t max_downtime_ns;
 	uint8_t *hello, *meta;
 	uint64_t hello_len, meta_len;

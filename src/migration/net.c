@@ -165,36 +165,49 @@ static void deep_buffers(int fd)
 		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &n, sizeof(n));
 }
 
-int mig_connect(const struct mig_addr *a, struct mig_conn *c, char *err, size_t errlen)
+int mig_resolve(const struct mig_addr *a, struct mig_target *t, char *err, size_t errlen)
 {
-	int r = -EINVAL;
+	memset(t, 0, sizeof(*t));
 	if (a->kind == MIG_ADDR_UNIX) {
-		struct sockaddr_un sa;
-		unix_sockaddr(a, &sa);
-		c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-		r = c->fd < 0 ? -errno : connect_one(c, (struct sockaddr *)&sa, sizeof(sa));
-	} else {
-		struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-		int g = getaddrinfo(a->host, a->port, &hints, &res);
-		if (g)
-			return errorf(err, errlen, "%s: %s", a->text, gai_strerror(g));
-		for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-			mig_conn_close(c);
-			c->fd = socket(ai->ai_family,
-				       ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-			r = c->fd < 0 ? -errno : connect_one(c, ai->ai_addr, ai->ai_addrlen);
-			if (!r)
-				break;
-		}
-		freeaddrinfo(res);
-		int one = 1;
-		if (!r)
-			(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		struct sockaddr_un *sa = (struct sockaddr_un *)&t->addr[0];
+		unix_sockaddr(a, sa);
+		t->len[0] = sizeof(*sa);
+		t->family[0] = AF_UNIX;
+		t->n = 1;
+		return 0;
+	}
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+	int g = getaddrinfo(a->host, a->port, &hints, &res);
+	if (g)
+		return errorf(err, errlen, "%s: %s", a->text, gai_strerror(g));
+	for (struct addrinfo *ai = res; ai && t->n < MIG_MAX_TARGETS; ai = ai->ai_next) {
+		if (ai->ai_addrlen > sizeof(t->addr[0]))
+			continue;
+		memcpy(&t->addr[t->n], ai->ai_addr, ai->ai_addrlen);
+		t->len[t->n] = ai->ai_addrlen;
+		t->family[t->n++] = ai->ai_family;
+	}
+	freeaddrinfo(res);
+	return t->n ? 0 : errorf(err, errlen, "%s: no address", a->text);
+}
+
+int mig_connect(const struct mig_addr *a, const struct mig_target *t, struct mig_conn *c, char *err,
+		size_t errlen)
+{
+	int r = -EADDRNOTAVAIL;
+	for (int i = 0; i < t->n && r; i++) {
+		mig_conn_close(c);
+		c->fd = socket(t->family[i], SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		r = c->fd < 0 ? -errno
+			      : connect_one(c, (const struct sockaddr *)&t->addr[i], t->len[i]);
 	}
 	if (r) {
 		mig_conn_close(c);
 		return errorf(err, errlen, "cannot connect to %s: %s", a->text, strerror(-r));
 	}
+	int one = 1;
+	if (a->kind == MIG_ADDR_TCP)
+		(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	deep_buffers(c->fd);
 	return 0;
 }

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 enum mig_addr_kind { MIG_ADDR_UNIX, MIG_ADDR_TCP };
@@ -36,7 +37,19 @@ int mig_send(struct mig_conn *c, uint32_t type, const void *payload, uint64_t le
 int mig_send_error(struct mig_conn *c, const char *text);
 void mig_conn_close(struct mig_conn *c);
 
-int mig_connect(const struct mig_addr *a, struct mig_conn *c, char *err, size_t errlen);
+/* Where ADDR's name points, resolved beforehand (a sandboxed copy thread
+ * cannot read resolver files). */
+#define MIG_MAX_TARGETS 4
+struct mig_target {
+	struct sockaddr_storage addr[MIG_MAX_TARGETS];
+	socklen_t len[MIG_MAX_TARGETS];
+	int family[MIG_MAX_TARGETS];
+	int n;
+};
+int mig_resolve(const struct mig_addr *a, struct mig_target *t, char *err, size_t errlen);
+/* Tries each of t's addresses in turn. */
+int mig_connect(const struct mig_addr *a, const struct mig_target *t, struct mig_conn *c, char *err,
+		size_t errlen);
 /* The listening socket (unix: created 0600; a stale one replaced). */
 int mig_listen(const struct mig_addr *a, int *fd, char *err, size_t errlen);
 /* One peer; unix peers must be root or this process's uid. Closes lfd and

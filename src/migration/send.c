@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "migration/migration_impl.h"
+#include "sandbox/sandbox.h"
 #include "snapshot/snapshot.h"
 #include "util/util.h"
 
@@ -74,7 +75,7 @@ static int add_page(struct migration *m, struct mig_conn *c, struct page_run *ru
 static int send_all(struct migration *m, struct mig_conn *c)
 {
 	uint64_t n = m->vm->ram_size / MIG_PAGE, flags[PM_CHUNK];
-	int pm_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC), r = 0;
+	int pm_fd = m->pagemap_fd, r = 0;
 	struct page_run run = {0};
 	for (uint64_t base = 0; base < n && !r; base += PM_CHUNK) {
 		uint64_t k = n - base < PM_CHUNK ? n - base : PM_CHUNK;
@@ -83,11 +84,7 @@ static int send_all(struct migration *m, struct mig_conn *c)
 			if (flags[i] & VM_PAGE_IN_USE)
 				r = add_page(m, c, &run, base + i);
 	}
-	if (!r)
-		r = flush_run(m, c, &run);
-	if (pm_fd >= 0)
-		close(pm_fd);
-	return r;
+	return r ? r : flush_run(m, c, &run);
 }
 
 static int send_dirty(struct migration *m, struct mig_conn *c, const uint64_t *bitmap)
@@ -199,7 +196,10 @@ static int switch_over(struct migration *m, struct mig_conn *c, uint64_t *bitmap
 static int migrate(struct migration *m, struct mig_conn *c, char *err, size_t errlen)
 {
 	char why[512];
-	if (mig_connect(&m->addr, c, err, errlen))
+	int sr = sandbox_enter(m->vm->sandbox, SANDBOX_MIGRATION);
+	if (sr)
+		return errorf(err, errlen, "cannot enter the sandbox: %s", strerror(-sr));
+	if (mig_connect(&m->addr, &m->target, c, err, errlen))
 		return -1;
 	int r = mig_send(c, MIG_HELLO, m->hello, m->hello_len);
 	if (r)

@@ -15,6 +15,7 @@ enum kvmhost_status {
 	STATUS_GUEST_CRASH = 10,
 	STATUS_GUEST_ERROR = 11,
 	STATUS_GUEST_RESET = 12,
+	STATUS_SANDBOX = 13, /* a thread made a system call its seccomp filter denies */
 };
 
 #endif
