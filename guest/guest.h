@@ -47,5 +47,6 @@ void disk_bench(void);
 void memcheck_fill(u64 seed, u64 ncpus);
 void memcheck_verify(void);
 u64 memcheck_dirty(u64 now, u64 deadline);
+void virtio_replay(void);
 
 #endif

@@ -89,6 +89,13 @@
  * before the stop - a pause, sleep or migration's length as the guest saw it. */
 #define TESTDEV_EV_STOP_GAP 27
 
+/* Replays a virtio-blk fuzz input (--guest-blob FILE) against disk 0, then
+ * heartbeats; the input is read a 32-bit word at a time. */
+#define GUEST_MODE_VIRTIO_REPLAY 8
+#define TESTDEV_CFG_BLOB_LEN	 12
+#define TESTDEV_CFG_BLOB_WORD	 0x10000000u /* | word index */
+#define TESTDEV_EV_REPLAY_DONE	 28	     /* result: script operations replayed */
+
 #define DISK_BLOCK_MAGIC 0x2174736f686d766bUL /* "kvmhost!" */
 
 #endif

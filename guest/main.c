@@ -288,6 +288,8 @@ void guest_main(u64 index, u64 ncpus)
 		memcheck_fill(boot_wall_ns, ncpus);
 	if (index == 0 && mode == GUEST_MODE_DISK_BENCH)
 		disk_bench();
+	if (index == 0 && mode == GUEST_MODE_VIRTIO_REPLAY)
+		virtio_replay();
 	if (index == 0 && mode == GUEST_MODE_RING0_BENCH) {
 		u64 iters = config(TESTDEV_CFG_BENCH_ITERS), n = iters;
 		u64 t0 = pvclock_read(c, &flags);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -398,6 +399,30 @@ static enum kvmhost_status bad_snapshot(const struct runtime *rt, const char *er
 	return STATUS_BAD_SNAPSHOT;
 }
 
+#define GUEST_BLOB_MAX (1u << 20)
+
+/* --guest-blob: the bytes the built-in guest's replay mode reads. */
+static int load_guest_blob(struct run_options *o)
+{
+	int fd = open(o->guest_blob_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	struct stat st;
+	uint8_t *buf = NULL;
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size > GUEST_BLOB_MAX || !(buf = malloc(st.st_size ? st.st_size : 1)) ||
+	    read_full_at(fd, buf, (uint64_t)st.st_size, 0)) {
+		log_err("--guest-blob %s: %s", o->guest_blob_path,
+			fd < 0 ? strerror(errno) : "not a regular file of at most 1 MiB");
+		free(buf);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	o->vm.guest_blob = buf;
+	o->vm.guest_blob_len = (uint32_t)st.st_size;
+	return 0;
+}
+
 /* --incoming: the VM comes from a migration; SIGINT or SIGTERM (blocked,
  * so read through a signalfd) stops the wait. */
 static enum kvmhost_status receive_vm(struct runtime *rt)
@@ -531,6 +556,8 @@ static enum kvmhost_status run(struct runtime *rt)
 	pthread_sigmask(SIG_BLOCK, &mask, NULL); /* fails only for a bad `how` */
 	if (rt->restoring && snapshot_config(&rt->snap, &rt->opts->vm, err, sizeof(err)))
 		return bad_snapshot(rt, err, false);
+	if (rt->opts->guest_blob_path && load_guest_blob(rt->opts))
+		return STATUS_USAGE;
 	if (rt->opts->has_incoming) {
 		if ((status = receive_vm(rt)) != STATUS_OK)
 			return status;

@@ -45,6 +45,8 @@ void run_options_free(struct run_options *o)
 	for (int i = 0; i < o->vm.nr_disks; i++)
 		disk_spec_free(&o->vm.disks[i]);
 	o->vm.nr_disks = 0;
+	free((void *)o->vm.guest_blob);
+	o->vm.guest_blob = NULL;
 }
 
 void run_options_forget_guest(struct run_options *o)
@@ -251,6 +253,7 @@ static int opt_guest_mode(struct run_options *o, const char *a, char *err, size_
 					    [GUEST_MODE_DISK_BENCH] = "disk-bench",
 					    [GUEST_MODE_RING0_BENCH] = "ring0-bench",
 					    [GUEST_MODE_MEMCHECK] = "memcheck",
+					    [GUEST_MODE_VIRTIO_REPLAY] = "virtio-replay",
 					    NULL};
 	int v;
 	if (choice_opt("--guest-mode", a, names, &v, err, errlen))
@@ -333,6 +336,11 @@ static int path_opt(const char *what, const char *a, const char **dst, char *err
 		return errorf(err, errlen, "%s: expected a file path", what);
 	*dst = a;
 	return 0;
+}
+
+static int opt_guest_blob(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	return path_opt("--guest-blob", a, &o->guest_blob_path, err, errlen);
 }
 
 static int opt_kernel(struct run_options *o, const char *a, char *err, size_t errlen)
@@ -450,6 +458,7 @@ static const struct opt_def opts[] = {
 	{"memcheck-mib", required_argument, opt_memcheck_mib, true},
 	{"memcheck-dirty", required_argument, opt_memcheck_dirty, true},
 	{"cpu-features", required_argument, opt_cpu_features, true},
+	{"guest-blob", required_argument, opt_guest_blob, true},
 	{"incoming", required_argument, opt_incoming, false},
 	{"kernel", required_argument, opt_kernel, true},
 	{"initrd", required_argument, opt_initrd, true},

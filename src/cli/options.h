@@ -44,6 +44,7 @@ struct run_options {
 	bool discard_saved;
 	bool sandbox_off;	  /* --sandbox off */
 	const char *user;	  /* --user: run as this user once set up */
+	const char *guest_blob_path; /* --guest-blob: loaded by `run` into vm.guest_blob */
 	const char *guest_option; /* the first guest-visible option given, or NULL */
 	bool help;
 };

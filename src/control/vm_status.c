@@ -109,6 +109,9 @@ void vm_status_json(struct vm *vm, json_object *o)
 	json_object_object_add(c, "leaf1_ecx", ecx < 0 ? NULL : json_object_new_int64(ecx));
 	json_object_object_add(c, "leaf7_ebx", ebx < 0 ? NULL : json_object_new_int64(ebx));
 	json_object_object_add(o, "guest_cpuid", c);
+	int64_t replayed = atomic_load(&t->replayed);
+	json_object_object_add(o, "guest_replayed_ops",
+			       replayed < 0 ? NULL : json_object_new_int64(replayed));
 	int64_t gap = atomic_load(&t->stop_gap_ns);
 	json_object_object_add(o, "guest_stop_gap_ms",
 			       gap < 0 ? NULL : json_object_new_double((double)gap / 1e6));

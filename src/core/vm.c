@@ -245,6 +245,8 @@ static int setup_devices(struct vm *vm)
 	struct testdev_config guest = vm->cfg.guest;
 	guest.nr_disks = (uint32_t)vm->cfg.nr_disks;
 	int r = testdev_init(&vm->testdev, &guest, vm->cfg.cpus, &vm->host);
+	vm->testdev.blob = vm->cfg.guest_blob;
+	vm->testdev.blob_len = vm->cfg.guest_blob_len;
 	if (!r)
 		r = add_device(vm, true, SERIAL_COM1, 8, &serial_ops, &vm->serial);
 	if (!r)

@@ -43,6 +43,8 @@ struct vm_config {
 	struct disk_spec disks[VM_MAX_DISKS];
 	int nr_disks;
 	struct testdev_config guest; /* the built-in guest's behaviour */
+	const uint8_t *guest_blob;   /* --guest-blob: bytes the guest may read */
+	uint32_t guest_blob_len;
 	/* A Linux guest instead of the built-in one. */
 	const char *kernel_path; /* NULL: the built-in guest */
 	const char *initrd_path;

@@ -20,6 +20,7 @@ int testdev_init(struct testdev *t, const struct testdev_config *cfg, unsigned n
 	atomic_store(&t->cpuid1_ecx, -1);
 	atomic_store(&t->cpuid7_ebx, -1);
 	atomic_store(&t->stop_gap_ns, -1);
+	atomic_store(&t->replayed, -1);
 	return 0;
 }
 
@@ -43,8 +44,21 @@ static void put_u32(uint8_t *data, uint32_t len, uint32_t v)
 	memcpy(data, &v, len < 4 ? len : 4);
 }
 
-static uint32_t config_value(const struct testdev_config *c, uint32_t key)
+/* A word of the blob: little-endian, zero past its end. */
+static uint32_t blob_word(const struct testdev *t, uint32_t index)
 {
+	uint64_t off = (uint64_t)index * 4;
+	uint32_t v = 0;
+	if (t->blob && off < t->blob_len)
+		memcpy(&v, t->blob + off, t->blob_len - off < 4 ? t->blob_len - off : 4);
+	return v;
+}
+
+static uint32_t config_value(const struct testdev *t, uint32_t key)
+{
+	const struct testdev_config *c = &t->cfg;
+	if (key & TESTDEV_CFG_BLOB_WORD)
+		return blob_word(t, key & ~TESTDEV_CFG_BLOB_WORD);
 	switch (key) {
 	case TESTDEV_CFG_PERIOD_US:
 		return c->period_us;
@@ -68,6 +82,8 @@ static uint32_t config_value(const struct testdev_config *c, uint32_t key)
 		return c->memcheck_mib;
 	case TESTDEV_CFG_MEMCHECK_DIRTY:
 		return c->memcheck_dirty;
+	case TESTDEV_CFG_BLOB_LEN:
+		return t->blob_len;
 	default:
 		return 0xffffffffu;
 	}
@@ -127,6 +143,9 @@ static void guest_event(struct testdev *t, struct testdev_vcpu *v, uint32_t ev)
 		break;
 	case TESTDEV_EV_CPUID_7_EBX:
 		atomic_store(&t->cpuid7_ebx, (int64_t)(uint32_t)v->result);
+		break;
+	case TESTDEV_EV_REPLAY_DONE:
+		atomic_store(&t->replayed, (int64_t)(v->result & 0xffff));
 		break;
 	case TESTDEV_EV_STOP_GAP:
 		atomic_store(&t->stop_gap_ns, (int64_t)(v->result & INT64_MAX));
@@ -195,7 +214,7 @@ static void testdev_access(void *opaque, unsigned vcpu, uint64_t offset, uint8_t
 	if (port == TESTDEV_COMMAND)
 		val = atomic_exchange(&v->commands, 0);
 	else if (port == TESTDEV_CONFIG)
-		val = config_value(&t->cfg, v->config_key);
+		val = config_value(t, v->config_key);
 	put_u32(data, len, val);
 }
 
