@@ -42,10 +42,10 @@ struct run_options {
 	enum battery_policy on_low_battery;
 	bool battery_policy_given;
 	bool discard_saved;
-	bool sandbox_off;	  /* --sandbox off */
-	const char *user;	  /* --user: run as this user once set up */
+	bool sandbox_off;	     /* --sandbox off */
+	const char *user;	     /* --user: run as this user once set up */
 	const char *guest_blob_path; /* --guest-blob: loaded by `run` into vm.guest_blob */
-	const char *guest_option; /* the first guest-visible option given, or NULL */
+	const char *guest_option;    /* the first guest-visible option given, or NULL */
 	bool help;
 };
 

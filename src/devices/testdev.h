@@ -64,7 +64,9 @@ struct testdev {
 	/* --guest-blob, for the replay mode (borrowed; not in snapshots). */
 	const uint8_t *blob;
 	uint32_t blob_len;
-	atomic_int_fast64_t replayed; /* script operations replayed; -1 until done */ /* the last stop's length in the guest's clock; -1 */
+	atomic_int_fast64_t replayed;
+		/* script operations replayed; -1 until done */ /* the last stop's length in the
+								   guest's clock; -1 */
 };
 
 int testdev_init(struct testdev *t, const struct testdev_config *cfg, unsigned nr_vcpus,
