@@ -60,13 +60,12 @@ struct testdev {
 	atomic_uint_fast64_t memcheck_filled, memcheck_checked, memcheck_errors, memcheck_passes;
 	/* CPUID.1:ECX and CPUID.(7,0):EBX as the guest sees them; -1 until said. */
 	atomic_int_fast64_t cpuid1_ecx, cpuid7_ebx;
+	/* The last stop's length in the guest's clock (ns); -1 until said. */
 	atomic_int_fast64_t stop_gap_ns;
 	/* --guest-blob, for the replay mode (borrowed; not in snapshots). */
 	const uint8_t *blob;
 	uint32_t blob_len;
-	atomic_int_fast64_t replayed;
-		/* script operations replayed; -1 until done */ /* the last stop's length in the
-								   guest's clock; -1 */
+	atomic_int_fast64_t replayed; /* script operations replayed; -1 until done */
 };
 
 int testdev_init(struct testdev *t, const struct testdev_config *cfg, unsigned nr_vcpus,
