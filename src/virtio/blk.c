@@ -131,8 +131,9 @@ static uint32_t blk_request(struct virtio_blk *b, struct virtq_elem *e)
 	return written + 1;
 }
 
-static int blk_notify(void *dev, const struct guest_mem *gm, struct virtq *vq)
+static int blk_notify(void *dev, const struct guest_mem *gm, struct virtq *vq, unsigned index)
 {
+	(void)index; /* one queue */
 	struct virtio_blk *b = dev;
 	int used = 0;
 	uint64_t t0 = now_ns();
@@ -186,6 +187,7 @@ static int blk_restore(void *dev, struct state_reader *r)
 
 const struct virtio_device_ops virtio_blk_ops = {
 	.device_id = VIRTIO_ID_BLOCK,
+	.nr_queues = 1,
 	.features = blk_features,
 	.config_read = blk_config_read,
 	.notify = blk_notify,

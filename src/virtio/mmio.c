@@ -38,8 +38,16 @@ static void reset(struct virtio_mmio *m)
 	m->isr = 0;
 	m->queue_sel = m->dev_feat_sel = m->drv_feat_sel = 0;
 	m->driver_features = 0;
-	memset(&m->vq, 0, sizeof(m->vq));
+	memset(m->vqs, 0, sizeof(m->vqs));
+	if (m->ops->reset)
+		m->ops->reset(m->dev);
 	update_irq(m);
+}
+
+/* The selected queue, if the device has it. */
+static struct virtq *sel_queue(struct virtio_mmio *m)
+{
+	return m->queue_sel < m->ops->nr_queues ? &m->vqs[m->queue_sel] : NULL;
 }
 
 /* The driver broke the rules: stop serving it until it resets us. */
@@ -67,9 +75,9 @@ static uint32_t read_reg(struct virtio_mmio *m, uint64_t off)
 		       : m->dev_feat_sel == 1 ? (uint32_t)(dev_features >> 32)
 					      : 0;
 	case VIRTIO_MMIO_QUEUE_NUM_MAX:
-		return m->queue_sel == 0 ? VIRTIO_MMIO_QUEUE_MAX : 0;
+		return sel_queue(m) ? VIRTIO_MMIO_QUEUE_MAX : 0;
 	case VIRTIO_MMIO_QUEUE_READY:
-		return m->queue_sel == 0 && m->vq.ready;
+		return sel_queue(m) && sel_queue(m)->ready;
 	case VIRTIO_MMIO_INTERRUPT_STATUS:
 		return m->isr;
 	case VIRTIO_MMIO_STATUS:
@@ -104,27 +112,55 @@ static void write_status(struct virtio_mmio *m, uint32_t v)
 		    (m->status & VIRTIO_CONFIG_S_NEEDS_RESET);
 }
 
-static void notify(struct virtio_mmio *m)
+static bool driver_running(const struct virtio_mmio *m)
 {
-	atomic_fetch_add(&m->notifies, 1);
-	if (!(m->status & VIRTIO_CONFIG_S_DRIVER_OK) || (m->status & VIRTIO_CONFIG_S_NEEDS_RESET) ||
-	    !m->vq.ready)
-		return;
-	int r = m->ops->notify(m->dev, m->gm, &m->vq);
-	if (r < 0) {
-		needs_reset(m);
-		return;
-	}
-	if (r > 0 && !virtq_no_interrupt(m->gm, &m->vq)) {
+	return (m->status & VIRTIO_CONFIG_S_DRIVER_OK) && !(m->status & VIRTIO_CONFIG_S_NEEDS_RESET);
+}
+
+struct virtq *virtio_mmio_live_queue(struct virtio_mmio *m, unsigned index)
+{
+	return index < m->ops->nr_queues && driver_running(m) && m->vqs[index].ready
+		       ? &m->vqs[index]
+		       : NULL;
+}
+
+void virtio_mmio_used(struct virtio_mmio *m, unsigned index)
+{
+	if (index < m->ops->nr_queues && !virtq_no_interrupt(m->gm, &m->vqs[index])) {
 		m->isr |= VIRTIO_MMIO_INT_VRING;
 		update_irq(m);
 	}
 }
 
+void virtio_mmio_config_changed(struct virtio_mmio *m)
+{
+	m->config_gen++;
+	if (!driver_running(m))
+		return;
+	m->isr |= VIRTIO_MMIO_INT_CONFIG;
+	update_irq(m);
+}
+
+static void notify(struct virtio_mmio *m, uint32_t index)
+{
+	atomic_fetch_add(&m->notifies, 1);
+	struct virtq *vq = virtio_mmio_live_queue(m, index);
+	if (!vq)
+		return;
+	int r = m->ops->notify(m->dev, m->gm, vq, index);
+	if (r < 0) {
+		needs_reset(m);
+		return;
+	}
+	if (r > 0)
+		virtio_mmio_used(m, index);
+}
+
 static void write_reg(struct virtio_mmio *m, uint64_t off, uint32_t v)
 {
 	/* Queue layout is fixed once the queue is ready. */
-	bool q_writable = m->queue_sel == 0 && !m->vq.ready;
+	struct virtq *q = sel_queue(m);
+	bool q_writable = q && !q->ready;
 	switch (off) {
 	case VIRTIO_MMIO_DEVICE_FEATURES_SEL:
 		m->dev_feat_sel = v;
@@ -146,22 +182,21 @@ static void write_reg(struct virtio_mmio *m, uint64_t off, uint32_t v)
 		break;
 	case VIRTIO_MMIO_QUEUE_NUM:
 		if (q_writable)
-			m->vq.num = v <= VIRTIO_MMIO_QUEUE_MAX ? (uint16_t)v : 0;
+			q->num = v <= VIRTIO_MMIO_QUEUE_MAX ? (uint16_t)v : 0;
 		break;
 	case VIRTIO_MMIO_QUEUE_READY:
-		if (m->queue_sel != 0)
+		if (!q)
 			break;
 		if (!v) {
-			m->vq.ready = false;
-		} else if (!m->vq.ready) {
-			m->vq.ready = virtq_rings_valid(m->gm, &m->vq);
-			if (!m->vq.ready)
+			q->ready = false;
+		} else if (!q->ready) {
+			q->ready = virtq_rings_valid(m->gm, q);
+			if (!q->ready)
 				needs_reset(m); /* rings outside RAM, or a bad size */
 		}
 		break;
 	case VIRTIO_MMIO_QUEUE_NOTIFY:
-		if (v == 0)
-			notify(m);
+		notify(m, v);
 		break;
 	case VIRTIO_MMIO_INTERRUPT_ACK:
 		m->isr &= ~v;
@@ -173,17 +208,17 @@ static void write_reg(struct virtio_mmio *m, uint64_t off, uint32_t v)
 	case VIRTIO_MMIO_QUEUE_DESC_LOW:
 	case VIRTIO_MMIO_QUEUE_DESC_HIGH:
 		if (q_writable)
-			set_addr(&m->vq.desc_gpa, off == VIRTIO_MMIO_QUEUE_DESC_HIGH, v);
+			set_addr(&q->desc_gpa, off == VIRTIO_MMIO_QUEUE_DESC_HIGH, v);
 		break;
 	case VIRTIO_MMIO_QUEUE_AVAIL_LOW:
 	case VIRTIO_MMIO_QUEUE_AVAIL_HIGH:
 		if (q_writable)
-			set_addr(&m->vq.avail_gpa, off == VIRTIO_MMIO_QUEUE_AVAIL_HIGH, v);
+			set_addr(&q->avail_gpa, off == VIRTIO_MMIO_QUEUE_AVAIL_HIGH, v);
 		break;
 	case VIRTIO_MMIO_QUEUE_USED_LOW:
 	case VIRTIO_MMIO_QUEUE_USED_HIGH:
 		if (q_writable)
-			set_addr(&m->vq.used_gpa, off == VIRTIO_MMIO_QUEUE_USED_HIGH, v);
+			set_addr(&q->used_gpa, off == VIRTIO_MMIO_QUEUE_USED_HIGH, v);
 		break;
 	default:
 		atomic_fetch_add(&m->bad_accesses, 1); /* read-only or reserved */
@@ -198,7 +233,7 @@ static void virtio_mmio_access(void *opaque, unsigned vcpu, uint64_t offset, uin
 	(void)vcpu;
 	pthread_mutex_lock(&m->lock);
 	if (offset >= VIRTIO_MMIO_CONFIG) {
-		/* Device config: any width; writes are not supported by virtio-blk. */
+		/* Device config: any width; read-only for our devices. */
 		if (!is_write)
 			m->ops->config_read(m->dev, offset - VIRTIO_MMIO_CONFIG, data, len);
 	} else if (len != 4 || (offset & 3)) {
@@ -224,7 +259,7 @@ bool virtio_mmio_needs_reset(struct virtio_mmio *m)
 	return r;
 }
 
-#define VIRTIO_MMIO_STATE_VERSION 1
+#define VIRTIO_MMIO_STATE_VERSION 2 /* 1: one queue, no count */
 
 /* Transport registers, the queue's layout and position, then the device's
  * own part. No request is in flight: vCPUs are parked, and requests are
@@ -242,7 +277,9 @@ static void virtio_mmio_save(void *opaque, struct state_writer *w)
 	state_put_u32(w, m->drv_feat_sel);
 	state_put_u32(w, m->config_gen);
 	state_put_u64(w, m->driver_features);
-	virtq_save(&m->vq, w);
+	state_put_u32(w, m->ops->nr_queues);
+	for (unsigned i = 0; i < m->ops->nr_queues; i++)
+		virtq_save(&m->vqs[i], w);
 	if (m->ops->save)
 		m->ops->save(m->dev, w);
 	pthread_mutex_unlock(&m->lock);
@@ -253,7 +290,8 @@ static int virtio_mmio_restore(void *opaque, struct state_reader *r)
 	struct virtio_mmio *m = opaque;
 	pthread_mutex_lock(&m->lock);
 	int ret = -EINVAL;
-	if (state_check(r, state_get_u32(r) == VIRTIO_MMIO_STATE_VERSION) &&
+	uint32_t version = state_get_u32(r);
+	if (state_check(r, version == 1 || version == VIRTIO_MMIO_STATE_VERSION) &&
 	    state_check(r, state_get_u32(r) == m->ops->device_id)) {
 		m->status = state_get_u32(r);
 		m->isr = state_get_u32(r);
@@ -262,7 +300,10 @@ static int virtio_mmio_restore(void *opaque, struct state_reader *r)
 		m->drv_feat_sel = state_get_u32(r);
 		m->config_gen = state_get_u32(r);
 		m->driver_features = state_get_u64(r);
-		ret = virtq_restore(m->gm, &m->vq, r);
+		uint32_t n = version == 1 ? 1 : state_get_u32(r);
+		ret = state_check(r, n == m->ops->nr_queues) ? 0 : -EINVAL;
+		for (uint32_t i = 0; i < n && !ret; i++)
+			ret = virtq_restore(m->gm, &m->vqs[i], r);
 		if (!ret && m->ops->restore)
 			ret = m->ops->restore(m->dev, r);
 		ret = ret ? ret : r->err;

@@ -1,4 +1,4 @@
-/* virtio-mmio transport, version 2 ("modern"), one queue per device. */
+/* virtio-mmio transport, version 2 ("modern"), up to VIRTIO_MAX_QUEUES queues. */
 #ifndef KVMHOST_VIRTIO_MMIO_H
 #define KVMHOST_VIRTIO_MMIO_H
 
@@ -22,7 +22,7 @@ struct virtio_mmio {
 	uint32_t gsi;
 	uint32_t status, isr, queue_sel, dev_feat_sel, drv_feat_sel, config_gen;
 	uint64_t driver_features;
-	struct virtq vq;
+	struct virtq vqs[VIRTIO_MAX_QUEUES]; /* ops->nr_queues of them */
 	bool irq_level;
 	atomic_uint_fast64_t notifies, bad_accesses;
 };
@@ -33,5 +33,14 @@ void virtio_mmio_destroy(struct virtio_mmio *m);
 /* The device is the struct virtio_mmio. */
 extern const struct device_ops virtio_mmio_ops;
 bool virtio_mmio_needs_reset(struct virtio_mmio *m);
+
+/* For a device that serves a queue from its own thread: with the lock held,
+ * queue `index` if the driver has it running (else NULL), and after using
+ * buffers, the interrupt the driver asked for. */
+struct virtq *virtio_mmio_live_queue(struct virtio_mmio *m, unsigned index);
+void virtio_mmio_used(struct virtio_mmio *m, unsigned index);
+/* The device's config changed (its link, an announcement): the config
+ * interrupt. Lock held. */
+void virtio_mmio_config_changed(struct virtio_mmio *m);
 
 #endif

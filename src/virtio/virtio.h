@@ -10,13 +10,19 @@
 #include "util/state.h"
 #include "virtio/virtqueue.h"
 
+#define VIRTIO_MAX_QUEUES 3
+
 struct virtio_device_ops {
 	uint32_t device_id; /* VIRTIO_ID_* */
+	uint32_t nr_queues; /* 1..VIRTIO_MAX_QUEUES */
 	uint64_t (*features)(void *dev);
 	void (*config_read)(void *dev, uint64_t offset, uint8_t *data, uint32_t len);
-	/* Serves what the driver queued: >0 buffers were used, 0 none, <0 the
-	 * driver broke the rules and the device needs a reset. */
-	int (*notify)(void *dev, const struct guest_mem *gm, struct virtq *vq);
+	/* Serves what the driver queued on queue `index`: >0 buffers were used,
+	 * 0 none, <0 the driver broke the rules and the device needs a reset.
+	 * Called with the transport's lock held. */
+	int (*notify)(void *dev, const struct guest_mem *gm, struct virtq *vq, unsigned index);
+	/* The driver reset the device (optional); transport lock held. */
+	void (*reset)(void *dev);
 	/* The device's own state, inside its transport's (see device.h). */
 	void (*save)(void *dev, struct state_writer *w);
 	int (*restore)(void *dev, struct state_reader *r);
