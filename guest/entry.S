@@ -53,3 +53,20 @@ guest_stacks:
 	.skip GUEST_STACK_SIZE * GUEST_MAX_VCPUS
 
 	.section .note.GNU-stack,"",@progbits
+
+/* virtio-net (net 0): the same, for its own status register. */
+	.text
+	.global irq_net
+irq_net:
+	push %rax
+	push %rdx
+	mov $(VIRTIO_MMIO_BASE + GUEST_MAX_DISKS * VIRTIO_MMIO_STRIDE + 0x60), %eax
+	mov (%rax), %edx
+	mov $(VIRTIO_MMIO_BASE + GUEST_MAX_DISKS * VIRTIO_MMIO_STRIDE + 0x64), %eax
+	mov %edx, (%rax)
+	lock incq net_irqs(%rip)
+	mov $0xfee000b0, %eax
+	movl $0, (%rax)
+	pop %rdx
+	pop %rax
+	iretq

@@ -48,5 +48,7 @@ void memcheck_fill(u64 seed, u64 ncpus);
 void memcheck_verify(void);
 u64 memcheck_dirty(u64 now, u64 deadline);
 void virtio_replay(void);
+void net_init(void);
+void net_poll(void);
 
 #endif

@@ -46,6 +46,9 @@
 #define VIRTIO_MMIO_BASE   0xd0000000UL
 #define VIRTIO_MMIO_STRIDE 0x1000
 #define GUEST_MAX_DISKS	   8
+/* Nets after the disks' window: net i at VIRTIO_MMIO_BASE + (8 + i) * STRIDE. */
+#define GUEST_MAX_NETS	4
+#define VIRTIO_NET0_GSI 16 /* net i on GSI 16 + i */
 
 #define TESTDEV_CFG_DISKS	     5
 #define TESTDEV_CFG_DISK_BLOCKS	     6 /* 4 KiB blocks the workload writes */
@@ -95,6 +98,15 @@
 #define TESTDEV_CFG_BLOB_LEN	 12
 #define TESTDEV_CFG_BLOB_WORD	 0x10000000u /* | word index */
 #define TESTDEV_EV_REPLAY_DONE	 28	     /* result: script operations replayed */
+
+/* A tiny network stack on net 0 when it has an address: it answers ARP and
+ * ICMP echo for it, and announces itself (gratuitous ARP) when asked. */
+#define TESTDEV_CFG_NETS	 13
+#define TESTDEV_CFG_GUEST_IP	 14 /* IPv4, network byte order; 0: none */
+#define TESTDEV_EV_NET_RX	 29 /* result: frames received so far */
+#define TESTDEV_EV_NET_REPLIES	 30 /* result: ARP and echo replies sent so far */
+#define TESTDEV_EV_NET_ANNOUNCED 31 /* result: gratuitous ARPs sent so far */
+#define VIRTIO_NET_IRQ_VECTOR	 0x31
 
 #define DISK_BLOCK_MAGIC 0x2174736f686d766bUL /* "kvmhost!" */
 

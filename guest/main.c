@@ -44,7 +44,7 @@ static u64 boot_wall_ns; /* the wall clock when kvmclock read 0 */
 static struct idt_gate idt[256] __attribute__((aligned(16)));
 static volatile int print_lock;
 
-extern char irq_timer[], irq_spurious[], irq_virtio[];
+extern char irq_timer[], irq_spurious[], irq_virtio[], irq_net[];
 
 static inline void wrmsr(u32 msr, u64 v)
 {
@@ -158,6 +158,7 @@ static void setup_interrupts(void)
 		outb(0xa1, 0xff);
 		set_gate(TIMER_VECTOR, irq_timer);
 		set_gate(VIRTIO_IRQ_VECTOR, irq_virtio);
+		set_gate(VIRTIO_NET_IRQ_VECTOR, irq_net);
 		set_gate(0xff, irq_spurious);
 		__atomic_store_n(&idt_ready, 1, __ATOMIC_RELEASE);
 	} else {
@@ -290,6 +291,8 @@ void guest_main(u64 index, u64 ncpus)
 		disk_bench();
 	if (index == 0 && mode == GUEST_MODE_VIRTIO_REPLAY)
 		virtio_replay();
+	if (index == 0)
+		net_init();
 	if (index == 0 && mode == GUEST_MODE_RING0_BENCH) {
 		u64 iters = config(TESTDEV_CFG_BENCH_ITERS), n = iters;
 		u64 t0 = pvclock_read(c, &flags);
@@ -348,6 +351,8 @@ void guest_main(u64 index, u64 ncpus)
 			if (next <= now)
 				next = now + period;
 		}
+		if (index == 0)
+			net_poll();
 		if (mode == GUEST_MODE_MEMCHECK && index == ncpus - 1)
 			wait_until(c, now, memcheck_dirty(now, next));
 		else

@@ -574,6 +574,9 @@ static enum kvmhost_status run(struct runtime *rt)
 	int r = start_placement(rt);
 	if (!r && (r = vm_start(rt->vm, pinning_start_affinity, &rt->pinning)))
 		log_err("cannot start the vCPUs: %s", strerror(-r));
+	/* Back from a file or another host: its neighbours learn where it is. */
+	if (!r && (rt->restoring || rt->opts->has_incoming))
+		vm_announce(rt->vm);
 	if (!r)
 		r = start_host_side(rt);
 	if (!r && rt->opts->user)
@@ -643,6 +646,8 @@ static int cmd_run(int argc, char **argv)
 	enum kvmhost_status status = STATUS_USAGE;
 	if (run_options_parse(&opts, argc, argv, err, sizeof(err))) {
 		fprintf(stderr, "kvmhost run: %s\nTry 'kvmhost help'.\n", err);
+		if (opts.net_error)
+			status = STATUS_NET;
 		goto out;
 	}
 	if (opts.help) {

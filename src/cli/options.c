@@ -1,5 +1,6 @@
 #include "cli/options.h"
 
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,6 +274,28 @@ static int opt_disk(struct run_options *o, const char *a, char *err, size_t errl
 	return 0;
 }
 
+static int opt_net(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	char why[300];
+	if (o->vm.nr_nets >= VM_MAX_NETS)
+		return errorf(err, errlen, "--net: at most %d nets", VM_MAX_NETS);
+	if (net_spec_parse(a, &o->vm.nets[o->vm.nr_nets], why, sizeof(why))) {
+		o->net_error = true;
+		return errorf(err, errlen, "--net %s: %s", a, why);
+	}
+	o->vm.nr_nets++;
+	return 0;
+}
+
+static int opt_guest_ip(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	struct in_addr ip;
+	if (inet_pton(AF_INET, a, &ip) != 1 || ip.s_addr == 0)
+		return errorf(err, errlen, "--guest-ip: expected an IPv4 address, not '%s'", a);
+	o->vm.guest.guest_ip = ip.s_addr;
+	return 0;
+}
+
 static int opt_disk_blocks(struct run_options *o, const char *a, char *err, size_t errlen)
 {
 	return u32_opt("--disk-blocks", a, 1, 1u << 24, &o->vm.guest.disk_blocks, err, errlen);
@@ -451,6 +474,8 @@ static const struct opt_def opts[] = {
 	{"print-every", required_argument, opt_print_every, true},
 	{"guest-mode", required_argument, opt_guest_mode, true},
 	{"disk", required_argument, opt_disk, true},
+	{"net", required_argument, opt_net, true},
+	{"guest-ip", required_argument, opt_guest_ip, true},
 	{"disk-blocks", required_argument, opt_disk_blocks, true},
 	{"disk-request-kib", required_argument, opt_disk_request_kib, true},
 	{"disk-flush-every", required_argument, opt_disk_flush_every, true},

@@ -47,6 +47,7 @@ struct run_options {
 	const char *guest_blob_path; /* --guest-blob: loaded by `run` into vm.guest_blob */
 	const char *guest_option;    /* the first guest-visible option given, or NULL */
 	bool help;
+	bool net_error; /* the parse failed on --net: exit status 8, not 2 */
 };
 
 void run_options_default(struct run_options *o);

@@ -7,10 +7,10 @@ const char kvmhost_usage[] =
 	"            [--on-low-battery save|ignore] [--discard-saved]\n"
 	"            [--sandbox on|off] [--user USER]\n"
 	"            [--console stdio|none|FILE] [--socket PATH]\n"
-	"            [--disk FILE[,ro][,id=NAME]]...\n"
+	"            [--disk FILE[,ro][,id=NAME]]... [--net tap=NAME|bridge=BR[,mac=MAC][,id=ID]]...\n"
 	"            [--heartbeat-us N] [--print-every N]\n"
 	"            [--guest-mode heartbeat|crash|wild-io|pio-bench|disk|disk-bench|ring0-bench|memcheck|\n"
-	"                          virtio-replay] [--guest-blob FILE]\n"
+	"                          virtio-replay] [--guest-blob FILE] [--guest-ip ADDR]\n"
 	"            [--disk-blocks N] [--disk-request-kib K] [--disk-flush-every N]\n"
 	"            [--disk-generation N] [--memcheck-mib N] [--memcheck-dirty PAGES_PER_S]\n"
 	"            [--cpu-features -FEATURE,...|x86-64-v1..v4]\n"
@@ -24,6 +24,7 @@ const char kvmhost_usage[] =
 	"kvmhost ctl NAME pin VCPU=HOSTCPU[,...]\n"
 	"kvmhost ctl NAME save FILE [--keep-running] [--json]\n"
 	"kvmhost ctl NAME migrate unix:PATH|tcp:HOST:PORT [--max-downtime MS] [--json]\n"
+	"kvmhost ctl NAME net-link ID up|down\n"
 	"kvmhost ctl NAME|--all host-sleep prepare|resume\n"
 	"kvmhost list [--all] [--json] [--timeout SEC]\n"
 	"kvmhost discard NAME\n";
@@ -35,7 +36,7 @@ void print_usage(FILE *f)
 		   "2 bad usage, 3 /dev/kvm missing or not permitted, 4 name in use,\n"
 		   "5 a disk cannot be used (missing, a directory, read-only, locked),\n"
 		   "6 the kernel or initrd cannot be booted, 7 the snapshot or migration\n"
-		   "stream cannot be used,\n"
+		   "stream cannot be used, 8 a tap, bridge or MAC cannot be used,\n"
 		   "10 guest crashed (triple fault), 11 unexpected exit, 12 guest reset,\n"
 		   "13 a thread made a system call its sandbox denies.\n");
 }

@@ -235,7 +235,8 @@ static void usage_ctl(void)
 struct ctl_args {
 	const char *name; /* "--all" with all */
 	const char *cmd;
-	const char *arg; /* pin's spec, host-sleep's phase, save's file */
+	const char *arg;  /* pin's spec, host-sleep's phase, save's file, net-link's net */
+	const char *arg2; /* net-link's up|down */
 	bool all;
 	bool json;
 	bool keep_running;
@@ -247,7 +248,7 @@ struct ctl_args {
 static bool takes_arg(const char *cmd)
 {
 	return cmd && (!strcmp(cmd, "pin") || !strcmp(cmd, "host-sleep") || !strcmp(cmd, "save") ||
-		       !strcmp(cmd, "migrate"));
+		       !strcmp(cmd, "migrate") || !strcmp(cmd, "net-link"));
 }
 
 static int parse_ctl_args(int argc, char **argv, struct ctl_args *a)
@@ -282,12 +283,15 @@ static int parse_ctl_args(int argc, char **argv, struct ctl_args *a)
 			a->cmd = s;
 		} else if (!a->arg && takes_arg(a->cmd)) {
 			a->arg = s;
+		} else if (!a->arg2 && a->cmd && !strcmp(a->cmd, "net-link")) {
+			a->arg2 = s;
 		} else {
 			fprintf(stderr, "kvmhost ctl: unexpected argument '%s'\n", s);
 			return -1;
 		}
 	}
-	if (!a->name || !a->cmd || (takes_arg(a->cmd) && !a->arg))
+	if (!a->name || !a->cmd || (takes_arg(a->cmd) && !a->arg) ||
+	    (!strcmp(a->cmd, "net-link") && !a->arg2))
 		return -1;
 	return 0;
 }
@@ -295,12 +299,17 @@ static int parse_ctl_args(int argc, char **argv, struct ctl_args *a)
 /* Checks what the arguments can be checked for without a VM. */
 static enum kvmhost_status check_ctl_args(const struct ctl_args *a)
 {
-	static const char *const known[] = {"status",	  "pause",  "resume", "quit",
-					    "poweroff",	  "events", "regs",   "pin",
-					    "host-sleep", "save",   "migrate"};
+	static const char *const known[] = {"status",	  "pause",  "resume",  "quit",
+					    "poweroff",	  "events", "regs",    "pin",
+					    "host-sleep", "save",   "migrate", "net-link"};
 	if (!strcmp(a->cmd, "host-sleep") && strcmp(a->arg, "prepare") &&
 	    strcmp(a->arg, "resume")) {
 		fprintf(stderr, "kvmhost ctl: host-sleep takes prepare or resume\n");
+		return STATUS_USAGE;
+	}
+	if (!strcmp(a->cmd, "net-link") && strcmp(a->arg2, "up") && strcmp(a->arg2, "down")) {
+		fprintf(stderr,
+			"kvmhost ctl: net-link takes a net's id (or index) and up or down\n");
 		return STATUS_USAGE;
 	}
 	if (a->all && strcmp(a->cmd, "host-sleep")) {
@@ -352,6 +361,11 @@ static json_object *ctl_request_args(const struct ctl_args *a)
 	if (!a->arg)
 		return NULL;
 	json_object *args = json_object_new_object();
+	if (!strcmp(a->cmd, "net-link")) {
+		json_object_object_add(args, "id", json_object_new_string(a->arg));
+		json_object_object_add(args, "up", json_object_new_boolean(!strcmp(a->arg2, "up")));
+		return args;
+	}
 	if (strcmp(a->cmd, "save")) {
 		json_object_object_add(args, !strcmp(a->cmd, "pin") ? "spec" : "phase",
 				       json_object_new_string(a->arg));

@@ -1,4 +1,5 @@
 #include "control/vm_commands.h"
+#include "control/protocol.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -117,6 +118,31 @@ done:
 	return out;
 }
 
+/* net-link {"id": ID, "up": bool}: the link status bit, as a cable pulled. */
+static json_object *cmd_net_link(void *opaque, json_object *args, char *err, size_t errlen)
+{
+	struct vm_commands *vc = opaque;
+	json_object *id, *up;
+	if (!args || !json_object_object_get_ex(args, "id", &id) ||
+	    !json_object_object_get_ex(args, "up", &up) ||
+	    !json_object_is_type(up, json_type_boolean)) {
+		snprintf(err, errlen, "net-link needs {\"args\":{\"id\":ID,\"up\":true|false}}");
+		return NULL;
+	}
+	struct vm_net *n = vm_find_net(vc->vm, json_object_get_string(id));
+	if (!n) {
+		char quoted[40];
+		snprintf(err, errlen, "net-link: no net '%s'",
+			 protocol_quote(json_object_get_string(id), quoted, sizeof(quoted)));
+		return NULL;
+	}
+	virtio_net_set_link(&n->net, json_object_get_boolean(up));
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "link",
+			       json_object_new_string(json_object_get_boolean(up) ? "up" : "down"));
+	return o;
+}
+
 static void status_part(void *opaque, json_object *status)
 {
 	vm_status_json(((struct vm_commands *)opaque)->vm, status);
@@ -127,11 +153,8 @@ int vm_commands_register(struct vm_commands *vc, struct control *ctl, struct vm 
 	static const struct {
 		const char *name;
 		control_cmd_fn fn;
-	} cmds[] = {{"pause", cmd_pause},
-		    {"resume", cmd_resume},
-		    {"quit", cmd_quit},
-		    {"poweroff", cmd_poweroff},
-		    {"regs", cmd_regs}};
+	} cmds[] = {{"pause", cmd_pause},	{"resume", cmd_resume}, {"quit", cmd_quit},
+		    {"poweroff", cmd_poweroff}, {"regs", cmd_regs},	{"net-link", cmd_net_link}};
 	*vc = (struct vm_commands){vm, ctl};
 	int r = 0;
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]) && !r; i++)

@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -57,6 +58,34 @@ static json_object *disk_json(struct vm_disk *d)
 	return j;
 }
 
+static json_object *net_json(struct vm_net *n)
+{
+	struct virtio_net_stats *s = &n->net.stats;
+	char mac[18];
+	const uint8_t *m = n->net.mac;
+	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4],
+		 m[5]);
+	json_object *j = json_object_new_object();
+	json_object_object_add(j, "id", json_object_new_string(n->net.id));
+	json_object_object_add(j, "tap", json_object_new_string(n->net.tap.name));
+	json_object_object_add(j, "mac", json_object_new_string(mac));
+	json_object_object_add(j, "link",
+			       json_object_new_string(virtio_net_link_up(&n->net) ? "up" : "down"));
+	json_object_object_add(j, "rx_packets", u64(atomic_load(&s->rx_packets)));
+	json_object_object_add(j, "rx_bytes", u64(atomic_load(&s->rx_bytes)));
+	json_object_object_add(j, "tx_packets", u64(atomic_load(&s->tx_packets)));
+	json_object_object_add(j, "tx_bytes", u64(atomic_load(&s->tx_bytes)));
+	json_object_object_add(j, "rx_waits", u64(atomic_load(&s->rx_waits)));
+	json_object_object_add(j, "tx_dropped", u64(atomic_load(&s->tx_dropped)));
+	json_object_object_add(j, "bad_chains", u64(atomic_load(&s->bad_chains)));
+	json_object_object_add(j, "announces", u64(atomic_load(&s->announces)));
+	json_object_object_add(j, "needs_reset",
+			       json_object_new_boolean(virtio_mmio_needs_reset(&n->mmio)));
+	json_object_object_add(j, "mmio_base", u64(n->base));
+	json_object_object_add(j, "irq", json_object_new_int((int)n->gsi));
+	return j;
+}
+
 /* What the built-in guest's workloads reported through the test device. */
 static json_object *guest_disk_json(struct testdev *t)
 {
@@ -92,6 +121,15 @@ void vm_status_json(struct vm *vm, json_object *o)
 	for (int i = 0; i < vm->nr_disks; i++)
 		json_object_array_add(disks, disk_json(&vm->disks[i]));
 	json_object_object_add(o, "disks", disks);
+	json_object *nets = json_object_new_array();
+	for (int i = 0; i < vm->nr_nets; i++)
+		json_object_array_add(nets, net_json(&vm->nets[i]));
+	json_object_object_add(o, "nets", nets);
+	json_object *gn = json_object_new_object();
+	json_object_object_add(gn, "rx", u64(atomic_load(&t->net_rx)));
+	json_object_object_add(gn, "replies", u64(atomic_load(&t->net_replies)));
+	json_object_object_add(gn, "announced", u64(atomic_load(&t->net_announced)));
+	json_object_object_add(o, "guest_net", gn);
 	json_object_object_add(o, "guest_disk", guest_disk_json(t));
 	json_object_object_add(
 		o, "wallclock_offset_ms",

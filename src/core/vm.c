@@ -198,6 +198,54 @@ static int setup_disks(struct vm *vm, enum kvmhost_status *why)
 	return 0;
 }
 
+/* Nets after the disks' MMIO window, on GSIs the disks and SCI leave free. */
+static int setup_nets(struct vm *vm, enum kvmhost_status *why)
+{
+	for (int i = 0; i < vm->cfg.nr_nets; i++) {
+		struct vm_net *n = &vm->nets[i];
+		const struct net_spec *spec = &vm->cfg.nets[i];
+		char err[512];
+		uint8_t mac[6];
+		n->base = VIRTIO_MMIO_BASE + (uint64_t)(GUEST_MAX_DISKS + i) * VIRTIO_MMIO_STRIDE;
+		n->gsi = VIRTIO_NET0_GSI + (uint32_t)i;
+		if (spec->mac_given)
+			memcpy(mac, spec->mac, 6);
+		else
+			net_default_mac(vm->cfg.name ? vm->cfg.name : "", i, mac);
+		int r = virtio_net_open(&n->net, spec, mac, err, sizeof(err));
+		if (r) {
+			log_err("--net: %s", err);
+			*why = STATUS_NET;
+			return r;
+		}
+		n->open = true;
+		vm->nr_nets = i + 1;
+		virtio_mmio_init(&n->mmio, &virtio_net_ops, &n->net, &vm->mem, &vm->host, n->gsi);
+		virtio_net_attach(&n->net, &n->mmio, &vm->mem);
+		if ((r = add_device(vm, false, n->base, VIRTIO_MMIO_SIZE, &virtio_mmio_ops,
+				    &n->mmio)))
+			return r;
+	}
+	return 0;
+}
+
+struct vm_net *vm_find_net(struct vm *vm, const char *id)
+{
+	for (int i = 0; i < vm->nr_nets; i++) {
+		char index[16];
+		snprintf(index, sizeof(index), "%d", i);
+		if (!strcmp(vm->nets[i].net.id, id) || !strcmp(index, id))
+			return &vm->nets[i];
+	}
+	return NULL;
+}
+
+void vm_announce(struct vm *vm)
+{
+	for (int i = 0; i < vm->nr_nets; i++)
+		virtio_net_announce(&vm->nets[i].net);
+}
+
 int vm_flush_disks(struct vm *vm)
 {
 	int ret = 0;
@@ -244,6 +292,7 @@ static int setup_devices(struct vm *vm)
 	vm->acpi_pm_ready = true;
 	struct testdev_config guest = vm->cfg.guest;
 	guest.nr_disks = (uint32_t)vm->cfg.nr_disks;
+	guest.nr_nets = (uint32_t)vm->cfg.nr_nets;
 	int r = testdev_init(&vm->testdev, &guest, vm->cfg.cpus, &vm->host);
 	vm->testdev.blob = vm->cfg.guest_blob;
 	vm->testdev.blob_len = vm->cfg.guest_blob_len;
@@ -270,9 +319,12 @@ static int setup_devices(struct vm *vm)
 /* The kernel, initrd and boot tables in guest memory, and the PIT it expects. */
 static int setup_linux(struct vm *vm, enum kvmhost_status *why)
 {
-	struct linux_mmio_device mmio[VM_MAX_DISKS];
+	struct linux_mmio_device mmio[VM_MAX_DISKS + VM_MAX_NETS];
 	for (int i = 0; i < vm->nr_disks; i++)
 		mmio[i] = (struct linux_mmio_device){vm->disks[i].base, vm->disks[i].gsi};
+	for (int i = 0; i < vm->nr_nets; i++)
+		mmio[vm->nr_disks + i] =
+			(struct linux_mmio_device){vm->nets[i].base, vm->nets[i].gsi};
 	struct linux_guest g = {
 		.kernel_path = vm->cfg.kernel_path,
 		.initrd_path = vm->cfg.initrd_path,
@@ -281,7 +333,7 @@ static int setup_linux(struct vm *vm, enum kvmhost_status *why)
 		.mem = &vm->mem,
 		.nr_cpus = vm->cfg.cpus,
 		.mmio = mmio,
-		.nr_mmio = vm->nr_disks,
+		.nr_mmio = vm->nr_disks + vm->nr_nets,
 	};
 	struct linux_entry entry;
 	int r = linux_guest_load(&g, &entry);
@@ -447,7 +499,8 @@ int vm_create(const struct vm_config *cfg, int console_fd, struct vm **out,
 	bus_init(&vm->mmio_bus);
 	int r;
 	if ((r = setup_kvm(vm, why)) || (r = setup_memory(vm, why)) || (r = setup_devices(vm)) ||
-	    (r = setup_disks(vm, why)) || (r = load_guest(vm, why)) || (r = setup_vcpus(vm))) {
+	    (r = setup_disks(vm, why)) || (r = setup_nets(vm, why)) || (r = load_guest(vm, why)) ||
+	    (r = setup_vcpus(vm))) {
 		vm_destroy(vm);
 		return r;
 	}
@@ -467,14 +520,13 @@ int vm_start(struct vm *vm, const cpu_set_t *(*affinity)(void *opaque, unsigned 
 	if (r)
 		return r;
 	vm->start_ns = now_ns();
-	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
+	for (int i = 0; i < vm->nr_nets && !r; i++)
+		r = virtio_net_start(&vm->nets[i].net, vm->sandbox);
+	for (uint32_t i = 0; i < vm->nr_vcpus && !r; i++)
 		r = vcpu_start(&vm->vcpus[i], affinity ? affinity(opaque, i) : NULL);
-		if (r) {
-			vm_stop(vm);
-			return r;
-		}
-	}
-	return 0;
+	if (r)
+		vm_stop(vm);
+	return r;
 }
 
 void vm_stop(struct vm *vm)
@@ -488,6 +540,12 @@ void vm_stop(struct vm *vm)
 
 static void destroy_devices(struct vm *vm)
 {
+	for (int i = 0; i < VM_MAX_NETS; i++)
+		if (vm->nets[i].open)
+			virtio_net_close(
+				&vm->nets[i].net); /* its thread first: it uses the transport */
+	for (int i = 0; i < vm->nr_nets; i++)
+		virtio_mmio_destroy(&vm->nets[i].mmio);
 	for (int i = 0; i < vm->nr_disks; i++)
 		virtio_mmio_destroy(&vm->disks[i].mmio);
 	for (int i = 0; i < VM_MAX_DISKS; i++)

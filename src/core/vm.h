@@ -23,10 +23,12 @@
 #include "util/state.h"
 #include "virtio/blk.h"
 #include "virtio/mmio.h"
+#include "virtio/net.h"
 
 #define VM_MAX_DISKS   GUEST_MAX_DISKS /* the MMIO window the guest ABI sets aside */
 #define VM_MAX_VCPUS   GUEST_MAX_VCPUS /* and no more than KVM allows */
-#define VM_MAX_DEVICES 16
+#define VM_MAX_NETS    GUEST_MAX_NETS
+#define VM_MAX_DEVICES 24
 
 /* Guest memory as a snapshot saved it: mapped MAP_PRIVATE from the file;
  * fd -1: zeroed memory a migration stream fills before the VM starts. */
@@ -42,6 +44,8 @@ struct vm_config {
 	uint64_t memory_mib;
 	struct disk_spec disks[VM_MAX_DISKS];
 	int nr_disks;
+	struct net_spec nets[VM_MAX_NETS];
+	int nr_nets;
 	struct testdev_config guest; /* the built-in guest's behaviour */
 	const uint8_t *guest_blob;   /* --guest-blob: bytes the guest may read */
 	uint32_t guest_blob_len;
@@ -67,6 +71,14 @@ struct vm_device {
 
 struct vm_disk {
 	struct virtio_blk blk;
+	struct virtio_mmio mmio;
+	uint64_t base;
+	uint32_t gsi;
+	bool open;
+};
+
+struct vm_net {
+	struct virtio_net net;
 	struct virtio_mmio mmio;
 	uint64_t base;
 	uint32_t gsi;
@@ -106,6 +118,8 @@ struct vm {
 
 	struct vm_disk disks[VM_MAX_DISKS];
 	int nr_disks;
+	struct vm_net nets[VM_MAX_NETS];
+	int nr_nets;
 
 	/* Owned by the main thread. */
 	bool user_paused;
@@ -157,6 +171,12 @@ int vm_flush_disks(struct vm *vm);
  * and giving them up, for a migration's hand-over. Main thread. */
 int vm_lock_disks(struct vm *vm, char *err, size_t errlen);
 void vm_unlock_disks(struct vm *vm);
+
+/* The net whose id (or index, as a string) is `id`, or NULL. Any thread. */
+struct vm_net *vm_find_net(struct vm *vm, const char *id);
+/* Every net asks its guest to announce itself (after a wake, a restore, a
+ * migration): gratuitous ARP and unsolicited neighbour advertisements. */
+void vm_announce(struct vm *vm);
 
 /* Dirty page logging for a migration: KVM's log of what vCPUs wrote, and
  * the devices' own marks (gm_mark_dirty). fetch ORs into `bitmap` (one bit

@@ -84,6 +84,10 @@ static uint32_t config_value(const struct testdev *t, uint32_t key)
 		return c->memcheck_dirty;
 	case TESTDEV_CFG_BLOB_LEN:
 		return t->blob_len;
+	case TESTDEV_CFG_NETS:
+		return c->nr_nets;
+	case TESTDEV_CFG_GUEST_IP:
+		return c->guest_ip;
 	default:
 		return 0xffffffffu;
 	}
@@ -143,6 +147,15 @@ static void guest_event(struct testdev *t, struct testdev_vcpu *v, uint32_t ev)
 		break;
 	case TESTDEV_EV_CPUID_7_EBX:
 		atomic_store(&t->cpuid7_ebx, (int64_t)(uint32_t)v->result);
+		break;
+	case TESTDEV_EV_NET_RX:
+		atomic_store(&t->net_rx, v->result);
+		break;
+	case TESTDEV_EV_NET_REPLIES:
+		atomic_store(&t->net_replies, v->result);
+		break;
+	case TESTDEV_EV_NET_ANNOUNCED:
+		atomic_store(&t->net_announced, v->result);
 		break;
 	case TESTDEV_EV_REPLAY_DONE:
 		atomic_store(&t->replayed, (int64_t)(v->result & 0xffff));

@@ -119,6 +119,8 @@ static void leave_sleep(struct host_sleep *hs)
 			hs->slept_realtime_ns = (int64_t)(now.clock - hs->clock.clock);
 	}
 	vm_unpark_all(vm, PARK_HOST_SLEEP);
+	/* Switches and bridges may have forgotten the guest while it slept. */
+	vm_announce(vm);
 	hs->resumed_ns = now_ns();
 	hs->asleep = false;
 	vm->host_asleep = false;
@@ -186,6 +188,7 @@ static int on_detect(sd_event_source *s, uint64_t usec, void *userdata)
 			 (double)slept / 1e9);
 		if (vm_run_on_all(hs->vm, vcpu_guest_stopped, NULL, false))
 			log_warn("host wake: a vCPU had ended; it is not told it was stopped");
+		vm_announce(hs->vm);
 		hs->sleeps++;
 		hs->slept_realtime_ns = slept;
 		json_object *o = json_object_new_object();

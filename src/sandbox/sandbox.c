@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
+#include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <linux/seccomp.h>
 #include <sched.h>
@@ -40,7 +41,7 @@ static _Thread_local int thread_kind = -1;
 
 const char *sandbox_kind_name(enum sandbox_kind kind)
 {
-	static const char *const names[] = {"main", "vcpu", "migration"};
+	static const char *const names[] = {"main", "vcpu", "migration", "net"};
 	return kind < SANDBOX_KINDS ? names[kind] : "unknown";
 }
 
@@ -179,6 +180,15 @@ static const int migration_calls[] = {
 
 static const unsigned long migration_ioctls[] = {KVM_GET_DIRTY_LOG, KVM_SET_USER_MEMORY_REGION};
 
+/* A network device's receive thread: the tap and its eventfds, guest
+ * memory, and the device's interrupt. */
+static const int net_calls[] = {SCMP_SYS(poll), SCMP_SYS(ppoll)};
+
+static const unsigned long net_ioctls[] = {
+	KVM_IRQ_LINE,  /* the receive queue's interrupt */
+	TUNSETOFFLOAD, /* the offloads the driver took */
+};
+
 /* An ASan build's leak check runs at exit on the main thread: a tracer task
  * (clone without CLONE_THREAD) that ptrace-stops every thread and reads
  * /proc with raw open/getdents. Allowed in those builds only, where the
@@ -234,10 +244,11 @@ static int allow_conditional(scmp_filter_ctx ctx, enum sandbox_kind kind,
 #endif
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
 				     SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
-	if (!r && kind != SANDBOX_VCPU)
+	if (!r && kind == SANDBOX_MAIN)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
 	static const int families[] = {AF_UNIX, AF_INET, AF_INET6, AF_NETLINK};
-	for (size_t i = 0; !r && kind != SANDBOX_VCPU && i < ARRAY_SIZE(families); i++)
+	bool sockets = kind == SANDBOX_MAIN || kind == SANDBOX_MIGRATION;
+	for (size_t i = 0; !r && sockets && i < ARRAY_SIZE(families); i++)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
 				     SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[i]));
 	/* --user on a running VM: glibc has every thread change its ids. */
@@ -273,6 +284,11 @@ static int add_rules(scmp_filter_ctx ctx, enum sandbox_kind kind, const struct s
 		if (!r)
 			r = allow_all(ctx, sanitizer_calls, ARRAY_SIZE(sanitizer_calls));
 #endif
+		break;
+	case SANDBOX_NET:
+		r = allow_all(ctx, net_calls, ARRAY_SIZE(net_calls));
+		if (!r)
+			r = allow_ioctls(ctx, net_ioctls, ARRAY_SIZE(net_ioctls));
 		break;
 	default:
 		r = allow_all(ctx, migration_calls, ARRAY_SIZE(migration_calls));

@@ -16,6 +16,7 @@ enum sandbox_kind {
 	SANDBOX_MAIN,	   /* the event loop: control, host events, saves */
 	SANDBOX_VCPU,	   /* KVM_RUN and the devices it serves */
 	SANDBOX_MIGRATION, /* a migration's copy thread */
+	SANDBOX_NET,	   /* a network device's receive thread */
 	SANDBOX_KINDS,
 };
 

@@ -99,6 +99,29 @@ static int read_cpu_mask(struct state_reader *r, struct x86_cpu_mask *m, char *e
 	return 0;
 }
 
+static int read_nets(struct state_reader *r, struct vm_config *cfg, char *err, size_t errlen)
+{
+	uint32_t n = state_get_u32(r);
+	if (!state_check(r, n <= VM_MAX_NETS))
+		return errorf(err, errlen, "config section: %u nets (at most %d)", n, VM_MAX_NETS);
+	for (uint32_t i = 0; i < n && !r->err; i++) {
+		struct net_spec *s = &cfg->nets[i];
+		memset(s, 0, sizeof(*s));
+		state_get(r, s->tap, sizeof(s->tap));
+		state_get(r, s->bridge, sizeof(s->bridge));
+		state_get(r, s->mac, sizeof(s->mac));
+		state_get(r, s->id, sizeof(s->id));
+		s->tap[sizeof(s->tap) - 1] = s->bridge[sizeof(s->bridge) - 1] = '\0';
+		s->id[sizeof(s->id) - 1] = '\0';
+		s->mac_given = true;
+		if (!state_check(r, !s->tap[0] != !s->bridge[0] && !strchr(s->tap, '/') &&
+					    !(s->mac[0] & 1)))
+			return errorf(err, errlen, "config section: net %u is malformed", i);
+	}
+	cfg->nr_nets = (int)n;
+	return r->err ? errorf(err, errlen, "config section: the nets are malformed") : 0;
+}
+
 int snapshot_parse_config(const uint8_t *buf, uint64_t len, uint32_t nr_vcpus, uint64_t memory_size,
 			  struct vm_config *cfg, bool *user_paused, char *err, size_t errlen)
 {
@@ -125,6 +148,8 @@ int snapshot_parse_config(const uint8_t *buf, uint64_t len, uint32_t nr_vcpus, u
 			return -1;
 	}
 	if (version >= 2 && read_cpu_mask(&r, &cfg->cpu_mask, err, errlen))
+		return -1;
+	if (version >= 3 && read_nets(&r, cfg, err, errlen))
 		return -1;
 	if (state_reader_done(&r))
 		return errorf(err, errlen, "config section: malformed (trailing bytes)");

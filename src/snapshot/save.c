@@ -44,6 +44,19 @@ void snapshot_write_config(struct vm *vm, struct state_writer *w)
 	uint32_t n = (uint32_t)strlen(vm->cfg.cpu_mask.spec);
 	state_put_u32(w, n);
 	state_put(w, vm->cfg.cpu_mask.spec, n);
+	/* Version 3: the nets - a bridge's tap is made anew, a named one is
+	 * opened by its name; the MAC goes with the guest. */
+	state_put_u32(w, (uint32_t)vm->nr_nets);
+	for (int i = 0; i < vm->nr_nets; i++) {
+		struct net_spec s = vm->cfg.nets[i];
+		if (!s.bridge[0])
+			snprintf(s.tap, sizeof(s.tap), "%s", vm->nets[i].net.tap.name);
+		memcpy(s.mac, vm->nets[i].net.mac, sizeof(s.mac));
+		state_put(w, s.tap, sizeof(s.tap));
+		state_put(w, s.bridge, sizeof(s.bridge));
+		state_put(w, s.mac, sizeof(s.mac));
+		state_put(w, s.id, sizeof(s.id));
+	}
 }
 
 struct vcpu_states {

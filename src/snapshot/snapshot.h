@@ -52,7 +52,7 @@ int snapshot_save(struct vm *vm, const char *path, bool keep_running, struct sna
 		  char *err, size_t errlen);
 
 /* The config section: what the guest was given. */
-#define SNAP_CONFIG_VERSION 2
+#define SNAP_CONFIG_VERSION 3
 void snapshot_write_config(struct vm *vm, struct state_writer *w);
 /* Reads one (from a file or a migration's handshake) into cfg, checking
  * that its disks are there as they were. -1 with err. */

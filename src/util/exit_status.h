@@ -12,6 +12,7 @@ enum kvmhost_status {
 	STATUS_DISK = 5,
 	STATUS_BAD_KERNEL = 6,
 	STATUS_BAD_SNAPSHOT = 7, /* not usable: format, checksums, CPU, disks */
+	STATUS_NET = 8,		 /* a tap or bridge cannot be used, a bad MAC */
 	STATUS_GUEST_CRASH = 10,
 	STATUS_GUEST_ERROR = 11,
 	STATUS_GUEST_RESET = 12,

@@ -114,7 +114,8 @@ static void write_status(struct virtio_mmio *m, uint32_t v)
 
 static bool driver_running(const struct virtio_mmio *m)
 {
-	return (m->status & VIRTIO_CONFIG_S_DRIVER_OK) && !(m->status & VIRTIO_CONFIG_S_NEEDS_RESET);
+	return (m->status & VIRTIO_CONFIG_S_DRIVER_OK) &&
+	       !(m->status & VIRTIO_CONFIG_S_NEEDS_RESET);
 }
 
 struct virtq *virtio_mmio_live_queue(struct virtio_mmio *m, unsigned index)

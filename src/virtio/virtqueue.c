@@ -83,6 +83,11 @@ int virtq_pop(const struct guest_mem *gm, struct virtq *vq, struct virtq_elem *e
 	return 1;
 }
 
+void virtq_unpop(struct virtq *vq, uint16_t n)
+{
+	vq->last_avail = (uint16_t)(vq->last_avail - n);
+}
+
 void virtq_push(const struct guest_mem *gm, struct virtq *vq, const struct virtq_elem *e,
 		uint32_t len)
 {

@@ -36,6 +36,8 @@ bool virtq_rings_valid(const struct guest_mem *gm, const struct virtq *vq);
 /* 1: an element was taken; 0: nothing available; -EINVAL: the driver broke
  * the rules (bad index, address, loop, layout) and the device needs a reset. */
 int virtq_pop(const struct guest_mem *gm, struct virtq *vq, struct virtq_elem *e);
+/* Gives back the last n elements popped and not pushed, to pop again. */
+void virtq_unpop(struct virtq *vq, uint16_t n);
 /* Returns the element to the driver with `len` bytes written; its
  * device-writable buffers count as written (gm_mark_dirty). */
 void virtq_push(const struct guest_mem *gm, struct virtq *vq, const struct virtq_elem *e,

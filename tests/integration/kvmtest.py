@@ -67,10 +67,11 @@ class Env:
             raise AssertionError(f"kvmhost {' '.join(args)} failed {p.returncode}: {p.stderr}")
         return p
 
-    def start(self, name, *args, wait=True, heartbeats=True):
+    def start(self, name, *args, wait=True, heartbeats=True, prefix=()):
         """Starts a VM; waits until it answers and (with heartbeats) every
-        vCPU has beaten once."""
-        vm = VM(self, name, args)
+        vCPU has beaten once. `prefix` runs it through another command
+        (`ip netns exec NS`), which must exec it in its place."""
+        vm = VM(self, name, args, prefix)
         self.vms.append(vm)
         if wait:
             vm.wait_ready(heartbeats=heartbeats)
@@ -89,13 +90,13 @@ class Env:
 
 
 class VM:
-    def __init__(self, env, name, args):
+    def __init__(self, env, name, args, prefix=()):
         self.env = env
         self.name = name
         self.console = os.path.join(env.dir, f"{name}.console")
         self.stderr_path = os.path.join(env.dir, f"{name}.stderr")
         self._stderr = open(self.stderr_path, "w")
-        cmd = [KVMHOST, "run", "--name", name, "--console", self.console, *args]
+        cmd = [*prefix, KVMHOST, "run", "--name", name, "--console", self.console, *args]
         self.proc = subprocess.Popen(cmd, env=env.env, stdout=subprocess.DEVNULL,
                                      stderr=self._stderr, stdin=subprocess.DEVNULL)
         self.sock = os.path.join(env.rundir, f"{name}.sock")

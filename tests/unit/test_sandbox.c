@@ -3,7 +3,9 @@
  * STATUS_SANDBOX and a line naming the kind and the call. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_tun.h>
 #include <linux/kvm.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -19,6 +21,7 @@
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,7 +73,8 @@ static void common_work(void)
 		_exit(1);
 	void *m = malloc(10 << 20); /* big enough for mmap */
 	free(m);
-	if (pread(file_fd, buf, sizeof(buf), 0) < 0 || write(STDERR_FILENO, "", 0) < 0)
+	if (lseek(file_fd, 0, SEEK_SET) < 0 || read(file_fd, buf, sizeof(buf)) < 0 ||
+	    write(STDERR_FILENO, "", 0) < 0)
 		_exit(2);
 }
 
@@ -100,6 +104,17 @@ static void migration_work(void)
 	int s = socket(AF_INET, SOCK_STREAM, 0);
 	if (s < 0)
 		_exit(6);
+}
+
+static void net_work(void)
+{
+	common_work();
+	struct pollfd p = {file_fd, POLLIN, 0};
+	char buf[16];
+	struct iovec iov = {buf, sizeof(buf)};
+	if (poll(&p, 1, 0) < 0 || lseek(file_fd, 0, SEEK_SET) < 0 || readv(file_fd, &iov, 1) < 0)
+		_exit(7);
+	ioctl(file_fd, TUNSETOFFLOAD, 0); /* allowed; a file is not a tap (ENOTTY) */
 }
 
 static void do_execve(void)
@@ -164,7 +179,7 @@ static void allowed_calls_work(void **unused)
 {
 	(void)unused;
 	char out[512];
-	void (*work[])(void) = {main_work, vcpu_work, migration_work};
+	void (*work[])(void) = {main_work, vcpu_work, migration_work, net_work};
 	for (int k = 0; k < SANDBOX_KINDS; k++) {
 		int st = in_child((enum sandbox_kind)k, work[k], out, sizeof(out));
 		if (st)
@@ -247,13 +262,23 @@ static int setup(void **unused)
 	return 0;
 }
 
+static void net_denied(void **unused)
+{
+	(void)unused;
+	denied(SANDBOX_NET, do_execve, "execve");
+	denied(SANDBOX_NET, do_fork, "clone");
+	denied(SANDBOX_NET, do_open, "openat");
+	denied(SANDBOX_NET, do_socket, "socket");
+	denied(SANDBOX_NET, do_create_vm, "ioctl");
+	denied(SANDBOX_NET, do_exec_memory, "mmap");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(allowed_calls_work),
-		cmocka_unit_test(vcpu_denied),
-		cmocka_unit_test(main_denied),
-		cmocka_unit_test(migration_denied),
+		cmocka_unit_test(allowed_calls_work), cmocka_unit_test(vcpu_denied),
+		cmocka_unit_test(main_denied),	      cmocka_unit_test(migration_denied),
+		cmocka_unit_test(net_denied),
 	};
 	return cmocka_run_group_tests_name("sandbox", tests, setup, NULL);
 }

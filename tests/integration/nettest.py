@@ -1,0 +1,99 @@
+"""Network namespaces for the network tests: each test makes its own, puts
+its taps and bridges in it, runs kvmhost inside it (`ip netns exec`), and
+deletes it at the end. No address outside it is ever used."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+from kvmtest import require_root, skip
+
+CAPTURE = r'''
+import socket, struct, sys, time
+# Gratuitous ARPs (sender IP == target IP) seen on an interface, one line each.
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+s.bind((sys.argv[1], 0))
+print("ready", flush=True)
+while True:
+    f = s.recv(2048)
+    if len(f) >= 42 and f[28:32] == f[38:42]:
+        print("%.6f %s %s" % (time.time(), socket.inet_ntoa(f[28:32]), f[22:28].hex(":")), flush=True)
+'''
+
+
+class NetNS:
+    def __init__(self, env, tag):
+        require_root()
+        if not shutil.which("ip"):
+            skip("iproute2 (ip) is missing")
+        self.name = f"kvmh-{os.getpid()}-{tag}"
+        subprocess.run(["ip", "netns", "add", self.name], check=True)
+        env.cleanups.append(self.delete)
+        self.captures = []
+        self.run("ip", "link", "set", "lo", "up")
+
+    def delete(self):
+        for c in self.captures:
+            c.kill()
+            c.wait()
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+
+    @property
+    def prefix(self):
+        return ("ip", "netns", "exec", self.name)
+
+    def run(self, *cmd, check=True, timeout=60):
+        p = subprocess.run([*self.prefix, *cmd], capture_output=True, text=True, timeout=timeout)
+        if check and p.returncode:
+            raise AssertionError(f"{' '.join(cmd)}: {p.returncode} {p.stderr}")
+        return p
+
+    def bridge(self, name, addr):
+        self.run("ip", "link", "add", name, "type", "bridge")
+        self.run("ip", "addr", "add", addr, "dev", name)
+        self.run("ip", "link", "set", name, "up")
+
+    def address(self, dev, addr):
+        self.run("ip", "addr", "add", addr, "dev", dev)
+        self.run("ip", "link", "set", dev, "up")
+
+    def ping(self, addr, count, interval="0.01", wait="2"):
+        """(sent, received, [rtt ms...])"""
+        p = self.run("ping", "-n", "-c", str(count), "-i", interval, "-W", wait, addr,
+                     check=False, timeout=count * 0.1 + 60)
+        m = re.search(r"(\d+) packets transmitted, (\d+) received", p.stdout)
+        rtts = [float(x) for x in re.findall(r"time=([\d.]+) ms", p.stdout)]
+        return (int(m.group(1)), int(m.group(2)), rtts) if m else (0, 0, rtts)
+
+    def neighbour(self, addr):
+        p = self.run("ip", "neigh", "show", addr, check=False)
+        m = re.search(r"lladdr ([0-9a-f:]{17})", p.stdout)
+        return m.group(1) if m else None
+
+    def capture_announcements(self, dev):
+        """Starts a raw-socket capture of gratuitous ARPs on dev."""
+        c = subprocess.Popen([*self.prefix, sys.executable, "-c", CAPTURE, dev],
+                             stdout=subprocess.PIPE, text=True)
+        assert c.stdout.readline().strip() == "ready"
+        self.captures.append(c)
+        c.seen = []
+
+        def pump():
+            for line in c.stdout:
+                t, ip, mac = line.split()
+                c.seen.append((float(t), ip, mac))
+        import threading
+        threading.Thread(target=pump, daemon=True).start()
+        return c
+
+
+def announced_since(capture, t0, ip, timeout=5):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for t, a, mac in capture.seen:
+            if t >= t0 and a == ip:
+                return t, mac
+        time.sleep(0.01)
+    return None

@@ -1,0 +1,106 @@
+"""Networking: virtio-net on a tap, in network namespaces the tests make and
+delete. Judged by what crosses the wire - pings answered by the built-in
+guest's own stack, its ARP entry, its gratuitous ARPs seen by a raw socket -
+and by the counters in `status` agreeing with it."""
+import os
+import time
+
+from kvmtest import main, wait_for
+from nettest import NetNS, announced_since
+
+GUEST = "10.77.0.2"
+HOST = "10.77.0.1/24"
+
+
+def net_vm(env, ns, name, net, *extra):
+    return env.start(name, "--net", net, "--guest-ip", GUEST, *extra, prefix=ns.prefix)
+
+
+def test_ping_1000(env):
+    ns = NetNS(env, "p")
+    vm = net_vm(env, ns, "n", "tap=kt0,id=lan")
+    ns.address("kt0", HOST)
+    sent, got, rtts = ns.ping(GUEST, 1000, interval="0.005")
+    assert (sent, got) == (1000, 1000), (sent, got)
+    st = vm.status()
+    net = st["nets"][0]
+    assert net["id"] == "lan" and net["tap"] == "kt0" and net["link"] == "up", net
+    assert ns.neighbour(GUEST) == net["mac"]  # ARP answered with the device's MAC
+    # What the guest answered, what the device carried and what ping saw agree.
+    g = st["guest_net"]
+    assert g["replies"] >= 1001 and g["rx"] >= 1001, g  # 1000 echos and an ARP
+    assert net["tx_packets"] >= g["replies"] and net["rx_packets"] >= g["rx"], (net, g)
+    assert net["tx_dropped"] == 0 and net["bad_chains"] == 0, net
+    assert vm.ctl("quit").returncode == 0 and vm.wait_exit() == 0
+    # A tap kvmhost made goes with it.
+    assert "kt0" not in ns.run("ip", "link").stdout
+
+
+def test_link_down_and_up(env):
+    ns = NetNS(env, "l")
+    vm = net_vm(env, ns, "n", "tap=kt1")
+    ns.address("kt1", HOST)
+    assert ns.ping(GUEST, 3)[1] == 3
+    p = vm.ctl("net-link", "0", "down")
+    assert p.returncode == 0, p.stderr
+    assert vm.status()["nets"][0]["link"] == "down"
+    assert ns.ping(GUEST, 3, interval="0.2", wait="1")[1] == 0
+    assert vm.ctl("net-link", "0", "up").returncode == 0
+    wait_for(lambda: ns.ping(GUEST, 1, wait="1")[1] == 1, 10, what="the link back")
+    p = vm.ctl("net-link", "nope", "up")
+    assert p.returncode != 0 and "no net" in p.stderr
+
+
+def test_bad_net_options(env):
+    ns = NetNS(env, "b")
+    cases = [("bridge=nosuchbr0", "bridge nosuchbr0 does not exist"),
+             ("tap=kt0,mac=01:00:00:00:00:01", "unicast"),
+             ("tap=kt0,mac=zz", "unicast"),
+             ("tap=waytoolongnameforatap0", "expected tap=NAME"),
+             ("tap=kt0,bridge=br0", "one of them"),
+             ("speed=fast", "expected tap=NAME")]
+    for spec, needle in cases:
+        p = ns.run(os.environ.get("KVMHOST", "kvmhost"), "run", "--console", "none",
+                   "--net", spec, check=False)
+        assert p.returncode == 8 and needle in p.stderr, (spec, p.returncode, p.stderr)
+    # A name that is not a tap (a bridge): refused, saying so.
+    ns.bridge("br9", "10.77.9.1/24")
+    p = ns.run(os.environ.get("KVMHOST", "kvmhost"), "run", "--console", "none", "--net",
+               "tap=br9", check=False)
+    assert p.returncode == 8 and "br9" in p.stderr, p.stderr
+
+
+def test_announce_after_restore_and_migration(env):
+    ns = NetNS(env, "a")
+    ns.bridge("br0", HOST)
+    cap = ns.capture_announcements("br0")
+    vm = net_vm(env, ns, "n", "bridge=br0,id=lan")
+    assert ns.ping(GUEST, 3)[1] == 3
+    mac = vm.status()["nets"][0]["mac"]
+    # Saved and restored: the MAC goes with it, a new tap joins the bridge.
+    path = os.path.join(env.dir, "n.kvmh")
+    assert vm.ctl("save", path).returncode == 0 and vm.wait_exit() == 0
+    t0 = time.time()
+    vm2 = env.start("n", "--restore", path, prefix=ns.prefix)
+    seen = announced_since(cap, t0, GUEST)
+    assert seen and seen[1] == mac, (seen, cap.seen)
+    assert ns.ping(GUEST, 5)[1] == 5
+    assert vm2.status()["nets"][0]["mac"] == mac
+    # Migrated to another process on the same bridge: announced again.
+    sock = os.path.join(env.dir, "m.sock")
+    dst = env.start("n2", "--incoming", "unix:" + sock, wait=False, prefix=ns.prefix)
+    wait_for(lambda: os.path.exists(sock), 10, what="the destination")
+    t1 = time.time()
+    p = vm2.ctl("migrate", "unix:" + sock)
+    assert p.returncode == 0, p.stderr
+    assert vm2.wait_exit(20) == 0
+    seen = announced_since(cap, t1, GUEST)
+    assert seen and seen[1] == mac, (seen, cap.seen)
+    dst.wait_ready(heartbeats=False)
+    assert ns.ping(GUEST, 5)[1] == 5
+    assert dst.status()["guest_net"]["announced"] >= 1
+
+
+if __name__ == "__main__":
+    main([test_ping_1000, test_link_down_and_up, test_bad_net_options,
+          test_announce_after_restore_and_migration])
