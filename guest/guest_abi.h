@@ -107,6 +107,9 @@
 #define TESTDEV_EV_NET_REPLIES	 30 /* result: ARP and echo replies sent so far */
 #define TESTDEV_EV_NET_ANNOUNCED 31 /* result: gratuitous ARPs sent so far */
 #define VIRTIO_NET_IRQ_VECTOR	 0x31
+/* --guest-ping ADDR: the guest also pings ADDR every 10 ms (after ARP). */
+#define TESTDEV_CFG_GUEST_PEER 15
+#define TESTDEV_EV_NET_PONGS   32 /* result: echo replies from the peer so far */
 
 #define DISK_BLOCK_MAGIC 0x2174736f686d766bUL /* "kvmhost!" */
 

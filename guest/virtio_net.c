@@ -39,7 +39,12 @@ static u8 tx_buf[QSZ][BUF] __attribute__((aligned(64)));
 static u8 ctl_buf[16];
 static u8 mac[6];
 static u32 my_ip; /* network byte order, as the frames carry it */
-static u64 rx_count, replies, announced, reported;
+static u64 rx_count, replies, announced, pongs, reported;
+static u32 peer_ip; /* --guest-ping's, network byte order; 0: none */
+static u8 peer_mac[6];
+static int peer_known;
+static u64 next_ping;
+static u16 ping_seq;
 static int up;
 volatile u64 net_irqs; /* counted by irq_net in entry.S */
 
@@ -89,6 +94,7 @@ static void give_rx(u16 id)
 void net_init(void)
 {
 	my_ip = config(TESTDEV_CFG_GUEST_IP);
+	peer_ip = config(TESTDEV_CFG_GUEST_PEER);
 	if (!config(TESTDEV_CFG_NETS) || !my_ip || negotiate())
 		return;
 	setup_queue(0, &rxq);
@@ -156,6 +162,11 @@ static void send_arp(u16 op, const u8 *to_mac, const u8 *to_ip)
 
 static void on_arp(const u8 *f, u32 len)
 {
+	if (len >= 42 && be16(f + 20) == 2 && peer_ip && *(const u32 *)(f + 28) == peer_ip) {
+		copy(peer_mac, f + 22, 6);
+		peer_known = 1;
+		return;
+	}
 	if (len < 42 || be16(f + 20) != 1 || *(const u32 *)(f + 38) != my_ip)
 		return;
 	send_arp(2, f + 22, f + 28);
@@ -167,18 +178,58 @@ static void on_arp(const u8 *f, u32 len)
 static void on_ipv4(u8 *f, u32 len)
 {
 	u32 ihl = (f[14] & 0xf) * 4u;
-	if (len < 14 + ihl + 8 || f[23] != 1 || *(u32 *)(f + 30) != my_ip || f[14 + ihl] != 8)
+	if (len < 14 + ihl + 8 || f[23] != 1 || *(u32 *)(f + 30) != my_ip ||
+	    (f[14 + ihl] != 8 && f[14 + ihl] != 0))
 		return;
+	u8 *icmp = f + 14 + ihl;
+	if (icmp[0] == 0) { /* a reply to our own ping */
+		pongs += peer_ip && *(u32 *)(f + 26) == peer_ip;
+		return;
+	}
 	u8 tmp[6];
 	copy(tmp, f, 6), copy(f, f + 6, 6), copy(f + 6, tmp, 6);
 	copy(tmp, f + 26, 4), copy(f + 26, f + 30, 4), copy(f + 30, tmp, 4);
-	u8 *icmp = f + 14 + ihl;
 	icmp[0] = 0;
 	u32 sum = (u32)be16(icmp + 2) + 0x0800;
 	sum = (sum & 0xffff) + (sum >> 16);
 	icmp[2] = (u8)(sum >> 8), icmp[3] = (u8)sum;
 	send(f, len);
 	replies++;
+}
+
+static u16 csum(const u8 *p, u32 n)
+{
+	u32 s = 0;
+	for (u32 i = 0; i + 1 < n; i += 2)
+		s += (u32)(p[i] << 8 | p[i + 1]);
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (u16)~s;
+}
+
+/* --guest-ping: the peer's MAC first (ARP), then an echo request every
+ * 10 ms: a minimal IPv4 header and 8 bytes of ICMP. */
+static void ping_peer(void)
+{
+	u64 now = guest_now();
+	if (!peer_ip || now < next_ping)
+		return;
+	next_ping = now + 10000000UL;
+	if (!peer_known) {
+		send_arp(1, 0, (const u8 *)&peer_ip);
+		return;
+	}
+	u8 f[42] = {0};
+	copy(f, peer_mac, 6), copy(f + 6, mac, 6);
+	f[12] = 0x08, f[14] = 0x45, f[17] = 28, f[22] = 64, f[23] = 1;
+	copy(f + 26, (const u8 *)&my_ip, 4), copy(f + 30, (const u8 *)&peer_ip, 4);
+	u16 c = csum(f + 14, 20);
+	f[24] = (u8)(c >> 8), f[25] = (u8)c;
+	f[34] = 8, f[38] = 0x6b, f[39] = 0x68, f[40] = (u8)(ping_seq >> 8), f[41] = (u8)ping_seq;
+	ping_seq++;
+	c = csum(f + 34, 8);
+	f[36] = (u8)(c >> 8), f[37] = (u8)c;
+	send(f, sizeof(f));
 }
 
 /* The device asked (config status ANNOUNCE): a gratuitous ARP, then the
@@ -222,8 +273,10 @@ void net_poll(void)
 	}
 	if (given)
 		REG(0x050) = 0;
-	if (rx_count + replies + announced != reported) {
-		reported = rx_count + replies + announced;
+	ping_peer();
+	if (rx_count + replies + announced + pongs != reported) {
+		reported = rx_count + replies + announced + pongs;
+		report(TESTDEV_EV_NET_PONGS, pongs);
 		report(TESTDEV_EV_NET_RX, rx_count);
 		report(TESTDEV_EV_NET_REPLIES, replies);
 		report(TESTDEV_EV_NET_ANNOUNCED, announced);

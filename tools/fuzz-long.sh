@@ -20,7 +20,8 @@ run() {
 		-artifact_prefix="$out/$t.crashes/" ${seeds[$t]:-} >"$out/$t.log" 2>&1
 	echo $? >"$out/$t.rc"
 }
-targets=(fuzz_virtio_blk fuzz_protocol fuzz_linux_loader fuzz_snapshot fuzz_migration)
+targets=(fuzz_virtio_blk fuzz_protocol fuzz_linux_loader fuzz_snapshot fuzz_migration
+	fuzz_virtio_net)
 for ((i = 0; i < ${#targets[@]}; i += 2)); do
 	run "${targets[i]}" &
 	[[ -n ${targets[i + 1]:-} ]] && run "${targets[i + 1]}" &

@@ -287,13 +287,23 @@ static int opt_net(struct run_options *o, const char *a, char *err, size_t errle
 	return 0;
 }
 
-static int opt_guest_ip(struct run_options *o, const char *a, char *err, size_t errlen)
+static int ipv4_opt(const char *what, const char *a, uint32_t *dst, char *err, size_t errlen)
 {
 	struct in_addr ip;
 	if (inet_pton(AF_INET, a, &ip) != 1 || ip.s_addr == 0)
-		return errorf(err, errlen, "--guest-ip: expected an IPv4 address, not '%s'", a);
-	o->vm.guest.guest_ip = ip.s_addr;
+		return errorf(err, errlen, "%s: expected an IPv4 address, not '%s'", what, a);
+	*dst = ip.s_addr;
 	return 0;
+}
+
+static int opt_guest_ip(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	return ipv4_opt("--guest-ip", a, &o->vm.guest.guest_ip, err, errlen);
+}
+
+static int opt_guest_ping(struct run_options *o, const char *a, char *err, size_t errlen)
+{
+	return ipv4_opt("--guest-ping", a, &o->vm.guest.guest_peer, err, errlen);
 }
 
 static int opt_disk_blocks(struct run_options *o, const char *a, char *err, size_t errlen)
@@ -476,6 +486,7 @@ static const struct opt_def opts[] = {
 	{"disk", required_argument, opt_disk, true},
 	{"net", required_argument, opt_net, true},
 	{"guest-ip", required_argument, opt_guest_ip, true},
+	{"guest-ping", required_argument, opt_guest_ping, true},
 	{"disk-blocks", required_argument, opt_disk_blocks, true},
 	{"disk-request-kib", required_argument, opt_disk_request_kib, true},
 	{"disk-flush-every", required_argument, opt_disk_flush_every, true},

@@ -129,6 +129,7 @@ void vm_status_json(struct vm *vm, json_object *o)
 	json_object_object_add(gn, "rx", u64(atomic_load(&t->net_rx)));
 	json_object_object_add(gn, "replies", u64(atomic_load(&t->net_replies)));
 	json_object_object_add(gn, "announced", u64(atomic_load(&t->net_announced)));
+	json_object_object_add(gn, "pongs", u64(atomic_load(&t->net_pongs)));
 	json_object_object_add(o, "guest_net", gn);
 	json_object_object_add(o, "guest_disk", guest_disk_json(t));
 	json_object_object_add(

@@ -88,6 +88,8 @@ static uint32_t config_value(const struct testdev *t, uint32_t key)
 		return c->nr_nets;
 	case TESTDEV_CFG_GUEST_IP:
 		return c->guest_ip;
+	case TESTDEV_CFG_GUEST_PEER:
+		return c->guest_peer;
 	default:
 		return 0xffffffffu;
 	}
@@ -153,6 +155,9 @@ static void guest_event(struct testdev *t, struct testdev_vcpu *v, uint32_t ev)
 		break;
 	case TESTDEV_EV_NET_REPLIES:
 		atomic_store(&t->net_replies, v->result);
+		break;
+	case TESTDEV_EV_NET_PONGS:
+		atomic_store(&t->net_pongs, v->result);
 		break;
 	case TESTDEV_EV_NET_ANNOUNCED:
 		atomic_store(&t->net_announced, v->result);

@@ -25,7 +25,8 @@ struct testdev_config {
 	uint32_t memcheck_mib;
 	uint32_t memcheck_dirty; /* pages per second */
 	uint32_t nr_nets;
-	uint32_t guest_ip; /* IPv4, network byte order; 0: none */
+	uint32_t guest_ip;   /* IPv4, network byte order; 0: none */
+	uint32_t guest_peer; /* --guest-ping's, likewise */
 };
 
 /* One vCPU's reports. Counters are read by any thread. */
@@ -69,7 +70,7 @@ struct testdev {
 	uint32_t blob_len;
 	atomic_int_fast64_t replayed; /* script operations replayed; -1 until done */
 	/* The guest's network stack, as it reports it. */
-	atomic_uint_fast64_t net_rx, net_replies, net_announced;
+	atomic_uint_fast64_t net_rx, net_replies, net_announced, net_pongs;
 };
 
 int testdev_init(struct testdev *t, const struct testdev_config *cfg, unsigned nr_vcpus,

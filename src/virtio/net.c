@@ -228,6 +228,11 @@ static bool receive(struct virtio_net *n)
 	return more;
 }
 
+bool virtio_net_poll_rx(struct virtio_net *n)
+{
+	return receive(n);
+}
+
 static void *rx_thread(void *arg)
 {
 	struct virtio_net *n = arg;

@@ -62,5 +62,8 @@ extern const struct virtio_device_ops virtio_net_ops;
  * thread (the fuzz target's entry): -EINVAL for a chain the device must
  * refuse. */
 int virtio_net_tx_chain(const struct virtq_elem *e);
+/* What the receive thread does when woken: frames from the tap into the
+ * guest's buffers. false: none left to take them. For the fuzz target. */
+bool virtio_net_poll_rx(struct virtio_net *n);
 
 #endif

@@ -101,6 +101,20 @@ def test_announce_after_restore_and_migration(env):
     assert dst.status()["guest_net"]["announced"] >= 1
 
 
+def test_two_vms_on_a_bridge(env):
+    ns = NetNS(env, "br")
+    ns.bridge("br0", HOST)
+    a = env.start("a", "--net", "bridge=br0", "--guest-ip", "10.77.0.2", "--guest-ping",
+                  "10.77.0.3", prefix=ns.prefix)
+    b = env.start("b", "--net", "bridge=br0", "--guest-ip", "10.77.0.3", "--guest-ping",
+                  "10.77.0.2", prefix=ns.prefix)
+    wait_for(lambda: a.status()["guest_net"]["pongs"] >= 20 and
+             b.status()["guest_net"]["pongs"] >= 20, 30, what="each guest to ping the other")
+    assert a.status()["nets"][0]["mac"] != b.status()["nets"][0]["mac"]
+    # And the host reaches both, over the same bridge.
+    assert ns.ping("10.77.0.2", 5)[1] == 5 and ns.ping("10.77.0.3", 5)[1] == 5
+
+
 if __name__ == "__main__":
     main([test_ping_1000, test_link_down_and_up, test_bad_net_options,
-          test_announce_after_restore_and_migration])
+          test_announce_after_restore_and_migration, test_two_vms_on_a_bridge])
