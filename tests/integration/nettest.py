@@ -19,7 +19,7 @@ print("ready", flush=True)
 while True:
     f = s.recv(2048)
     if len(f) >= 42 and f[28:32] == f[38:42]:
-        print("%.6f %s %s" % (time.time(), socket.inet_ntoa(f[28:32]), f[22:28].hex(":")), flush=True)
+        print("%.6f %s %s" % (time.monotonic(), socket.inet_ntoa(f[28:32]), f[22:28].hex(":")), flush=True)
 '''
 
 
@@ -90,8 +90,10 @@ class NetNS:
 
 
 def announced_since(capture, t0, ip, timeout=5):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    """(CLOCK_MONOTONIC s, MAC) of the first gratuitous ARP for ip at or
+    after t0 (same clock), or None."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         for t, a, mac in capture.seen:
             if t >= t0 and a == ip:
                 return t, mac

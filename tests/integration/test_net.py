@@ -7,6 +7,7 @@ import time
 
 from kvmtest import main, wait_for
 from nettest import NetNS, announced_since
+from reallogind import with_real_logind
 
 GUEST = "10.77.0.2"
 HOST = "10.77.0.1/24"
@@ -80,7 +81,7 @@ def test_announce_after_restore_and_migration(env):
     # Saved and restored: the MAC goes with it, a new tap joins the bridge.
     path = os.path.join(env.dir, "n.kvmh")
     assert vm.ctl("save", path).returncode == 0 and vm.wait_exit() == 0
-    t0 = time.time()
+    t0 = time.monotonic()
     vm2 = env.start("n", "--restore", path, prefix=ns.prefix)
     seen = announced_since(cap, t0, GUEST)
     assert seen and seen[1] == mac, (seen, cap.seen)
@@ -90,7 +91,7 @@ def test_announce_after_restore_and_migration(env):
     sock = os.path.join(env.dir, "m.sock")
     dst = env.start("n2", "--incoming", "unix:" + sock, wait=False, prefix=ns.prefix)
     wait_for(lambda: os.path.exists(sock), 10, what="the destination")
-    t1 = time.time()
+    t1 = time.monotonic()
     p = vm2.ctl("migrate", "unix:" + sock)
     assert p.returncode == 0, p.stderr
     assert vm2.wait_exit(20) == 0
@@ -99,6 +100,38 @@ def test_announce_after_restore_and_migration(env):
     dst.wait_ready(heartbeats=False)
     assert ns.ping(GUEST, 5)[1] == 5
     assert dst.status()["guest_net"]["announced"] >= 1
+
+
+def test_announce_after_host_sleep(env):
+    """The real logind puts the host to sleep and wakes it: the guest's
+    gratuitous ARP is on the bridge within 100 ms of logind's signal."""
+    real = with_real_logind(env)
+    ns = NetNS(env, "s")
+    ns.bridge("br0", HOST)
+    cap = ns.capture_announcements("br0")
+    vm = net_vm(env, ns, "n", "bridge=br0")
+    wait_for(lambda: any(i[:2] == ("sleep", "kvmhost") for i in real.inhibitors()), 10,
+             what="its sleep inhibitor")
+    assert ns.ping(GUEST, 5)[1] == 5
+    real.hold_jobs()
+    real.busctl("call", "Suspend", "b", "false")
+    assert real.expect_prepare()[:2] == ("PrepareForSleep", True)
+    assert real.expect_start()[0] == "suspend.target"
+    assert vm.status()["state"] == "host-sleep"
+    time.sleep(0.5)
+    assert announced_since(cap, 0, GUEST, timeout=0.1) is None  # none before the wake
+    # The job ends: logind sends PrepareForSleep(false). Counted from here, so
+    # the figure also holds logind's own part of the wake.
+    woke = time.monotonic()
+    real.hold_jobs(False)
+    assert real.expect_prepare()[:2] == ("PrepareForSleep", False)
+    seen = announced_since(cap, woke, GUEST)
+    assert seen, cap.seen
+    latency_ms = (seen[0] - woke) * 1e3
+    assert latency_ms <= 100, latency_ms
+    sent, got, _ = ns.ping(GUEST, 100)
+    assert (sent, got) == (100, 100)
+    assert vm.status()["nets"][0]["link"] == "up"
 
 
 def test_two_vms_on_a_bridge(env):
@@ -117,4 +150,5 @@ def test_two_vms_on_a_bridge(env):
 
 if __name__ == "__main__":
     main([test_ping_1000, test_link_down_and_up, test_bad_net_options,
-          test_announce_after_restore_and_migration, test_two_vms_on_a_bridge])
+          test_announce_after_restore_and_migration, test_announce_after_host_sleep,
+          test_two_vms_on_a_bridge])
