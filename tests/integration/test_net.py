@@ -32,6 +32,10 @@ def test_ping_1000(env):
     assert g["replies"] >= 1001 and g["rx"] >= 1001, g  # 1000 echos and an ARP
     assert net["tx_packets"] >= g["replies"] and net["rx_packets"] >= g["rx"], (net, g)
     assert net["tx_dropped"] == 0 and net["bad_chains"] == 0, net
+    # The receive thread is sandboxed like every other.
+    from test_sandbox import all_filtered
+    tasks = all_filtered(vm.proc.pid, 3)
+    assert any(t["comm"] == "net-rx" for t in tasks.values()), tasks
     assert vm.ctl("quit").returncode == 0 and vm.wait_exit() == 0
     # A tap kvmhost made goes with it.
     assert "kt0" not in ns.run("ip", "link").stdout
