@@ -14,10 +14,15 @@ declare -A seeds=([fuzz_snapshot]="-seed_inputs=$corpus/snapshot-1vcpu.bin"
 	[fuzz_protocol]="-seed_inputs=$protocol_seeds")
 out=$(mktemp -d)
 run() {
-	local t=$1
+	local t=$1 dirs=()
 	mkdir -p "$out/$t.crashes"
+	# A committed corpus is copied: libFuzzer writes what it finds into it.
+	if [[ -d $corpus/${t#fuzz_} ]]; then
+		cp -r "$corpus/${t#fuzz_}" "$out/$t.corpus"
+		dirs=("$out/$t.corpus")
+	fi
 	build-asan/fuzz/"$t" -max_total_time="$secs" -rss_limit_mb=2048 -print_final_stats=1 \
-		-artifact_prefix="$out/$t.crashes/" ${seeds[$t]:-} >"$out/$t.log" 2>&1
+		-artifact_prefix="$out/$t.crashes/" ${seeds[$t]:-} "${dirs[@]}" >"$out/$t.log" 2>&1
 	echo $? >"$out/$t.rc"
 }
 targets=(fuzz_virtio_blk fuzz_protocol fuzz_linux_loader fuzz_snapshot fuzz_migration
