@@ -28,6 +28,8 @@ class NetNS:
         require_root()
         if not shutil.which("ip"):
             skip("iproute2 (ip) is missing")
+        if not os.path.exists("/dev/net/tun"):
+            skip("/dev/net/tun does not exist here: no taps")
         self.name = f"kvmh-{os.getpid()}-{tag}"
         subprocess.run(["ip", "netns", "add", self.name], check=True)
         env.cleanups.append(self.delete)
