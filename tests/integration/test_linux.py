@@ -16,6 +16,7 @@ import time
 from kernels import (ACPI_POWEROFF, CF9_RESET, HALT, I8042_RESET, INIT_MARKER, SIPI,
                      busybox_initramfs, debian_kernel, debian_module, elf_kernel, out_str,
                      ring0_ns_per_iteration)
+from nettest import NetNS
 from kvmtest import KVMHOST, main, skip, wait_for
 
 # A kernel that echoes what arrives on the UART: poll LSR, read RBR, write THR.
@@ -241,8 +242,11 @@ def test_debian_kernel_banner(env):
     img = os.path.join(env.dir, "root.img")
     with open(img, "wb") as f:
         f.truncate(8 << 20)
+    # With a net too, inside a namespace of its own: it is on the command line.
+    ns = NetNS(env, "lx")
     vm = env.start("debian", "--kernel", k, "--memory", "256", "--cpus", "2", "--disk", img,
-                   "--cmdline", "earlyprintk=ttyS0 console=ttyS0", heartbeats=False)
+                   "--net", "tap=kl0", "--cmdline", "earlyprintk=ttyS0 console=ttyS0",
+                   heartbeats=False, prefix=ns.prefix)
     assert "decompressed by kvmhost" in vm.stderr()
     wait_for(lambda: "Linux version" in vm.console_text(), 120, interval=0.5,
              what="the Linux banner")
@@ -250,7 +254,8 @@ def test_debian_kernel_banner(env):
     wait_for(lambda: ram_line in vm.console_text(), 60, interval=0.5, what="the e820 map")
     text = vm.console_text()
     assert re.search(r"Command line: earlyprintk=ttyS0 console=ttyS0 "
-                     r"virtio_mmio.device=4K@0xd0000000:5", text), text[:2000]
+                     r"virtio_mmio.device=4K@0xd0000000:5 virtio_mmio.device=4K@0xd0008000:16",
+                     text), text[:2000]
     assert "BIOS-e820: [mem 0x000000000009fc00-0x00000000000fffff] reserved" in text
     # Our ACPI tables: the kernel finds its two CPUs in the MADT (Debian's
     # kernels ignore MP tables) and the power-off path in FADT and DSDT.

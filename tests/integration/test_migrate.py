@@ -93,6 +93,7 @@ def test_unix_512m_dirtying(env):
     src = memcheck_vm(env, "m1", 448, 2, dirty=5000, memory=512)
     sock = os.path.join(env.dir, "m.sock")
     dst = incoming(env, "m2", "unix:" + sock)
+    assert os.stat(sock).st_mode & 0o777 == 0o600  # as the control socket
     before = src.heartbeats()
     r = migrated(src, dst, "unix:" + sock)
     assert r["bytes"] >= 448 << 20, r
