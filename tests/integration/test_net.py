@@ -56,6 +56,21 @@ def test_link_down_and_up(env):
     assert p.returncode != 0 and "no net" in p.stderr
 
 
+def test_restore_reopens_the_tap_by_name(env):
+    ns = NetNS(env, "r")
+    vm = net_vm(env, ns, "n", "tap=kt5,mac=52:54:00:aa:bb:cc")
+    ns.address("kt5", HOST)
+    assert ns.ping(GUEST, 3)[1] == 3
+    path = os.path.join(env.dir, "t.kvmh")
+    assert vm.ctl("save", path).returncode == 0 and vm.wait_exit() == 0
+    assert "kt5" not in ns.run("ip", "link").stdout  # ours: gone with the process
+    vm2 = env.start("n", "--restore", path, prefix=ns.prefix)
+    net = vm2.status()["nets"][0]
+    assert net["tap"] == "kt5" and net["mac"] == "52:54:00:aa:bb:cc", net
+    ns.address("kt5", HOST)
+    assert ns.ping(GUEST, 5)[1] == 5
+
+
 def test_bad_net_options(env):
     ns = NetNS(env, "b")
     cases = [("bridge=nosuchbr0", "bridge nosuchbr0 does not exist"),
@@ -182,6 +197,7 @@ def test_hostile_guest_on_the_net_device(env):
 
 
 if __name__ == "__main__":
-    main([test_ping_1000, test_link_down_and_up, test_bad_net_options,
+    main([test_ping_1000, test_link_down_and_up, test_restore_reopens_the_tap_by_name,
+          test_bad_net_options,
           test_announce_after_restore_and_migration, test_announce_after_host_sleep,
           test_two_vms_on_a_bridge, test_hostile_guest_on_the_net_device])
