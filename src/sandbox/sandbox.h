@@ -38,5 +38,8 @@ void sandbox_free(struct sandbox *sb);
  * sandbox is off): 0. -errno. */
 int sandbox_enter(const struct sandbox *sb, enum sandbox_kind kind);
 const char *sandbox_kind_name(enum sandbox_kind kind);
+/* True in an ASan build, whose main filter also allows what LeakSanitizer's
+ * exit check does (a tracer task, ptrace). */
+bool sandbox_allows_leak_check(void);
 
 #endif

@@ -8,6 +8,7 @@ import time
 from kvmtest import main, wait_for
 from nettest import NetNS, announced_since
 from reallogind import with_real_logind
+from test_sandbox import CORPUS, all_filtered, replay_inputs
 
 GUEST = "10.77.0.2"
 HOST = "10.77.0.1/24"
@@ -33,7 +34,6 @@ def test_ping_1000(env):
     assert net["tx_packets"] >= g["replies"] and net["rx_packets"] >= g["rx"], (net, g)
     assert net["tx_dropped"] == 0 and net["bad_chains"] == 0, net
     # The receive thread is sandboxed like every other.
-    from test_sandbox import all_filtered
     tasks = all_filtered(vm.proc.pid, 3)
     assert any(t["comm"] == "net-rx" for t in tasks.values()), tasks
     assert vm.ctl("quit").returncode == 0 and vm.wait_exit() == 0
@@ -172,28 +172,9 @@ def test_hostile_guest_on_the_net_device(env):
     against net 0 through KVM into the sandboxed VMM: it stays up or ends
     saying why, never by the sandbox or a signal."""
     ns = NetNS(env, "h")
-    corpus = os.path.join(os.path.dirname(__file__), "..", "..", "fuzz", "corpus", "virtio_net")
-    inputs = sorted(os.listdir(corpus))[::5]
+    inputs = sorted(os.listdir(os.path.join(CORPUS, "virtio_net")))[::5]
     assert len(inputs) >= 15
-    for i, name in enumerate(inputs):
-        vm = env.start(f"h{i}", "--memory", "64", "--net", f"tap=kh{i}", "--guest-mode",
-                       "virtio-replay", "--guest-blob", os.path.join(corpus, name), wait=False,
-                       prefix=ns.prefix)
-
-        def done():
-            if vm.proc.poll() is not None:
-                return True
-            try:
-                return vm.status()["guest_replayed_ops"] is not None
-            except OSError:
-                return False
-        wait_for(done, 20, what=f"{name} to be replayed")
-        if vm.proc.poll() is None:
-            assert vm.status()["state"] == "running"
-            assert vm.ctl("quit").returncode == 0
-        code = vm.wait_exit()
-        assert code in (0, 10, 11), (name, code, vm.stderr())
-        assert "sandbox:" not in vm.stderr(), vm.stderr()
+    replay_inputs(env, "virtio_net", inputs, ("--net", "tap=kh{i}"), prefix=ns.prefix)
 
 
 if __name__ == "__main__":

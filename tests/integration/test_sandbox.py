@@ -200,10 +200,16 @@ def test_hostile_guests_under_the_sandbox(env):
     # through KVM and the MMIO bus into the sandboxed VMM: every 6th input.
     inputs = sorted(os.listdir(os.path.join(CORPUS, "virtio_blk")))[::6]
     assert len(inputs) >= 20
+    replay_inputs(env, "virtio_blk", inputs, ("--disk", disk))
+
+
+def replay_inputs(env, corpus, inputs, device, prefix=()):
+    """Each fuzz input in turn, replayed by the guest (`virtio-replay`)
+    against the device `device` adds: the VM stays up or ends saying why."""
     for i, name in enumerate(inputs):
-        vm = env.start(f"r{i}", "--memory", "64", "--disk", disk, "--guest-mode",
-                       "virtio-replay", "--guest-blob", os.path.join(CORPUS, "virtio_blk", name),
-                       wait=False)
+        vm = env.start(f"r{i}", "--memory", "64", *[a.format(i=i) for a in device],
+                       "--guest-mode", "virtio-replay", "--guest-blob",
+                       os.path.join(CORPUS, corpus, name), wait=False, prefix=prefix)
 
         def done():
             if vm.proc.poll() is not None:

@@ -202,24 +202,15 @@ static void vcpu_denied(void **unused)
 	denied(SANDBOX_VCPU, do_exec_memory, "mmap");
 }
 
-/* As sandbox.c: an ASan build's main thread may fork and ptrace, for the
- * leak check at exit. */
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZER_BUILD 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANITIZER_BUILD 1
-#endif
-#endif
-
 static void main_denied(void **unused)
 {
 	(void)unused;
 	denied(SANDBOX_MAIN, do_execve, "execve");
-#ifndef SANITIZER_BUILD
-	denied(SANDBOX_MAIN, do_fork, "clone");
-	denied(SANDBOX_MAIN, do_ptrace, "ptrace");
-#endif
+	/* An ASan build's main thread may, for the leak check at exit. */
+	if (!sandbox_allows_leak_check()) {
+		denied(SANDBOX_MAIN, do_fork, "clone");
+		denied(SANDBOX_MAIN, do_ptrace, "ptrace");
+	}
 	denied(SANDBOX_MAIN, do_packet_socket, "socket");
 	denied(SANDBOX_MAIN, do_mount, "mount");
 	denied(SANDBOX_MAIN, do_setuid, "setuid");
