@@ -249,6 +249,8 @@ void testdev_vcpu_resumed(struct testdev *t, unsigned vcpu)
 }
 
 #define TESTDEV_STATE_VERSION 2
+/* Version 1's configuration ended at memcheck_mib: ten words. */
+#define TESTDEV_V1_CONFIG_BYTES (10 * sizeof(uint32_t))
 
 /* The configuration travels with the guest: a restored guest goes on with
  * the workload it was given. Per vCPU: counters and the half-written result. */
@@ -274,10 +276,12 @@ static void testdev_save(void *dev, struct state_writer *w)
 static int testdev_restore(void *dev, struct state_reader *r)
 {
 	struct testdev *t = dev;
-	if (!state_check(r, state_get_u32(r) == TESTDEV_STATE_VERSION))
+	uint32_t version = state_get_u32(r);
+	if (!state_check(r, version == 1 || version == TESTDEV_STATE_VERSION))
 		return -EINVAL;
-	struct testdev_config cfg;
-	state_get(r, &cfg, sizeof(cfg));
+	/* A snapshot made before the net and memory-dirtying settings: none. */
+	struct testdev_config cfg = {0};
+	state_get(r, &cfg, version == 1 ? TESTDEV_V1_CONFIG_BYTES : sizeof(cfg));
 	if (!state_check(r, state_get_u32(r) == t->nr_vcpus))
 		return -EINVAL;
 	t->cfg = cfg;

@@ -284,6 +284,24 @@ def test_cpu_features_checked(env):
     skip("this host has every feature the test knows how to add")
 
 
+def test_previous_round_snapshot_still_restores(env):
+    """fuzz/corpus/snapshot-1vcpu.bin holds the sections of a snapshot made
+    by the round before this one (config, test device and transport in their
+    older versions). With its memory image left zero, the restore itself is
+    accepted - the guest then has no code and triple-faults (10) - where an
+    unreadable file would be refused (7)."""
+    corpus = os.path.join(os.path.dirname(__file__), "..", "..", "fuzz", "corpus")
+    with open(os.path.join(corpus, "snapshot-1vcpu.bin"), "rb") as f:
+        data = f.read()
+    h = HEADER.unpack_from(data, 0)
+    path = os.path.join(env.dir, "old.kvmh")
+    with open(path, "wb") as f:
+        f.write(data[:h[5]])
+        f.truncate(h[5] + h[6])
+    p = env.run("run", "--console", "none", "--restore", path, timeout=60)
+    assert p.returncode == 10 and "triple fault" in p.stderr, (p.returncode, p.stderr[-500:])
+
+
 def test_kill9_during_save(env):
     for delay in (0.05, 0.3, 0.6, 2.0):
         vm = memcheck_vm(env, f"k{int(delay * 100)}", 128, 1)
@@ -305,4 +323,5 @@ def test_kill9_during_save(env):
 if __name__ == "__main__":
     main([test_save_restore_memory_and_clock, test_keep_running_twice_and_repinned,
           test_restore_while_cpu_offline, test_disk_workload_across_restore, test_bad_files,
-          test_cpu_features_checked, test_kill9_during_save])
+          test_cpu_features_checked, test_previous_round_snapshot_still_restores,
+          test_kill9_during_save])
