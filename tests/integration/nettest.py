@@ -31,6 +31,7 @@ class NetNS:
         if not os.path.exists("/dev/net/tun"):
             skip("/dev/net/tun does not exist here: no taps")
         self.name = f"kvmh-{os.getpid()}-{tag}"
+        self.env = env  # commands see its private run and state directories
         subprocess.run(["ip", "netns", "add", self.name], check=True)
         env.cleanups.append(self.delete)
         self.captures = []
@@ -47,7 +48,8 @@ class NetNS:
         return ("ip", "netns", "exec", self.name)
 
     def run(self, *cmd, check=True, timeout=60):
-        p = subprocess.run([*self.prefix, *cmd], capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run([*self.prefix, *cmd], capture_output=True, text=True, timeout=timeout,
+                           env=self.env.env)
         if check and p.returncode:
             raise AssertionError(f"{' '.join(cmd)}: {p.returncode} {p.stderr}")
         return p
