@@ -29,22 +29,28 @@ irq_timer:
 irq_spurious:
 	iretq
 
-/* virtio-blk (disk 0): acknowledge the device, count, end of interrupt. The
- * line is level-triggered: without the ACK it would fire again at once. */
-	.global irq_virtio
-irq_virtio:
+/* A virtio-mmio device's interrupt: acknowledge it, count, end of
+ * interrupt. The line is level-triggered: without the ACK it would fire
+ * again at once. */
+	.macro virtio_irq name, base, counter
+	.global \name
+\name:
 	push %rax
 	push %rdx
-	mov $(VIRTIO_MMIO_BASE + 0x60), %eax
+	mov $(\base + 0x60), %eax
 	mov (%rax), %edx
-	mov $(VIRTIO_MMIO_BASE + 0x64), %eax
+	mov $(\base + 0x64), %eax
 	mov %edx, (%rax)
-	lock incq virtio_irqs(%rip)
+	lock incq \counter(%rip)
 	mov $0xfee000b0, %eax
 	movl $0, (%rax)
 	pop %rdx
 	pop %rax
 	iretq
+	.endm
+
+	virtio_irq irq_virtio, VIRTIO_MMIO_BASE, virtio_irqs /* disk 0 */
+	virtio_irq irq_net, (VIRTIO_MMIO_BASE + GUEST_MAX_DISKS * VIRTIO_MMIO_STRIDE), net_irqs
 
 	.section .bss
 	.balign 4096
@@ -53,20 +59,3 @@ guest_stacks:
 	.skip GUEST_STACK_SIZE * GUEST_MAX_VCPUS
 
 	.section .note.GNU-stack,"",@progbits
-
-/* virtio-net (net 0): the same, for its own status register. */
-	.text
-	.global irq_net
-irq_net:
-	push %rax
-	push %rdx
-	mov $(VIRTIO_MMIO_BASE + GUEST_MAX_DISKS * VIRTIO_MMIO_STRIDE + 0x60), %eax
-	mov (%rax), %edx
-	mov $(VIRTIO_MMIO_BASE + GUEST_MAX_DISKS * VIRTIO_MMIO_STRIDE + 0x64), %eax
-	mov %edx, (%rax)
-	lock incq net_irqs(%rip)
-	mov $0xfee000b0, %eax
-	movl $0, (%rax)
-	pop %rdx
-	pop %rax
-	iretq

@@ -17,6 +17,11 @@ static uint64_t bitmap_words(uint64_t bytes)
 	return ((bytes >> PAGE_SHIFT) + 63) / 64;
 }
 
+uint64_t vm_dirty_bitmap_words(const struct vm *vm)
+{
+	return bitmap_words(vm->ram_size);
+}
+
 static int set_logging(struct vm *vm, bool on)
 {
 	for (int i = 0; i < vm->mem.nr; i++) {
@@ -94,13 +99,4 @@ void vm_pages_in_use(const struct vm *vm, int pm_fd, uint64_t first, uint64_t n,
 	    read_full_at(pm_fd, flags, n * sizeof(*flags), vpage * sizeof(*flags)))
 		for (uint64_t i = 0; i < n; i++)
 			flags[i] = VM_PAGE_IN_USE;
-}
-
-bool vm_page_is_zero(const uint8_t *p)
-{
-	const uint64_t *q = (const uint64_t *)p;
-	for (size_t i = 0; i < 4096 / sizeof(*q); i++)
-		if (q[i])
-			return false;
-	return true;
 }

@@ -184,6 +184,8 @@ void vm_announce(struct vm *vm);
  * fetch, or since start. Any thread; stop undoes start. */
 int vm_dirty_log_start(struct vm *vm);
 int vm_dirty_log_fetch(struct vm *vm, uint64_t *bitmap);
+/* How many 64-bit words fetch's bitmap has. */
+uint64_t vm_dirty_bitmap_words(const struct vm *vm);
 void vm_dirty_log_stop(struct vm *vm);
 /* Which of RAM's pages [first, first+n) may hold data, from pm_fd
  * (/proc/self/pagemap): an anonymous page neither present nor swapped was
@@ -192,7 +194,6 @@ void vm_dirty_log_stop(struct vm *vm);
  * VM_PAGE_IN_USE says; every flag is set when pagemap cannot be read. */
 #define VM_PAGE_IN_USE ((1ull << 63) | (1ull << 62)) /* present | swapped */
 void vm_pages_in_use(const struct vm *vm, int pm_fd, uint64_t first, uint64_t n, uint64_t *flags);
-bool vm_page_is_zero(const uint8_t *page);
 
 /* The guest's clock (KVM_GET_CLOCK / KVM_SET_CLOCK). */
 int vm_get_clock(struct vm *vm, struct kvm_clock_data *clock);

@@ -60,7 +60,7 @@ static int flush_run(struct migration *m, struct mig_conn *c, struct page_run *r
 
 static int add_page(struct migration *m, struct mig_conn *c, struct page_run *run, uint64_t p)
 {
-	bool zero = vm_page_is_zero(m->vm->ram + p * MIG_PAGE);
+	bool zero = gm_page_is_zero(m->vm->ram + p * MIG_PAGE);
 	int r = 0;
 	if (run->n && (run->zero != zero || run->first + run->n != p || run->n == MIG_MAX_RUN))
 		r = flush_run(m, c, run);
@@ -89,7 +89,7 @@ static int send_all(struct migration *m, struct mig_conn *c)
 
 static int send_dirty(struct migration *m, struct mig_conn *c, const uint64_t *bitmap)
 {
-	uint64_t words = (m->vm->ram_size / MIG_PAGE + 63) / 64;
+	uint64_t words = vm_dirty_bitmap_words(m->vm);
 	struct page_run run = {0};
 	int r = 0;
 	for (uint64_t w = 0; w < words && !r; w++)
@@ -113,7 +113,7 @@ static uint64_t count_dirty(uint64_t *bitmap, uint64_t words, struct migration *
 static int precopy(struct migration *m, struct mig_conn *c, uint64_t *bitmap, char *err,
 		   size_t errlen)
 {
-	uint64_t words = (m->vm->ram_size / MIG_PAGE + 63) / 64, t0 = now_ns(), last = t0;
+	uint64_t words = vm_dirty_bitmap_words(m->vm), t0 = now_ns(), last = t0;
 	atomic_store(&m->phase, MIG_PHASE_PRECOPY);
 	int r = send_all(m, c);
 	for (uint32_t round = 1; !r; round++) {
@@ -162,7 +162,7 @@ static int ask_main(struct migration *m, enum mig_request req)
 static int switch_over(struct migration *m, struct mig_conn *c, uint64_t *bitmap, char *err,
 		       size_t errlen)
 {
-	uint64_t words = (m->vm->ram_size / MIG_PAGE + 63) / 64;
+	uint64_t words = vm_dirty_bitmap_words(m->vm);
 	char why[512];
 	int r = ask_main(m, MIG_REQ_STOP);
 	if (r)
@@ -208,7 +208,7 @@ static int migrate(struct migration *m, struct mig_conn *c, char *err, size_t er
 	if (mig_expect(mig_conn_read, c, MIG_READY, why, sizeof(why)))
 		return errorf(err, errlen, "the destination refused: %s", why);
 	c->timeout_ms = MIG_IO_TIMEOUT_MS;
-	uint64_t words = (m->vm->ram_size / MIG_PAGE + 63) / 64;
+	uint64_t words = vm_dirty_bitmap_words(m->vm);
 	uint64_t *bitmap = calloc(words, sizeof(*bitmap));
 	if (!bitmap)
 		return errorf(err, errlen, "out of memory");

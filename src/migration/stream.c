@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "util/guest_mem.h"
 #include "util/state.h"
 #include "util/util.h"
 
@@ -144,15 +145,6 @@ static int receive_pages(struct mig_receiver *rx, const struct mig_msg_hdr *h, c
 	return 0;
 }
 
-static bool page_is_zero(const uint8_t *p)
-{
-	const uint64_t *q = (const uint64_t *)p;
-	for (size_t i = 0; i < MIG_PAGE / sizeof(*q); i++)
-		if (q[i])
-			return false;
-	return true;
-}
-
 static int receive_zero(struct mig_receiver *rx, const struct mig_msg_hdr *h, char *err,
 			size_t errlen)
 {
@@ -167,7 +159,7 @@ static int receive_zero(struct mig_receiver *rx, const struct mig_msg_hdr *h, ch
 	/* Reading a never-touched page maps the shared zero page; writing it
 	 * would allocate memory for nothing. */
 	for (uint64_t p = run[0]; p < run[0] + run[1]; p++)
-		if (!page_is_zero(rx->ram + p * MIG_PAGE))
+		if (!gm_page_is_zero(rx->ram + p * MIG_PAGE))
 			memset(rx->ram + p * MIG_PAGE, 0, MIG_PAGE);
 	rx->zero_pages += run[1];
 	return 0;

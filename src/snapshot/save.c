@@ -109,7 +109,7 @@ static int write_memory(int fd, const struct vm *vm, uint64_t base, uint64_t *pa
 		for (uint64_t i = 0; i < k && !r; i++) {
 			uint64_t p = c + i;
 			bool data = (flags[i] & VM_PAGE_IN_USE) &&
-				    !vm_page_is_zero(vm->ram + p * SNAP_PAGE);
+				    !gm_page_is_zero(vm->ram + p * SNAP_PAGE);
 			if (data && run_len++ == 0)
 				run = p;
 			/* Moderate writes keep the page cache's writeback going

@@ -39,6 +39,17 @@ static inline void *gm_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t le
 	return 0;
 }
 
+/* A 4 KiB page of guest memory that is all zeros (a snapshot leaves it a
+ * hole, a migration sends a marker). Stops at the first non-zero word. */
+static inline bool gm_page_is_zero(const uint8_t *p)
+{
+	const uint64_t *q = (const uint64_t *)p;
+	for (int i = 0; i < 4096 / 8; i++)
+		if (q[i])
+			return false;
+	return true;
+}
+
 /* Marks [p, p+len) written, after the write: a migration that takes the
  * mark sends the page as it is then or later. p must come from gm_ptr. */
 static inline void gm_mark_dirty(const struct guest_mem *gm, const void *p, uint64_t len)

@@ -128,6 +128,16 @@ class RealLogind:
         signal, start, mono = self.prepares.get(timeout=timeout)
         return signal, start == "1", int(mono)
 
+    def released_before_start(self, names, why):
+        """logind's own log: the kvmhost inhibitor of each VM in names (its
+        reason `why(name)`) was released before logind's StartUnit."""
+        lines = self.log().splitlines()
+        start = next(i for i, l in enumerate(lines) if "member=StartUnit" in l)
+        for n in names:
+            stopped = [i for i, l in enumerate(lines)
+                       if f"({why(n)}" in l and l.endswith("stopped.")]
+            assert stopped and stopped[0] < start, (n, stopped, start)
+
     def log(self):
         with open(self.log_path, errors="replace") as f:
             return f.read()

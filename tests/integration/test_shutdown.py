@@ -271,12 +271,7 @@ def test_poweroff_through_the_real_logind(env):
         assert vm.wait_exit(30) == 0, vm.stderr()
         assert os.stat(saved_file(env, vm.name)).st_mtime_ns <= started_at
     # logind's own log: every kvmhost inhibitor released before StartUnit.
-    lines = real.log().splitlines()
-    start = next(i for i, l in enumerate(lines) if "member=StartUnit" in l)
-    for n in names:
-        stopped = [i for i, l in enumerate(lines)
-                   if f"(save VM {n} before the host shuts down)" in l and l.endswith("stopped.")]
-        assert stopped and stopped[0] < start, (n, stopped, start)
+    real.released_before_start(names, lambda n: f"save VM {n} before the host shuts down)")
     # The same three commands continue all three guests.
     work = env.start("work", *work_args, heartbeats=False)
     count = env.start("count", "--cpus", "2", "--heartbeat-us", "2000")

@@ -242,12 +242,7 @@ def test_sleep_wake_through_the_real_logind(env):
                          for v, x in zip(a.status()["vcpus"], before)), 5,
              what="the guest to see PVCLOCK_GUEST_STOPPED")
     assert advancing(a) and advancing(b)
-    lines = real.log().splitlines()
-    start = next(i for i, l in enumerate(lines) if "member=StartUnit" in l)
-    for n in names:
-        stopped = [i for i, l in enumerate(lines)
-                   if f"(pause VM {n} and flush its disks" in l and l.endswith("stopped.")]
-        assert stopped and stopped[0] < start, (n, stopped, start)
+    real.released_before_start(names, lambda n: f"pause VM {n} and flush its disks")
 
 
 if __name__ == "__main__":
