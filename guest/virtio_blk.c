@@ -105,7 +105,12 @@ static int blk_request(u32 type, u64 sector, void *data, u32 len)
 	u64 irqs = virtio_irqs;
 	REG(0x050) = 0; /* notify: kvmhost serves it before this write returns */
 	if (use_irq) {
-		/* Completion by interrupt, as a real driver waits for it. */
+		/* Completion by interrupt, as a real driver waits for it. It is
+		 * already pending (served during the notify): let it in before
+		 * any hlt, so the wait does not rest on the STI shadow alone -
+		 * the test host's emulated SVM was seen losing the shadow when
+		 * an exit fell inside it, and the hlt after the handler slept. */
+		__asm__ volatile("sti; nop; cli" ::: "memory");
 		while (virtio_irqs == irqs)
 			__asm__ volatile("sti; hlt; cli" ::: "memory");
 	}

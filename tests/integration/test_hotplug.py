@@ -6,8 +6,8 @@ import socket
 import subprocess
 import time
 
-from hotplug import Offline, affinity, require_hotplug
-from kvmtest import KVMHOST, advancing, main, wait_for
+from hotplug import Offline, affinity, require_hotplug, set_online
+from kvmtest import IN_TESTHOST, KVMHOST, SLOWDOWN, advancing, main, skip, wait_for
 
 CPU = 1
 
@@ -32,7 +32,8 @@ def test_migrate_two_vms(env):
         t = off.online()
         # Pinning comes back within 100 ms of the CPU coming back.
         while not (vcpu_affinities(a) == ["1", "0"] and vcpu_affinities(b) == ["1"]):
-            assert time.monotonic() - t < 0.1, (vcpu_affinities(a), vcpu_affinities(b))
+            assert time.monotonic() - t < 0.1 * SLOWDOWN, (vcpu_affinities(a),
+                                                          vcpu_affinities(b))
             time.sleep(0.001)
     for vm in (a, b):
         st = vm.status()
@@ -161,7 +162,31 @@ def test_cpuset_gets_cpu_back(env):
                 time.sleep(0.05)
 
 
+def test_cpu_hot_added_to_the_test_host(env):
+    """A CPU the host did not have when the VM started (QMP device_add on the
+    test host's QEMU): the VM can be pinned to it once it is online, and the
+    pin follows it offline and back."""
+    if not IN_TESTHOST:
+        skip("hot-adding a CPU needs the throwaway test host (tools/testhost)")
+    import testhost
+    vm = env.start("hot", "--cpus", "2", "--cpu-pin", "0=1,1=0")
+    new = testhost.add_cpu(testhost.Relay())
+    set_online(new, True)
+    assert vm.ctl("pin", f"0={new}").returncode == 0
+    wait_for(lambda: vcpu_affinities(vm) == [str(new), "0"], 5, what=f"vCPU 0 on cpu{new}")
+    with Offline(new) as off:
+        wait_for(lambda: vcpu_affinities(vm)[0] != str(new), 5, what=f"vCPU 0 off cpu{new}")
+        assert vm.status()["vcpus"][0]["displaced"] is True
+        assert advancing(vm)
+        off.online()
+        wait_for(lambda: vcpu_affinities(vm) == [str(new), "0"], 5, what="the pin back")
+    st = vm.status()
+    assert not st["vcpus"][0]["displaced"] and st["vcpus"][0]["desired"] == [new], st
+    assert advancing(vm)
+    assert all(v["clock_backwards"] == 0 for v in st["vcpus"])
+
+
 if __name__ == "__main__":
     main(setup=lambda: require_hotplug(CPU), tests=[test_migrate_two_vms, test_pause_policy, test_events_to_subscribers,
           test_vmm_threads_follow_vmm_cpus, test_pin_to_offline_cpu_at_start,
-          test_cpuset_gets_cpu_back])
+          test_cpuset_gets_cpu_back, test_cpu_hot_added_to_the_test_host])

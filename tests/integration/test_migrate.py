@@ -113,8 +113,11 @@ def test_tcp_and_zero_pages(env):
     dst = incoming(env, "t2", f"tcp:127.0.0.1:{port}")
     before = src.heartbeats()
     r = migrated(src, dst, f"tcp:127.0.0.1:{port}", "--max-downtime", "5")
-    # 1 GiB of guest, 192 MiB of it used: what was never touched is not sent.
-    assert (192 << 20) <= r["bytes"] < (320 << 20), r
+    # 1 GiB of guest, 192 MiB of it used: what was never touched is not sent;
+    # what is sent again is at most what the guest rewrote meanwhile (20,000
+    # pages/s for as long as the copy took: longer on a slow host).
+    rewritten = 20000 * 4096 * r["total_ms"] / 1000
+    assert (192 << 20) <= r["bytes"] < (192 << 20) + rewritten + (16 << 20), r
     check_continues(dst, before)
     memory_intact(dst, 192)
     assert dst.ctl("quit").returncode == 0

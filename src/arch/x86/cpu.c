@@ -285,10 +285,14 @@ int x86_write_boot_tables(uint8_t *ram, uint64_t ram_size)
 {
 	if (ram_size < BOOT_PML4_ADDR + 6 * 4096)
 		return -EINVAL;
-	uint64_t gdt[4] = {
-		0, 0x00af9b000000ffffull, /* 64-bit code */
-		0x00cf93000000ffffull,	  /* data */
-		0x008f8b000000ffffull,	  /* busy TSS: entry checks want a valid TR */
+	/* Each entry must match the selector KVM_SET_SREGS loads for it: SVM and
+	 * VMX re-read descriptors from here on iretq and task-register checks. */
+	uint64_t gdt[BOOT_GDT_ENTRIES] = {
+		[BOOT_CS_BUILTIN / 8] = 0x00af9b000000ffffull, /* 64-bit code */
+		[BOOT_CS_LINUX / 8] = 0x00af9b000000ffffull,   /* __BOOT_CS of the boot protocol */
+		[BOOT_DS / 8] = 0x00cf93000000ffffull,	       /* data, __BOOT_DS */
+		[BOOT_TR / 8] = 0x00008b000000ffffull,	       /* busy 64-bit TSS (16 bytes) */
+		[BOOT_TR / 8 + 1] = 0,
 	};
 	memcpy(ram + BOOT_GDT_ADDR, gdt, sizeof(gdt));
 
@@ -321,7 +325,7 @@ int x86_enter_long_mode(int vcpu_fd, uint16_t cs, uint64_t rip, uint64_t rdi, ui
 				   .l = 1,
 				   .g = 1};
 	struct kvm_segment data = {.limit = 0xffffffff,
-				   .selector = 0x18,
+				   .selector = BOOT_DS,
 				   .type = 3,
 				   .present = 1,
 				   .db = 1,
@@ -329,9 +333,9 @@ int x86_enter_long_mode(int vcpu_fd, uint16_t cs, uint64_t rip, uint64_t rdi, ui
 				   .g = 1};
 	s.cs = code;
 	s.ds = s.es = s.fs = s.gs = s.ss = data;
-	s.tr = (struct kvm_segment){.limit = 0xffff, .selector = 0x40, .type = 11, .present = 1};
+	s.tr = (struct kvm_segment){.limit = 0xffff, .selector = BOOT_TR, .type = 11, .present = 1};
 	s.gdt.base = BOOT_GDT_ADDR;
-	s.gdt.limit = 9 * 8 - 1;
+	s.gdt.limit = sizeof(uint64_t) * BOOT_GDT_ENTRIES - 1;
 	s.idt.base = 0;
 	s.idt.limit = 0;
 	s.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_PG;

@@ -1,0 +1,122 @@
+"""Inside the test host (tools/testhost): ask its QEMU for what only the
+outside can do - wake it from suspend to RAM, hot-add a CPU - over its second
+serial port, and suspend it for real. Nothing here runs on a real machine:
+every entry point skips unless KVMHOST_TESTHOST says this is a test host."""
+import itertools
+import json
+import os
+import termios
+import threading
+import time
+
+from kvmtest import IN_TESTHOST, skip
+
+RELAY_TTY = "/dev/ttyS1"
+
+
+def require_testhost(why):
+    if not IN_TESTHOST:
+        skip(f"{why} runs only inside the throwaway test host (tools/testhost)")
+
+
+class Relay:
+    """JSON lines to tools/testhost's relay, each answered by QEMU's reply."""
+
+    def __init__(self):
+        require_testhost("talking to the test host's QEMU")
+        self.fd = os.open(RELAY_TTY, os.O_RDWR | os.O_NOCTTY)
+        attrs = termios.tcgetattr(self.fd)
+        attrs[0] = 0                       # iflag: no translation
+        attrs[1] = 0                       # oflag: raw output
+        attrs[3] = 0                       # lflag: no echo, no canonical mode
+        attrs[6][termios.VMIN] = 1
+        attrs[6][termios.VTIME] = 0
+        termios.tcsetattr(self.fd, termios.TCSANOW, attrs)
+        self.ids = itertools.count(1)
+        self.replies = {}
+        self.cond = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        buf = b""
+        while True:
+            data = os.read(self.fd, 4096)
+            if not data:
+                return
+            buf += data
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                try:
+                    r = json.loads(line)
+                except ValueError:
+                    continue
+                with self.cond:
+                    self.replies[r.get("id")] = r
+                    self.cond.notify_all()
+
+    def send(self, cmd, after=0.0):
+        """Queues `cmd` (a QMP command) to run `after` seconds from now; returns its id."""
+        rid = next(self.ids)
+        os.write(self.fd, (json.dumps({"id": rid, "after": after, "qmp": cmd}) + "\n").encode())
+        return rid
+
+    def wait(self, rid, timeout=60):
+        with self.cond:
+            if not self.cond.wait_for(lambda: rid in self.replies, timeout):
+                raise AssertionError(f"no reply from the test host's QEMU to request {rid}")
+            r = self.replies.pop(rid)
+        if "error" in r:
+            raise AssertionError(f"QEMU refused request {rid}: {r['error']}")
+        return r["return"]
+
+    def qmp(self, execute, **arguments):
+        cmd = {"execute": execute}
+        if arguments:
+            cmd["arguments"] = arguments
+        return self.wait(self.send(cmd))
+
+
+def suspend_to_ram(relay, asleep_s=2.0, pm_test=None):
+    """Suspends the test host to RAM (echo mem > /sys/power/state) and has
+    QEMU wake it `asleep_s` later; with pm_test ("core", ...) the kernel's
+    own test mode instead, which resumes by itself. Returns seconds taken."""
+    require_testhost("a real suspend to RAM")
+    with open("/sys/power/pm_test", "w") as f:
+        f.write(pm_test or "none")
+    wake = None if pm_test else relay.send({"execute": "system_wakeup"}, after=asleep_s)
+    start = time.monotonic()
+    try:
+        with open("/sys/power/state", "w") as f:
+            f.write("mem")
+    finally:
+        if pm_test:
+            with open("/sys/power/pm_test", "w") as f:
+                f.write("none")
+    took = time.monotonic() - start
+    if wake is not None:
+        relay.wait(wake)
+    return took
+
+
+def hotpluggable_cpus(relay):
+    return relay.qmp("query-hotpluggable-cpus")
+
+
+def add_cpu(relay):
+    """Hot-adds the first absent CPU; returns the new host CPU's number."""
+    before = set(os.listdir("/sys/devices/system/cpu"))
+    free = [c for c in hotpluggable_cpus(relay) if "qom-path" not in c]
+    if not free:
+        raise AssertionError("the test host has no CPU left to hot-add (tools/testhost --max-cpus)")
+    free.sort(key=lambda c: sorted(c["props"].items()))
+    c = free[0]
+    relay.qmp("device_add", driver=c["type"], id=f"hotcpu{int(time.time() * 1000)}",
+              **c["props"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        new = {d for d in set(os.listdir("/sys/devices/system/cpu")) - before
+               if d.startswith("cpu") and d[3:].isdigit()}
+        if new:
+            return int(new.pop()[3:])
+        time.sleep(0.05)
+    raise AssertionError("a hot-added CPU did not appear in /sys/devices/system/cpu")
