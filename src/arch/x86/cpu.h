@@ -42,10 +42,10 @@ void x86_cpu_feature_names(char *out, size_t len);
 
 /* Writes GDT and identity page tables (first 4 GiB, 2 MiB pages) into guest RAM. */
 int x86_write_boot_tables(uint8_t *ram, uint64_t ram_size);
-#define BOOT_CS_BUILTIN 0x08
-#define BOOT_CS_LINUX	0x10
-#define BOOT_DS		0x18
-#define BOOT_TR		0x40
+#define BOOT_CS_BUILTIN	 0x08
+#define BOOT_CS_LINUX	 0x10
+#define BOOT_DS		 0x18
+#define BOOT_TR		 0x40
 #define BOOT_GDT_ENTRIES (BOOT_TR / 8 + 2)
 /* 64-bit entry at rip with rdi/rsi arguments; makes the vCPU runnable. */
 int x86_enter_long_mode(int vcpu_fd, uint16_t cs, uint64_t rip, uint64_t rdi, uint64_t rsi);
