@@ -248,7 +248,7 @@ void testdev_vcpu_resumed(struct testdev *t, unsigned vcpu)
 		t->vcpus[vcpu].last_beat_ns = 0;
 }
 
-#define TESTDEV_STATE_VERSION 2
+#define TESTDEV_STATE_VERSION 3 /* 3: the disk workload's reports */
 /* Version 1's configuration ended at memcheck_mib: ten words. */
 #define TESTDEV_V1_CONFIG_BYTES (10 * sizeof(uint32_t))
 
@@ -271,13 +271,20 @@ static void testdev_save(void *dev, struct state_writer *w)
 		state_put_u64(w, v->result);
 		state_put_u32(w, v->result_words);
 	}
+	/* What the guest reported of its disk workload so far: one that ends
+	 * during a migration's pre-copy is done on the destination too. */
+	state_put_u64(w, atomic_load(&t->disk_flushed));
+	state_put_u64(w, atomic_load(&t->disk_verified));
+	state_put_u64(w, atomic_load(&t->disk_errors));
+	state_put_u64(w, atomic_load(&t->disk_irqs));
+	state_put_u32(w, atomic_load(&t->disk_done));
 }
 
 static int testdev_restore(void *dev, struct state_reader *r)
 {
 	struct testdev *t = dev;
 	uint32_t version = state_get_u32(r);
-	if (!state_check(r, version == 1 || version == TESTDEV_STATE_VERSION))
+	if (!state_check(r, version >= 1 && version <= TESTDEV_STATE_VERSION))
 		return -EINVAL;
 	/* A snapshot made before the net and memory-dirtying settings: none. */
 	struct testdev_config cfg = {0};
@@ -296,6 +303,13 @@ static int testdev_restore(void *dev, struct state_reader *r)
 		v->result = state_get_u64(r);
 		v->result_words = state_get_u32(r);
 		v->last_beat_ns = 0;
+	}
+	if (version >= 3) {
+		atomic_store(&t->disk_flushed, state_get_u64(r));
+		atomic_store(&t->disk_verified, state_get_u64(r));
+		atomic_store(&t->disk_errors, state_get_u64(r));
+		atomic_store(&t->disk_irqs, state_get_u64(r));
+		atomic_store(&t->disk_done, state_get_u32(r));
 	}
 	return r->err;
 }
