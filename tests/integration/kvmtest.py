@@ -70,7 +70,7 @@ class Env:
 
     def run(self, *args, timeout=30, check=False):
         p = subprocess.run([KVMHOST, *args], env=self.env, capture_output=True, text=True,
-                           timeout=timeout)
+                           timeout=timeout * SLOWDOWN)
         if check and p.returncode != 0:
             raise AssertionError(f"kvmhost {' '.join(args)} failed {p.returncode}: {p.stderr}")
         return p
