@@ -319,11 +319,11 @@ void guest_main(u64 index, u64 ncpus)
 
 	for (;;) {
 		u64 now = pvclock_read(c, &flags);
-		/* Without PVCLOCK_TSC_STABLE_BIT the kvmclock ABI allows small
-		 * steps back between KVM's updates (Linux clamps them to the last
-		 * value it returned); only a step back on a stable clock, or one
-		 * of over a millisecond, is the VMM's doing. */
-		if (now < last && ((flags & PVCLOCK_TSC_STABLE_BIT) || last - now > 1000000))
+		/* Without PVCLOCK_TSC_STABLE_BIT the kvmclock ABI allows steps back
+		 * between KVM's updates (Linux clamps them to the last value it
+		 * returned, whatever their size); only a step back on a clock KVM
+		 * calls stable is the VMM's doing. */
+		if (now < last && (flags & PVCLOCK_TSC_STABLE_BIT))
 			outl(TESTDEV_EVENT, TESTDEV_EV_CLOCK_BACKWARDS);
 		if (now < last)
 			now = last;
