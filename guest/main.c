@@ -62,7 +62,6 @@ static inline void lapic_write(u32 reg, u32 v)
 	*(volatile u32 *)(LAPIC_BASE + reg) = v;
 }
 
-
 /* One exit per line: the UART takes the whole string through rep outsb. */
 static void puts_raw(const char *s, u64 n)
 {

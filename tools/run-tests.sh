@@ -18,20 +18,8 @@ case ${1:-} in
 esac
 tools/setup.sh --asan || exit 1
 
-kvm_usable() {
-	python3 - <<'PY'
-import fcntl, os, sys
-try:
-    fd = os.open("/dev/kvm", os.O_RDWR)
-    vm = fcntl.ioctl(fd, 0xAE01, 0)  # KVM_CREATE_VM
-    os.close(vm)
-except OSError as e:
-    print(f"run-tests: no usable /dev/kvm here ({e.strerror})")
-    sys.exit(1)
-PY
-}
 if [[ $mode == auto ]]; then
-	if kvm_usable; then mode=native; else mode=testhost; fi
+	if tools/testhost --native-kvm; then mode=native; else mode=testhost; fi
 fi
 echo "run-tests: KVM suites run $([[ $mode == native ]] && echo natively || echo 'in the test host')"
 
