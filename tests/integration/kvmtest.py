@@ -219,7 +219,10 @@ def advancing(vm, interval=0.3):
 
 def main(tests, needs_kvm=True, setup=None):
     """Runs the given test functions, each with a fresh Env; prints a summary.
-    A test that skips is counted as such; if every test skips, so does the file."""
+    A test that skips is counted as such; if every test skips, so does the file.
+    Test names given as arguments run only those."""
+    if sys.argv[1:]:
+        tests = [t for t in tests if t.__name__ in sys.argv[1:]]
     try:
         if needs_kvm:
             require_kvm()

@@ -15,7 +15,7 @@ import threading
 import time
 
 from diskcheck import verify_image
-from kvmtest import KVMHOST, main, skip, wait_for
+from kvmtest import KVMHOST, SLOWDOWN, main, skip, wait_for
 from migproxy import Proxy, add_cpuid_bit, set_version
 
 
@@ -288,7 +288,9 @@ def test_status_refusals_and_paused(env):
     real = os.path.join(env.dir, "real.sock")
     via = os.path.join(env.dir, "via.sock")
     dst = incoming(env, "s2", "unix:" + real)
-    px = Proxy(via, real, rate=30 << 20)
+    # Slow enough that the copy is still under way when the refusals are
+    # asked for (client start-up alone takes seconds in the test host).
+    px = Proxy(via, real, rate=int((30 << 20) / SLOWDOWN))
     t, out = migrate_in_background(src, "unix:" + via)
     wait_for(lambda: in_precopy(src, 4 << 20), 30, what="the copy to be under way")
     m = src.status()["migration"]
