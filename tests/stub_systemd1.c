@@ -6,11 +6,20 @@
  * It also notes when logind's PrepareForShutdown/PrepareForSleep go out, so
  * a benchmark can time logind's wait for its delay inhibitors.
  *
+ * With STUB_SYSTEMD1_SUSPEND set (only ever inside a throwaway test host),
+ * starting suspend.target runs that shell command - `echo mem >
+ * /sys/power/state`, a real suspend - and the job ends when it exits, as
+ * systemd-suspend.service does.
+ *
  * stdin:  hold (later jobs stay running: the host "sleeps") | finish (they end)
- * stdout: ready | start UNIT MODE MONO_NS REAL_NS | prepare SIGNAL B MONO_NS */
+ * stdout: ready | start UNIT MODE MONO_NS REAL_NS | prepare SIGNAL B MONO_NS
+ *         | suspended STATUS MONO_NS */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -69,6 +78,49 @@ static int on_stdin(sd_event_source *s, int fd, uint32_t revents, void *userdata
 	return 0;
 }
 
+struct suspend_job {
+	unsigned id;
+	char path[64];
+};
+
+static int on_suspend_done(sd_event_source *s, const siginfo_t *si, void *userdata)
+{
+	struct suspend_job *job = userdata;
+	printf("suspended %d %llu\n", si->si_status, clock_ns(CLOCK_MONOTONIC));
+	fflush(stdout);
+	job_removed(job->id, job->path, "suspend.target");
+	sd_bus_flush(bus);
+	free(job);
+	return sd_event_source_set_enabled(s, SD_EVENT_OFF);
+}
+
+/* The real sleep, the way systemd-suspend.service would: its job ends when
+ * the command (which returns on wake) does. */
+static int start_suspend(unsigned id, const char *path, const char *cmd)
+{
+	struct suspend_job *job = calloc(1, sizeof(*job));
+	if (!job)
+		return -ENOMEM;
+	job->id = id;
+	snprintf(job->path, sizeof(job->path), "%s", path);
+	pid_t pid = fork();
+	if (pid < 0) {
+		free(job);
+		return -errno;
+	}
+	if (pid == 0) {
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	int r = sd_event_add_child(event, NULL, pid, WEXITED, on_suspend_done, job);
+	if (r < 0)
+		free(job);
+	return r;
+}
+
 static int method_start_unit(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
 	(void)userdata, (void)error;
@@ -83,6 +135,9 @@ static int method_start_unit(sd_bus_message *m, void *userdata, sd_bus_error *er
 	       clock_ns(CLOCK_REALTIME));
 	fflush(stdout);
 	r = sd_bus_reply_method_return(m, "o", job);
+	const char *suspend = getenv("STUB_SYSTEMD1_SUSPEND");
+	if (r >= 0 && suspend && strcmp(unit, "suspend.target") == 0)
+		return start_suspend(id, job, suspend);
 	if (r < 0 || !hold || nr_held == 16)
 		return r < 0 ? r : job_removed(id, job, unit);
 	held[nr_held].id = id;
@@ -137,6 +192,10 @@ static const sd_bus_vtable unit_vtable[] = {
 int main(void)
 {
 	int r;
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, NULL); /* sd_event_add_child wants it blocked */
 	if ((r = sd_event_default(&event)) < 0 || (r = sd_bus_open_system(&bus)) < 0 ||
 	    (r = sd_bus_add_object_vtable(bus, NULL, SYSTEMD1_PATH, MANAGER, manager_vtable,
 					  NULL)) < 0 ||

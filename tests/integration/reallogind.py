@@ -45,7 +45,9 @@ exec "$2"
 class RealLogind:
     """.env carries DBUS_SYSTEM_BUS_ADDRESS; .log() is logind's debug log."""
 
-    def __init__(self, base_env, workdir, delay_s=5):
+    def __init__(self, base_env, workdir, delay_s=5, suspend_cmd=None):
+        """suspend_cmd: what starting suspend.target runs for real (only in a
+        throwaway test host); by default the stub only reports."""
         if os.geteuid() != 0:
             skip("the real logind needs root (a mount namespace)")
         for tool in ("unshare", "busctl"):
@@ -61,8 +63,10 @@ class RealLogind:
             f.write("freeze mem disk\n")
         self.daemon, self.env = start_bus(base_env)
         self.procs = [self.daemon]
-        self.stub = self._spawn([STUB], self.env, stdout=subprocess.PIPE, stdin=subprocess.PIPE)
+        stub_env = dict(self.env, **({"STUB_SYSTEMD1_SUSPEND": suspend_cmd} if suspend_cmd else {}))
+        self.stub = self._spawn([STUB], stub_env, stdout=subprocess.PIPE, stdin=subprocess.PIPE)
         self.starts = queue.Queue()
+        self.suspends = queue.Queue()
         self.prepares = queue.Queue()
         threading.Thread(target=self._read_stub, daemon=True).start()
         self.log_path = os.path.join(self.dir, "logind.log")
@@ -91,6 +95,8 @@ class RealLogind:
                 self.starts.put(parts[1:])
             elif parts and parts[0] == "prepare":
                 self.prepares.put(parts[1:])
+            elif parts and parts[0] == "suspended":
+                self.suspends.put(int(parts[1]))
 
     def hold_jobs(self, hold=True):
         """While held, the unit logind starts (suspend.target) stays running: the
@@ -122,6 +128,13 @@ class RealLogind:
         except queue.Empty:
             raise AssertionError(f"logind started no unit in {timeout}s:\n{self.log()[-3000:]}")
         return unit, int(mono), int(real)
+
+    def expect_suspended(self, timeout=120):
+        """The exit status of the real suspend the stub ran for suspend.target."""
+        try:
+            return self.suspends.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"the suspend did not return in {timeout}s")
 
     def expect_prepare(self, timeout=30):
         """(signal, start, CLOCK_MONOTONIC ns) of the next PrepareFor* logind sent."""

@@ -170,7 +170,7 @@ def test_cpu_hot_added_to_the_test_host(env):
         skip("hot-adding a CPU needs the throwaway test host (tools/testhost)")
     import testhost
     vm = env.start("hot", "--cpus", "2", "--cpu-pin", "0=1,1=0")
-    new = testhost.add_cpu(testhost.Relay())
+    new = testhost.add_cpu(testhost.relay())
     set_online(new, True)
     assert vm.ctl("pin", f"0={new}").returncode == 0
     wait_for(lambda: vcpu_affinities(vm) == [str(new), "0"], 5, what=f"vCPU 0 on cpu{new}")

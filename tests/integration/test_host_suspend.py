@@ -1,0 +1,169 @@
+"""Running VMs survive a real suspend to RAM of their host. The host is the
+throwaway test host (tools/testhost --suspendable: its root on virtio-blk,
+which can sleep, where 9p cannot); it sleeps for real - `echo mem >
+/sys/power/state`, woken by QEMU's system_wakeup - directly, in the kernel's
+pm_test=core mode, and through the real systemd-logind. Every VM comes back
+with its time, pinning, pause and disk data intact.
+
+Run from outside a test host, this file boots one and runs itself inside it
+(so it runs natively, never in the shared test hosts of the `kvm` suite)."""
+import os
+import subprocess
+import sys
+import time
+
+from diskcheck import verify_image
+from kvmtest import (IN_TESTHOST, KVMHOST, SKIP, SLOWDOWN, Skipped, advancing, main, require_root,
+                     wait_for)
+from hotplug import affinity
+from reallogind import with_real_logind
+from testhost import relay, require_suspendable, suspend_to_ram, wake_when_asleep
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PINNED_CPU = 1
+DISK_BLOCKS = 4096
+ASLEEP_S = 1.5
+
+
+def boottime():
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def disk_image(env, name):
+    path = os.path.join(env.dir, name)
+    with open(path, "wb") as f:
+        f.truncate(32 << 20)
+    return path
+
+
+def start_disk_workload(env, name, gen):
+    img = disk_image(env, f"{name}.img")
+    vm = env.start(name, "--cpus", "2", "--disk", img, "--guest-mode", "disk", "--disk-blocks",
+                   str(DISK_BLOCKS), "--disk-request-kib", "4", "--disk-flush-every", "64",
+                   "--disk-generation", str(gen), "--print-every", "0", heartbeats=False)
+    return vm, img
+
+
+def check_disk_workload(vm, img, gen):
+    """The workload ends with every block written, flushed and read back
+    intact - by the guest, and again from the host."""
+    wait_for(lambda: vm.status()["guest_disk"]["done"], 300, interval=0.2,
+             what=f"{vm.name}'s disk workload")
+    g = vm.status()["guest_disk"]
+    assert g["errors"] == 0 and g["verified_blocks"] == DISK_BLOCKS, g
+    assert vm.status()["disks"][0]["errors"] == 0
+    vm.kill()
+    assert verify_image(img, DISK_BLOCKS, gen) == []
+
+
+def check_time(vm, wall=True):
+    """The guest's own reports: its clock never ran backwards, and its wall
+    clock (boot wall clock + kvmclock) is within 1 s of the host's (a disk
+    workload reports no wall clock)."""
+    st = vm.status()
+    assert all(v["clock_backwards"] == 0 for v in st["vcpus"]), st["vcpus"]
+    if not wall:
+        return
+    off = st["wallclock_offset_ms"]
+    assert off is not None and abs(off) < 1000, off
+
+
+def test_suspend_to_ram(env):
+    """echo mem, then the kernel's pm_test=core: a disk workload, a
+    user-paused VM and a VM pinned to CPU 1 all come through."""
+    require_suspendable()
+    disky, img = start_disk_workload(env, "disky", 11)
+    paused = env.start("paused", "--cpus", "1")
+    pinned = env.start("pinned", "--cpus", "1", "--cpu-pin", f"0={PINNED_CPU}")
+    assert paused.ctl("pause").returncode == 0
+    tid = pinned.status()["vcpus"][0]["tid"]
+    assert affinity(pinned.status()["pid"], tid) == str(PINNED_CPU)
+    frozen = paused.heartbeats()
+    for pm_test in (None, "core"):
+        before = boottime()
+        suspend_to_ram(relay(), ASLEEP_S, pm_test)
+        slept = boottime() - before
+        if pm_test is None:
+            assert slept >= ASLEEP_S, slept
+        with open("/sys/devices/system/cpu/cpu1/online") as f:
+            assert f.read().strip() == "1"
+        # kvmhost noticed the sleep after the fact (no logind here).
+        for vm in (pinned, disky):
+            wait_for(lambda: vm.status()["host_sleep"]["sleeps"] >= 1, 10,
+                     what=f"{vm.name} to notice the sleep")
+        wait_for(lambda: advancing(pinned, 0.2), 10, what="the pinned VM to run")
+        assert affinity(pinned.status()["pid"], tid) == str(PINNED_CPU)
+        assert not pinned.status()["vcpus"][0]["displaced"]
+        check_time(pinned)
+        check_time(disky, wall=False)
+        assert paused.status()["state"] == "paused" and paused.heartbeats() == frozen
+    assert "host wake noticed after the fact" in pinned.stderr()
+    check_disk_workload(disky, img, 11)
+    assert paused.ctl("resume").returncode == 0
+    wait_for(lambda: advancing(paused, 0.2), 10, what="the paused VM to run once resumed")
+
+
+def test_suspend_through_the_real_logind(env):
+    """logind's Suspend -> kvmhost quiesces and releases its inhibitor ->
+    the stub systemd's StartUnit(suspend.target) does the real echo mem ->
+    wake -> PrepareForSleep(false) -> the VMs go on. Ten times."""
+    require_suspendable()
+    real = with_real_logind(env, suspend_cmd="echo mem > /sys/power/state")
+    disky, img = start_disk_workload(env, "chained", 12)
+    beat = env.start("beat", "--cpus", "2", "--cpu-pin", f"1={PINNED_CPU}")
+    why = "pause VM {} and flush its disks before the host sleeps"
+    wanted = sorted(why.format(n) for n in ("chained", "beat"))
+
+    def inhibitors():
+        return sorted(i[2] for i in real.inhibitors() if i[:2] == ("sleep", "kvmhost"))
+    for cycle in range(1, 11):
+        wait_for(lambda: inhibitors() == wanted, 10, what=f"both inhibitors (cycle {cycle})")
+        wake_when_asleep(relay(), ASLEEP_S)
+        real.busctl("call", "Suspend", "b", "false")
+        assert real.expect_prepare()[:2] == ("PrepareForSleep", True)
+        assert real.expect_start()[0] == "suspend.target"
+        assert real.expect_suspended(120 * SLOWDOWN) == 0, f"echo mem failed (cycle {cycle})"
+        assert relay().qmp("query-status")["status"] == "running"
+        assert real.expect_prepare()[:2] == ("PrepareForSleep", False)
+        for vm in (disky, beat):
+            wait_for(lambda: vm.status()["state"] == "running" and
+                     vm.status()["host_sleep"]["sleeps"] == cycle, 10,
+                     what=f"{vm.name} to wake (cycle {cycle})")
+            last = vm.status()["host_sleep"]["last"]
+            assert last["slept_s"] >= ASLEEP_S, last
+            check_time(vm, wall=vm is beat)
+        assert disky.status()["guest_disk"]["errors"] == 0
+        assert wait_for(lambda: advancing(beat, 0.2), 10, what="heartbeats after the wake")
+        assert affinity(beat.status()["pid"], beat.status()["vcpus"][1]["tid"]) == \
+            str(PINNED_CPU)
+    real.released_before_start(("chained", "beat"),
+                               lambda n: f"pause VM {n} and flush its disks")
+    assert disky.status()["disks"][0]["host_flushes"] == 10
+    check_disk_workload(disky, img, 12)
+
+
+def in_a_suspendable_test_host():
+    """From outside: this file again, inside a test host that can sleep."""
+    try:
+        require_root()
+    except Skipped as e:
+        print(f"SKIP: {e}")
+        sys.exit(SKIP)
+    passed = [f"{k}={os.environ[k]}" for k in ("KVMHOST", "STUB_SYSTEMD1", "FAKE_LOGIND",
+                                                "DBUS_TEST_CONF", "PYTHONPATH")
+              if k in os.environ]
+    console = os.path.join(os.path.dirname(os.path.abspath(KVMHOST)), "meson-logs",
+                           "testhost-suspend-console.log")
+    os.makedirs(os.path.dirname(console), exist_ok=True)
+    cmd = [os.path.join(ROOT, "tools", "testhost"), "--suspendable", "--timeout", "1800",
+           "--append", "loglevel=7",  # the kernel says how each suspend went
+           "--console", console, "--", "env", *passed, "python3", "-u",
+           os.path.abspath(__file__), *sys.argv[1:]]
+    print(f"in a suspendable test host (console: {console})", flush=True)
+    sys.exit(subprocess.run(cmd).returncode)
+
+
+if __name__ == "__main__":
+    if not IN_TESTHOST:
+        in_a_suspendable_test_host()
+    main([test_suspend_to_ram, test_suspend_through_the_real_logind])
