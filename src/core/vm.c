@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "arch/x86/cpu.h"
+#include "arch/x86/irq_routing.h"
 #include "arch/x86/linux_guest.h"
 #include "devices/pc_reset.h"
 #include "devices/post.h"
@@ -356,6 +357,17 @@ static int create_pit(struct vm *vm)
 		return -err;
 	}
 	vm->has_pit = true;
+	/* Ticks the guest missed (host asleep, VM paused, host slower than the
+	 * tick) are dropped, not replayed: KVM's default replays each one on the
+	 * guest's EOI, and a guest behind by thousands then does nothing but
+	 * take timer interrupts. Linux keeps time by kvmclock, not by counting
+	 * ticks. */
+	struct kvm_reinject_control no_reinject = {.pit_reinject = 0};
+	if (ioctl(vm->vm_fd, KVM_REINJECT_CONTROL, &no_reinject) < 0) {
+		int err = errno;
+		log_err("KVM_REINJECT_CONTROL: %s", strerror(err));
+		return -err;
+	}
 	return 0;
 }
 
@@ -457,6 +469,8 @@ static int setup_kvm(struct vm *vm, enum kvmhost_status *why)
 		log_err("setting up the in-kernel irqchip: %s", strerror(-r));
 		return r;
 	}
+	if ((r = x86_set_irq_routing(vm->vm_fd)))
+		return r;
 	vm->exit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->exit_efd < 0) {
 		r = -errno;

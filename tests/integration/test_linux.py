@@ -17,7 +17,7 @@ from kernels import (ACPI_POWEROFF, CF9_RESET, HALT, I8042_RESET, INIT_MARKER, S
                      busybox_initramfs, debian_kernel, debian_module, elf_kernel, out_str,
                      ring0_ns_per_iteration)
 from nettest import NetNS
-from kvmtest import KVMHOST, main, skip, wait_for
+from kvmtest import IN_TESTHOST, KVMHOST, main, skip, wait_for
 
 # A kernel that echoes what arrives on the UART: poll LSR, read RBR, write THR.
 ECHO = (b"\x66\xba\xfd\x03"  # mov dx, 0x3fd
@@ -188,21 +188,33 @@ def test_synthetic_kernels_across_a_snapshot(env):
                 p.wait()
 
 
+LINUX_STALLS_IN_TESTHOST = (
+    "a Linux boot is not yet reliable in the TCG test host: boots there stall at random points "
+    "(a restored one at 2 s of guest time; suspected: QEMU's -cpu max is an AMD family 0xf "
+    "part, so the guest idles through the erratum-400 broadcast timer), and once `poweroff -f` "
+    "left kvmhost running after 'reboot: Power down'; see the Linux end-to-end issue")
+
+
 def test_debian_kernel_across_a_snapshot(env):
-    # Saved a few seconds into its boot, before its banner; restored, it
-    # goes on to print it.
+    if IN_TESTHOST:
+        skip(LINUX_STALLS_IN_TESTHOST)
+    # Saved early in its boot; restored, it prints what it had not yet
+    # printed, up to its APs coming up. How far it got before the save
+    # depends on the host (seconds to the banner where ring 0 is emulated,
+    # past it in the test host).
     k = debian_kernel()
     vm = env.start("deb", "--kernel", k, "--memory", "256", "--cpus", "2",
                    "--cmdline", "earlyprintk=ttyS0 console=ttyS0", heartbeats=False)
-    time.sleep(3)
-    assert "Linux version" not in vm.console_text()
     snap = os.path.join(env.dir, "deb.kvmh")
     assert vm.ctl("save", snap).returncode == 0 and vm.wait_exit(30) == 0
+    before = vm.console_text()
+    milestones = ("Linux version", "smpboot: Allowing 2 CPUs", "smp: Brought up 1 node, 2 CPUs")
+    assert milestones[-1] not in before, before[-2000:]
     vm = env.start("deb", "--restore", snap, heartbeats=False)
-    wait_for(lambda: "Linux version" in vm.console_text(), 120, interval=0.5,
-             what="the banner after the restore")
-    wait_for(lambda: "smpboot: Allowing 2 CPUs" in vm.console_text(), 120, interval=0.5,
-             what="the kernel to go on after its banner")
+    for m in milestones:
+        if m not in before:
+            wait_for(lambda: m in vm.console_text(), 300, interval=0.5,
+                     what=f"'{m}' after the restore")
     assert vm.ctl("quit").returncode == 0
 
 
@@ -284,6 +296,8 @@ def test_debian_kernel_banner(env):
 
 
 def test_full_boot_busybox(env):
+    if IN_TESTHOST:
+        skip(LINUX_STALLS_IN_TESTHOST)
     per = ring0_ns_per_iteration(env)
     if per > 20:
         skip(f"guest ring 0 is emulated here ({per:.0f} ns per loop iteration; native is ~1): "
