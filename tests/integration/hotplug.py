@@ -97,3 +97,18 @@ def affinity(pid, tid):
             if line.startswith("Cpus_allowed_list:"):
                 return line.split()[1]
     raise AssertionError("no Cpus_allowed_list")
+
+
+def cpu_list(text):
+    """The set of CPUs in a kernel CPU list ("0,2-3")."""
+    cpus = set()
+    for part in text.strip().split(","):
+        if part:
+            lo, _, hi = part.partition("-")
+            cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def online_cpus():
+    with open(f"{SYSFS}/online") as f:
+        return cpu_list(f.read())

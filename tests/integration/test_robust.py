@@ -202,7 +202,8 @@ def test_client_reads_replies_buffered(env):
     # reads, not one per byte.
     if not shutil.which("strace"):
         skip("strace is not installed")
-    vm = env.start("wide", "--cpus", "64", "--memory", "64", heartbeats=False)
+    vm = env.start("wide", "--cpus", "64", "--memory", "64", wait=False)
+    vm.wait_ready(60, heartbeats=False)  # 64 vCPU threads: slow to start under TCG and ASan
     out = os.path.join(env.dir, "strace.txt")
     # LeakSanitizer cannot run under ptrace: off for this one client.
     traced_env = dict(env.env, ASAN_OPTIONS="detect_leaks=0")
