@@ -96,7 +96,7 @@ for b in build build-asan; do
 	cat "$b/meson-logs/run-tests.out"
 	if [[ -f $b/meson-logs/testlog.json ]]; then
 		add_counts "$b/meson-logs/testlog.json"
-	else
+	elif ! grep -q "No suitable tests defined" "$b/meson-logs/run-tests.out"; then
 		echo "run-tests: no test log from $b" && failed=$((failed + 1)) rc=1
 	fi
 done
