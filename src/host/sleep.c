@@ -84,8 +84,10 @@ static void enter_sleep(struct host_sleep *hs)
 	hs->saved_boottime_ns = clock_ns(CLOCK_BOOTTIME);
 	hs->flush_error = vm_flush_disks(vm);
 	hs->flushed_ns = now_ns();
-	inhibitor_release(&hs->inhibitor);
+	/* Timed before: once the fd is closed, logind may go on to suspend before
+	 * this thread runs again. */
 	hs->released_ns = now_ns();
+	inhibitor_release(&hs->inhibitor);
 	hs->asleep = true;
 	vm->host_asleep = true;
 	hs->sleeps++;
