@@ -1,13 +1,15 @@
 """The control socket survives malformed, oversized, unknown and abandoned
 requests; the VM keeps running through all of them."""
 import os
+import queue
 import shutil
 import socket
 import stat
 import subprocess
+import threading
 import time
 
-from kvmtest import KVMHOST, advancing, main, read_line
+from kvmtest import KVMHOST, SLOWDOWN, advancing, main, read_line, wait_for
 import json
 
 
@@ -119,12 +121,27 @@ def test_ctl_events_cli(env):
     vm = env.start("evcli")
     p = subprocess.Popen([KVMHOST, "ctl", "evcli", "events"], env=env.env,
                          stdout=subprocess.PIPE, text=True)
-    try:
-        time.sleep(0.3)  # subscribed
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(json.loads(l)["event"]) for l in p.stdout],
+                     daemon=True).start()
+
+    def pause_resume():
         vm.request({"cmd": "pause"})
         vm.request({"cmd": "resume"})
-        lines = [json.loads(p.stdout.readline()) for _ in range(2)]
-        assert [e["event"] for e in lines] == ["paused", "resumed"]
+
+    def quiet():  # nothing more arrives for a while
+        time.sleep(0.3 * SLOWDOWN)
+        seen = not lines.empty()
+        while not lines.empty():
+            lines.get()
+        return not seen
+    try:
+        # Subscribed once its events arrive (starting it takes seconds in the test host).
+        wait_for(lambda: pause_resume() or not quiet(), 10, what="the client to subscribe")
+        wait_for(quiet, 10, what="the events to stop")
+        pause_resume()
+        got = [lines.get(timeout=10 * SLOWDOWN) for _ in range(2)]
+        assert got == ["paused", "resumed"], got
         vm.ctl("quit")
         assert p.wait(10) == 0  # ends with the VM
     finally:
