@@ -11,7 +11,11 @@
 static u64 seed, pages, errors;
 static u64 rate;	   /* pages per second the dirtier rewrites */
 static volatile u64 *gens; /* each page's generation, after the region */
-static volatile int filled, hold, held;
+static volatile int filled;
+/* The checker's hold and the dirtier's page in progress, Dekker-style:
+ * each stores its own flag, then reads the other's (sequentially
+ * consistent: x86 may otherwise read before its own store is seen). */
+static int hold, writing;
 static int dirtier_elsewhere; /* on another vCPU than the checker */
 static u64 next_page, generation, done, t0;
 
@@ -51,15 +55,17 @@ void memcheck_fill(u64 wall_seed, u64 ncpus)
 	report(TESTDEV_EV_MEMCHECK_FILLED, pages);
 }
 
-/* The dirtier stops between pages while vCPU 0 checks; it may be halted
- * for up to a millisecond, or parked, so the wait is bounded. */
+/* The dirtier stops before its next page while vCPU 0 checks. A page it
+ * is in the middle of must be finished first; that takes microseconds,
+ * unless the host stopped its vCPU there (a migration's switch-over, a
+ * pause) and has not run it again yet, so the wait is long but bounded. */
 static void hold_dirtier(void)
 {
-	hold = 1;
+	__atomic_store_n(&hold, 1, __ATOMIC_SEQ_CST);
 	if (!rate || !dirtier_elsewhere)
 		return;
-	u64 until = guest_now() + 200000000UL;
-	while (!held && guest_now() < until)
+	u64 until = guest_now() + 60000000000UL;
+	while (__atomic_load_n(&writing, __ATOMIC_SEQ_CST) && guest_now() < until)
 		__asm__ volatile("pause");
 }
 
@@ -73,9 +79,22 @@ void memcheck_verify(void)
 		    q[PAGE_QWORDS - 1] != t + 2 + g)
 			errors++;
 	}
-	hold = 0;
+	__atomic_store_n(&hold, 0, __ATOMIC_RELEASE);
 	report(TESTDEV_EV_MEMCHECK_ERRORS, errors);
 	report(TESTDEV_EV_MEMCHECK_CHECKED, pages);
+}
+
+/* Says the dirtier is about to write a page, unless a check is on: then
+ * it waits the check out and says no. */
+static int may_write(void)
+{
+	__atomic_store_n(&writing, 1, __ATOMIC_SEQ_CST);
+	if (!__atomic_load_n(&hold, __ATOMIC_SEQ_CST))
+		return 1;
+	__atomic_store_n(&writing, 0, __ATOMIC_SEQ_CST);
+	while (__atomic_load_n(&hold, __ATOMIC_ACQUIRE))
+		__asm__ volatile("pause");
+	return 0;
 }
 
 /* On the dirtier vCPU, from its heartbeat loop: rewrites what is due at
@@ -88,15 +107,12 @@ u64 memcheck_dirty(u64 now, u64 deadline)
 		t0 = now;
 	u64 due = (now - t0) / 1000 * rate / 1000000;
 	for (int k = 0; k < 256; k++, done++) {
-		if (hold) {
-			held = 1;
-			while (hold)
-				__asm__ volatile("pause");
-			held = 0;
-		}
 		if (done >= due)
 			break;
+		while (!may_write())
+			;
 		write_page(next_page, ++generation);
+		__atomic_store_n(&writing, 0, __ATOMIC_RELEASE);
 		next_page = next_page + 1 < pages ? next_page + 1 : 0;
 	}
 	u64 soon = now + 1000000; /* a millisecond */
