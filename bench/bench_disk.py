@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -29,7 +28,7 @@ def host_figures(path):
     out = {}
     for bs in (4096, 65536):
         count = str(total // bs)
-        out[("write", bs)] = total / dd([f"if=/dev/zero", f"of={path}", f"bs={bs}", f"count={count}",
+        out[("write", bs)] = total / dd(["if=/dev/zero", f"of={path}", f"bs={bs}", f"count={count}",
                                          "conv=notrunc"])
         out[("write+sync", bs)] = total / dd(["if=/dev/zero", f"of={path}", f"bs={bs}",
                                               f"count={count}", "conv=notrunc,fdatasync"])

@@ -9,9 +9,7 @@ kvmhost's own CPU time per packet. As root.
 usage: bench/bench_net.py [path/to/kvmhost]"""
 import os
 import re
-import socket
 import statistics
-import subprocess
 import sys
 import time
 

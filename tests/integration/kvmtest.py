@@ -57,6 +57,13 @@ def wait_for(pred, timeout=10.0, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
+def sparse_file(path, size):
+    """Makes `path` a file of `size` bytes, all a hole; returns the path."""
+    with open(path, "wb") as f:
+        f.truncate(size)
+    return path
+
+
 class Env:
     """A private runtime directory, so tests never see other VMs."""
 
@@ -84,6 +91,13 @@ class Env:
         if wait:
             vm.wait_ready(heartbeats=heartbeats)
         return vm
+
+    def image(self, name, size, owner=None):
+        """A sparse disk image of `size` bytes in the test's directory."""
+        path = sparse_file(os.path.join(self.dir, name), size)
+        if owner is not None:
+            os.chown(path, owner, owner)
+        return path
 
     def list(self):
         p = self.run("list", "--json", check=True)

@@ -112,6 +112,10 @@ class RealLogind:
             raise AssertionError(f"busctl {verb} {args}: {p.stderr}")
         return p
 
+    def sleep_inhibitors(self):
+        """Why each of kvmhost's sleep inhibitors is held, sorted."""
+        return sorted(i[2] for i in self.inhibitors() if i[:2] == ("sleep", "kvmhost"))
+
     def inhibitors(self):
         """(what, who, why, mode) of every inhibitor logind holds."""
         p = subprocess.run(["busctl", "--system", "--json=short", "call", "org.freedesktop.login1",
@@ -157,6 +161,16 @@ class RealLogind:
 
     def close(self):
         stop(*reversed(self.procs))
+
+
+def sleep_why(name):
+    """Why kvmhost holds VM `name`'s sleep inhibitor, as logind lists it."""
+    return f"pause VM {name} and flush its disks before the host sleeps"
+
+
+def sleep_why_logged(name):
+    """The start of that reason, as logind's log line has it."""
+    return f"pause VM {name} and flush its disks"
 
 
 def with_real_logind(env, **kw):

@@ -3,17 +3,9 @@ blocks, flushes, reads them back and verifies; the host checks the image."""
 import os
 import signal
 import subprocess
-import time
 
 from diskcheck import verify_image
 from kvmtest import main, skip, wait_for
-
-
-def image(env, name, mib=16):
-    path = os.path.join(env.dir, name)
-    with open(path, "wb") as f:
-        f.truncate(mib << 20)
-    return path
 
 
 def guest_disk(vm):
@@ -21,7 +13,7 @@ def guest_disk(vm):
 
 
 def run_workload(env, name, blocks, kib, gen, extra=()):
-    img = image(env, f"{name}.img")
+    img = env.image(f"{name}.img", 16 << 20)
     vm = env.start(name, "--disk", f"{img},id={name}", "--guest-mode", "disk", "--disk-blocks",
                    str(blocks), "--disk-request-kib", str(kib), "--disk-generation", str(gen),
                    "--print-every", "0", *extra, heartbeats=False)
@@ -55,7 +47,7 @@ def test_write_flush_verify_4k(env):
 
 
 def test_kill9_after_flush(env):
-    img = image(env, "crash.img", 64)
+    img = env.image("crash.img", 64 << 20)
     vm = env.start("crash", "--disk", img, "--guest-mode", "disk", "--disk-blocks", "8192",
                    "--disk-request-kib", "4", "--disk-flush-every", "16", "--disk-generation",
                    "11", "--print-every", "0", heartbeats=False)
@@ -70,7 +62,7 @@ def test_kill9_after_flush(env):
 
 
 def test_two_vms_one_image(env):
-    img = image(env, "shared.img")
+    img = env.image("shared.img", 16 << 20)
     env.start("first", "--disk", img)
     p = env.run("run", "--name", "second", "--disk", img, "--console", "none", timeout=10)
     assert p.returncode == 5 and "in use by another VM" in p.stderr, p
@@ -81,14 +73,14 @@ def test_two_vms_one_image(env):
 
 
 def test_read_only_disks_share(env):
-    img = image(env, "ro.img")
+    img = env.image("ro.img", 16 << 20)
     a = env.start("ro1", "--disk", img + ",ro")
     b = env.start("ro2", "--disk", img + ",ro")
     assert a.status()["disks"][0]["ro"] and b.status()["disks"][0]["ro"]
 
 
 def test_read_only_disk_refuses_writes(env):
-    img = image(env, "rowrite.img")
+    img = env.image("rowrite.img", 16 << 20)
     vm = env.start("rw-on-ro", "--disk", img + ",ro", "--guest-mode", "disk", "--disk-blocks",
                    "8", "--print-every", "0", heartbeats=False)
     wait_for(lambda: guest_disk(vm)["done"], 60, interval=0.1, what="the workload")
@@ -117,7 +109,7 @@ def test_bad_disks(env):
 def test_read_only_file_needs_ro(env):
     if os.geteuid() != 0:
         skip("needs root for chattr +i (root can write any mode-0444 file)")
-    img = image(env, "immutable.img")
+    img = env.image("immutable.img", 16 << 20)
     if subprocess.run(["chattr", "+i", img], capture_output=True).returncode != 0:
         skip("chattr +i is not supported on this filesystem")
     try:

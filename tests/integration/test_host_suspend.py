@@ -16,7 +16,7 @@ from diskcheck import verify_image
 from kvmtest import (IN_TESTHOST, KVMHOST, SKIP, SLOWDOWN, Skipped, advancing, main, require_root,
                      wait_for)
 from hotplug import affinity
-from reallogind import with_real_logind
+from reallogind import sleep_why, sleep_why_logged, with_real_logind
 from testhost import relay, require_suspendable, suspend_to_ram, wake_when_asleep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -32,15 +32,8 @@ def boottime():
     return time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
-def disk_image(env, name):
-    path = os.path.join(env.dir, name)
-    with open(path, "wb") as f:
-        f.truncate(32 << 20)
-    return path
-
-
 def start_disk_workload(env, name, gen):
-    img = disk_image(env, f"{name}.img")
+    img = env.image(f"{name}.img", 32 << 20)
     vm = env.start(name, "--cpus", "2", "--disk", img, "--guest-mode", "disk", "--disk-blocks",
                    str(DISK_BLOCKS), "--disk-request-kib", "4", "--disk-flush-every", "64",
                    "--disk-generation", str(gen), "--print-every", "0", heartbeats=False)
@@ -114,13 +107,10 @@ def test_suspend_through_the_real_logind(env):
     real = with_real_logind(env, suspend_cmd="echo mem > /sys/power/state")
     disky, img = start_disk_workload(env, "chained", 12)
     beat = env.start("beat", "--cpus", "2", "--cpu-pin", f"1={PINNED_CPU}")
-    why = "pause VM {} and flush its disks before the host sleeps"
-    wanted = sorted(why.format(n) for n in ("chained", "beat"))
-
-    def inhibitors():
-        return sorted(i[2] for i in real.inhibitors() if i[:2] == ("sleep", "kvmhost"))
+    wanted = sorted(sleep_why(n) for n in ("chained", "beat"))
     for cycle in range(1, 11):
-        wait_for(lambda: inhibitors() == wanted, 10, what=f"both inhibitors (cycle {cycle})")
+        wait_for(lambda: real.sleep_inhibitors() == wanted, 10,
+                 what=f"both inhibitors (cycle {cycle})")
         wake_when_asleep(relay(), ASLEEP_S)
         real.busctl("call", "Suspend", "b", "false")
         assert real.expect_prepare()[:2] == ("PrepareForSleep", True)
@@ -139,8 +129,7 @@ def test_suspend_through_the_real_logind(env):
         assert wait_for(lambda: advancing(beat, 0.2), 10, what="heartbeats after the wake")
         assert affinity(beat.status()["pid"], beat.status()["vcpus"][1]["tid"]) == \
             str(PINNED_CPU)
-    real.released_before_start(("chained", "beat"),
-                               lambda n: f"pause VM {n} and flush its disks")
+    real.released_before_start(("chained", "beat"), sleep_why_logged)
     assert disky.status()["disks"][0]["host_flushes"] == 10
     check_disk_workload(disky, img, 12)
 

@@ -2,12 +2,10 @@
 escape, terminal, reset), the real Debian cloud kernel up to its banner
 through host-side decompression, and a full busybox boot where ring 0 is
 native (it measures first, and skips where ring 0 is emulated)."""
-import json
 import os
 import pty
 import re
 import select
-import shutil
 import signal
 import subprocess
 import termios
@@ -251,9 +249,7 @@ def test_debian_kernel_banner(env):
     # Decompressing itself, a truncated image would triple-fault: refused too.
     p = env.run("run", "--console", "none", "--kernel", cut, "--kernel-decompress", "guest")
     assert p.returncode == 6 and "promises" in p.stderr, p.stderr
-    img = os.path.join(env.dir, "root.img")
-    with open(img, "wb") as f:
-        f.truncate(8 << 20)
+    img = env.image("root.img", 8 << 20)
     # With a net too, inside a namespace of its own: it is on the command line.
     ns = NetNS(env, "lx")
     vm = env.start("debian", "--kernel", k, "--memory", "256", "--cpus", "2", "--disk", img,
@@ -310,9 +306,7 @@ def test_full_boot_busybox(env):
                              f"echo {INIT_MARKER}\nread line\necho \"got: $line\"\n"
                              "echo \"$line\" | dd of=/dev/vda bs=512 count=1 conv=sync,fsync\n"
                              "poweroff -f\n", extra=[button] if button else [])
-    img = os.path.join(env.dir, "vda.img")
-    with open(img, "wb") as f:
-        f.truncate(1 << 20)
+    img = env.image("vda.img", 1 << 20)
     p = subprocess.Popen([KVMHOST, "run", "--name", "full", "--kernel", debian_kernel(),
                           "--initrd", cpio, "--memory", "512", "--cpus", "2", "--disk", img,
                           "--cmdline", "console=ttyS0 panic=-1"], env=env.env,

@@ -10,12 +10,11 @@ import os
 import signal
 import socket
 import struct
-import subprocess
 import threading
 import time
 
 from diskcheck import verify_image
-from kvmtest import KVMHOST, SLOWDOWN, main, skip, wait_for
+from kvmtest import SLOWDOWN, main, skip, wait_for
 from migproxy import Proxy, add_cpuid_bit, set_version
 
 
@@ -157,9 +156,7 @@ class LockWatcher:
 
 
 def test_disk_workload_and_lock_handover(env):
-    img = os.path.join(env.dir, "disk.img")
-    with open(img, "wb") as f:
-        f.truncate(32 << 20)
+    img = env.image("disk.img", 32 << 20)
     blocks = 768
     src = env.start("d1", "--disk", img, "--guest-mode", "disk", "--disk-blocks", str(blocks),
                     "--disk-flush-every", "32", "--disk-generation", "3", "--print-every", "0",

@@ -10,8 +10,8 @@ import socket
 import subprocess
 import time
 
-from kvmtest import (KVMHOST, SLOWDOWN, LockoutAttack, main, read_line, require_root, skip,
-                     wait_for)
+from kvmtest import (KVMHOST, SLOWDOWN, LockoutAttack, main, require_root, skip,
+                     sparse_file, wait_for)
 
 
 def test_socket_path_never_steals(env):
@@ -148,9 +148,7 @@ def test_full_disk_is_not_durable(env):
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt]).returncode:
         skip("cannot mount a tmpfs here")
     env.cleanups.append(lambda: subprocess.run(["umount", "-l", mnt]))
-    img = os.path.join(mnt, "full.img")
-    with open(img, "wb") as f:
-        f.truncate(4 << 20)
+    img = sparse_file(os.path.join(mnt, "full.img"), 4 << 20)
     blocks = 512  # 2 MiB of writes into 1 MiB of room
     vm = env.start("full", "--disk", img, "--guest-mode", "disk", "--disk-blocks", str(blocks),
                    "--disk-request-kib", "16", "--disk-flush-every", "16", "--print-every",
@@ -168,9 +166,7 @@ def test_full_disk_is_not_durable(env):
 
 def test_loop_device_and_comma_paths(env):
     # A path with a comma in it: written "\\," on the command line.
-    img = os.path.join(env.dir, "a,b.img")
-    with open(img, "wb") as f:
-        f.truncate(1 << 20)
+    img = env.image("a,b.img", 1 << 20)
     vm = env.start("comma", "--disk", img.replace(",", "\\,"))
     assert vm.status()["disks"][0]["path"] == img
     assert vm.ctl("quit").returncode == 0 and vm.wait_exit() == 0

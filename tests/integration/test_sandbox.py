@@ -46,17 +46,8 @@ def all_filtered(pid, min_threads):
     return tasks
 
 
-def image(env, name, owner=None, size=8 << 20):
-    path = os.path.join(env.dir, name)
-    with open(path, "wb") as f:
-        f.truncate(size)
-    if owner is not None:
-        os.chown(path, owner, owner)
-    return path
-
-
 def test_every_thread_filtered(env):
-    disk = image(env, "d.img")
+    disk = env.image("d.img", 8 << 20)
     vm = env.start("sb", "--cpus", "3", "--disk", disk)
     tasks = all_filtered(vm.proc.pid, 4)
     assert sum(t["comm"].startswith("vcpu") for t in tasks.values()) == 3
@@ -105,7 +96,7 @@ def open_dirs(env):
 def test_user_drops_privileges(env):
     require_root()
     open_dirs(env)
-    disk = image(env, "u.img")
+    disk = env.image("u.img", 8 << 20)
     vm = env.start("usr", "--user", "nobody", "--disk", disk)
     tasks = all_filtered(vm.proc.pid, 3)
     for t in tasks.values():
@@ -141,7 +132,7 @@ def test_ordinary_user_in_a_kvm_group(env):
     os.mknod(node, 0o660 | stat.S_IFCHR, os.stat("/dev/kvm").st_rdev)
     os.chown(node, 0, gid)
     os.chmod(node, 0o660)
-    disk = image(env, "o.img", owner=NOBODY, size=32 << 20)
+    disk = env.image("o.img", 32 << 20, owner=NOBODY)
     uenv = dict(env.env, KVMHOST_KVM_DEVICE=node)
     log = os.path.join(env.dir, "user.log")
     cmd = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", f"--groups={gid}",
@@ -188,7 +179,7 @@ def ended_cleanly(vm, code):
 
 
 def test_hostile_guests_under_the_sandbox(env):
-    disk = image(env, "h.img")
+    disk = env.image("h.img", 8 << 20)
     # Wild port and MMIO accesses: the VM goes on beating.
     vm = env.start("wild", "--guest-mode", "wild-io", "--disk", disk)
     before = vm.heartbeats()

@@ -251,9 +251,7 @@ def test_low_battery_through_the_real_upower(env):
 
 def test_poweroff_through_the_real_logind(env):
     real = with_real_logind(env)
-    img = os.path.join(env.dir, "work.img")
-    with open(img, "wb") as f:
-        f.truncate(32 << 20)
+    img = env.image("work.img", 32 << 20)
     blocks = 256
     work_args = ("--disk", img, "--guest-mode", "disk", "--disk-blocks", str(blocks),
                  "--disk-flush-every", "32", "--disk-generation", "3", "--print-every", "0")

@@ -10,33 +10,19 @@ import subprocess
 import time
 
 from kvmtest import KVMHOST, advancing, main, wait_for
-from reallogind import with_real_logind
+from reallogind import sleep_why, sleep_why_logged, with_real_logind
 from sleephelp import Freezer, with_logind
-
-
-def disk(env, name="sleep.img"):
-    path = os.path.join(env.dir, name)
-    with open(path, "wb") as f:
-        f.truncate(8 << 20)
-    return path
 
 
 def hb(vm):
     return [v["heartbeats"] for v in vm.status()["vcpus"]]
 
 
-def sleep_inhibitors(real):
-    return sorted(i[2] for i in real.inhibitors() if i[:2] == ("sleep", "kvmhost"))
-
-
-def why(name):
-    return f"pause VM {name} and flush its disks before the host sleeps"
-
-
 def test_sleep_wake_cycle(env):
     real = with_real_logind(env)
-    vm = env.start("s1", "--cpus", "2", "--disk", disk(env), "--heartbeat-us", "2000")
-    wait_for(lambda: sleep_inhibitors(real) == [why("s1")], 10, what="logind to list it")
+    vm = env.start("s1", "--cpus", "2", "--disk", env.image("sleep.img", 8 << 20),
+                   "--heartbeat-us", "2000")
+    wait_for(lambda: real.sleep_inhibitors() == [sleep_why("s1")], 10, what="logind to list it")
     assert vm.status()["host_sleep"]["logind"] is True
     real.hold_jobs()  # suspend.target "runs" until we end it: the host sleeps
     real.busctl("call", "Suspend", "b", "false")
@@ -54,7 +40,7 @@ def test_sleep_wake_cycle(env):
     assert sig <= t_start and last["released_ns"] <= t_start, (sig, last, t_start)
     assert st["disks"][0]["host_flushes"] == 1
     assert abs(last["at"] - time.time()) < 60  # when, in wall-clock time
-    assert sleep_inhibitors(real) == []
+    assert real.sleep_inhibitors() == []
     frozen = hb(vm)
     fz = Freezer(vm.proc.pid)
     try:
@@ -68,7 +54,7 @@ def test_sleep_wake_cycle(env):
         wait_for(lambda: advancing(vm, 0.2), 5, what="heartbeats after the wake")
     finally:
         fz.close()
-    wait_for(lambda: sleep_inhibitors(real) == [why("s1")], 10, what="a new inhibitor")
+    wait_for(lambda: real.sleep_inhibitors() == [sleep_why("s1")], 10, what="a new inhibitor")
     st = vm.status()
     assert st["state"] == "running" and st["host_sleep"]["inhibitor"]
     # The guest says it saw PVCLOCK_GUEST_STOPPED after the wake, and its
@@ -91,13 +77,12 @@ def test_user_paused_stays_paused(env):
     real = with_real_logind(env)
     a = env.start("awake", "--cpus", "1")
     b = env.start("napping", "--cpus", "1")
-    wait_for(lambda: sleep_inhibitors(real) == sorted([why("awake"), why("napping")]), 10,
-             what="both inhibitors")
+    both = sorted([sleep_why("awake"), sleep_why("napping")])
+    wait_for(lambda: real.sleep_inhibitors() == both, 10, what="both inhibitors")
     assert b.ctl("pause").returncode == 0
     real.busctl("call", "Suspend", "b", "false")
     assert real.expect_start()[0] == "suspend.target"  # both released; the stub wakes at once
-    wait_for(lambda: sleep_inhibitors(real) == sorted([why("awake"), why("napping")]), 10,
-             what="new inhibitors after the wake")
+    wait_for(lambda: real.sleep_inhibitors() == both, 10, what="new inhibitors after the wake")
     assert a.status()["host_sleep"]["sleeps"] == 1 and b.status()["host_sleep"]["sleeps"] == 1
     assert wait_for(lambda: advancing(a, 0.2), 5, what="A to run")
     frozen = hb(b)
@@ -139,7 +124,8 @@ def test_ignore_policy(env):
     real = with_real_logind(env)
     vm = env.start("ign", "--cpus", "1", "--on-host-sleep", "ignore")
     other = env.start("held", "--cpus", "1")
-    wait_for(lambda: sleep_inhibitors(real) == [why("held")], 10, what="only held's inhibitor")
+    wait_for(lambda: real.sleep_inhibitors() == [sleep_why("held")], 10,
+             what="only held's inhibitor")
     real.busctl("call", "Suspend", "b", "false")
     assert real.expect_start()[0] == "suspend.target"
     wait_for(lambda: other.status()["host_sleep"]["sleeps"] == 1, 10, what="held to sleep")
@@ -188,7 +174,7 @@ def test_hung_and_restarted_logind(env):
 
 def test_no_logind_and_hooks(env):
     env.env["DBUS_SYSTEM_BUS_ADDRESS"] = f"unix:path={env.dir}/no-such-bus"
-    img = disk(env)
+    img = env.image("sleep.img", 8 << 20)
     a = env.start("h1", "--cpus", "2", "--disk", img)
     b = env.start("h2", "--cpus", "1")
     assert a.stderr().count("host sleep: no system bus") == 1
@@ -223,11 +209,12 @@ def test_no_logind_and_hooks(env):
 
 def test_sleep_wake_through_the_real_logind(env):
     real = with_real_logind(env)
-    a = env.start("ra", "--cpus", "2", "--disk", disk(env), "--heartbeat-us", "2000")
+    a = env.start("ra", "--cpus", "2", "--disk", env.image("sleep.img", 8 << 20),
+                  "--heartbeat-us", "2000")
     b = env.start("rb", "--cpus", "1")
     names = ("ra", "rb")
-    wanted = sorted(why(n) for n in names)
-    wait_for(lambda: sleep_inhibitors(real) == wanted, 10, what="logind to list both inhibitors")
+    wanted = sorted(sleep_why(n) for n in names)
+    wait_for(lambda: real.sleep_inhibitors() == wanted, 10, what="logind to list both inhibitors")
     before = [v["guest_stopped_seen"] for v in a.status()["vcpus"]]
     real.busctl("call", "Suspend", "b", "false")
     unit = real.expect_start()[0]
@@ -237,12 +224,12 @@ def test_sleep_wake_through_the_real_logind(env):
         wait_for(lambda: vm.status()["host_sleep"]["sleeps"] == 1 and
                  vm.status()["state"] == "running", 10, what=f"{vm.name} to wake")
     assert a.status()["disks"][0]["host_flushes"] == 1
-    wait_for(lambda: sleep_inhibitors(real) == wanted, 10, what="new inhibitors after the wake")
+    wait_for(lambda: real.sleep_inhibitors() == wanted, 10, what="new inhibitors after the wake")
     wait_for(lambda: all(v["guest_stopped_seen"] > x
                          for v, x in zip(a.status()["vcpus"], before)), 5,
              what="the guest to see PVCLOCK_GUEST_STOPPED")
     assert advancing(a) and advancing(b)
-    real.released_before_start(names, lambda n: f"pause VM {n} and flush its disks")
+    real.released_before_start(names, sleep_why_logged)
 
 
 if __name__ == "__main__":

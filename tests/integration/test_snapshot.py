@@ -3,17 +3,15 @@ the guest itself reports after the restore (its own heartbeat counters, its
 clock checks, its wall clock, its memory check, its disk workload), and every
 kind of unusable file refused with exit status 7."""
 import os
-import random
 import signal
 import struct
-import subprocess
 import threading
 import time
 import zlib
 
 from diskcheck import verify_image
 from hotplug import Offline, affinity, require_hotplug
-from kvmtest import KVMHOST, main, skip, wait_for
+from kvmtest import main, skip, wait_for
 
 HEADER = struct.Struct("<8sIIIIQQQ48sII")  # struct snap_header
 SECTION = struct.Struct("<IIQQII")  # struct snap_section
@@ -131,9 +129,7 @@ def test_restore_while_cpu_offline(env):
 
 
 def test_disk_workload_across_restore(env):
-    img = os.path.join(env.dir, "disk.img")
-    with open(img, "wb") as f:
-        f.truncate(32 << 20)
+    img = env.image("disk.img", 32 << 20)
     blocks = 768  # the guest checksums every block in emulated ring 0: ~6 ms each here
     vm = env.start("disk", "--disk", img, "--guest-mode", "disk", "--disk-blocks", str(blocks),
                    "--disk-flush-every", "32", "--disk-generation", "5", "--print-every", "0",
@@ -185,9 +181,7 @@ def reseal(data):
 
 
 def test_bad_files(env):
-    img = os.path.join(env.dir, "d.img")
-    with open(img, "wb") as f:
-        f.truncate(1 << 20)
+    img = env.image("d.img", 1 << 20)
     vm = env.start("good", "--disk", img)
     good = os.path.join(env.dir, "good.kvmh")
     save(vm, good)

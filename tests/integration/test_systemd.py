@@ -7,7 +7,7 @@ import shutil
 import socket
 import subprocess
 
-from kvmtest import KVMHOST, main, skip, wait_for
+from kvmtest import KVMHOST, main, skip
 
 SRC = os.path.join(os.path.dirname(__file__), "..", "..")
 

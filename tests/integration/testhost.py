@@ -116,7 +116,8 @@ def suspend_to_ram(relay, asleep_s=2.0, pm_test=None):
     require_suspendable()
     with open("/sys/power/pm_test", "w") as f:
         f.write(pm_test or "none")
-    wake = None if pm_test else wake_when_asleep(relay, asleep_s)
+    if not pm_test:
+        wake_when_asleep(relay, asleep_s)
     start = time.monotonic()
     try:
         with open("/sys/power/state", "w") as f:
