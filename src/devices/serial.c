@@ -1,31 +1,22 @@
+/* A 16550A as Linux's 8250 driver and the built-in guest use it: polled or
+ * interrupt-driven transmit to a host fd, a receive FIFO the host fills, the
+ * divisor latch and scratch register kept but without effect. */
 #include "devices/serial.h"
 
 #include <errno.h>
+#include <linux/serial_reg.h>
 #include <string.h>
 
 #include "util/util.h"
 
-#define UART_RBR_THR 0
-#define UART_IER     1
-#define UART_IIR_FCR 2
-#define UART_LCR     3
-#define UART_MCR     4
-#define UART_LSR     5
-#define UART_MSR     6
-#define UART_SCR     7
+/* Newer <linux/serial_reg.h> has it; the FIFO bits a 16550A shows in IIR. */
+#ifndef UART_IIR_FIFO_ENABLED_16550A
+#define UART_IIR_FIFO_ENABLED_16550A 0xc0
+#endif
 
-#define LCR_DLAB 0x80
-#define LSR_DR	 0x01
-#define LSR_THRE 0x20
-#define LSR_TEMT 0x40
-#define IIR_NONE 0x01
-#define IIR_FIFO 0xc0
-#define MCR_OUT2 0x08
-#define MCR_LOOP 0x10
-#define IER_RDI	 0x01
-#define IER_THRI 0x02
-#define IIR_THRI 0x02
-#define IIR_RDI	 0x04
+/* What a 16550A keeps of IER and MCR: the upper bits read back as zero. */
+#define IER_WRITABLE (UART_IER_MSI | UART_IER_RLSI | UART_IER_THRI | UART_IER_RDI)
+#define MCR_WRITABLE (UART_MCR_LOOP | UART_MCR_OUT2 | UART_MCR_OUT1 | UART_MCR_RTS | UART_MCR_DTR)
 
 void serial_init(struct serial *s, int out_fd, const struct device_host *host, uint32_t gsi)
 {
@@ -34,9 +25,10 @@ void serial_init(struct serial *s, int out_fd, const struct device_host *host, u
 	s->out_fd = out_fd;
 	s->host = host;
 	s->gsi = gsi;
-	s->iir = IIR_NONE;
-	s->lsr = LSR_THRE | LSR_TEMT;
-	s->msr = 0xb0; /* DCD, DSR, CTS */
+	s->iir = UART_IIR_NO_INT;
+	s->lsr = UART_LSR_THRE | UART_LSR_TEMT;
+	/* A modem that is there and ready: drivers that wait for it go on. */
+	s->msr = UART_MSR_DCD | UART_MSR_DSR | UART_MSR_CTS;
 }
 
 void serial_destroy(struct serial *s)
@@ -48,13 +40,13 @@ void serial_destroy(struct serial *s)
  * (a PC routes the UART's interrupt only while OUT2 is set). */
 static void update_irq(struct serial *s)
 {
-	if ((s->ier & IER_RDI) && s->rx_len)
-		s->iir = IIR_RDI;
-	else if ((s->ier & IER_THRI) && s->thri_pending)
-		s->iir = IIR_THRI;
+	if ((s->ier & UART_IER_RDI) && s->rx_len)
+		s->iir = UART_IIR_RDI;
+	else if ((s->ier & UART_IER_THRI) && s->thri_pending)
+		s->iir = UART_IIR_THRI;
 	else
-		s->iir = IIR_NONE;
-	bool level = s->iir != IIR_NONE && (s->mcr & MCR_OUT2);
+		s->iir = UART_IIR_NO_INT;
+	bool level = s->iir != UART_IIR_NO_INT && (s->mcr & UART_MCR_OUT2);
 	if (level != s->irq_level)
 		device_set_irq(s->host, s->gsi, level);
 	s->irq_level = level;
@@ -62,7 +54,7 @@ static void update_irq(struct serial *s)
 
 static void transmit(struct serial *s, uint8_t c)
 {
-	if (s->mcr & MCR_LOOP) {
+	if (s->mcr & UART_MCR_LOOP) {
 		if (s->rx_len < SERIAL_RX_SIZE)
 			s->rx[(s->rx_head + s->rx_len++) % SERIAL_RX_SIZE] = c;
 		return;
@@ -77,7 +69,92 @@ static void transmit(struct serial *s, uint8_t c)
 
 static void update_lsr(struct serial *s)
 {
-	s->lsr = (uint8_t)((s->lsr & ~LSR_DR) | (s->rx_len ? LSR_DR : 0));
+	s->lsr = (uint8_t)((s->lsr & ~UART_LSR_DR) | (s->rx_len ? UART_LSR_DR : 0));
+}
+
+/* Under the lock: a guest write. DLAB turns THR and IER into the divisor. */
+static void serial_out(struct serial *s, uint64_t offset, uint8_t v)
+{
+	bool dlab = s->lcr & UART_LCR_DLAB;
+	switch (offset) {
+	case UART_TX: /* and UART_DLL */
+		if (dlab) {
+			s->dll = v;
+		} else {
+			transmit(s, v);
+			s->thri_pending = true; /* sent at once: empty again */
+		}
+		break;
+	case UART_IER: /* and UART_DLM */
+		if (dlab) {
+			s->dlm = v;
+		} else {
+			/* Enabling THRI with THR empty raises it at once. */
+			if ((v & UART_IER_THRI) && !(s->ier & UART_IER_THRI))
+				s->thri_pending = true;
+			s->ier = v & IER_WRITABLE;
+		}
+		break;
+	case UART_FCR:
+		s->fcr = v;
+		break;
+	case UART_LCR:
+		s->lcr = v;
+		break;
+	case UART_MCR:
+		s->mcr = v & MCR_WRITABLE;
+		break;
+	case UART_SCR:
+		s->scr = v;
+		break;
+	default: /* LSR and MSR are read-only */
+		break;
+	}
+}
+
+/* Under the lock: a guest read; reading RX and IIR have side effects. */
+static uint8_t serial_in(struct serial *s, uint64_t offset)
+{
+	bool dlab = s->lcr & UART_LCR_DLAB;
+	uint8_t v = 0;
+	switch (offset) {
+	case UART_RX: /* and UART_DLL */
+		if (dlab) {
+			v = s->dll;
+		} else if (s->rx_len) {
+			v = s->rx[s->rx_head];
+			s->rx_head = (s->rx_head + 1) % SERIAL_RX_SIZE;
+			s->rx_len--;
+		}
+		break;
+	case UART_IER: /* and UART_DLM */
+		v = dlab ? s->dlm : s->ier;
+		break;
+	case UART_IIR:
+		update_irq(s);
+		v = (uint8_t)(s->iir |
+			      ((s->fcr & UART_FCR_ENABLE_FIFO) ? UART_IIR_FIFO_ENABLED_16550A : 0));
+		if (s->iir == UART_IIR_THRI)
+			s->thri_pending = false; /* reading IIR acknowledges it */
+		break;
+	case UART_LCR:
+		v = s->lcr;
+		break;
+	case UART_MCR:
+		v = s->mcr;
+		break;
+	case UART_LSR:
+		update_lsr(s);
+		v = s->lsr;
+		break;
+	case UART_MSR:
+		v = s->msr;
+		break;
+	case UART_SCR:
+		v = s->scr;
+		break;
+	}
+	return v;
 }
 
 static void serial_access(void *opaque, unsigned vcpu, uint64_t offset, uint8_t *data, uint32_t len,
@@ -92,83 +169,10 @@ static void serial_access(void *opaque, unsigned vcpu, uint64_t offset, uint8_t 
 		return;
 	}
 	pthread_mutex_lock(&s->lock);
-	bool dlab = s->lcr & LCR_DLAB;
-	if (is_write) {
-		uint8_t v = data[0];
-		switch (offset) {
-		case UART_RBR_THR:
-			if (dlab) {
-				s->dll = v;
-			} else {
-				transmit(s, v);
-				s->thri_pending = true; /* sent at once: empty again */
-			}
-			break;
-		case UART_IER:
-			if (dlab) {
-				s->dlm = v;
-			} else {
-				/* Enabling THRI with THR empty raises it at once. */
-				if ((v & IER_THRI) && !(s->ier & IER_THRI))
-					s->thri_pending = true;
-				s->ier = v & 0x0f;
-			}
-			break;
-		case UART_IIR_FCR:
-			s->fcr = v;
-			break;
-		case UART_LCR:
-			s->lcr = v;
-			break;
-		case UART_MCR:
-			s->mcr = v & 0x1f;
-			break;
-		case UART_SCR:
-			s->scr = v;
-			break;
-		default: /* LSR and MSR are read-only */
-			break;
-		}
-	} else {
-		uint8_t v = 0;
-		switch (offset) {
-		case UART_RBR_THR:
-			if (dlab) {
-				v = s->dll;
-			} else if (s->rx_len) {
-				v = s->rx[s->rx_head];
-				s->rx_head = (s->rx_head + 1) % SERIAL_RX_SIZE;
-				s->rx_len--;
-			}
-			break;
-		case UART_IER:
-			v = dlab ? s->dlm : s->ier;
-			break;
-		case UART_IIR_FCR:
-			update_irq(s);
-			v = (uint8_t)(s->iir | ((s->fcr & 1) ? IIR_FIFO : 0));
-			if (s->iir == IIR_THRI)
-				s->thri_pending = false; /* reading IIR acknowledges it */
-			break;
-		case UART_LCR:
-			v = s->lcr;
-			break;
-		case UART_MCR:
-			v = s->mcr;
-			break;
-		case UART_LSR:
-			update_lsr(s);
-			v = s->lsr;
-			break;
-		case UART_MSR:
-			v = s->msr;
-			break;
-		case UART_SCR:
-			v = s->scr;
-			break;
-		}
-		data[0] = v;
-	}
+	if (is_write)
+		serial_out(s, offset, data[0]);
+	else
+		data[0] = serial_in(s, offset);
 	update_irq(s);
 	pthread_mutex_unlock(&s->lock);
 }

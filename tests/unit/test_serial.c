@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <linux/serial_reg.h>
 
 #include "devices/serial.h"
 
@@ -169,6 +170,82 @@ static void save_restore(void **state)
 	serial_destroy(&b);
 }
 
+/* LSR as a polling driver reads it: DR follows the FIFO, THRE and TEMT stay
+ * set (transmit is immediate), and writes to the read-only LSR and MSR are
+ * ignored. Loopback turns transmit into receive without touching the fd. */
+static void line_status_and_loopback(void **state)
+{
+	(void)state;
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	struct serial s;
+	serial_init(&s, p[1], NULL, 4);
+	const uint8_t empty = UART_LSR_THRE | UART_LSR_TEMT;
+	assert_int_equal(rd(&s, UART_LSR), empty);
+	wr(&s, UART_LSR, 0);
+	wr(&s, UART_MSR, 0);
+	assert_int_equal(rd(&s, UART_LSR), empty);
+	/* Carrier, DSR and CTS: a driver waiting for the modem goes on. */
+	uint8_t msr = rd(&s, UART_MSR);
+	assert_int_equal(msr & UART_MSR_DCD, UART_MSR_DCD);
+	assert_int_equal(msr & UART_MSR_DSR, UART_MSR_DSR);
+	assert_int_equal(msr & UART_MSR_CTS, UART_MSR_CTS);
+
+	wr(&s, UART_MCR, UART_MCR_LOOP);
+	wr(&s, UART_TX, 'L');
+	assert_int_equal(rd(&s, UART_LSR), empty | UART_LSR_DR);
+	assert_int_equal(rd(&s, UART_RX), 'L');
+	assert_int_equal(rd(&s, UART_LSR), empty);
+	assert_int_equal(s.tx_bytes, 0);
+	/* An empty FIFO reads as 0, not as the last byte again. */
+	assert_int_equal(rd(&s, UART_RX), 0);
+	wr(&s, UART_MCR, 0);
+	wr(&s, UART_TX, 'T');
+	assert_int_equal(rd(&s, UART_LSR), empty);
+	char c = 0;
+	assert_int_equal(read(p[0], &c, 1), 1);
+	assert_int_equal(c, 'T');
+	serial_destroy(&s);
+	close(p[0]);
+	close(p[1]);
+}
+
+/* IIR as the 8250 driver probes and services it: FIFO bits only while FCR
+ * enables the FIFO, received data before "transmitter empty", and no ID while
+ * the enabled causes are gone. Unused IER and MCR bits read back as zero. */
+static void interrupt_identification(void **state)
+{
+	(void)state;
+	struct serial s;
+	serial_init(&s, -1, NULL, 4);
+	assert_int_equal(rd(&s, UART_IIR), UART_IIR_NO_INT);
+	wr(&s, UART_FCR, UART_FCR_ENABLE_FIFO);
+	assert_int_equal(rd(&s, UART_IIR), 0xc0 | UART_IIR_NO_INT); /* a 16550A */
+	wr(&s, UART_FCR, 0);
+	assert_int_equal(rd(&s, UART_IIR) & 0xc0, 0);
+
+	wr(&s, UART_IER, 0xff);
+	assert_int_equal(rd(&s, UART_IER), 0x0f);
+	wr(&s, UART_MCR, 0xff);
+	assert_int_equal(rd(&s, UART_MCR), 0x1f);
+	wr(&s, UART_MCR, 0);
+
+	serial_receive(&s, (const uint8_t *)"r", 1);
+	/* Both pending: RDI first, and reading IIR does not consume it. */
+	assert_int_equal(rd(&s, UART_IIR) & UART_IIR_ID, UART_IIR_RDI);
+	assert_int_equal(rd(&s, UART_IIR) & UART_IIR_ID, UART_IIR_RDI);
+	assert_int_equal(rd(&s, UART_RX), 'r');
+	assert_int_equal(rd(&s, UART_IIR) & UART_IIR_ID, UART_IIR_THRI);
+	assert_int_equal(rd(&s, UART_IIR), UART_IIR_NO_INT);
+	/* DLAB hides IER: writing the divisor's high byte leaves IER alone. */
+	wr(&s, UART_LCR, UART_LCR_DLAB);
+	wr(&s, UART_DLM, 0x00);
+	assert_int_equal(rd(&s, UART_DLM), 0x00);
+	wr(&s, UART_LCR, 0x03);
+	assert_int_equal(rd(&s, UART_IER), 0x0f);
+	serial_destroy(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -176,6 +253,8 @@ int main(void)
 		cmocka_unit_test(receive),
 		cmocka_unit_test(interrupts),
 		cmocka_unit_test(save_restore),
+		cmocka_unit_test(line_status_and_loopback),
+		cmocka_unit_test(interrupt_identification),
 	};
 	return cmocka_run_group_tests_name("serial", tests, NULL, NULL);
 }
