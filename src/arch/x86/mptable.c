@@ -1,85 +1,112 @@
+/* The MP table a guest without ACPI (or told to ignore it) reads at boot:
+ * every vCPU as a processor, one ISA bus, the IOAPIC and how the 16 ISA
+ * interrupts and the local APICs' LINT pins are wired. */
 #include "arch/x86/mptable.h"
 
 #include <string.h>
 
+#include "arch/x86/mpspec.h"
 #include "util/bytes.h"
 
-#define MPC_PROC     0
-#define MPC_BUS	     1
-#define MPC_IOAPIC   2
-#define MPC_INTSRC   3
-#define MPC_LINTSRC  4
-#define MP_INT	     0
-#define MP_NMI	     1
-#define MP_EXTINT    3
-#define APIC_VERSION 0x14
+#define LAPIC_VERSION  0x14 /* what KVM's in-kernel local APIC reports */
+#define IOAPIC_VERSION 0x11 /* and its IOAPIC */
+#define LAPIC_ADDR     0xfee00000u
+#define ISA_IRQS       16
+
+/* Copies one structure to guest memory, which owes it no alignment. */
+static uint8_t *emit(uint8_t *p, const void *entry, size_t size)
+{
+	memcpy(p, entry, size);
+	return p + size;
+}
+
+static uint8_t *write_cpus(uint8_t *p, unsigned nr_cpus)
+{
+	for (unsigned i = 0; i < nr_cpus; i++) {
+		struct mpc_cpu cpu = {
+			.type = MP_PROCESSOR,
+			.apicid = (uint8_t)i, /* the vCPU index, as in CPUID */
+			.apicver = LAPIC_VERSION,
+			.cpuflag = (uint8_t)(CPU_ENABLED | (i == 0 ? CPU_BOOTPROCESSOR : 0)),
+			.cpufeature = 0x600,  /* family 6 */
+			.featureflag = 0x201, /* FPU, APIC */
+		};
+		p = emit(p, &cpu, sizeof(cpu));
+	}
+	return p;
+}
+
+/* The ISA bus, the IOAPIC (its id after the CPUs' APIC ids), the ISA IRQs on
+ * its pins and the local interrupts: ExtINT on LINT0 (the 8259s), NMI on
+ * LINT1, as a PC wires them. */
+static uint8_t *write_interrupts(uint8_t *p, uint8_t ioapic_id)
+{
+	struct mpc_bus bus = {.type = MP_BUS, .busid = 0};
+	memcpy(bus.bustype, "ISA   ", sizeof(bus.bustype));
+	p = emit(p, &bus, sizeof(bus));
+	const struct mpc_ioapic ioapic = {
+		.type = MP_IOAPIC,
+		.apicid = ioapic_id,
+		.apicver = IOAPIC_VERSION,
+		.flags = MPC_APIC_USABLE,
+		.apicaddr = MPTABLE_IOAPIC_ADDR,
+	};
+	p = emit(p, &ioapic, sizeof(ioapic));
+	for (unsigned irq = 0; irq < ISA_IRQS; irq++) {
+		const struct mpc_intsrc src = {
+			.type = MP_INTSRC,
+			.irqtype = mp_INT,
+			.irqflag = MP_IRQPOL_DEFAULT | MP_IRQTRIG_DEFAULT, /* ISA: edge, high */
+			.srcbus = bus.busid,
+			.srcbusirq = (uint8_t)irq,
+			.dstapic = ioapic_id,
+			.dstirq = (uint8_t)(irq == 0 ? 2 : irq), /* the PIT is wired to pin 2 */
+		};
+		p = emit(p, &src, sizeof(src));
+	}
+	const struct mpc_lintsrc lint[] = {
+		{.type = MP_LINTSRC,
+		 .irqtype = mp_ExtINT,
+		 .destapic = MP_APIC_ALL,
+		 .destapiclint = 0},
+		{.type = MP_LINTSRC, .irqtype = mp_NMI, .destapic = MP_APIC_ALL, .destapiclint = 1},
+	};
+	return emit(p, lint, sizeof(lint));
+}
 
 int mptable_write(uint8_t *ram, uint64_t addr, size_t room, unsigned nr_cpus)
 {
-	/* Floating pointer (16) + header (44) + CPUs (20 each) + bus (8) +
-	 * IOAPIC (8) + 16 ISA interrupts (8 each) + 2 local interrupts (8 each). */
-	size_t need = 16 + 44 + 20ull * nr_cpus + 8 + 8 + 16 * 8 + 2 * 8;
+	const unsigned nr_entries = nr_cpus + 1 + 1 + ISA_IRQS + 2;
+	const size_t need = sizeof(struct mpf_intel) + sizeof(struct mpc_table) +
+			    nr_cpus * sizeof(struct mpc_cpu) + sizeof(struct mpc_bus) +
+			    sizeof(struct mpc_ioapic) + ISA_IRQS * sizeof(struct mpc_intsrc) +
+			    2 * sizeof(struct mpc_lintsrc);
+	/* APIC ids are a byte, and the IOAPIC takes the one after the CPUs'. */
 	if (need > room || nr_cpus == 0 || nr_cpus > 254)
 		return -1;
-	uint8_t *mpf = ram + addr, *mpc = mpf + 16, *e = mpc + 44;
-	memset(mpf, 0, need);
-	uint8_t ioapic_id = (uint8_t)nr_cpus; /* after the CPUs' APIC ids */
+	uint8_t *mpf = ram + addr, *mpc = mpf + sizeof(struct mpf_intel);
+	uint8_t *end = write_cpus(mpc + sizeof(struct mpc_table), nr_cpus);
+	end = write_interrupts(end, (uint8_t)nr_cpus);
 
-	for (unsigned i = 0; i < nr_cpus; i++, e += 20) {
-		e[0] = MPC_PROC;
-		e[1] = (uint8_t)i; /* local APIC id: the vCPU index, as in CPUID */
-		e[2] = APIC_VERSION;
-		e[3] = (uint8_t)(1 | (i == 0 ? 2 : 0)); /* enabled, BSP */
-		uint32_t sig = 0x600, features = 0x201; /* family 6; FPU, APIC */
-		memcpy(e + 4, &sig, 4);
-		memcpy(e + 8, &features, 4);
-	}
-	e[0] = MPC_BUS;
-	e[1] = 0;
-	memcpy(e + 2, "ISA   ", 6);
-	e += 8;
-	e[0] = MPC_IOAPIC;
-	e[1] = ioapic_id;
-	e[2] = 0x11;
-	e[3] = 1; /* enabled */
-	uint32_t ioapic = MPTABLE_IOAPIC_ADDR;
-	memcpy(e + 4, &ioapic, 4);
-	e += 8;
-	for (unsigned irq = 0; irq < 16; irq++, e += 8) {
-		e[0] = MPC_INTSRC;
-		e[1] = MP_INT; /* flags 0: conforms to the bus (ISA: edge, high) */
-		e[4] = 0;      /* source bus */
-		e[5] = (uint8_t)irq;
-		e[6] = ioapic_id;
-		e[7] = (uint8_t)(irq == 0 ? 2 : irq); /* the PIT is wired to pin 2 */
-	}
-	e[0] = MPC_LINTSRC;
-	e[1] = MP_EXTINT;
-	e[6] = 0xff; /* all local APICs */
-	e[7] = 0;    /* LINT0 */
-	e += 8;
-	e[0] = MPC_LINTSRC;
-	e[1] = MP_NMI;
-	e[6] = 0xff;
-	e[7] = 1; /* LINT1 */
-	e += 8;
+	struct mpc_table table = {
+		.length = (uint16_t)(end - mpc),
+		.spec = 4, /* version 1.4 */
+		.oemcount = (uint16_t)nr_entries,
+		.lapic = LAPIC_ADDR,
+	};
+	memcpy(table.signature, MPC_SIGNATURE, sizeof(table.signature));
+	memcpy(table.oem, "KVMHOST ", sizeof(table.oem));
+	memcpy(table.productid, "VM          ", sizeof(table.productid));
+	emit(mpc, &table, sizeof(table));
+	mpc[offsetof(struct mpc_table, checksum)] = byte_checksum(mpc, table.length);
 
-	uint16_t len = (uint16_t)(e - mpc), count = (uint16_t)(nr_cpus + 2 + 16 + 2);
-	memcpy(mpc, "PCMP", 4);
-	memcpy(mpc + 4, &len, 2);
-	mpc[6] = 4; /* spec 1.4 */
-	memcpy(mpc + 8, "KVMHOST ", 8);
-	memcpy(mpc + 16, "VM          ", 12);
-	memcpy(mpc + 34, &count, 2);
-	uint32_t lapic = 0xfee00000u;
-	memcpy(mpc + 36, &lapic, 4);
-	mpc[7] = byte_checksum(mpc, len);
-
-	memcpy(mpf, "_MP_", 4);
-	uint32_t phys = (uint32_t)(addr + 16);
-	memcpy(mpf + 4, &phys, 4);
-	mpf[8] = 1; /* length in 16-byte units */
-	mpf[9] = 4;
-	mpf[10] = byte_checksum(mpf, 16);
+	struct mpf_intel pointer = {
+		.physptr = (uint32_t)(addr + sizeof(struct mpf_intel)),
+		.length = sizeof(struct mpf_intel) / 16,
+		.specification = 4,
+	};
+	memcpy(pointer.signature, MPF_SIGNATURE, sizeof(pointer.signature));
+	emit(mpf, &pointer, sizeof(pointer));
+	mpf[offsetof(struct mpf_intel, checksum)] = byte_checksum(mpf, sizeof(pointer));
 	return (int)need;
 }
