@@ -1,3 +1,5 @@
+/* The ACPI tables read as a guest reads them, through arch/x86/acpi_spec.h,
+ * and the PM1a power button as its ACPI driver uses it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,9 +9,9 @@
 
 #include <cmocka.h>
 
+#include "arch/x86/acpi_spec.h"
 #include "arch/x86/acpi_tables.h"
 #include "devices/acpi_pm.h"
-#include "util/bytes.h"
 
 static uint8_t sum(const uint8_t *p, size_t n)
 {
@@ -19,61 +21,153 @@ static uint8_t sum(const uint8_t *p, size_t n)
 	return s;
 }
 
-/* Every table the RSDP leads to is there, whole, and checksums to zero. */
+static const struct acpi_sdt_header *sdt(const uint8_t *ram, uint64_t addr, const char *sig)
+{
+	const struct acpi_sdt_header *h = (const void *)(ram + addr);
+	assert_memory_equal(h->signature, sig, 4);
+	assert_int_equal(sum(ram + addr, h->length), 0);
+	return h;
+}
+
+/* What the MADT says, entry by entry, walked by the entries' own lengths. */
+struct madt_seen {
+	unsigned cpus, ioapics, nmis;
+	uint8_t ioapic_id;
+	int pit_gsi, sci_flags; /* -1: no override */
+};
+
+static void madt_entry(const uint8_t *e, struct madt_seen *seen)
+{
+	const struct acpi_madt_local_apic *lapic = (const void *)e;
+	const struct acpi_madt_io_apic *io = (const void *)e;
+	const struct acpi_madt_interrupt_override *o = (const void *)e;
+	const struct acpi_madt_local_apic_nmi *nmi = (const void *)e;
+	switch (e[0]) {
+	case ACPI_MADT_LOCAL_APIC:
+		/* One enabled local APIC per vCPU, ids 0, 1, ... as in CPUID. */
+		assert_int_equal(lapic->header.length, sizeof(*lapic));
+		assert_int_equal(lapic->apic_id, seen->cpus);
+		assert_int_equal(lapic->processor_id, seen->cpus);
+		assert_int_equal(lapic->flags & ACPI_MADT_ENABLED, ACPI_MADT_ENABLED);
+		seen->cpus++;
+		break;
+	case ACPI_MADT_IO_APIC:
+		assert_int_equal(io->header.length, sizeof(*io));
+		assert_int_equal(io->address, 0xfec00000u);
+		assert_int_equal(io->global_irq_base, 0);
+		seen->ioapic_id = io->io_apic_id;
+		seen->ioapics++;
+		break;
+	case ACPI_MADT_INTERRUPT_OVERRIDE:
+		assert_int_equal(o->header.length, sizeof(*o));
+		assert_int_equal(o->bus, 0);
+		if (o->source_irq == 0)
+			seen->pit_gsi = (int)o->global_irq;
+		if (o->source_irq == ACPI_SCI_IRQ) {
+			assert_int_equal(o->global_irq, ACPI_SCI_IRQ);
+			seen->sci_flags = o->flags;
+		}
+		break;
+	case ACPI_MADT_LOCAL_APIC_NMI:
+		assert_int_equal(nmi->header.length, sizeof(*nmi));
+		assert_int_equal(nmi->processor_id, ACPI_MADT_ALL_PROCESSORS);
+		assert_int_equal(nmi->lint, 1);
+		seen->nmis++;
+		break;
+	default:
+		fail_msg("MADT entry type %u", e[0]);
+	}
+}
+
+static void check_madt(const struct acpi_madt *madt, unsigned nr_cpus)
+{
+	assert_int_equal(madt->local_apic_address, 0xfee00000u);
+	assert_int_equal(madt->flags & ACPI_MADT_PCAT_COMPAT, ACPI_MADT_PCAT_COMPAT);
+	struct madt_seen seen = {.pit_gsi = -1, .sci_flags = -1};
+	const uint8_t *t = (const void *)madt;
+	uint32_t off = sizeof(*madt);
+	while (off < madt->header.length) {
+		const struct acpi_madt_entry_header *e = (const void *)(t + off);
+		assert_true(e->length >= sizeof(*e));
+		assert_true(off + e->length <= madt->header.length);
+		madt_entry(t + off, &seen);
+		off += e->length;
+	}
+	assert_int_equal(off, madt->header.length);
+	assert_int_equal(seen.cpus, nr_cpus);
+	assert_int_equal(seen.ioapics, 1);
+	assert_true(seen.ioapic_id >= nr_cpus); /* no clash with a local APIC id */
+	assert_int_equal(seen.nmis, 1);
+	assert_int_equal(seen.pit_gsi, 2); /* the PIT is wired to pin 2 */
+	/* The SCI is level-triggered, active high: how kvmhost drives it. */
+	assert_int_equal(seen.sci_flags, ACPI_MADT_POLARITY_ACTIVE_HI | ACPI_MADT_TRIGGER_LEVEL);
+}
+
+/* The FADT leads to the FACS and the DSDT, and to the PM1a blocks and the
+ * SCI that devices/acpi_pm implements. */
+static void check_fadt(const uint8_t *ram, const struct acpi_fadt *fadt)
+{
+	assert_int_equal(fadt->header.length, sizeof(*fadt));
+	assert_int_equal(fadt->header.revision, 6);
+	assert_int_equal(fadt->pm1a_evt_blk, ACPI_PM1A_EVT);
+	assert_int_equal(fadt->pm1a_cnt_blk, ACPI_PM1A_CNT);
+	assert_int_equal(fadt->pm1_evt_len, ACPI_PM1A_EVT_LEN);
+	assert_int_equal(fadt->pm1_cnt_len, ACPI_PM1A_CNT_LEN);
+	assert_int_equal(fadt->x_pm1a_evt_blk.address, ACPI_PM1A_EVT);
+	assert_int_equal(fadt->x_pm1a_evt_blk.space_id, ACPI_GAS_SYSTEM_IO);
+	assert_int_equal(fadt->x_pm1a_evt_blk.bit_width, 8 * ACPI_PM1A_EVT_LEN);
+	assert_int_equal(fadt->x_pm1a_cnt_blk.address, ACPI_PM1A_CNT);
+	assert_int_equal(fadt->x_pm1a_cnt_blk.bit_width, 8 * ACPI_PM1A_CNT_LEN);
+	assert_int_equal(fadt->sci_int, ACPI_SCI_IRQ);
+	/* PWR_BUTTON clear: the fixed-feature power button, which kvmhost presses. */
+	assert_int_equal(fadt->flags & ACPI_FADT_POWER_BUTTON, 0);
+	assert_int_equal(fadt->flags & ACPI_FADT_RESET_REGISTER, ACPI_FADT_RESET_REGISTER);
+	assert_int_equal(fadt->reset_reg.space_id, ACPI_GAS_SYSTEM_IO);
+	assert_int_equal(fadt->reset_reg.address, 0xcf9);
+	/* Only the 64-bit pointers: a guest must not see two that differ. */
+	assert_int_equal(fadt->firmware_ctrl, 0);
+	assert_int_equal(fadt->dsdt, fadt->x_dsdt);
+	const struct acpi_facs *facs = (const void *)(ram + fadt->x_firmware_ctrl);
+	assert_int_equal(fadt->x_firmware_ctrl % 64, 0);
+	assert_memory_equal(facs->signature, "FACS", 4);
+	assert_int_equal(facs->length, sizeof(*facs));
+	const struct acpi_sdt_header *dsdt = sdt(ram, fadt->x_dsdt, "DSDT");
+	/* Name(_S5_, Package(2){5, 0}): SLP_TYP 5 means power off. */
+	assert_int_equal(dsdt->length, sizeof(*dsdt) + 11);
+	assert_memory_equal(dsdt + 1, "\x08_S5_\x12\x05\x02\x0a\x05\x00", 11);
+}
+
+/* Every table the RSDP leads to is there, whole, checksums to zero and says
+ * what the guest needs, for a range of vCPU counts. */
 static void tables(void **state)
 {
 	(void)state;
-	uint8_t *ram = calloc(1, 1 << 20);
-	assert_true(acpi_write_tables(ram, ACPI_RSDP_ADDR, ACPI_TABLES_SIZE, 3) > 0);
-	const uint8_t *rsdp = ram + ACPI_RSDP_ADDR;
-	assert_memory_equal(rsdp, "RSD PTR ", 8);
-	assert_int_equal(sum(rsdp, 20), 0);
-	assert_int_equal(sum(rsdp, 36), 0);
-	assert_int_equal(rsdp[15], 2);
-	const uint8_t *xsdt = ram + get_le64(rsdp + 24);
-	assert_memory_equal(xsdt, "XSDT", 4);
-	assert_int_equal(sum(xsdt, get_le32(xsdt + 4)), 0);
-	assert_int_equal(get_le32(xsdt + 4), 36 + 16);
-	const uint8_t *fadt = ram + get_le64(xsdt + 36), *madt = ram + get_le64(xsdt + 44);
-	assert_memory_equal(fadt, "FACP", 4);
-	assert_int_equal(get_le32(fadt + 4), 276);
-	assert_int_equal(sum(fadt, 276), 0);
-	assert_int_equal(get_le32(fadt + 64), ACPI_PM1A_CNT);
-	assert_int_equal(get_le32(fadt + 56), ACPI_PM1A_EVT);
-	assert_int_equal(get_le16(fadt + 46), ACPI_SCI_IRQ);
-	/* PWR_BUTTON clear: the fixed-feature power button, which kvmhost presses. */
-	assert_int_equal(get_le32(fadt + 112) & (1u << 4), 0);
-	assert_int_equal(get_le32(fadt + 36), 0); /* only X_FIRMWARE_CTRL */
-	assert_int_equal(get_le64(fadt + 132) % 64, 0);
-	assert_memory_equal(ram + get_le64(fadt + 132), "FACS", 4);
-	const uint8_t *dsdt = ram + get_le64(fadt + 140);
-	assert_memory_equal(dsdt, "DSDT", 4);
-	assert_int_equal(sum(dsdt, get_le32(dsdt + 4)), 0);
-	/* Name(_S5_, Package(2){5, 0}): SLP_TYP 5 means power off. */
-	assert_memory_equal(dsdt + 36, "\x08_S5_\x12\x05\x02\x0a\x05\x00", 11);
-	assert_memory_equal(madt, "APIC", 4);
-	uint32_t len = get_le32(madt + 4);
-	assert_int_equal(sum(madt, len), 0);
-	/* One enabled local APIC per CPU, ids 0..2, then the IOAPIC. */
-	int cpus = 0, ioapics = 0, overrides = 0;
-	for (uint32_t off = 44; off < len; off += madt[off + 1]) {
-		assert_true(madt[off + 1] >= 2);
-		if (madt[off] == 0) {
-			assert_int_equal(madt[off + 3], cpus);
-			assert_int_equal(get_le32(madt + off + 4) & 1, 1);
-			cpus++;
-		} else if (madt[off] == 1) {
-			assert_int_equal(get_le32(madt + off + 4), 0xfec00000u);
-			ioapics++;
-		} else if (madt[off] == 2) {
-			overrides++;
-		}
+	const unsigned configs[] = {1, 2, 3, 4, 64, 255};
+	uint8_t *ram = malloc(1 << 20);
+	for (size_t c = 0; c < sizeof(configs) / sizeof(configs[0]); c++) {
+		memset(ram, 0xa5, 1 << 20);
+		int used = acpi_write_tables(ram, ACPI_RSDP_ADDR, ACPI_TABLES_SIZE, configs[c]);
+		assert_true(used > 0);
+		assert_int_equal(ram[ACPI_RSDP_ADDR + (unsigned)used], 0xa5); /* no more */
+		const struct acpi_rsdp *rsdp = (const void *)(ram + ACPI_RSDP_ADDR);
+		assert_memory_equal(rsdp->signature, ACPI_RSDP_SIGNATURE, 8);
+		assert_int_equal(sum((const void *)rsdp, offsetof(struct acpi_rsdp, length)), 0);
+		assert_int_equal(sum((const void *)rsdp, rsdp->length), 0);
+		assert_int_equal(rsdp->revision, 2);
+		const struct acpi_xsdt *xsdt = (const void *)sdt(ram, rsdp->xsdt_address, "XSDT");
+		assert_int_equal((xsdt->header.length - sizeof(xsdt->header)) / 8, 2);
+		check_fadt(ram, (const void *)sdt(ram, xsdt->entry[0], "FACP"));
+		const struct acpi_sdt_header *madt = sdt(ram, xsdt->entry[1], "APIC");
+		/* The MADT is last: the tables end where it does. */
+		assert_int_equal(xsdt->entry[1] + madt->length, ACPI_RSDP_ADDR + (unsigned)used);
+		check_madt((const void *)madt, configs[c]);
 	}
-	assert_int_equal(cpus, 3);
-	assert_int_equal(ioapics, 1);
-	assert_int_equal(overrides, 2);
-	assert_int_equal(acpi_write_tables(ram, ACPI_RSDP_ADDR, 0x100, 3), -1);
+	/* Too little room, no vCPU, more vCPUs than APIC ids: refused. */
+	int used = acpi_write_tables(ram, ACPI_RSDP_ADDR, ACPI_TABLES_SIZE, 3);
+	assert_int_equal(acpi_write_tables(ram, ACPI_RSDP_ADDR, (size_t)used - 1, 3), -1);
+	assert_int_equal(acpi_write_tables(ram, ACPI_RSDP_ADDR, (size_t)used, 3), used);
 	assert_int_equal(acpi_write_tables(ram, ACPI_RSDP_ADDR, ACPI_TABLES_SIZE, 0), -1);
+	assert_int_equal(acpi_write_tables(ram, ACPI_RSDP_ADDR, ACPI_TABLES_SIZE, 256), -1);
 	free(ram);
 }
 

@@ -1,3 +1,5 @@
+/* The 16550A as a driver sees it: registers by <linux/serial_reg.h>, transmit,
+ * receive, interrupts and saved state. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,139 +1,225 @@
+/* The ACPI tables a Linux guest boots with: RSDP -> XSDT -> FADT (-> FACS,
+ * DSDT) and MADT, filled through the types of arch/x86/acpi_spec.h. */
 #include "arch/x86/acpi_tables.h"
 
 #include <string.h>
 
+#include "arch/x86/acpi_spec.h"
 #include "arch/x86/mptable.h"
 #include "devices/acpi_pm.h"
+#include "devices/pc_reset.h"
 #include "util/bytes.h"
 
-/* The 36-byte header every SDT starts with; the checksum is set last. */
-static void header(uint8_t *t, const char sig[4], uint32_t len, uint8_t rev)
+/* Name(_S5_, Package(2){5, 0}): what SLP_TYP means "soft off". */
+static const uint8_t s5_aml[] = {0x08, '_', 'S', '5', '_', 0x12, 0x05, 0x02, 0x0a, 0x05, 0x00};
+
+struct dsdt {
+	struct acpi_sdt_header header;
+	uint8_t aml[sizeof(s5_aml)];
+} __attribute__((packed));
+
+/* Where each table lies from the RSDP: fixed, whatever the vCPU count, with
+ * the MADT, which grows with it, last. */
+enum {
+	RSDP_AT = 0x0,
+	XSDT_AT = 0x40,
+	FACS_AT = 0x100,
+	FADT_AT = 0x140,
+	DSDT_AT = 0x280,
+	MADT_AT = 0x300,
+};
+_Static_assert(XSDT_AT >= RSDP_AT + sizeof(struct acpi_rsdp), "RSDP overlaps XSDT");
+_Static_assert(FACS_AT >= XSDT_AT + sizeof(struct acpi_xsdt), "XSDT overlaps FACS");
+_Static_assert(FACS_AT % 64 == 0, "the FACS must be 64-byte aligned");
+_Static_assert(FADT_AT >= FACS_AT + sizeof(struct acpi_facs), "FACS overlaps FADT");
+_Static_assert(DSDT_AT >= FADT_AT + sizeof(struct acpi_fadt), "FADT overlaps DSDT");
+_Static_assert(MADT_AT >= DSDT_AT + sizeof(struct dsdt), "DSDT overlaps MADT");
+
+#define LAPIC_ADDR 0xfee00000u
+
+/* The MADT's length: its header, a local APIC per vCPU, the IOAPIC, two
+ * overrides (the PIT, the SCI) and the LINT1 NMI. */
+static uint32_t madt_length(unsigned nr_cpus)
 {
-	memcpy(t, sig, 4);
-	put_le32(t + 4, len);
-	t[8] = rev;
-	memcpy(t + 10, "KVMHST", 6);
-	memcpy(t + 16, "KVMHOST ", 8);
-	put_le32(t + 24, 1);
-	memcpy(t + 28, "KVMH", 4);
-	put_le32(t + 32, 1);
+	return (uint32_t)(sizeof(struct acpi_madt) + nr_cpus * sizeof(struct acpi_madt_local_apic) +
+			  sizeof(struct acpi_madt_io_apic) +
+			  2 * sizeof(struct acpi_madt_interrupt_override) +
+			  sizeof(struct acpi_madt_local_apic_nmi));
 }
 
-static void seal(uint8_t *t)
+/* Copies a structure to guest memory, which owes it no alignment. */
+static uint8_t *emit(uint8_t *p, const void *s, size_t size)
 {
-	uint32_t len;
-	memcpy(&len, t + 4, 4);
-	t[9] = 0;
-	t[9] = byte_checksum(t, len);
+	memcpy(p, s, size);
+	return p + size;
+}
+
+static struct acpi_sdt_header sdt_header(const char sig[4], uint32_t len, uint8_t rev)
+{
+	struct acpi_sdt_header h = {
+		.length = len,
+		.revision = rev,
+		.oem_revision = 1,
+		.creator_revision = 1,
+	};
+	memcpy(h.signature, sig, sizeof(h.signature));
+	memcpy(h.oem_id, "KVMHST", sizeof(h.oem_id));
+	memcpy(h.oem_table_id, "KVMHOST ", sizeof(h.oem_table_id));
+	memcpy(h.creator_id, "KVMH", sizeof(h.creator_id));
+	return h;
+}
+
+/* Sets the checksum of the table at `t`, in place: last, once it is whole. */
+static void seal(uint8_t *t, uint32_t len)
+{
+	t[offsetof(struct acpi_sdt_header, checksum)] = 0;
+	t[offsetof(struct acpi_sdt_header, checksum)] = byte_checksum(t, len);
 }
 
 /* A Generic Address Structure in system I/O space. */
-static void gas_io(uint8_t *g, uint16_t port, uint8_t bits)
+static struct acpi_gas gas_io(uint16_t port, uint8_t bits)
 {
-	g[0] = 1; /* system I/O */
-	g[1] = bits;
-	g[2] = 0;
-	g[3] = bits <= 8 ? 1 : bits <= 16 ? 2 : 3; /* access size */
-	put_le64(g + 4, port);
+	return (struct acpi_gas){
+		.space_id = ACPI_GAS_SYSTEM_IO,
+		.bit_width = bits,
+		.access_size = bits <= 8    ? ACPI_GAS_ACCESS_U8
+			       : bits <= 16 ? ACPI_GAS_ACCESS_U16
+					    : ACPI_GAS_ACCESS_U32,
+		.address = port,
+	};
+}
+
+static void write_fadt(uint8_t *t, uint64_t facs, uint64_t dsdt)
+{
+	const struct acpi_fadt fadt = {
+		.header = sdt_header("FACP", sizeof(fadt), 6),
+		.firmware_ctrl = 0, /* zero when X_FIRMWARE_CTRL is set */
+		.dsdt = (uint32_t)dsdt,
+		.sci_int = ACPI_SCI_IRQ,
+		.smi_cmd = 0, /* already in ACPI mode, nothing to switch */
+		.pm1a_evt_blk = ACPI_PM1A_EVT,
+		.pm1a_cnt_blk = ACPI_PM1A_CNT,
+		.pm1_evt_len = ACPI_PM1A_EVT_LEN,
+		.pm1_cnt_len = ACPI_PM1A_CNT_LEN,
+		.iapc_boot_arch = ACPI_FADT_8042,
+		/* ACPI_FADT_POWER_BUTTON clear: the power button is the
+		 * fixed-feature one in PM1, which `ctl poweroff` presses. */
+		.flags = ACPI_FADT_WBINVD | ACPI_FADT_C1_SUPPORTED | ACPI_FADT_SLEEP_BUTTON |
+			 ACPI_FADT_RESET_REGISTER,
+		.reset_reg = gas_io(RST_CNT_PORT, 8),
+		.reset_value = 0x06,	 /* SYS_RST | RST_CPU: devices/pc_reset ends the VM */
+		.fadt_minor_version = 3, /* FADT 6.3 */
+		.x_firmware_ctrl = facs,
+		.x_dsdt = dsdt,
+		.x_pm1a_evt_blk = gas_io(ACPI_PM1A_EVT, ACPI_PM1A_EVT_LEN * 8),
+		.x_pm1a_cnt_blk = gas_io(ACPI_PM1A_CNT, ACPI_PM1A_CNT_LEN * 8),
+	};
+	emit(t, &fadt, sizeof(fadt));
+	seal(t, sizeof(fadt));
+}
+
+/* The ISA IRQs that are not identity-mapped or not edge/high as ISA's are:
+ * the PIT on GSI 2, and the SCI, level and active high as kvmhost drives its
+ * lines. Then NMI on every local APIC's LINT1. */
+static uint8_t *write_madt_interrupts(uint8_t *e)
+{
+	const struct acpi_madt_interrupt_override overrides[] = {
+		{
+			.header = {ACPI_MADT_INTERRUPT_OVERRIDE,
+				   sizeof(struct acpi_madt_interrupt_override)},
+			.source_irq = 0,
+			.global_irq = 2,
+			.flags = ACPI_MADT_POLARITY_CONFORMS | ACPI_MADT_TRIGGER_CONFORMS,
+		},
+		{
+			.header = {ACPI_MADT_INTERRUPT_OVERRIDE,
+				   sizeof(struct acpi_madt_interrupt_override)},
+			.source_irq = ACPI_SCI_IRQ,
+			.global_irq = ACPI_SCI_IRQ,
+			.flags = ACPI_MADT_POLARITY_ACTIVE_HI | ACPI_MADT_TRIGGER_LEVEL,
+		},
+	};
+	e = emit(e, overrides, sizeof(overrides));
+	const struct acpi_madt_local_apic_nmi nmi = {
+		.header = {ACPI_MADT_LOCAL_APIC_NMI, sizeof(nmi)},
+		.processor_id = ACPI_MADT_ALL_PROCESSORS,
+		.flags = ACPI_MADT_POLARITY_CONFORMS | ACPI_MADT_TRIGGER_CONFORMS,
+		.lint = 1,
+	};
+	return emit(e, &nmi, sizeof(nmi));
+}
+
+static void write_madt(uint8_t *t, unsigned nr_cpus)
+{
+	const struct acpi_madt madt = {
+		.header = sdt_header("APIC", madt_length(nr_cpus), 4),
+		.local_apic_address = LAPIC_ADDR,
+		.flags = ACPI_MADT_PCAT_COMPAT,
+	};
+	uint8_t *e = emit(t, &madt, sizeof(madt));
+	for (unsigned i = 0; i < nr_cpus; i++) {
+		const struct acpi_madt_local_apic lapic = {
+			.header = {ACPI_MADT_LOCAL_APIC, sizeof(lapic)},
+			.processor_id = (uint8_t)i,
+			.apic_id = (uint8_t)i, /* as in CPUID */
+			.flags = ACPI_MADT_ENABLED,
+		};
+		e = emit(e, &lapic, sizeof(lapic));
+	}
+	const struct acpi_madt_io_apic ioapic = {
+		.header = {ACPI_MADT_IO_APIC, sizeof(ioapic)},
+		.io_apic_id = (uint8_t)nr_cpus, /* after the CPUs', as in the MP table */
+		.address = MPTABLE_IOAPIC_ADDR,
+		.global_irq_base = 0,
+	};
+	e = emit(e, &ioapic, sizeof(ioapic));
+	write_madt_interrupts(e);
+	seal(t, madt.header.length);
+}
+
+static void write_rsdp(uint8_t *t, uint64_t xsdt)
+{
+	struct acpi_rsdp rsdp = {
+		.revision = 2, /* ACPI 2.0+: use the XSDT */
+		.length = sizeof(rsdp),
+		.xsdt_address = xsdt,
+	};
+	memcpy(rsdp.signature, ACPI_RSDP_SIGNATURE, sizeof(rsdp.signature));
+	memcpy(rsdp.oem_id, "KVMHST", sizeof(rsdp.oem_id));
+	/* The first checksum covers what an ACPI 1.0 reader knows of it. */
+	rsdp.checksum = byte_checksum((const uint8_t *)&rsdp, offsetof(struct acpi_rsdp, length));
+	rsdp.extended_checksum = byte_checksum((const uint8_t *)&rsdp, sizeof(rsdp));
+	emit(t, &rsdp, sizeof(rsdp));
 }
 
 int acpi_write_tables(uint8_t *ram, uint64_t addr, size_t room, unsigned nr_cpus)
 {
-	/* Name(_S5_, Package(2){5, 0}): what SLP_TYP means "soft off". */
-	static const uint8_t s5[] = {0x08, '_', 'S', '5', '_', 0x12, 0x05, 0x02, 0x0a, 0x05, 0x00};
-	const uint64_t rsdp = addr, xsdt = addr + 0x40, facs = addr + 0x100, fadt = addr + 0x140,
-		       dsdt = addr + 0x280, madt = addr + 0x300;
-	uint32_t madt_len = 44 + 8 * nr_cpus + 12 + 2 * 10 + 6;
-	if (nr_cpus == 0 || nr_cpus > 255 || madt - addr + madt_len > room)
+	const uint64_t xsdt = addr + XSDT_AT, facs = addr + FACS_AT, fadt = addr + FADT_AT,
+		       dsdt = addr + DSDT_AT, madt = addr + MADT_AT;
+	if (nr_cpus == 0 || nr_cpus > 255 || MADT_AT + madt_length(nr_cpus) > room)
 		return -1;
-	memset(ram + addr, 0, madt - addr + madt_len);
+	size_t used = MADT_AT + madt_length(nr_cpus);
+	memset(ram + addr, 0, used); /* the gaps between tables too */
 
-	uint8_t *t = ram + dsdt;
-	header(t, "DSDT", 36 + sizeof(s5), 2);
-	memcpy(t + 36, s5, sizeof(s5));
-	seal(t);
+	struct dsdt d = {.header = sdt_header("DSDT", sizeof(d), 2)};
+	memcpy(d.aml, s5_aml, sizeof(d.aml));
+	emit(ram + dsdt, &d, sizeof(d));
+	seal(ram + dsdt, sizeof(d));
 
-	t = ram + facs; /* no header: a signature, a length, 64-byte aligned */
-	memcpy(t, "FACS", 4);
-	put_le32(t + 4, 64);
-	t[32] = 2; /* version */
+	struct acpi_facs f = {.length = sizeof(f), .version = 2};
+	memcpy(f.signature, "FACS", sizeof(f.signature));
+	emit(ram + facs, &f, sizeof(f));
 
-	t = ram + fadt;
-	header(t, "FACP", 276, 6);
-	put_le32(t + 36, 0); /* FIRMWARE_CTRL: zero when X_FIRMWARE_CTRL is set */
-	put_le32(t + 40, (uint32_t)dsdt);
-	put_le16(t + 46, ACPI_SCI_IRQ);
-	/* SMI_CMD 0: already in ACPI mode, nothing to switch. */
-	put_le32(t + 56, ACPI_PM1A_EVT);
-	put_le32(t + 64, ACPI_PM1A_CNT);
-	t[88] = 4;		   /* PM1_EVT_LEN */
-	t[89] = 2;		   /* PM1_CNT_LEN */
-	put_le16(t + 109, 1 << 1); /* IAPC_BOOT_ARCH: 8042 present */
-	/* Flags: WBINVD, PROC_C1, no sleep button, RESET_REG_SUP. PWR_BUTTON
-	 * (bit 4) clear: the power button is the fixed-feature one in PM1, which
-	 * `ctl poweroff` presses. */
-	put_le32(t + 112, (1u << 0) | (1u << 2) | (1u << 5) | (1u << 10));
-	gas_io(t + 116, 0xcf9, 8); /* RESET_REG */
-	t[128] = 0x06;		   /* RESET_VALUE: the 0xcf9 reset kvmhost handles */
-	put_le16(t + 129, 0);	   /* ARM_BOOT_ARCH */
-	t[131] = 3;		   /* minor version: FADT 6.3 */
-	put_le64(t + 132, facs);   /* X_FIRMWARE_CTRL */
-	put_le64(t + 140, dsdt);   /* X_DSDT */
-	gas_io(t + 148, ACPI_PM1A_EVT, 32);
-	gas_io(t + 172, ACPI_PM1A_CNT, 16);
-	seal(t);
+	write_fadt(ram + fadt, facs, dsdt);
+	write_madt(ram + madt, nr_cpus);
 
-	t = ram + madt;
-	header(t, "APIC", madt_len, 4);
-	put_le32(t + 36, 0xfee00000u);
-	put_le32(t + 40, 1); /* PCAT_COMPAT: there are 8259s too */
-	uint8_t *e = t + 44;
-	for (unsigned i = 0; i < nr_cpus; i++, e += 8) {
-		e[0] = 0; /* processor local APIC */
-		e[1] = 8;
-		e[2] = (uint8_t)i;  /* ACPI processor id */
-		e[3] = (uint8_t)i;  /* APIC id, as in CPUID */
-		put_le32(e + 4, 1); /* enabled */
-	}
-	e[0] = 1; /* I/O APIC */
-	e[1] = 12;
-	e[2] = (uint8_t)nr_cpus;
-	put_le32(e + 4, MPTABLE_IOAPIC_ADDR);
-	put_le32(e + 8, 0);
-	e += 12;
-	e[0] = 2; /* interrupt source override: ISA IRQ 0 (PIT) on GSI 2 */
-	e[1] = 10;
-	e[2] = 0;
-	e[3] = 0;
-	put_le32(e + 4, 2);
-	put_le16(e + 8, 0);
-	e += 10;
-	e[0] = 2; /* the SCI: level, active high, as kvmhost drives its lines */
-	e[1] = 10;
-	e[3] = ACPI_SCI_IRQ;
-	put_le32(e + 4, ACPI_SCI_IRQ);
-	put_le16(e + 8, 0x000d);
-	e += 10;
-	e[0] = 4; /* local APIC NMI on LINT1, every processor */
-	e[1] = 6;
-	e[2] = 0xff;
-	put_le16(e + 3, 0);
-	e[5] = 1;
-	seal(t);
+	struct acpi_xsdt x = {
+		.header = sdt_header("XSDT", sizeof(x), 1),
+		.entry = {fadt, madt},
+	};
+	emit(ram + xsdt, &x, sizeof(x));
+	seal(ram + xsdt, sizeof(x));
 
-	t = ram + xsdt;
-	header(t, "XSDT", 36 + 2 * 8, 1);
-	put_le64(t + 36, fadt);
-	put_le64(t + 44, madt);
-	seal(t);
-
-	t = ram + rsdp;
-	memcpy(t, "RSD PTR ", 8);
-	memcpy(t + 9, "KVMHST", 6);
-	t[15] = 2; /* ACPI 2.0+: use the XSDT */
-	put_le32(t + 20, 36);
-	put_le64(t + 24, xsdt);
-	t[8] = byte_checksum(t, 20);
-	t[32] = byte_checksum(t, 36);
-	return (int)(madt - addr + madt_len);
+	write_rsdp(ram + addr + RSDP_AT, xsdt);
+	return (int)used;
 }
