@@ -1,3 +1,7 @@
+/* The benchmarks' baseline (raw_kvm.h): the built-in guest on a bare
+ * KVM_RUN loop, with requests and pauses done the cheapest way (an atomic,
+ * a SIGUSR1 kick, a futex), so that bench_core's ratios show what kvmhost's
+ * own machinery costs. */
 #include "raw_kvm.h"
 
 #include <errno.h>

@@ -1,3 +1,8 @@
+/* Raw disk images: opened, sized, locked, read and written. Two VMs must
+ * never write one image, so besides the flock there is a gate (an OFD lock
+ * on byte 0) that a migration's destination holds until it has the flock,
+ * and an image a loop device is also backed by is refused. A read or write
+ * does the whole request or fails. */
 #include "backends/disk_image.h"
 
 #include <dirent.h>

@@ -1,3 +1,7 @@
+/* The tap backend: `--net` parsed, /dev/net/tun opened with virtio-net
+ * headers (IFF_VNET_HDR) so frames and offloads pass through unconverted, a
+ * tap created and brought up or added to a bridge as asked, and a stable
+ * MAC made from the VM's name where none is given. */
 #include "backends/tap.h"
 
 #include <errno.h>

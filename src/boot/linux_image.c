@@ -1,3 +1,8 @@
+/* The x86 boot protocol's loader: an ELF vmlinux or a bzImage placed in
+ * guest RAM, and the zero page filled (setup header, e820 map, command
+ * line, initrd). It works on plain buffers, not KVM, and checks every
+ * offset it reads from the image: the unit tests and the fuzz target
+ * (fuzz/fuzz_linux_loader.c) run it as the VMM does. */
 #include "boot/linux_image.h"
 
 #include <asm/bootparam.h>

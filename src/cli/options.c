@@ -1,3 +1,7 @@
+/* `kvmhost run`'s options: one table (name, handler, and whether the guest
+ * sees it - those come from the snapshot or the stream with --restore and
+ * --incoming), then the rules between options once all are in. Nothing
+ * here opens or starts anything, so the unit tests run the parser as is. */
 #include "cli/options.h"
 
 #include <arpa/inet.h>

@@ -1,3 +1,6 @@
+/* The host terminal as the guest's console: stdin read on the main loop
+ * and fed to the UART through the Ctrl-A escape; a terminal is put in raw
+ * mode (output processing kept) and restored on every way out. */
 #include "cli/terminal.h"
 
 #include <errno.h>

@@ -1,3 +1,6 @@
+/* The usage text and exit statuses `kvmhost --help` prints. One string, so
+ * that tests/integration/test_bad_input.py can hold README's usage block to
+ * it line for line. */
 #include "cli/usage.h"
 
 const char kvmhost_usage[] =

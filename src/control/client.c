@@ -1,3 +1,8 @@
+/* `kvmhost ctl`, `list` and `discard`: the client side of the control
+ * socket. A VM's socket is found by name in the runtime directory; every
+ * step goes through control/conn.c with a deadline (--timeout), so a
+ * stopped VM costs its timeout and never hangs the client, and `list` and
+ * `ctl --all` ask every VM at once. */
 #include "control/client.h"
 
 #include <errno.h>

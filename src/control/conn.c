@@ -1,3 +1,7 @@
+/* Control-socket connections for clients: connect, send and read lines,
+ * each by a deadline (poll, never a blocking call), and many VMs asked at
+ * once over one poll. A Unix connect to a full backlog fails with EAGAIN
+ * rather than waiting, so it is retried until the deadline. */
 #include "control/conn.h"
 
 #include <errno.h>

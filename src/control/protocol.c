@@ -1,3 +1,7 @@
+/* The control protocol's wire format: a request line parsed strictly
+ * (RFC 8259 JSON, one object with "cmd" and optional "args" and "id") and
+ * each reply built as one line. No socket and no VM here: the unit tests
+ * and fuzz/fuzz_protocol.c drive it directly. */
 #include "control/protocol.h"
 
 #include <stdio.h>

@@ -1,3 +1,7 @@
+/* Where VMs are found: the runtime directory (NAME.lock, flocked by the
+ * live VM, and NAME.sock, its control socket; entries whose lock is free
+ * belong to a dead VM and are reaped) and the state directory (NAME.kvmh,
+ * managed saves). VM names are checked so they are safe as file names. */
 #include "control/rundir.h"
 
 #include <dirent.h>

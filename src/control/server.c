@@ -1,3 +1,8 @@
+/* The VM's control socket, served on the main loop: JSON lines from up to
+ * MAX_CLIENTS peers, each with its own input and a bounded output buffer,
+ * so a slow or idle client can neither block the VM nor lock others out.
+ * The commands and status parts are whatever modules registered; a
+ * client that sends `subscribe` gets every event from then on. */
 #include "control/server.h"
 
 #include <errno.h>

@@ -1,3 +1,7 @@
+/* The VM's own control commands (pause, resume, quit, poweroff, regs,
+ * net-link) and its status part, which control/vm_status.c builds. `regs`
+ * reads each vCPU's registers on that vCPU's thread, the only one that may
+ * use its fd. */
 #include "control/vm_commands.h"
 #include "control/protocol.h"
 

@@ -1,3 +1,7 @@
+/* The VM as JSON, for `status` and `list`: its vCPUs, disks and nets, and
+ * what the built-in guest reported. Here rather than in core/, which knows
+ * nothing of JSON; the counters are atomics, read on the main thread while
+ * the vCPUs run. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>

@@ -1,3 +1,6 @@
+/* A bus: address ranges kept sorted in an array and found by binary search
+ * on every exit. Ranges are registered before any vCPU runs and never
+ * overlap, so lookups take no lock; an access must fit inside one range. */
 #include "core/bus.h"
 
 #include <errno.h>

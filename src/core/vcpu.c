@@ -1,3 +1,8 @@
+/* A vCPU's thread and how others reach it. The thread loops on KVM_RUN and
+ * dispatches exits to the buses; anything else that needs its fd is a
+ * request run on that thread after a SIGUSR1 kick (immediate_exit makes the
+ * kick race-free). Parking is a set of reason bits, acknowledged and woken
+ * through futex words, so no lock is held while anyone waits. */
 #include "core/vcpu.h"
 
 #include <errno.h>

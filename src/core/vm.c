@@ -1,3 +1,8 @@
+/* The VM: KVM's fds, guest memory (up to 3 GiB low, the rest from 4 GiB,
+ * past the MMIO hole), the PC's legacy devices, virtio disks and nets, and
+ * the vCPUs. vm_create builds it step by step and vm_destroy undoes however
+ * many steps were done; devices and vCPUs see it only through device_host
+ * and vcpu_env. */
 #include "core/vm.h"
 
 #include <errno.h>

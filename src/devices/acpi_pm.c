@@ -1,3 +1,7 @@
+/* PM1a's registers (acpi_pm.h): the event block handled byte by byte, so
+ * any access width works, its status bits cleared by writing 1; the SCI
+ * follows status & enable as a level. One lock covers both blocks: the
+ * power button is pressed from outside the vCPUs. */
 #include "devices/acpi_pm.h"
 
 #include <errno.h>

@@ -1,3 +1,7 @@
+/* The PC's two reset paths, as stateless devices on the port I/O bus: 0xfe
+ * to the i8042 command port, or RST_CPU to port 0xcf9, ends the VM with
+ * VM_EXIT_RESET. The i8042's status reads as empty, so a driver that waits
+ * on it never waits. */
 #include "devices/pc_reset.h"
 
 #include <string.h>

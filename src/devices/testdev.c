@@ -1,3 +1,8 @@
+/* The test device's ports (laid out in guest_abi.h): the built-in guest
+ * writes heartbeats, events and two-word results, and reads its
+ * configuration by key and the host's commands. Each vCPU's reports go to
+ * its own struct testdev_vcpu, written only on that vCPU's thread, so
+ * there is no lock; other threads read atomics. */
 #include "devices/testdev.h"
 
 #include <errno.h>

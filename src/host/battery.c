@@ -1,3 +1,7 @@
+/* The low-battery watch: UPower's display device on the system bus, read
+ * once (GetAll) and then followed (PropertiesChanged). `low` fires once,
+ * when it is discharging or empty at warning level critical or action.
+ * Without a bus or UPower nothing fires, and nothing fails. */
 #include "host/battery.h"
 
 #include <errno.h>

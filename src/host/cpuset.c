@@ -1,3 +1,7 @@
+/* cgroup v1 cpuset repair (cpuset.h): the VMM's cpuset found through
+ * /proc/self/mountinfo and /proc/self/cgroup, and a CPU that comes back
+ * online written back into it and each ancestor, parents first, since a
+ * cpuset may only hold CPUs its parent has. */
 #include "host/cpuset.h"
 
 #include <stdio.h>

@@ -1,3 +1,7 @@
+/* Host CPU hotplug: online and present masks from sysfs, and the kernel's
+ * uevents from a netlink socket on the main loop. An event is applied as it
+ * says (reading sysfs just after a CPU comes up costs ~1 ms), and sysfs is
+ * read again shortly after, to repair what an event got wrong or lost. */
 #include "host/host_cpu.h"
 
 #include <errno.h>

@@ -1,3 +1,7 @@
+/* One logind delay inhibitor, asked for with an asynchronous Inhibit call
+ * and held as the fd logind returns; closing it releases it. While wanted,
+ * a logind that restarts (NameOwnerChanged) is asked again: a new logind
+ * knows nothing of the inhibitors its predecessor handed out. */
 #include "host/inhibitor.h"
 
 #include <fcntl.h>

@@ -1,3 +1,8 @@
+/* The pinning policy (pinning.h) at work: on every host CPU event, and
+ * again ~20 ms and ~200 ms later (cpusets may rewrite affinities after
+ * it), every vCPU's and the VMM's threads' affinities are reconciled with
+ * what is wanted and what is online; a vCPU with no CPU left is moved or
+ * parked as the policy says. Also `ctl pin` and pinning's part of status. */
 #include "host/pinning.h"
 
 #include <dirent.h>

@@ -1,3 +1,8 @@
+/* Managed save (shutdown.h) at work: a "shutdown" delay inhibitor held from
+ * the start, PrepareForShutdown(true) answered with a save or a press of
+ * the power button, and the inhibitor released only then. How long a save
+ * would take is measured at start (8 MiB written and synced beside the
+ * save file), with a warning if it exceeds logind's delay. */
 #include "host/shutdown.h"
 
 #include <errno.h>

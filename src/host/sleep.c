@@ -1,3 +1,8 @@
+/* Host sleep (sleep.h) at work: PrepareForSleep or `ctl host-sleep` says
+ * what is wanted, and an idle-priority source acts on the latest only: park,
+ * save the clock, flush the disks, then let logind go; on wake, the clock
+ * moved on and the vCPUs unparked. With neither, a BOOTTIME jump seen
+ * afterwards still tells each vCPU it was stopped. */
 #include "host/sleep.h"
 
 #include <errno.h>

@@ -1,3 +1,8 @@
+/* A migration's sockets (net.h): `unix:` and `tcp:` addresses parsed,
+ * resolved on the main thread ahead of time, connected or accepted (unix
+ * peers of our uid or root only) with deep buffers. Every read and write
+ * polls the socket together with the cancel fd, so a cancel or a peer
+ * silent for too long ends any wait. */
 #include "migration/net.h"
 
 #include <errno.h>

@@ -1,3 +1,7 @@
+/* The migration stream's messages (stream.h): HELLO built and parsed, and
+ * the destination's receiving side, which checks every length and page
+ * number before it writes guest memory. It reads through a callback, not a
+ * socket, so the unit tests and fuzz/fuzz_migration.c feed it from memory. */
 #include "migration/stream.h"
 
 #include <errno.h>

@@ -1,3 +1,8 @@
+/* The seccomp filters (sandbox.h): an allow-list per thread kind, each
+ * call with a comment saying who needs it, compiled by libseccomp once on
+ * the main thread and loaded by each thread as it starts. A denied call
+ * raises SIGSYS, whose handler names the thread kind and the call with
+ * async-signal-safe writes and ends the process. */
 #include "sandbox/sandbox.h"
 
 #include <errno.h>

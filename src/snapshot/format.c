@@ -1,3 +1,7 @@
+/* The snapshot file's parser (format.h): the header and the section table
+ * checked - CRCs, and every offset and length against what was read and
+ * the file's size - and each section put in its place, with errors that say
+ * where. No I/O and no KVM: fuzz/fuzz_snapshot.c runs it on any bytes. */
 #include "snapshot/format.h"
 
 #include <stdio.h>

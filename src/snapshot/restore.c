@@ -1,3 +1,8 @@
+/* Restoring a snapshot: the file opened and checked whole before anything
+ * is built, the guest's configuration read back (its disks must be there as
+ * they were), and every vCPU's, device's and KVM's state put into a VM
+ * created from it before any vCPU runs. A migration's received state goes
+ * through the same checks (snapshot_open_buffer). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

@@ -1,3 +1,8 @@
+/* Saving a snapshot: every vCPU parked and its state read on its own
+ * thread, the devices' and KVM's collected, the disks flushed; then
+ * FILE.tmp written (pages never touched, or zero, left as holes), fsynced,
+ * renamed over FILE and the directory synced. snapshot_capture is the same
+ * without the file, for a migration. */
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -1,3 +1,7 @@
+/* sd-event calls whose failure a caller cannot act on (re-arming a timer,
+ * enabling a source, changing what a socket waits for): logged here rather
+ * than ignored at each call, except -ESTALE, which only means the loop has
+ * finished, as it has during teardown. */
 #include "util/event.h"
 
 #include <errno.h>

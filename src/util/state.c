@@ -1,3 +1,6 @@
+/* The state stream (state.h): the writer grows by doubling and keeps its
+ * first error; the reader zero-fills and marks the stream bad once a read
+ * would pass the end, so restore code reads every field and checks once. */
 #include "util/state.h"
 
 #include <errno.h>

@@ -1,3 +1,6 @@
+/* Helpers for every layer: one-line logging to stderr, strict number and
+ * CPU-list parsing, reads and writes of whole buffers, and futex waits.
+ * Nothing here knows of KVM or the VM. */
 #include "util/util.h"
 
 #include <errno.h>

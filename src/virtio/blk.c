@@ -1,3 +1,7 @@
+/* virtio-blk's device side (blk.h): requests served on the vCPU that
+ * kicked, under the transport's lock, at most a ring's worth per kick, each
+ * checked (whole sectors, inside the disk, at most 4 MiB) before it reaches
+ * the image. A FLUSH completes only once the data is durable. */
 #include "virtio/blk.h"
 
 #include <errno.h>

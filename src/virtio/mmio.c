@@ -1,3 +1,7 @@
+/* The virtio-mmio transport (version 2): registers, feature negotiation
+ * and queue setup, with one lock per device that is also held while a
+ * notify is served. A driver that breaks the rules gets NEEDS_RESET and no
+ * more service until it resets the device; the VMM goes on. */
 #include "virtio/mmio.h"
 
 #include <errno.h>

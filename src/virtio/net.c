@@ -1,3 +1,7 @@
+/* virtio-net (net.h): transmit served on the notifying vCPU with one writev
+ * into the tap; receive on a thread of its own that polls the tap, a kick
+ * eventfd and a stop eventfd, and leaves the tap alone while the guest has
+ * no buffers. The offloads the driver takes are applied to the tap. */
 #include "virtio/net.h"
 
 #include <errno.h>

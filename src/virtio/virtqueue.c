@@ -1,3 +1,7 @@
+/* Split virtqueues in guest memory (virtqueue.h): each descriptor copied
+ * once before use, every index, address and length checked, a chain no
+ * longer than the ring; used entries published with release ordering and
+ * marked dirty for migration. Also the iovec helpers devices copy with. */
 #include "virtio/virtqueue.h"
 
 #include <errno.h>

@@ -1,3 +1,6 @@
+/* When a low battery calls for a save: battery_is_low against UPower's
+ * State and WarningLevel values - a draining battery at critical or action
+ * level only. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,3 +1,6 @@
+/* The bus on its own, with a recording device: overlapping ranges refused,
+ * accesses dispatched at their offsets, unclaimed reads all-ones, and a
+ * range unregistered and its place taken again. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,7 @@
+/* Host CPU monitoring without real hotplug: uevents parsed as the kernel
+ * sends them, and the monitor run over a fake sysfs tree in /tmp, with and
+ * without cpuN/online files - the no-hotplug stub never fires, uevents
+ * reach the notifiers, and a resync makes up for lost ones. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>

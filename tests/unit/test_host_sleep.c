@@ -1,3 +1,6 @@
+/* How a host sleep is noticed after the fact: host_sleep_detect on
+ * readings of BOOTTIME - MONOTONIC, which grows only while the host is
+ * suspended. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

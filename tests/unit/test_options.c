@@ -1,3 +1,6 @@
+/* `kvmhost run`'s option parser on its own (it has no side effects):
+ * defaults, values accepted and refused with their messages, disks, CPU
+ * pins and lists, and the host policies. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,3 +1,6 @@
+/* The control protocol without a socket: requests parsed (valid and
+ * malformed), replies built with the request's id, quoting cut at a UTF-8
+ * boundary, and CPU sets as JSON. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

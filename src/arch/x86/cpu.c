@@ -1,3 +1,8 @@
+/* A vCPU's x86 identity and first state. CPUID: KVM's list made per vCPU
+ * (APIC id, hypervisor bit), trimmed by --cpu-features, and compared by
+ * feature name with what a saved guest had. Entry: one GDT for the built-in
+ * guest's and Linux's selectors and identity page tables over 4 GiB, so
+ * either is entered directly in long mode, with no firmware. */
 #include "arch/x86/cpu.h"
 
 #include <assert.h>

@@ -1,3 +1,8 @@
+/* What a PC firmware would do for a Linux guest, done by the VMM: map the
+ * kernel and initrd, have boot/linux_image place them, write the ACPI, MP
+ * and BIOS data area tables, and give each vCPU the state a BIOS leaves
+ * (virtual-wire LINT0/LINT1, write-back MTRRs) - the BSP at the kernel's
+ * 64-bit entry, the APs waiting for INIT/SIPI. */
 #include "arch/x86/linux_guest.h"
 
 #include <errno.h>
