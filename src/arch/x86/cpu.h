@@ -1,6 +1,7 @@
-/* x86-64 entry state for guests the VMM enters directly in long mode. */
-#ifndef KVMHOST_X86_BOOT_H
-#define KVMHOST_X86_BOOT_H
+/* x86-64 vCPU setup: CPUID (KVM's, made per vCPU, masked by --cpu-features)
+ * and the entry state for guests the VMM enters directly in long mode. */
+#ifndef KVMHOST_X86_CPU_H
+#define KVMHOST_X86_CPU_H
 
 #include <linux/kvm.h>
 #include <stddef.h>
