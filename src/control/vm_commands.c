@@ -11,6 +11,7 @@
 #include <sys/ioctl.h>
 
 #include "control/server.h"
+#include "control/vm_status.h"
 #include "core/vm.h"
 
 static json_object *pause_resume(struct vm_commands *vc, bool pause)

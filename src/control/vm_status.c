@@ -2,12 +2,12 @@
  * what the built-in guest reported. Here rather than in core/, which knows
  * nothing of JSON; the counters are atomics, read on the main thread while
  * the vCPUs run. */
+#include "control/vm_status.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "control/protocol.h"
-#include "control/vm_commands.h"
 #include "core/vm.h"
 #include "util/util.h"
 
