@@ -52,7 +52,7 @@ struct runtime {
 	struct host_sleep sleep;
 	bool sleep_ready;
 	bool named; /* --name given: only then is a managed save continued */
-	char save_path[4200];
+	char save_path[KVMHOST_PATH_MAX];
 	enum shutdown_policy shutdown_policy;
 	bool managed_restore;
 	struct host_shutdown shutdown;
@@ -162,7 +162,7 @@ static enum kvmhost_status claim_name(struct runtime *rt)
 static int start_control(struct runtime *rt)
 {
 	const struct run_options *o = rt->opts;
-	char sock[4200];
+	char sock[KVMHOST_PATH_MAX];
 	if (o->socket_path) {
 		snprintf(sock, sizeof(sock), "%s", o->socket_path);
 	} else if (rundir_socket_path(rt->claim.dir, o->name, sock, sizeof(sock))) {
@@ -323,7 +323,7 @@ static void teardown(struct runtime *rt)
 static void choose_host_policies(struct runtime *rt)
 {
 	const struct run_options *o = rt->opts;
-	char dir[4096];
+	char dir[PATH_MAX];
 	rt->shutdown_policy = o->shutdown_policy_given ? o->on_host_shutdown : SHUTDOWN_SAVE;
 	rt->battery_policy = o->battery_policy_given ? o->on_low_battery : BATTERY_SAVE;
 	if (rt->shutdown_policy != SHUTDOWN_SAVE && rt->battery_policy != BATTERY_SAVE)
@@ -351,7 +351,7 @@ static void choose_host_policies(struct runtime *rt)
 static int find_managed_save(struct runtime *rt)
 {
 	struct run_options *o = rt->opts;
-	char path[4200], tmp[4300];
+	char path[KVMHOST_PATH_MAX], tmp[KVMHOST_PATH_MAX + sizeof(".tmp")];
 	if (!rt->named || o->has_incoming || statedir_save_path(o->name, path, sizeof(path)))
 		return 0;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
@@ -498,7 +498,7 @@ static enum kvmhost_status build_sandbox(struct runtime *rt)
 static int drop_privileges(struct runtime *rt)
 {
 	const struct run_options *o = rt->opts;
-	char sock[4200];
+	char sock[KVMHOST_PATH_MAX];
 	if (o->socket_path)
 		snprintf(sock, sizeof(sock), "%s", o->socket_path);
 	else if (rundir_socket_path(rt->claim.dir, o->name, sock, sizeof(sock)))

@@ -27,7 +27,7 @@
 static int vm_open(const char *dir, const char *name, struct conn *c, uint64_t deadline, char *err,
 		   size_t errlen)
 {
-	char path[4200];
+	char path[KVMHOST_PATH_MAX];
 	if (rundir_socket_path(dir, name, path, sizeof(path))) {
 		snprintf(err, errlen, "runtime directory path too long");
 		return -ENAMETOOLONG;
@@ -376,7 +376,7 @@ static json_object *ctl_request_args(const struct ctl_args *a)
 				       json_object_new_string(a->arg));
 		return args;
 	}
-	char cwd[4096], path[8200];
+	char cwd[PATH_MAX], path[8200];
 	if (a->arg[0] != '/' && !getcwd(cwd, sizeof(cwd))) {
 		json_object_put(args);
 		return NULL;
@@ -392,7 +392,7 @@ static json_object *ctl_request_args(const struct ctl_args *a)
  * returns within the deadline whatever they do, naming those that did not. */
 static enum kvmhost_status ctl_all_host_sleep(const char *phase, int timeout_ms)
 {
-	char dir[4096];
+	char dir[PATH_MAX];
 	if (rundir_path(dir, sizeof(dir), false)) {
 		fprintf(stderr, "kvmhost ctl: no runtime directory\n");
 		return STATUS_ERROR;
@@ -424,7 +424,7 @@ static enum kvmhost_status ctl_all_host_sleep(const char *phase, int timeout_ms)
 
 static enum kvmhost_status ctl_one(const struct ctl_args *a)
 {
-	char dir[4096], err[256];
+	char dir[PATH_MAX], err[256];
 	if (rundir_path(dir, sizeof(dir), false)) {
 		fprintf(stderr, "kvmhost ctl: no runtime directory (set XDG_RUNTIME_DIR)\n");
 		return STATUS_ERROR;
@@ -517,7 +517,7 @@ static enum kvmhost_status migrate_wait(const struct ctl_args *a, struct conn *c
 
 static enum kvmhost_status ctl_migrate(const struct ctl_args *a)
 {
-	char dir[4096], err[256];
+	char dir[PATH_MAX], err[256];
 	if (rundir_path(dir, sizeof(dir), false)) {
 		fprintf(stderr, "kvmhost ctl: no runtime directory (set XDG_RUNTIME_DIR)\n");
 		return STATUS_ERROR;
@@ -643,7 +643,7 @@ int cmd_list(int argc, char **argv)
 	int timeout_ms = DEFAULT_TIMEOUT_MS;
 	if (parse_list_args(argc, argv, &json, &saved, &timeout_ms))
 		return STATUS_USAGE;
-	char dir[4096];
+	char dir[PATH_MAX];
 	if (rundir_path(dir, sizeof(dir), false)) {
 		fprintf(stderr, "kvmhost list: no runtime directory (set XDG_RUNTIME_DIR)\n");
 		return STATUS_ERROR;
@@ -680,7 +680,7 @@ int cmd_list(int argc, char **argv)
 
 int cmd_discard(int argc, char **argv)
 {
-	char path[4200];
+	char path[KVMHOST_PATH_MAX];
 	if (argc != 2 || !valid_vm_name(argv[1])) {
 		fprintf(stderr, "usage: kvmhost discard NAME\n");
 		return STATUS_USAGE;

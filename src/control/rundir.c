@@ -60,13 +60,17 @@ int statedir_path(char *buf, size_t len, bool create)
 
 int statedir_save_path(const char *name, char *buf, size_t len)
 {
-	char dir[4096];
+	char dir[PATH_MAX];
 	int r = statedir_path(dir, sizeof(dir), false);
 	if (r)
 		return r;
 	int n = snprintf(buf, len, "%s/%s.kvmh", dir, name);
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
+
+/* A directory's entry for a VM, and a save's temporary beside it. */
+_Static_assert(PATH_MAX + sizeof("/") + VM_NAME_MAX + sizeof(".kvmh.tmp") <= KVMHOST_PATH_MAX,
+	       "KVMHOST_PATH_MAX holds a directory and a VM's file in it");
 
 static int entry_path(const char *dir, const char *name, const char *ext, char *buf, size_t len)
 {
@@ -81,7 +85,7 @@ int rundir_socket_path(const char *dir, const char *name, char *buf, size_t len)
 
 int rundir_claim(struct rundir_claim *c, const char *name)
 {
-	char path[4200];
+	char path[KVMHOST_PATH_MAX];
 	snprintf(c->name, sizeof(c->name), "%s", name);
 	c->lock_fd = -1;
 	c->linked = false;
@@ -119,7 +123,7 @@ int rundir_claim(struct rundir_claim *c, const char *name)
 
 int rundir_link_socket(struct rundir_claim *c, const char *target)
 {
-	char path[4200];
+	char path[KVMHOST_PATH_MAX];
 	int r = entry_path(c->dir, c->name, "sock", path, sizeof(path));
 	if (r)
 		return r;
@@ -134,7 +138,7 @@ void rundir_release(struct rundir_claim *c)
 {
 	if (c->lock_fd < 0)
 		return;
-	char path[4200];
+	char path[KVMHOST_PATH_MAX];
 	if (entry_path(c->dir, c->name, "sock", path, sizeof(path)) == 0)
 		unlink(path);
 	/* Unlink the lock while still holding it, so no one reaps a live claim. */
@@ -146,7 +150,7 @@ void rundir_release(struct rundir_claim *c)
 
 bool rundir_reap_if_dead(const char *dir, const char *name)
 {
-	char lock[4200], sock[4200];
+	char lock[KVMHOST_PATH_MAX], sock[KVMHOST_PATH_MAX];
 	if (entry_path(dir, name, "lock", lock, sizeof(lock)) ||
 	    entry_path(dir, name, "sock", sock, sizeof(sock)))
 		return false;
@@ -221,7 +225,7 @@ int rundir_for_each(const char *dir, void (*fn)(const char *name, void *opaque),
 int statedir_for_each_saved(void (*fn)(const char *name, const char *path, void *opaque),
 			    void *opaque)
 {
-	char dir[4096], path[4200];
+	char dir[PATH_MAX], path[KVMHOST_PATH_MAX];
 	int r = statedir_path(dir, sizeof(dir), false);
 	if (r)
 		return r;

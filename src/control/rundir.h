@@ -3,6 +3,7 @@
 #ifndef KVMHOST_RUNDIR_H
 #define KVMHOST_RUNDIR_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -24,7 +25,7 @@ int statedir_for_each_saved(void (*fn)(const char *name, const char *path, void 
 			    void *opaque);
 
 struct rundir_claim {
-	char dir[4096];
+	char dir[PATH_MAX];
 	char name[80];
 	int lock_fd;
 	bool linked; /* NAME.sock is a symlink to a --socket path */

@@ -13,7 +13,7 @@
 
 static bool find_cpuset(char *dir, size_t len)
 {
-	char buf[8192], mnt[4096] = "";
+	char buf[8192], mnt[PATH_MAX] = "";
 	char *lsave = NULL;
 	/* Where the v1 cpuset hierarchy is mounted... */
 	FILE *f = fopen("/proc/self/mountinfo", "r");
@@ -56,7 +56,7 @@ static bool find_cpuset(char *dir, size_t len)
 
 void cpuset_track(struct cpuset_repair *p)
 {
-	char dir[4096];
+	char dir[PATH_MAX];
 	if (!find_cpuset(dir, sizeof(dir))) {
 		p->dir[0] = '\0';
 		return;
@@ -72,7 +72,7 @@ static void cpuset_restore(struct cpuset_repair *p, int cpu)
 {
 	if (!p->dir[0] || !CPU_ISSET(cpu, &p->cpus))
 		return;
-	char dir[4096];
+	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%s", p->dir);
 	/* Every ancestor below the hierarchy's root, top down. */
 	size_t starts[64];
@@ -81,7 +81,7 @@ static void cpuset_restore(struct cpuset_repair *p, int cpu)
 		starts[n++] = (size_t)(s - dir);
 	starts[n++] = strlen(dir);
 	for (int i = 0; i < n; i++) {
-		char sub[4096], path[4200];
+		char sub[PATH_MAX], path[KVMHOST_PATH_MAX];
 		snprintf(sub, sizeof(sub), "%.*s", (int)starts[i], dir);
 		snprintf(path, sizeof(path), "%s/cpuset.cpus", sub);
 		if (access(path, W_OK))
@@ -89,7 +89,7 @@ static void cpuset_restore(struct cpuset_repair *p, int cpu)
 		cpu_set_t cur;
 		if (host_cpu_read_mask(sub, "cpuset.cpus", &cur) || CPU_ISSET(cpu, &cur))
 			continue;
-		char parent[4200];
+		char parent[KVMHOST_PATH_MAX];
 		snprintf(parent, sizeof(parent), "%s/..", sub);
 		cpu_set_t pcur;
 		/* The hierarchy's root always has it; skip it (it is not writable anyway). */

@@ -4,11 +4,12 @@
 #ifndef KVMHOST_CPUSET_H
 #define KVMHOST_CPUSET_H
 
+#include <limits.h>
 #include <sched.h>
 
 struct cpuset_repair {
-	char dir[4096]; /* "" when the VMM is in no v1 cpuset (or in its root) */
-	cpu_set_t cpus; /* what that cpuset had when we first saw it */
+	char dir[PATH_MAX]; /* "" when the VMM is in no v1 cpuset (or in its root) */
+	cpu_set_t cpus;	    /* what that cpuset had when we first saw it */
 };
 
 /* Finds the v1 cpuset the VMM is in now (it may have been moved). */

@@ -16,7 +16,7 @@
 #include "util/util.h"
 
 struct host_cpu_monitor {
-	char root[4096];
+	char root[PATH_MAX];
 	cpu_set_t online;
 	cpu_set_t present;
 	bool can_hotplug;
@@ -34,7 +34,7 @@ const char *host_cpu_sysfs_root(void)
 
 int host_cpu_read_mask(const char *root, const char *name, cpu_set_t *set)
 {
-	char path[4200], buf[4096];
+	char path[KVMHOST_PATH_MAX], buf[4096];
 	snprintf(path, sizeof(path), "%s/%s", root, name);
 	int n = read_file(path, buf, sizeof(buf));
 	if (n < 0)
@@ -234,7 +234,7 @@ int host_cpu_monitor_new(struct host_cpu_monitor **out, sd_event *event, const c
 	for (int c = 0; c < CPU_SETSIZE && !mon->can_hotplug; c++) {
 		if (!CPU_ISSET(c, &mon->present))
 			continue;
-		char path[4200];
+		char path[KVMHOST_PATH_MAX];
 		snprintf(path, sizeof(path), "%s/cpu%d/online", root, c);
 		mon->can_hotplug = access(path, F_OK) == 0;
 	}

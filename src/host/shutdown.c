@@ -52,7 +52,7 @@ static void budget_update(struct host_shutdown *hs)
  * where the managed save goes. */
 static void budget_probe(struct host_shutdown *hs)
 {
-	char probe[4300];
+	char probe[KVMHOST_PATH_MAX + sizeof(".probe")];
 	snprintf(probe, sizeof(probe), "%s.probe", hs->path);
 	int fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	char *buf = fd >= 0 ? malloc(1 << 20) : NULL;

@@ -14,6 +14,7 @@
 #include <systemd/sd-event.h>
 
 #include "host/inhibitor.h"
+#include "util/util.h"
 
 struct vm;
 struct control;
@@ -36,7 +37,7 @@ struct save_budget {
 struct host_shutdown {
 	struct vm *vm;
 	enum shutdown_policy policy;
-	char path[4200]; /* the managed-save file */
+	char path[KVMHOST_PATH_MAX]; /* the managed-save file */
 	sd_bus *bus;
 	sd_bus_slot *signal_slot, *delay_slot;
 	struct save_budget budget;

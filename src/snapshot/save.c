@@ -219,7 +219,7 @@ static int write_file(int fd, struct vm *vm, struct state_writer *sec, uint32_t 
 static int commit(struct vm *vm, const char *path, struct state_writer *sec, uint32_t nr,
 		  struct snapshot_result *res, char *err, size_t errlen)
 {
-	char tmp[4200], dir[4200];
+	char tmp[KVMHOST_PATH_MAX], dir[KVMHOST_PATH_MAX];
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	snprintf(dir, sizeof(dir), "%s", path);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

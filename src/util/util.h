@@ -1,6 +1,7 @@
 #ifndef KVMHOST_UTIL_H
 #define KVMHOST_UTIL_H
 
+#include <limits.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -9,6 +10,13 @@
 #include <stdio.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A path made of a directory in a PATH_MAX buffer (the runtime or state
+ * directory, a sysfs or cgroup one) and a name of ours in it: "/NAME.EXT"
+ * with NAME at most VM_NAME_MAX (64) bytes, plus a save's ".tmp", or
+ * "/cpuN/online". 104 bytes over PATH_MAX hold any of them (rundir.c
+ * checks it); `ctl save`'s own paths are kept under 4000 bytes. */
+#define KVMHOST_PATH_MAX (PATH_MAX + 104)
 
 /* In a function with `char *err, size_t errlen` and a `fail:` label: says
  * why in err and jumps there. */
