@@ -11,6 +11,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int r = protocol_parse_request((const char *)data, size, &req, err, sizeof(err));
 	char *reply = r ? protocol_reply_error(&req, err) : protocol_reply_ok(&req, NULL);
 	free(reply);
-	ctl_request_free(&req);
+	protocol_request_free(&req);
 	return 0;
 }

@@ -68,7 +68,7 @@ static int parse_item(const char *s, size_t len, struct net_spec *n)
 	return -1;
 }
 
-int net_spec_parse(const char *s, struct net_spec *n, char *err, size_t errlen)
+int tap_spec_parse(const char *s, struct net_spec *n, char *err, size_t errlen)
 {
 	memset(n, 0, sizeof(*n));
 	for (const char *p = s; *p;) {
@@ -85,7 +85,7 @@ int net_spec_parse(const char *s, struct net_spec *n, char *err, size_t errlen)
 	return 0;
 }
 
-void net_default_mac(const char *name, int index, uint8_t mac[6])
+void tap_default_mac(const char *name, int index, uint8_t mac[6])
 {
 	uint32_t h = (uint32_t)crc32(crc32(0, NULL, 0), (const Bytef *)name, (uInt)strlen(name));
 	h = (uint32_t)crc32(h, (const Bytef *)&index, sizeof(index));

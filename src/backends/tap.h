@@ -33,8 +33,8 @@ int tap_set_offload(struct tap *t, unsigned flags);
 void tap_close(struct tap *t);
 
 /* "tap=NAME[,mac=MAC][,id=ID]" or "bridge=BR[,mac=MAC][,id=ID]". -1 with err. */
-int net_spec_parse(const char *s, struct net_spec *n, char *err, size_t errlen);
+int tap_spec_parse(const char *s, struct net_spec *n, char *err, size_t errlen);
 /* A stable locally administered MAC for VM `name`'s index-th net. */
-void net_default_mac(const char *name, int index, uint8_t mac[6]);
+void tap_default_mac(const char *name, int index, uint8_t mac[6]);
 
 #endif

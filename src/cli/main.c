@@ -60,7 +60,7 @@ struct runtime {
 	enum battery_policy battery_policy;
 	struct battery_watch battery;
 	bool battery_ready;
-	struct console console;
+	struct terminal terminal;
 	bool restoring;
 	struct snapshot snap;
 	struct migration *migration;
@@ -257,7 +257,7 @@ static int start_host_side(struct runtime *rt)
 	}
 	/* A Linux guest reads its console: stdin goes to the UART. */
 	if (o->vm.linux_guest && o->console == CONSOLE_STDIO &&
-	    console_start(&rt->console, rt->vm, rt->event, STDIN_FILENO) < 0)
+	    terminal_start(&rt->terminal, rt->vm, rt->event, STDIN_FILENO) < 0)
 		log_warn("no console input: stdin cannot be watched");
 	return 0;
 }
@@ -295,7 +295,7 @@ static enum kvmhost_status run_vm(struct runtime *rt)
 
 static void teardown(struct runtime *rt)
 {
-	console_stop(&rt->console); /* the terminal back as it was, on every path */
+	terminal_stop(&rt->terminal); /* the terminal back as it was, on every path */
 	migration_destroy(rt->migration);
 	control_stop(rt->ctl);
 	if (rt->battery_ready)
@@ -651,7 +651,7 @@ static int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	if (opts.help) {
-		print_usage(stdout);
+		usage_print(stdout);
 		status = STATUS_OK;
 		goto out;
 	}
@@ -678,23 +678,23 @@ int main(int argc, char **argv)
 	 * handle where it happens, not a reason to die. */
 	signal(SIGPIPE, SIG_IGN);
 	if (argc < 2) {
-		print_usage(stderr);
+		usage_print(stderr);
 		return STATUS_USAGE;
 	}
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "run"))
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ctl"))
-		return cmd_ctl(argc - 1, argv + 1);
+		return client_ctl(argc - 1, argv + 1);
 	if (!strcmp(cmd, "list"))
-		return cmd_list(argc - 1, argv + 1);
+		return client_list(argc - 1, argv + 1);
 	if (!strcmp(cmd, "discard"))
-		return cmd_discard(argc - 1, argv + 1);
+		return client_discard(argc - 1, argv + 1);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
-		print_usage(stdout);
+		usage_print(stdout);
 		return STATUS_OK;
 	}
 	fprintf(stderr, "kvmhost: unknown command '%s'\n", cmd);
-	print_usage(stderr);
+	usage_print(stderr);
 	return STATUS_USAGE;
 }

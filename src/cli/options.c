@@ -48,7 +48,7 @@ void run_options_free(struct run_options *o)
 {
 	cpu_pins_free(&o->pins);
 	for (int i = 0; i < o->vm.nr_disks; i++)
-		disk_spec_free(&o->vm.disks[i]);
+		run_options_free_disk(&o->vm.disks[i]);
 	o->vm.nr_disks = 0;
 	free((void *)o->vm.guest_blob);
 	o->vm.guest_blob = NULL;
@@ -59,7 +59,7 @@ void run_options_forget_guest(struct run_options *o)
 	struct run_options defaults;
 	run_options_default(&defaults);
 	for (int i = 0; i < o->vm.nr_disks; i++)
-		disk_spec_free(&o->vm.disks[i]);
+		run_options_free_disk(&o->vm.disks[i]);
 	const char *name = o->vm.name;
 	o->vm = defaults.vm;
 	o->vm.name = name;
@@ -80,7 +80,7 @@ static const char *disk_path(const char *s, char *path)
 	return *s ? s + 1 : s;
 }
 
-int parse_disk_spec(const char *s, struct disk_spec *d, char *err, size_t errlen)
+int run_options_parse_disk(const char *s, struct disk_spec *d, char *err, size_t errlen)
 {
 	memset(d, 0, sizeof(*d));
 	if (!*s || s[0] == ',')
@@ -91,7 +91,7 @@ int parse_disk_spec(const char *s, struct disk_spec *d, char *err, size_t errlen
 	char *copy = strdup(disk_path(s, path)), *save = NULL;
 	d->path = path;
 	if (!copy) {
-		disk_spec_free(d);
+		run_options_free_disk(d);
 		return errorf(err, errlen, "out of memory");
 	}
 	int ret = 0;
@@ -108,11 +108,11 @@ int parse_disk_spec(const char *s, struct disk_spec *d, char *err, size_t errlen
 	}
 	free(copy);
 	if (ret)
-		disk_spec_free(d);
+		run_options_free_disk(d);
 	return ret;
 }
 
-void disk_spec_free(struct disk_spec *d)
+void run_options_free_disk(struct disk_spec *d)
 {
 	free(d->path);
 	d->path = NULL;
@@ -159,7 +159,7 @@ static int choice_opt(const char *what, const char *s, const char *const *names,
 
 static int opt_name(struct run_options *o, const char *a, char *err, size_t errlen)
 {
-	if (!valid_vm_name(a))
+	if (!rundir_valid_name(a))
 		return errorf(err, errlen,
 			      "--name: '%s' is not a valid name (1-%d of A-Z a-z 0-9 . _ -)", a,
 			      VM_NAME_MAX);
@@ -272,7 +272,7 @@ static int opt_disk(struct run_options *o, const char *a, char *err, size_t errl
 	char why[256];
 	if (o->vm.nr_disks >= VM_MAX_DISKS)
 		return errorf(err, errlen, "--disk: at most %d disks", VM_MAX_DISKS);
-	if (parse_disk_spec(a, &o->vm.disks[o->vm.nr_disks], why, sizeof(why)))
+	if (run_options_parse_disk(a, &o->vm.disks[o->vm.nr_disks], why, sizeof(why)))
 		return errorf(err, errlen, "--disk %s: %s", a, why);
 	o->vm.nr_disks++;
 	return 0;
@@ -283,7 +283,7 @@ static int opt_net(struct run_options *o, const char *a, char *err, size_t errle
 	char why[300];
 	if (o->vm.nr_nets >= VM_MAX_NETS)
 		return errorf(err, errlen, "--net: at most %d nets", VM_MAX_NETS);
-	if (net_spec_parse(a, &o->vm.nets[o->vm.nr_nets], why, sizeof(why))) {
+	if (tap_spec_parse(a, &o->vm.nets[o->vm.nr_nets], why, sizeof(why))) {
 		o->net_error = true;
 		return errorf(err, errlen, "--net %s: %s", a, why);
 	}

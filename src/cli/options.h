@@ -56,8 +56,8 @@ int run_options_parse(struct run_options *o, int argc, char **argv, char *err, s
 /* The guest's settings back to their defaults: a managed save brings its own. */
 void run_options_forget_guest(struct run_options *o);
 void run_options_free(struct run_options *o);
-/* "FILE[,ro][,id=NAME]"; d->path is allocated: free with disk_spec_free. */
-int parse_disk_spec(const char *s, struct disk_spec *d, char *err, size_t errlen);
-void disk_spec_free(struct disk_spec *d);
+/* "FILE[,ro][,id=NAME]"; d->path is allocated: free with run_options_free_disk. */
+int run_options_parse_disk(const char *s, struct disk_spec *d, char *err, size_t errlen);
+void run_options_free_disk(struct disk_spec *d);
 
 #endif

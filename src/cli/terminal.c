@@ -13,7 +13,7 @@
 
 #define ESCAPE 0x01 /* Ctrl-A */
 
-void console_input(struct console *c, const unsigned char *buf, size_t len)
+void terminal_input(struct terminal *c, const unsigned char *buf, size_t len)
 {
 	unsigned char out[4096];
 	size_t n = 0;
@@ -40,7 +40,7 @@ void console_input(struct console *c, const unsigned char *buf, size_t len)
 
 static int on_input(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
-	struct console *c = userdata;
+	struct terminal *c = userdata;
 	(void)revents;
 	unsigned char buf[1024];
 	ssize_t n = read(fd, buf, sizeof(buf));
@@ -50,11 +50,11 @@ static int on_input(sd_event_source *s, int fd, uint32_t revents, void *userdata
 		event_source_enable(s, SD_EVENT_OFF); /* EOF: the guest just gets no more */
 		return 0;
 	}
-	console_input(c, buf, (size_t)n);
+	terminal_input(c, buf, (size_t)n);
 	return 0;
 }
 
-int console_start(struct console *c, struct vm *vm, sd_event *event, int fd)
+int terminal_start(struct terminal *c, struct vm *vm, sd_event *event, int fd)
 {
 	memset(c, 0, sizeof(*c));
 	c->vm = vm;
@@ -67,13 +67,13 @@ int console_start(struct console *c, struct vm *vm, sd_event *event, int fd)
 	}
 	int r = sd_event_add_io(event, &c->src, fd, EPOLLIN, on_input, c);
 	if (r < 0) {
-		console_stop(c);
+		terminal_stop(c);
 		return r;
 	}
 	return 0;
 }
 
-void console_stop(struct console *c)
+void terminal_stop(struct terminal *c)
 {
 	c->src = sd_event_source_disable_unref(c->src);
 	if (c->raw) {

@@ -1,8 +1,8 @@
 /* The guest's console on the host terminal: stdin goes to the UART, with
  * QEMU's escape (Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A); a terminal is
  * put in raw mode and always given back as it was. */
-#ifndef KVMHOST_CONSOLE_H
-#define KVMHOST_CONSOLE_H
+#ifndef KVMHOST_TERMINAL_H
+#define KVMHOST_TERMINAL_H
 
 #include <stdbool.h>
 #include <systemd/sd-event.h>
@@ -10,7 +10,7 @@
 
 struct vm;
 
-struct console {
+struct terminal {
 	struct vm *vm;
 	sd_event_source *src;
 	struct termios saved;
@@ -18,10 +18,10 @@ struct console {
 	bool escape;
 };
 
-int console_start(struct console *c, struct vm *vm, sd_event *event, int fd);
+int terminal_start(struct terminal *c, struct vm *vm, sd_event *event, int fd);
 /* Restores the terminal; safe to call when not started or twice. */
-void console_stop(struct console *c);
+void terminal_stop(struct terminal *c);
 /* Feeds host input through the escape handling (exposed for tests). */
-void console_input(struct console *c, const unsigned char *buf, size_t len);
+void terminal_input(struct terminal *c, const unsigned char *buf, size_t len);
 
 #endif

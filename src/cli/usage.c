@@ -3,7 +3,7 @@
  * it line for line. */
 #include "cli/usage.h"
 
-const char kvmhost_usage[] =
+const char usage_text[] =
 	"kvmhost run [--name NAME] [--cpus N] [--memory MIB]\n"
 	"            [--cpu-pin VCPU=HOSTCPU[,...]] [--vmm-cpus LIST] [--on-cpu-offline migrate|pause]\n"
 	"            [--on-host-sleep pause|ignore] [--on-host-shutdown save|poweroff|ignore]\n"
@@ -33,9 +33,9 @@ const char kvmhost_usage[] =
 	"kvmhost list [--all] [--json] [--timeout SEC]\n"
 	"kvmhost discard NAME\n";
 
-void print_usage(FILE *f)
+void usage_print(FILE *f)
 {
-	fprintf(f, "usage:\n%s\n", kvmhost_usage);
+	fprintf(f, "usage:\n%s\n", usage_text);
 	fprintf(f, "Exit status of run: 0 guest powered off or VM stopped on request, 1 error,\n"
 		   "2 bad usage, 3 /dev/kvm missing or not permitted, 4 name in use,\n"
 		   "5 a disk cannot be used (missing, a directory, read-only, locked),\n"

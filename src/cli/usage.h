@@ -5,7 +5,7 @@
 
 #include <stdio.h>
 
-extern const char kvmhost_usage[];
-void print_usage(FILE *f);
+extern const char usage_text[];
+void usage_print(FILE *f);
 
 #endif

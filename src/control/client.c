@@ -321,7 +321,7 @@ static enum kvmhost_status check_ctl_args(const struct ctl_args *a)
 		fprintf(stderr, "kvmhost ctl: --all is for host-sleep\n");
 		return STATUS_USAGE;
 	}
-	if (!a->all && !valid_vm_name(a->name)) {
+	if (!a->all && !rundir_valid_name(a->name)) {
 		fprintf(stderr, "kvmhost ctl: '%s' is not a valid VM name\n", a->name);
 		return STATUS_USAGE;
 	}
@@ -553,7 +553,7 @@ static enum kvmhost_status ctl_migrate(const struct ctl_args *a)
 	return status;
 }
 
-int cmd_ctl(int argc, char **argv)
+int client_ctl(int argc, char **argv)
 {
 	struct ctl_args a = {.timeout_ms = DEFAULT_TIMEOUT_MS};
 	if (parse_ctl_args(argc, argv, &a)) {
@@ -637,7 +637,7 @@ static void add_saved(const char *name, const char *path, void *opaque)
 	json_object_array_add(all, o);
 }
 
-int cmd_list(int argc, char **argv)
+int client_list(int argc, char **argv)
 {
 	bool json = false, saved = false;
 	int timeout_ms = DEFAULT_TIMEOUT_MS;
@@ -678,10 +678,10 @@ int cmd_list(int argc, char **argv)
 	return unresponsive ? STATUS_ERROR : STATUS_OK;
 }
 
-int cmd_discard(int argc, char **argv)
+int client_discard(int argc, char **argv)
 {
 	char path[KVMHOST_PATH_MAX];
-	if (argc != 2 || !valid_vm_name(argv[1])) {
+	if (argc != 2 || !rundir_valid_name(argv[1])) {
 		fprintf(stderr, "usage: kvmhost discard NAME\n");
 		return STATUS_USAGE;
 	}

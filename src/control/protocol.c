@@ -65,7 +65,7 @@ fail:
 		json_tokener_free(tok);
 	/* Keep a well-formed object so the error reply can echo its id. */
 	if (req->root && !json_object_is_type(req->root, json_type_object))
-		ctl_request_free(req);
+		protocol_request_free(req);
 	return -1;
 }
 
@@ -81,7 +81,7 @@ char *protocol_quote(const char *s, char *out, size_t outlen)
 	return out;
 }
 
-void ctl_request_free(struct ctl_request *req)
+void protocol_request_free(struct ctl_request *req)
 {
 	if (req->root)
 		json_object_put(req->root);

@@ -12,7 +12,7 @@
 
 struct ctl_request {
 	const char *cmd;   /* points into root */
-	json_object *root; /* owns the parsed request; put with ctl_request_free */
+	json_object *root; /* owns the parsed request; put with protocol_request_free */
 	json_object *args; /* may be NULL */
 	json_object *id;   /* echoed back if present */
 };
@@ -21,7 +21,7 @@ struct ctl_request {
  * caller frees req (on error it may still hold the object, for its id). */
 int protocol_parse_request(const char *line, size_t len, struct ctl_request *req, char *err,
 			   size_t errlen);
-void ctl_request_free(struct ctl_request *req);
+void protocol_request_free(struct ctl_request *req);
 
 /* Reply lines, newline-terminated; caller frees. `result` is consumed. */
 char *protocol_reply_ok(const struct ctl_request *req, json_object *result);

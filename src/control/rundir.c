@@ -233,7 +233,8 @@ int statedir_for_each_saved(void (*fn)(const char *name, const char *path, void 
 	size_t n;
 	r = names_with_ext(dir, ".kvmh", &names, &n);
 	for (size_t i = 0; i < n; i++) {
-		if (valid_vm_name(names[i]) && !statedir_save_path(names[i], path, sizeof(path)))
+		if (rundir_valid_name(names[i]) &&
+		    !statedir_save_path(names[i], path, sizeof(path)))
 			fn(names[i], path, opaque);
 		free(names[i]);
 	}
@@ -241,7 +242,7 @@ int statedir_for_each_saved(void (*fn)(const char *name, const char *path, void 
 	return r;
 }
 
-bool valid_vm_name(const char *name)
+bool rundir_valid_name(const char *name)
 {
 	size_t n = strlen(name);
 	if (n == 0 || n > VM_NAME_MAX || name[0] == '.' || name[0] == '-')

@@ -10,7 +10,7 @@
 #define VM_NAME_MAX 64
 
 /* 1-64 of A-Z a-z 0-9 . _ -, not starting with . or -: safe as a file name. */
-bool valid_vm_name(const char *name);
+bool rundir_valid_name(const char *name);
 
 /* $KVMHOST_RUNDIR, else /run/kvmhost as root, else $XDG_RUNTIME_DIR/kvmhost. */
 int rundir_path(char *buf, size_t len, bool create);

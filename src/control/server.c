@@ -156,12 +156,12 @@ static int client_line(struct client *c, const char *line, size_t len)
 	char err[256];
 	if (protocol_parse_request(line, len, &req, err, sizeof(err))) {
 		int r = client_send(c, protocol_reply_error(&req, err));
-		ctl_request_free(&req);
+		protocol_request_free(&req);
 		return r;
 	}
 	json_object *result = handle(c, &req, err, sizeof(err));
 	char *reply = result ? protocol_reply_ok(&req, result) : protocol_reply_error(&req, err);
-	ctl_request_free(&req);
+	protocol_request_free(&req);
 	return client_send(c, reply);
 }
 

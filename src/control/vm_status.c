@@ -26,7 +26,7 @@ static json_object *vcpu_json(struct vm *vm, unsigned i)
 	json_object_object_add(j, "index", json_object_new_int(v->index));
 	json_object_object_add(j, "tid", json_object_new_int(tid));
 	json_object_object_add(j, "host_cpu",
-			       json_object_new_int(tid > 0 ? thread_last_cpu(tid) : -1));
+			       json_object_new_int(tid > 0 ? vcpu_thread_last_cpu(tid) : -1));
 	json_object_object_add(j, "state",
 			       json_object_new_string(rs == VCPU_EXITED	     ? "stopped"
 						      : vcpu_park_reasons(v) ? "paused"

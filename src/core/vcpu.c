@@ -471,7 +471,7 @@ int vcpu_start(struct vcpu *vcpu, const cpu_set_t *affinity)
 	return 0;
 }
 
-int thread_last_cpu(pid_t tid)
+int vcpu_thread_last_cpu(pid_t tid)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);

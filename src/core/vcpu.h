@@ -112,7 +112,7 @@ void vcpu_guest_stopped(struct vcpu *vcpu, void *arg);
 
 int vcpu_install_kick_handler(void);
 /* Where the thread last ran, from /proc; -1 if unknown. */
-int thread_last_cpu(pid_t tid);
+int vcpu_thread_last_cpu(pid_t tid);
 /* Actual affinity of a vCPU thread; false if it cannot be read. */
 bool vcpu_get_affinity(struct vcpu *vcpu, cpu_set_t *set);
 

@@ -217,7 +217,7 @@ static int setup_nets(struct vm *vm, enum kvmhost_status *why)
 		if (spec->mac_given)
 			memcpy(mac, spec->mac, 6);
 		else
-			net_default_mac(vm->cfg.name ? vm->cfg.name : "", i, mac);
+			tap_default_mac(vm->cfg.name ? vm->cfg.name : "", i, mac);
 		int r = virtio_net_open(&n->net, spec, mac, err, sizeof(err));
 		if (r) {
 			log_err("--net: %s", err);
@@ -305,9 +305,10 @@ static int setup_devices(struct vm *vm)
 	if (!r)
 		r = add_device(vm, true, SERIAL_COM1, 8, &serial_ops, &vm->serial);
 	if (!r)
-		r = add_device(vm, true, I8042_DATA_PORT, I8042_PORTS, &i8042_ops, &vm->host);
+		r = add_device(vm, true, I8042_DATA_PORT, I8042_PORTS, &pc_reset_i8042_ops,
+			       &vm->host);
 	if (!r)
-		r = add_device(vm, true, RST_CNT_PORT, 1, &rst_cnt_ops, &vm->host);
+		r = add_device(vm, true, RST_CNT_PORT, 1, &pc_reset_rst_cnt_ops, &vm->host);
 	if (!r)
 		r = add_device(vm, true, POST_PORT, 1, &post_ops, NULL);
 	if (!r)

@@ -36,5 +36,5 @@ static void rst_cnt_access(void *dev, unsigned vcpu, uint64_t offset, uint8_t *d
 		device_request_exit(dev, VM_EXIT_RESET, 0);
 }
 
-const struct device_ops i8042_ops = {.name = "i8042", .access = i8042_access};
-const struct device_ops rst_cnt_ops = {.name = "reset-control", .access = rst_cnt_access};
+const struct device_ops pc_reset_i8042_ops = {.name = "i8042", .access = i8042_access};
+const struct device_ops pc_reset_rst_cnt_ops = {.name = "reset-control", .access = rst_cnt_access};

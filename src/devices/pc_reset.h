@@ -11,7 +11,7 @@
 #define RST_CNT_PORT	0xcf9
 
 /* Both take the `struct device_host` as their device. */
-extern const struct device_ops i8042_ops;
-extern const struct device_ops rst_cnt_ops;
+extern const struct device_ops pc_reset_i8042_ops;
+extern const struct device_ops pc_reset_rst_cnt_ops;
 
 #endif

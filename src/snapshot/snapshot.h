@@ -32,7 +32,7 @@ struct snapshot {
 int snapshot_open(struct snapshot *s, const char *path, char *err, size_t errlen);
 void snapshot_close(struct snapshot *s);
 /* The guest-visible configuration the snapshot was made with, into cfg
- * (disk paths allocated, as parse_disk_spec does; cfg->nr_disks counts
+ * (disk paths allocated, as run_options_parse_disk does; cfg->nr_disks counts
  * them even on failure). -1 with err if a disk is missing or changed. */
 int snapshot_config(struct snapshot *s, struct vm_config *cfg, char *err, size_t errlen);
 /* Puts every saved state into a VM created from snapshot_config, before

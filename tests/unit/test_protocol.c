@@ -40,7 +40,7 @@ static void valid_requests(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		assert_int_equal(parse(cases[i].line, &req), 0);
 		assert_string_equal(req.cmd, cases[i].cmd);
-		ctl_request_free(&req);
+		protocol_request_free(&req);
 	}
 }
 
@@ -72,18 +72,18 @@ static void malformed_requests(void **state)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(parse(bad[i], &req), -1);
 		assert_true(strlen(err) > 0);
-		ctl_request_free(&req);
+		protocol_request_free(&req);
 	}
 	char with_nul[] = "{\"cmd\":\"status\"}\0x";
 	assert_int_equal(
 		protocol_parse_request(with_nul, sizeof(with_nul) - 1, &req, err, sizeof(err)), -1);
-	ctl_request_free(&req);
+	protocol_request_free(&req);
 	size_t big = PROTOCOL_MAX_LINE + 10;
 	char *huge = malloc(big + 1);
 	memset(huge, ' ', big);
 	huge[big] = '\0';
 	assert_int_equal(parse(huge, &req), -1);
-	ctl_request_free(&req);
+	protocol_request_free(&req);
 	assert_non_null(strstr(err, "too long"));
 	free(huge);
 	/* Deep nesting must be refused by the tokenizer, not crash it. */
@@ -91,14 +91,14 @@ static void malformed_requests(void **state)
 	memset(deep, '[', sizeof(deep) - 1);
 	deep[sizeof(deep) - 1] = '\0';
 	assert_int_equal(parse(deep, &req), -1);
-	ctl_request_free(&req);
+	protocol_request_free(&req);
 	/* A malformed request with an id still echoes the id. */
 	assert_int_equal(parse("{\"cmd\":5,\"id\":9}", &req), -1);
 	char *line = protocol_reply_error(&req, err);
 	assert_string_equal(line,
 			    "{\"ok\":false,\"id\":9,\"error\":\"missing \\\"cmd\\\" string\"}\n");
 	free(line);
-	ctl_request_free(&req);
+	protocol_request_free(&req);
 }
 
 static void replies(void **state)
@@ -117,7 +117,7 @@ static void replies(void **state)
 	assert_string_equal(json_object_get_string(e), "nope \"quoted\"");
 	json_object_put(o);
 	free(bad);
-	ctl_request_free(&req);
+	protocol_request_free(&req);
 	char *anon = protocol_reply_error(NULL, "x");
 	assert_string_equal(anon, "{\"ok\":false,\"error\":\"x\"}\n");
 	free(anon);
@@ -136,10 +136,10 @@ static void quoting(void **state)
 	struct ctl_request req;
 	assert_int_equal(parse("null", &req), -1);
 	assert_string_equal(err, "a request must be a JSON object");
-	ctl_request_free(&req);
+	protocol_request_free(&req);
 	assert_int_equal(parse("{\"cmd\":\"status\\u0000\"}", &req), -1);
 	assert_non_null(strstr(err, "NUL"));
-	ctl_request_free(&req);
+	protocol_request_free(&req);
 }
 
 static void cpu_list_json(void **state)
