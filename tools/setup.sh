@@ -8,7 +8,7 @@ PACKAGES=(gcc binutils make meson ninja-build pkg-config python3 libsystemd-dev 
 	libcmocka-dev clang libclang-rt-14-dev util-linux dbus dbus-daemon zlib1g-dev liblzma-dev
 	libzstd-dev liblz4-dev libbz2-dev busybox-static cpio e2fsprogs clang-format strace scdoc
 	systemd upower umockdev gir1.2-umockdev-1.0 python3-gi libseccomp-dev iputils-ping
-	iproute2 qemu-system-x86 linux-image-amd64)
+	iproute2 qemu-system-x86 linux-image-amd64 acpica-tools)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

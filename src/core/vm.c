@@ -328,10 +328,11 @@ static int setup_linux(struct vm *vm, enum kvmhost_status *why)
 {
 	struct linux_mmio_device mmio[VM_MAX_DISKS + VM_MAX_NETS];
 	for (int i = 0; i < vm->nr_disks; i++)
-		mmio[i] = (struct linux_mmio_device){vm->disks[i].base, vm->disks[i].gsi};
+		mmio[i] = (struct linux_mmio_device){vm->disks[i].base, VIRTIO_MMIO_SIZE,
+						     vm->disks[i].gsi};
 	for (int i = 0; i < vm->nr_nets; i++)
-		mmio[vm->nr_disks + i] =
-			(struct linux_mmio_device){vm->nets[i].base, vm->nets[i].gsi};
+		mmio[vm->nr_disks + i] = (struct linux_mmio_device){
+			vm->nets[i].base, VIRTIO_MMIO_SIZE, vm->nets[i].gsi};
 	struct linux_guest g = {
 		.kernel_path = vm->cfg.kernel_path,
 		.initrd_path = vm->cfg.initrd_path,

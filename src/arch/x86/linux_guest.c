@@ -58,14 +58,25 @@ static void *map_file(const char *what, const char *path, size_t *size)
 	return p;
 }
 
-/* The user's command line, then where the virtio-mmio devices are. */
+/* Whether the user turned ACPI off on the kernel's command line. */
+static bool acpi_off(const char *cmdline)
+{
+	for (const char *p = cmdline; p && (p = strstr(p, "acpi=off")); p++)
+		if ((p == cmdline || p[-1] == ' ') && (p[8] == ' ' || p[8] == '\0'))
+			return true;
+	return false;
+}
+
+/* The user's command line; with ACPI off, where the virtio-mmio devices are
+ * too (for kernels with CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES). Otherwise the
+ * DSDT has them, and naming them twice would probe each twice. */
 static int build_cmdline(const struct linux_guest *g, char *buf, size_t len)
 {
 	size_t n = (size_t)snprintf(buf, len, "%s", g->cmdline ? g->cmdline : "");
-	for (int i = 0; i < g->nr_mmio && n < len; i++)
-		n += (size_t)snprintf(buf + n, len - n, "%svirtio_mmio.device=4K@0x%llx:%u",
-				      n ? " " : "", (unsigned long long)g->mmio[i].base,
-				      g->mmio[i].gsi);
+	for (int i = 0; acpi_off(g->cmdline) && i < g->nr_mmio && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, "%svirtio_mmio.device=%uK@0x%llx:%u",
+				      n ? " " : "", g->mmio[i].size >> 10,
+				      (unsigned long long)g->mmio[i].base, g->mmio[i].gsi);
 	if (n >= len) {
 		log_err("--cmdline: too long with the devices added");
 		return -ENOEXEC;
@@ -75,11 +86,16 @@ static int build_cmdline(const struct linux_guest *g, char *buf, size_t len)
 
 /* ACPI for kernels built without MP-table support (Debian's), the MP table
  * for those built without ACPI, and the BIOS data area pointing at the EBDA. */
-static int write_firmware_tables(uint8_t *ram, uint64_t ram_size, unsigned nr_cpus)
+static int write_firmware_tables(uint8_t *ram, uint64_t ram_size, const struct linux_guest *g)
 {
+	struct acpi_mmio_device mmio[ACPI_MAX_MMIO_DEVICES];
+	struct acpi_board board = {g->nr_cpus, mmio, 0};
+	for (int i = 0; i < g->nr_mmio && i < ACPI_MAX_MMIO_DEVICES; i++)
+		mmio[board.nr_mmio++] =
+			(struct acpi_mmio_device){g->mmio[i].base, g->mmio[i].size, g->mmio[i].gsi};
 	if (x86_write_boot_tables(ram, ram_size) ||
-	    mptable_write(ram, LINUX_EBDA, 0x100000 - LINUX_EBDA, nr_cpus) < 0 ||
-	    acpi_write_tables(ram, ACPI_RSDP_ADDR, ACPI_TABLES_SIZE, nr_cpus) < 0) {
+	    mptable_write(ram, LINUX_EBDA, 0x100000 - LINUX_EBDA, g->nr_cpus) < 0 ||
+	    acpi_write_tables(ram, ACPI_RSDP_ADDR, ACPI_TABLES_SIZE, &board) < 0) {
 		log_err("cannot write the boot tables");
 		return -ENOEXEC;
 	}
@@ -106,7 +122,7 @@ int linux_guest_load(const struct linux_guest *g, struct linux_entry *entry)
 		log_err("--kernel %s: %s", g->kernel_path, err);
 		goto out;
 	}
-	if (write_firmware_tables(low->hva, low->size, g->nr_cpus))
+	if (write_firmware_tables(low->hva, low->size, g))
 		goto out;
 	log_info("kernel: %s, entry %#llx, %zu-byte command line", entry->format,
 		 (unsigned long long)entry->rip, strlen(cmdline));

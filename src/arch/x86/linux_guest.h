@@ -11,10 +11,10 @@
 #include "boot/linux_image.h"
 #include "util/guest_mem.h"
 
-/* A virtio-mmio device the kernel learns of from its command line. */
+/* A virtio-mmio device the kernel learns of from ACPI (or its command line). */
 struct linux_mmio_device {
 	uint64_t base;
-	uint32_t gsi;
+	uint32_t size, gsi;
 };
 
 struct linux_guest {
