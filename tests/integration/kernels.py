@@ -105,17 +105,45 @@ def debian_module(name):
     return found[0] if found else None
 
 
-def busybox_initramfs(workdir, init_script, extra=()):
+def debian_modules(names):
+    """Paths of the cached Debian kernel's modules `names` (without .ko) and
+    of all they depend on, each after its dependencies: an insmod order."""
+    order = []
+
+    def add(name):
+        path = debian_module(name + ".ko")
+        if not path:
+            raise AssertionError(f"the Debian kernel has no module {name}")
+        if path in order:
+            return
+        deps = subprocess.run(["modinfo", "-F", "depends", path], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        for dep in filter(None, deps.split(",")):
+            add(dep)
+        order.append(path)
+    for n in names:
+        add(n)
+    return order
+
+
+def busybox_initramfs(workdir, init_script, extra=(), modules=()):
     """A newc cpio with busybox (Debian's busybox-static), `init_script` as
-    /init, and each path in `extra` at the root."""
+    /init, and each path in `extra` at the root. `modules` (paths, in order)
+    go to /modules and are loaded before the script runs."""
     busybox = shutil.which("busybox") or "/bin/busybox"
     if not os.path.exists(busybox):
         skip("busybox-static is not installed")
     root = os.path.join(workdir, "initramfs")
     os.makedirs(os.path.join(root, "bin"), exist_ok=True)
     shutil.copy(busybox, os.path.join(root, "bin", "busybox"))
+    os.makedirs(os.path.join(root, "modules"), exist_ok=True)
+    load = ""
+    for i, path in enumerate(modules):
+        name = f"{i:02d}-{os.path.basename(path)}"
+        shutil.copy(path, os.path.join(root, "modules", name))
+        load += f"insmod /modules/{name}\n"
     with open(os.path.join(root, "init"), "w") as f:
-        f.write("#!/bin/busybox sh\n/bin/busybox --install -s /bin\n" + init_script)
+        f.write("#!/bin/busybox sh\n/bin/busybox --install -s /bin\n" + load + init_script)
     os.chmod(os.path.join(root, "init"), 0o755)
     for path in extra:
         shutil.copy(path, root)
