@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+"""kvmhost beside QEMU (-accel kvm) on the same KVM, in one run: the same
+Debian kernel and busybox initramfs, 1 vCPU, 256 MiB, the console on the
+first serial port. For kvmhost, QEMU's microvm and QEMU's q35, median of
+RUNS boots each:
+
+  banner     exec -> "Linux version" on the console
+  init       exec -> the initramfs's /init prints its marker
+  poweroff   /init's last line before `poweroff -f` -> the VMM has exited
+  memory     the VMM's Pss less its guest RAM's, while /init waits
+  pause      a pause and a resume over the control socket (QMP stop/cont)
+
+and the ratios kvmhost / QEMU. Meant for the test host, where KVM is real
+but guest ring 0 is TCG's: only the ratios mean anything there.
+
+usage: bench/bench_qemu.py [path/to/kvmhost] [runs]
+       tools/testhost -- bench/bench_qemu.py build/kvmhost 3"""
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+os.environ.setdefault("KVMHOST", sys.argv[1] if len(sys.argv) > 1 else "build/kvmhost")
+import kvmtest  # noqa: E402
+from kernels import INIT_MARKER, busybox_initramfs, debian_kernel  # noqa: E402
+
+RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+MEMORY_MIB = 256
+BOOT_LIMIT_S = 300
+# In the test host some boots stop at random points, under QEMU as under
+# kvmhost (a vCPU spinning on a value that never changes, IF=0): a boot
+# whose console is silent this long is given up and tried again.
+SILENT_S = 45
+TRIES = 3  # boots per wanted run, at most
+PAUSES = 20
+WAITING = "KVMHOST-BENCH-WAITING"
+POWEROFF = "KVMHOST-BENCH-POWEROFF"
+CMDLINE = "console=ttyS0 panic=-1"
+# /init says it is up, waits while it is measured (told to go on by a
+# file the VMM cannot see: it just sleeps), then powers off.
+INIT = f"echo {INIT_MARKER}\necho {WAITING}\nsleep 4\necho {POWEROFF}\npoweroff -f\n"
+
+
+def qemu_args(machine, kernel, initrd, qmp):
+    return ["qemu-system-x86_64", "-machine", machine, "-accel", "kvm", "-cpu", "host",
+            "-smp", "1", "-m", str(MEMORY_MIB), "-nodefaults", "-no-user-config",
+            "-display", "none", "-serial", "stdio", "-qmp", f"unix:{qmp},server=on,wait=off",
+            "-kernel", kernel, "-initrd", initrd, "-append", CMDLINE]
+
+
+def kvmhost_args(name, kernel, initrd):
+    return [kvmtest.KVMHOST, "run", "--name", name, "--kernel", kernel, "--initrd", initrd,
+            "--memory", str(MEMORY_MIB), "--cpus", "1", "--cmdline", CMDLINE]
+
+
+class Console:
+    """Reads a VMM's stdout on a thread; notes when each marker first shows."""
+
+    def __init__(self, proc, t0, markers):
+        self.proc, self.t0, self.markers = proc, t0, markers
+        self.seen, self.text, self.last = {}, b"", time.monotonic()
+        self.cond = threading.Condition()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        while True:
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            with self.cond:
+                if not chunk:
+                    self.seen["eof"] = time.monotonic()
+                    self.cond.notify_all()
+                    return
+                self.text += chunk
+                self.last = time.monotonic()
+                for m in self.markers:
+                    if m not in self.seen and m.encode() in self.text:
+                        self.seen[m] = time.monotonic()
+                self.cond.notify_all()
+
+    def wait(self, marker, limit):
+        """When `marker` showed; None if the console ended, fell silent for
+        SILENT_S or `limit` passed first."""
+        with self.cond:
+            while marker not in self.seen and "eof" not in self.seen:
+                now = time.monotonic()
+                if now > self.t0 + limit or now > self.last + SILENT_S:
+                    break
+                self.cond.wait(1)
+            return self.seen.get(marker)
+
+    def last_line(self):
+        lines = self.text.decode(errors="replace").strip().splitlines()
+        return lines[-1] if lines else "(nothing)"
+
+
+def smaps_pss_kib(pid):
+    """(the process's Pss, its largest mapping's Pss): that mapping is the
+    guest's RAM in both VMMs."""
+    total, largest, size, pss = 0, (0, 0), 0, 0
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            if line.startswith("Size:"):
+                size = int(line.split()[1])
+            elif line.startswith("Pss:"):
+                pss = int(line.split()[1])
+                total += pss
+                largest = max(largest, (size, pss))
+    return total, largest[1]
+
+
+def qmp_connect(path):
+    wait_until = time.monotonic() + 30
+    while True:
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(path)
+            break
+        except OSError:
+            s.close()
+            if time.monotonic() > wait_until:
+                raise
+            time.sleep(0.05)
+    f = s.makefile("rw")
+    f.readline()  # the greeting
+    qmp_call(f, "qmp_capabilities")
+    return s, f
+
+
+def qmp_call(f, cmd):
+    f.write(json.dumps({"execute": cmd}) + "\n")
+    f.flush()
+    while True:
+        reply = json.loads(f.readline())
+        if "event" not in reply:
+            assert "return" in reply, reply
+            return
+
+
+def kvmhost_call(f, cmd):
+    f.write(json.dumps({"cmd": cmd}) + "\n")
+    f.flush()
+    reply = json.loads(f.readline())
+    assert reply.get("ok"), reply
+
+
+def pause_resume_ms(call, f):
+    """Median of PAUSES pause+resume pairs on one open control connection."""
+    times = []
+    for _ in range(PAUSES):
+        t = time.monotonic()
+        call(f, "stop" if call is qmp_call else "pause")
+        call(f, "cont" if call is qmp_call else "resume")
+        times.append((time.monotonic() - t) * 1e3)
+    return statistics.median(times)
+
+
+def control(vmm, sock_path):
+    if vmm == "kvmhost":
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(sock_path)
+        return s, s.makefile("rw"), kvmhost_call
+    s, f = qmp_connect(sock_path)
+    return s, f, qmp_call
+
+
+def where_it_is(vmm, env):
+    """For a kvmhost guest that stopped short: its vCPUs' RIP and RFLAGS
+    (IF is bit 9), to tell a guest spinning with interrupts off from one
+    that wrote PM1a and was not heard."""
+    if vmm != "kvmhost":
+        return ""
+    r = subprocess.run([kvmtest.KVMHOST, "ctl", "bench", "regs", "--json"], env=env,
+                       capture_output=True, text=True, timeout=30)
+    try:
+        regs = json.loads(r.stdout)
+    except ValueError:
+        return f"; regs: {r.stderr.strip()}"
+    return "; " + ", ".join(f"vCPU {v['index']} rip {v['rip']} rflags {v['rflags']}"
+                            for v in regs)
+
+
+def boot_once(vmm, kernel, initrd, workdir, env):
+    """One boot: {figure: value}, or a string saying where it stalled."""
+    qmp = os.path.join(workdir, f"{vmm}.qmp")
+    if vmm == "kvmhost":
+        args, sock = kvmhost_args("bench", kernel, initrd), os.path.join(env["KVMHOST_RUNDIR"],
+                                                                           "bench.sock")
+    else:
+        args, sock = qemu_args(vmm, kernel, initrd, qmp), qmp
+    t0 = time.monotonic()
+    p = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL)
+    con = Console(p, t0, ["Linux version", INIT_MARKER, WAITING, POWEROFF])
+    try:
+        if not con.wait(WAITING, BOOT_LIMIT_S):
+            return f"no /init; last line: {con.last_line()}" + where_it_is(vmm, env)
+        total, ram = smaps_pss_kib(p.pid)
+        s, f, call = control(vmm, sock)
+        with s:
+            pause = pause_resume_ms(call, f)
+        off = con.wait(POWEROFF, BOOT_LIMIT_S)
+        if not off:
+            return f"no power-off line; last line: {con.last_line()}" + where_it_is(vmm, env)
+        try:
+            p.wait(60)
+        except subprocess.TimeoutExpired:
+            return (f"still running 60 s after `poweroff -f`; last line: {con.last_line()}" +
+                    where_it_is(vmm, env))
+        gone = time.monotonic()
+        return {"banner": (con.seen["Linux version"] - t0),
+                "init": (con.seen[INIT_MARKER] - t0), "poweroff": (gone - off) * 1e3,
+                "memory": (total - ram) / 1024, "pause": pause}
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+
+
+FIGURES = [("banner", "exec -> Linux banner", "s"), ("init", "exec -> /init", "s"),
+           ("poweroff", "poweroff -f -> VMM exit", "ms"),
+           ("memory", "VMM Pss less guest RAM", "MiB"),
+           ("pause", "pause + resume over the control socket", "ms")]
+
+
+def report(results):
+    vmms = list(results)
+    print(f"{'figure':44}" + "".join(f"{v:>12}" for v in vmms) +
+          "".join(f"{'kvmhost/' + v:>18}" for v in vmms[1:]))
+    for key, what, unit in FIGURES:
+        med = {v: statistics.median(r[key] for r in results[v]) if results[v] else None
+               for v in vmms}
+        row = f"{what + ' (' + unit + ')':44}"
+        row += "".join(f"{med[v]:12.2f}" if med[v] is not None else f"{'-':>12}" for v in vmms)
+        for v in vmms[1:]:
+            ok = med["kvmhost"] is not None and med[v]
+            row += f"{med['kvmhost'] / med[v]:18.2f}" if ok else f"{'-':>18}"
+        print(row)
+
+
+def main():
+    kvmtest.require_kvm()
+    if not shutil.which("qemu-system-x86_64"):
+        kvmtest.skip("qemu-system-x86_64 is not installed")
+    kernel = debian_kernel()
+    workdir = tempfile.mkdtemp(prefix="kvmhost-bench-qemu-")
+    env = dict(os.environ, KVMHOST_RUNDIR=os.path.join(workdir, "run"),
+               KVMHOST_STATEDIR=os.path.join(workdir, "state"))
+    try:
+        initrd = busybox_initramfs(workdir, INIT)
+        results = {"kvmhost": [], "microvm": [], "q35": []}
+        stalls = {vmm: 0 for vmm in results}
+        for i in range(RUNS * TRIES):
+            for vmm in results:  # interleaved: a drifting host hurts all alike
+                if len(results[vmm]) >= RUNS:
+                    continue
+                r = boot_once(vmm, kernel, initrd, workdir, env)
+                if isinstance(r, str):
+                    stalls[vmm] += 1
+                    print(f"{vmm} boot {i + 1}: {r}", flush=True)
+                else:
+                    results[vmm].append(r)
+        reached = ", ".join(f"{v} {len(r)} of {len(r) + stalls[v]}" for v, r in results.items())
+        print(f"{os.path.basename(kernel)}, {MEMORY_MIB} MiB, 1 vCPU, medians of the runs "
+              f"that reached power-off ({reached} boots):")
+        report(results)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
