@@ -50,7 +50,7 @@ irq_spurious:
 	.endm
 
 	virtio_irq irq_virtio, VIRTIO_MMIO_BASE, virtio_irqs /* disk 0 */
-	virtio_irq irq_net, (VIRTIO_MMIO_BASE + GUEST_MAX_DISKS * VIRTIO_MMIO_STRIDE), net_irqs
+	virtio_irq irq_net, (VIRTIO_MMIO_BASE + PC_MAX_DISKS * VIRTIO_MMIO_STRIDE), net_irqs
 
 	.section .bss
 	.balign 4096

@@ -3,6 +3,8 @@
 #ifndef KVMHOST_GUEST_ABI_H
 #define KVMHOST_GUEST_ABI_H
 
+#include "arch/x86/pc_layout.h" /* where the devices are: the board's, not ours */
+
 /* Guest image is linked and loaded here; entered in 64-bit mode with
  * rdi = vCPU index, rsi = number of vCPUs. */
 #define GUEST_LOAD_ADDR	 0x100000UL
@@ -40,16 +42,6 @@
 #define GUEST_MODE_DISK_BENCH  5 /* sequential throughput and flush latency */
 #define GUEST_MODE_RING0_BENCH 6 /* time a pure ring-0 loop: native or emulated? */
 
-#define SERIAL_COM1 0x3f8
-
-/* virtio-mmio devices: disk i at VIRTIO_MMIO_BASE + i * VIRTIO_MMIO_STRIDE. */
-#define VIRTIO_MMIO_BASE   0xd0000000UL
-#define VIRTIO_MMIO_STRIDE 0x1000
-#define GUEST_MAX_DISKS	   8
-/* Nets after the disks' window: net i at VIRTIO_MMIO_BASE + (8 + i) * STRIDE. */
-#define GUEST_MAX_NETS	4
-#define VIRTIO_NET0_GSI 16 /* net i on GSI 16 + i */
-
 #define TESTDEV_CFG_DISKS	     5
 #define TESTDEV_CFG_DISK_BLOCKS	     6 /* 4 KiB blocks the workload writes */
 #define TESTDEV_CFG_DISK_REQ_KIB     7 /* bytes per request, in KiB: 4..64 */
@@ -62,7 +54,6 @@
 #define TESTDEV_EV_DISK_DONE	 13
 #define TESTDEV_EV_DISK_IRQS	 14 /* result: completions that arrived by interrupt */
 #define VIRTIO_IRQ_VECTOR	 0x30
-#define VIRTIO_DISK0_GSI	 5
 #define TESTDEV_EV_DISK_BENCH	 16 /* +k: result k (ns) of the disk benchmark */
 #define DISK_BENCH_RESULTS	 5  /* write 4K, read 4K, write 64K, read 64K, flush */
 

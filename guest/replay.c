@@ -92,7 +92,7 @@ void virtio_replay(void)
 {
 	u8 *blob = (u8 *)REPLAY_BLOB, *mem = (u8 *)REPLAY_MEM;
 	int net = !config(TESTDEV_CFG_DISKS) && config(TESTDEV_CFG_NETS);
-	target = net ? VIRTIO_MMIO_BASE + GUEST_MAX_DISKS * VIRTIO_MMIO_STRIDE : VIRTIO_MMIO_BASE;
+	target = net ? VIRTIO_MMIO_BASE + PC_MAX_DISKS * VIRTIO_MMIO_STRIDE : VIRTIO_MMIO_BASE;
 	u32 size = fetch(blob);
 	u32 ops = size ? blob[0] % (net ? 32 : MAX_OPS) : 0, script = 1 + ops * 6;
 	u32 data = net ? skip_frames(blob, script, size) : script;

@@ -5,7 +5,7 @@
  * a few hundred instructions: guest ring 0 may be emulated. */
 #include "guest.h"
 
-#define NET_BASE (VIRTIO_MMIO_BASE + GUEST_MAX_DISKS * VIRTIO_MMIO_STRIDE)
+#define NET_BASE (VIRTIO_MMIO_BASE + PC_MAX_DISKS * VIRTIO_MMIO_STRIDE)
 #define REG(off) (*(volatile u32 *)(NET_BASE + (off)))
 #define QSZ	 16
 #define BUF	 2048

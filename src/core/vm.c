@@ -212,7 +212,7 @@ static int setup_nets(struct vm *vm, enum kvmhost_status *why)
 		const struct net_spec *spec = &vm->cfg.nets[i];
 		char err[512];
 		uint8_t mac[6];
-		n->base = VIRTIO_MMIO_BASE + (uint64_t)(GUEST_MAX_DISKS + i) * VIRTIO_MMIO_STRIDE;
+		n->base = VIRTIO_MMIO_BASE + (uint64_t)(PC_MAX_DISKS + i) * VIRTIO_MMIO_STRIDE;
 		n->gsi = VIRTIO_NET0_GSI + (uint32_t)i;
 		if (spec->mac_given)
 			memcpy(mac, spec->mac, 6);

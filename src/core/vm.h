@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "arch/x86/cpu.h"
+#include "arch/x86/pc_layout.h"
 #include "backends/disk_image.h"
 #include "core/bus.h"
 #include "core/vcpu.h"
@@ -25,9 +26,9 @@
 #include "virtio/mmio.h"
 #include "virtio/net.h"
 
-#define VM_MAX_DISKS   GUEST_MAX_DISKS /* the MMIO window the guest ABI sets aside */
+#define VM_MAX_DISKS   PC_MAX_DISKS    /* the MMIO window the board sets aside */
 #define VM_MAX_VCPUS   GUEST_MAX_VCPUS /* and no more than KVM allows */
-#define VM_MAX_NETS    GUEST_MAX_NETS
+#define VM_MAX_NETS    PC_MAX_NETS
 #define VM_MAX_DEVICES 24
 
 /* Guest memory as a snapshot saved it: mapped MAP_PRIVATE from the file;
