@@ -326,12 +326,12 @@ static int setup_devices(struct vm *vm)
 /* The kernel, initrd and boot tables in guest memory, and the PIT it expects. */
 static int setup_linux(struct vm *vm, enum kvmhost_status *why)
 {
-	struct linux_mmio_device mmio[VM_MAX_DISKS + VM_MAX_NETS];
+	struct acpi_mmio_device mmio[VM_MAX_DISKS + VM_MAX_NETS];
 	for (int i = 0; i < vm->nr_disks; i++)
-		mmio[i] = (struct linux_mmio_device){vm->disks[i].base, VIRTIO_MMIO_SIZE,
-						     vm->disks[i].gsi};
+		mmio[i] = (struct acpi_mmio_device){vm->disks[i].base, VIRTIO_MMIO_SIZE,
+						    vm->disks[i].gsi};
 	for (int i = 0; i < vm->nr_nets; i++)
-		mmio[vm->nr_disks + i] = (struct linux_mmio_device){
+		mmio[vm->nr_disks + i] = (struct acpi_mmio_device){
 			vm->nets[i].base, VIRTIO_MMIO_SIZE, vm->nets[i].gsi};
 	struct linux_guest g = {
 		.kernel_path = vm->cfg.kernel_path,
@@ -341,7 +341,7 @@ static int setup_linux(struct vm *vm, enum kvmhost_status *why)
 		.mem = &vm->mem,
 		.nr_cpus = vm->cfg.cpus,
 		.mmio = mmio,
-		.nr_mmio = vm->nr_disks + vm->nr_nets,
+		.nr_mmio = (unsigned)(vm->nr_disks + vm->nr_nets),
 	};
 	struct linux_entry entry;
 	int r = linux_guest_load(&g, &entry);

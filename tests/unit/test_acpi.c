@@ -118,11 +118,6 @@ static void check_madt(const struct acpi_madt *madt, const struct acpi_board *b)
 	assert_int_equal(seen.level_isa, want);
 }
 
-static const uint8_t *find(const uint8_t *p, size_t n, const void *what, size_t len)
-{
-	return memmem(p, n, what, len);
-}
-
 /* Each device in the DSDT as ACPI 6.4's resource descriptors spell it
  * (section 6.4.3): its window, read-write, and its line, consumed, level,
  * active high, exclusive; one LNRO0005 (virtio-mmio) name per device. */
@@ -131,7 +126,7 @@ static void check_dsdt_devices(const struct acpi_sdt_header *dsdt, const struct 
 	const uint8_t *aml = (const uint8_t *)(dsdt + 1);
 	size_t n = dsdt->length - sizeof(*dsdt);
 	unsigned hids = 0;
-	for (const uint8_t *p = aml; (p = find(p, n - (size_t)(p - aml), "LNRO0005", 9)); p++)
+	for (const uint8_t *p = aml; (p = memmem(p, n - (size_t)(p - aml), "LNRO0005", 9)); p++)
 		hids++;
 	assert_int_equal(hids, b->nr_mmio);
 	for (unsigned i = 0; i < b->nr_mmio; i++) {
@@ -140,7 +135,7 @@ static void check_dsdt_devices(const struct acpi_sdt_header *dsdt, const struct 
 		memcpy(mem + 4, &(uint32_t){(uint32_t)d->base}, 4);
 		memcpy(mem + 8, &d->size, 4);
 		memcpy(irq + 5, &d->gsi, 4);
-		const uint8_t *at = find(aml, n, mem, sizeof(mem));
+		const uint8_t *at = memmem(aml, n, mem, sizeof(mem));
 		assert_non_null(at);
 		/* The line follows its window, in the same template. */
 		assert_memory_equal(at + sizeof(mem), irq, sizeof(irq));

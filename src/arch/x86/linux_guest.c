@@ -73,7 +73,7 @@ static bool acpi_off(const char *cmdline)
 static int build_cmdline(const struct linux_guest *g, char *buf, size_t len)
 {
 	size_t n = (size_t)snprintf(buf, len, "%s", g->cmdline ? g->cmdline : "");
-	for (int i = 0; acpi_off(g->cmdline) && i < g->nr_mmio && n < len; i++)
+	for (unsigned i = 0; acpi_off(g->cmdline) && i < g->nr_mmio && n < len; i++)
 		n += (size_t)snprintf(buf + n, len - n, "%svirtio_mmio.device=%uK@0x%llx:%u",
 				      n ? " " : "", g->mmio[i].size >> 10,
 				      (unsigned long long)g->mmio[i].base, g->mmio[i].gsi);
@@ -88,11 +88,7 @@ static int build_cmdline(const struct linux_guest *g, char *buf, size_t len)
  * for those built without ACPI, and the BIOS data area pointing at the EBDA. */
 static int write_firmware_tables(uint8_t *ram, uint64_t ram_size, const struct linux_guest *g)
 {
-	struct acpi_mmio_device mmio[ACPI_MAX_MMIO_DEVICES];
-	struct acpi_board board = {g->nr_cpus, mmio, 0};
-	for (int i = 0; i < g->nr_mmio && i < ACPI_MAX_MMIO_DEVICES; i++)
-		mmio[board.nr_mmio++] =
-			(struct acpi_mmio_device){g->mmio[i].base, g->mmio[i].size, g->mmio[i].gsi};
+	const struct acpi_board board = {g->nr_cpus, g->mmio, g->nr_mmio};
 	if (x86_write_boot_tables(ram, ram_size) ||
 	    mptable_write(ram, LINUX_EBDA, 0x100000 - LINUX_EBDA, g->nr_cpus) < 0 ||
 	    acpi_write_tables(ram, ACPI_RSDP_ADDR, ACPI_TABLES_SIZE, &board) < 0) {

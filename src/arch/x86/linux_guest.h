@@ -8,14 +8,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "arch/x86/acpi_tables.h"
 #include "boot/linux_image.h"
 #include "util/guest_mem.h"
-
-/* A virtio-mmio device the kernel learns of from ACPI (or its command line). */
-struct linux_mmio_device {
-	uint64_t base;
-	uint32_t size, gsi;
-};
 
 struct linux_guest {
 	const char *kernel_path;
@@ -24,8 +19,8 @@ struct linux_guest {
 	bool decompress_in_guest;
 	const struct guest_mem *mem; /* region 0 starts at guest physical 0 */
 	unsigned nr_cpus;
-	const struct linux_mmio_device *mmio;
-	int nr_mmio;
+	const struct acpi_mmio_device *mmio; /* found in the DSDT (or the command line) */
+	unsigned nr_mmio;
 };
 
 /* Loads everything into guest memory; -ENOEXEC with a clear message logged
