@@ -148,6 +148,7 @@ static void check_fadt(const uint8_t *ram, const struct acpi_fadt *fadt)
 {
 	assert_int_equal(fadt->header.length, sizeof(*fadt));
 	assert_int_equal(fadt->header.revision, 6);
+	assert_int_equal(fadt->iapc_boot_arch, ACPI_FADT_NO_VGA | ACPI_FADT_NO_CMOS_RTC);
 	assert_int_equal(fadt->pm1a_evt_blk, ACPI_PM1A_EVT);
 	assert_int_equal(fadt->pm1a_cnt_blk, ACPI_PM1A_CNT);
 	assert_int_equal(fadt->pm1_evt_len, ACPI_PM1A_EVT_LEN);

@@ -139,7 +139,9 @@ struct acpi_fadt {
 #define ACPI_FADT_POWER_BUTTON	 (1u << 4) /* set: no fixed-feature power button */
 #define ACPI_FADT_SLEEP_BUTTON	 (1u << 5) /* set: no fixed-feature sleep button */
 #define ACPI_FADT_RESET_REGISTER (1u << 10)
-#define ACPI_FADT_8042		 (1u << 1)
+#define ACPI_FADT_8042		 (1u << 1) /* IA-PC boot architecture flags */
+#define ACPI_FADT_NO_VGA	 (1u << 2)
+#define ACPI_FADT_NO_CMOS_RTC	 (1u << 5)
 
 /* Multiple APIC Description Table: this header, then the entries. */
 struct acpi_madt {

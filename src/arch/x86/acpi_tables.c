@@ -113,7 +113,11 @@ static void write_fadt(uint8_t *t, uint64_t facs, uint64_t dsdt)
 		.pm1a_cnt_blk = ACPI_PM1A_CNT,
 		.pm1_evt_len = ACPI_PM1A_EVT_LEN,
 		.pm1_cnt_len = ACPI_PM1A_CNT_LEN,
-		.iapc_boot_arch = ACPI_FADT_8042,
+		/* No keyboard controller (pc_reset's i8042 only resets), no
+		 * VGA, no CMOS clock: Linux then skips probing them - each
+		 * probe polls ports with interrupts off for up to seconds -
+		 * and takes its wall clock from kvmclock. */
+		.iapc_boot_arch = ACPI_FADT_NO_VGA | ACPI_FADT_NO_CMOS_RTC,
 		/* ACPI_FADT_POWER_BUTTON clear: the power button is the
 		 * fixed-feature one in PM1, which `ctl poweroff` presses. */
 		.flags = ACPI_FADT_WBINVD | ACPI_FADT_C1_SUPPORTED | ACPI_FADT_SLEEP_BUTTON |
