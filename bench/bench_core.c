@@ -13,8 +13,9 @@
 #include <unistd.h>
 
 #include "bench_common.h"
+#include "builtin_guest/guest_blob.h"
+#include "builtin_guest/testdev.h"
 #include "core/vm.h"
-#include "guest_abi.h"
 #include "raw_kvm.h"
 #include "sandbox/sandbox.h"
 #include "util/util.h"
@@ -31,51 +32,72 @@ static void sleep_ms(int ms)
 /* The vCPUs' seccomp filters, as `kvmhost run` builds them; set by main. */
 static struct sandbox *sandbox;
 
-static struct vm *kvmhost_vm_in(uint32_t cpus, uint32_t mode, uint32_t period_us,
-				const struct sandbox *sb);
+/* A VM running the built-in guest, and the guest's test device. */
+struct bench_vm {
+	struct vm *vm;
+	struct testdev dev;
+	struct extra_device extra;
+};
 
-static struct vm *kvmhost_vm(uint32_t cpus, uint32_t mode, uint32_t period_us)
+static struct bench_vm *kvmhost_vm_in(uint32_t cpus, uint32_t mode, uint32_t period_us,
+				      const struct sandbox *sb);
+
+static struct bench_vm *kvmhost_vm(uint32_t cpus, uint32_t mode, uint32_t period_us)
 {
 	return kvmhost_vm_in(cpus, mode, period_us, sandbox);
 }
 
-static struct vm *kvmhost_vm_in(uint32_t cpus, uint32_t mode, uint32_t period_us,
-				const struct sandbox *sb)
+static struct bench_vm *kvmhost_vm_in(uint32_t cpus, uint32_t mode, uint32_t period_us,
+				      const struct sandbox *sb)
 {
+	struct bench_vm *b = calloc(1, sizeof(*b));
+	if (!b)
+		exit(1);
+	const struct testdev_config guest = {
+		.period_us = period_us, .mode = mode, .bench_iters = PIO_ITERS};
+	testdev_configure(&b->dev, &guest, NULL, 0);
+	b->extra = testdev_extra(&b->dev);
 	struct vm_config cfg = {
 		.name = "bench",
 		.cpus = cpus,
 		.memory_mib = 64,
-		.guest = {.period_us = period_us, .mode = mode, .bench_iters = PIO_ITERS},
+		.flat_image = {kvmhost_guest_blob, kvmhost_guest_blob_size,
+			       builtin_guest_footprint()},
+		.flat_device = &b->extra,
 	};
-	struct vm *vm;
 	enum kvmhost_status why;
-	if (vm_create(&cfg, -1, &vm, &why)) {
+	if (vm_create(&cfg, -1, &b->vm, &why)) {
 		fprintf(stderr, "bench: cannot create a VM\n");
 		exit(1);
 	}
-	vm_set_sandbox(vm, sb);
-	if (vm_start(vm, NULL, NULL)) {
+	vm_set_sandbox(b->vm, sb);
+	if (vm_start(b->vm, NULL, NULL)) {
 		fprintf(stderr, "bench: cannot start the VM\n");
 		exit(1);
 	}
-	return vm;
+	return b;
 }
 
-static void wait_booted(struct vm *vm)
+static void bench_vm_destroy(struct bench_vm *b)
 {
-	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
-		while (!atomic_load(&vm->testdev.vcpus[i].booted))
+	vm_destroy(b->vm);
+	free(b);
+}
+
+static void wait_booted(struct bench_vm *b)
+{
+	for (uint32_t i = 0; i < b->dev.nr_vcpus; i++)
+		while (!atomic_load(&b->dev.vcpus[i].booted))
 			sleep_ms(1);
 }
 
 static uint64_t pio_ns(const struct sandbox *sb)
 {
-	struct vm *vm = kvmhost_vm_in(1, GUEST_MODE_PIO_BENCH, 10000, sb);
-	while (!atomic_load(&vm->testdev.bench_done))
+	struct bench_vm *b = kvmhost_vm_in(1, GUEST_MODE_PIO_BENCH, 10000, sb);
+	while (!atomic_load(&b->dev.bench_done))
 		sleep_ms(1);
-	uint64_t ns = atomic_load(&vm->testdev.bench_ns) / PIO_ITERS;
-	vm_destroy(vm);
+	uint64_t ns = atomic_load(&b->dev.bench_ns) / PIO_ITERS;
+	bench_vm_destroy(b);
 	return ns;
 }
 
@@ -131,22 +153,22 @@ static void bench_request(void)
 	struct raw_vm rv;
 	if (raw_vm_create(&rv, 1, GUEST_MODE_HEARTBEAT, 500000, 0) || raw_vm_start(&rv))
 		exit(1);
-	struct vm *vm = kvmhost_vm(1, GUEST_MODE_HEARTBEAT, 500000);
-	struct vm *off = kvmhost_vm_in(1, GUEST_MODE_HEARTBEAT, 500000, NULL);
+	struct bench_vm *vm = kvmhost_vm(1, GUEST_MODE_HEARTBEAT, 500000);
+	struct bench_vm *off = kvmhost_vm_in(1, GUEST_MODE_HEARTBEAT, 500000, NULL);
 	wait_booted(vm);
 	wait_booted(off);
 	sleep_ms(50);
 	for (int i = 0; i < SAMPLES; i++) {
 		raw[i] = raw_call(&rv, 0);
 		sleep_ms(1);
-		host[i] = request_ns(vm);
+		host[i] = request_ns(vm->vm);
 		sleep_ms(1);
-		bare[i] = request_ns(off);
+		bare[i] = request_ns(off->vm);
 		sleep_ms(1);
 	}
 	raw_vm_destroy(&rv);
-	vm_destroy(vm);
-	vm_destroy(off);
+	bench_vm_destroy(vm);
+	bench_vm_destroy(off);
 	uint64_t rm = percentile(raw, SAMPLES, 50), hm = percentile(host, SAMPLES, 50);
 	uint64_t bm = percentile(bare, SAMPLES, 50);
 	printf("request_latency_us: raw median %.1f p90 %.1f, kvmhost median %.1f p90 %.1f, ratio "
@@ -165,8 +187,9 @@ static void bench_pause(int n)
 	struct raw_vm rv;
 	if (raw_vm_create(&rv, n, GUEST_MODE_HEARTBEAT, 10000, 0) || raw_vm_start(&rv))
 		exit(1);
-	struct vm *vm = kvmhost_vm((uint32_t)n, GUEST_MODE_HEARTBEAT, 10000);
-	wait_booted(vm);
+	struct bench_vm *b = kvmhost_vm((uint32_t)n, GUEST_MODE_HEARTBEAT, 10000);
+	struct vm *vm = b->vm;
+	wait_booted(b);
 	for (int i = 0; i < PAUSE_SAMPLES; i++) {
 		raw[i] = raw_pause_all(&rv);
 		raw_resume_all(&rv);
@@ -178,7 +201,7 @@ static void bench_pause(int n)
 		sleep_ms(3);
 	}
 	raw_vm_destroy(&rv);
-	vm_destroy(vm);
+	bench_vm_destroy(b);
 	uint64_t rm = percentile(raw, PAUSE_SAMPLES, 50), hm = percentile(host, PAUSE_SAMPLES, 50);
 	printf("pause_all_us[%d vcpus]: raw median %.1f, kvmhost median %.1f, ratio %.3f (target <= "
 	       "1.3; %d samples)\n",

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "arch/x86/cpu.h"
-#include "guest_abi.h"
+#include "builtin_guest/guest_blob.h"
 #include "util/util.h"
 
 static void on_sig(int s)
@@ -53,7 +53,9 @@ int raw_vm_create(struct raw_vm *vm, int nr, uint32_t mode, uint32_t period_us, 
 						.userspace_addr = (uintptr_t)vm->ram};
 	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
 		return -errno;
-	if (x86_load_builtin_guest(vm->ram, vm->ram_size))
+	const struct x86_flat_image guest = {kvmhost_guest_blob, kvmhost_guest_blob_size,
+					     builtin_guest_footprint()};
+	if (x86_load_flat_image(vm->ram, vm->ram_size, &guest))
 		return -ENOSPC;
 	struct kvm_cpuid2 *cpuid = x86_supported_cpuid(vm->kvm_fd);
 	if (!cpuid)
@@ -71,7 +73,7 @@ int raw_vm_create(struct raw_vm *vm, int nr, uint32_t mode, uint32_t period_us, 
 		if (v->run == MAP_FAILED)
 			return -errno;
 		if (x86_set_cpuid(v->fd, cpuid, (uint32_t)i) ||
-		    x86_enter_long_mode(v->fd, BOOT_CS_BUILTIN, GUEST_LOAD_ADDR, (uint64_t)i,
+		    x86_enter_long_mode(v->fd, BOOT_CS_FLAT, PC_FLAT_IMAGE_ADDR, (uint64_t)i,
 					(uint64_t)nr))
 			return -EIO;
 	}

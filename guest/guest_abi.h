@@ -5,10 +5,10 @@
 
 #include "arch/x86/pc_layout.h" /* where the devices are: the board's, not ours */
 
-/* Guest image is linked and loaded here; entered in 64-bit mode with
- * rdi = vCPU index, rsi = number of vCPUs. */
-#define GUEST_LOAD_ADDR	 0x100000UL
-#define GUEST_MAX_VCPUS	 256
+/* Guest image is linked (guest.ld) and loaded here, a flat image entered
+ * in 64-bit mode with rdi = vCPU index, rsi = number of vCPUs. */
+#define GUEST_LOAD_ADDR	 PC_FLAT_IMAGE_ADDR
+#define GUEST_MAX_VCPUS	 PC_MAX_VCPUS /* a stack and a clock for each the board allows */
 #define GUEST_STACK_SIZE 4096
 
 /* Paravirtual test device, a block of I/O ports. */

@@ -1,31 +1,23 @@
 /* kvmhost built-in guest: a tiny 64-bit kernel that proves the VMM keeps it
  * alive. Ring-0 work per heartbeat is kept small on purpose: on nested PVM
  * hosts guest ring 0 is emulated at ~1M instructions/s. */
-#include "guest.h"
+#include "clock.h"
+#include "console.h"
+#include "io.h"
+#include "memcheck.h"
+#include "replay.h"
+#include "virtio_blk.h"
+#include "virtio_net.h"
 
-#define MSR_KVM_WALL_CLOCK_NEW	0x4b564d00
-#define MSR_KVM_SYSTEM_TIME_NEW 0x4b564d01
-#define PVCLOCK_TSC_STABLE_BIT	0x1
-#define PVCLOCK_GUEST_STOPPED	0x2
-#define LAPIC_BASE		0xfee00000UL
-#define LAPIC_EOI		0xb0
-#define LAPIC_SVR		0xf0
-#define LAPIC_LVT_TIMER		0x320
-#define LAPIC_TIMER_ICR		0x380
-#define LAPIC_TIMER_PERIODIC	(1u << 17)
-#define LAPIC_TIMER_DCR		0x3e0
-#define TIMER_VECTOR		0x20
-
-struct pvclock {
-	u32 version;
-	u32 pad0;
-	u64 tsc_timestamp;
-	u64 system_time;
-	u32 tsc_to_system_mul;
-	s8 tsc_shift;
-	u8 flags;
-	u8 pad[2];
-} __attribute__((packed));
+#define MSR_KVM_WALL_CLOCK_NEW 0x4b564d00
+#define LAPIC_BASE	       0xfee00000UL
+#define LAPIC_EOI	       0xb0
+#define LAPIC_SVR	       0xf0
+#define LAPIC_LVT_TIMER	       0x320
+#define LAPIC_TIMER_ICR	       0x380
+#define LAPIC_TIMER_PERIODIC   (1u << 17)
+#define LAPIC_TIMER_DCR	       0x3e0
+#define TIMER_VECTOR	       0x20
 
 struct idt_gate {
 	u16 off0;
@@ -37,103 +29,17 @@ struct idt_gate {
 	u32 rsvd;
 } __attribute__((packed));
 
-static struct pvclock clocks[GUEST_MAX_VCPUS] __attribute__((aligned(4096)));
 static struct {
 	u32 version, sec, nsec;
 } __attribute__((packed, aligned(4))) wall_clock;
 static u64 boot_wall_ns; /* the wall clock when kvmclock read 0 */
 static struct idt_gate idt[256] __attribute__((aligned(16)));
-static volatile int print_lock;
 
 extern char irq_timer[], irq_spurious[], irq_virtio[], irq_net[];
 
-static inline void wrmsr(u32 msr, u64 v)
-{
-	__asm__ volatile("wrmsr" ::"c"(msr), "a"((u32)v), "d"((u32)(v >> 32)));
-}
-static inline u64 rdtsc_ordered(void)
-{
-	u32 lo, hi;
-	__asm__ volatile("lfence; rdtsc" : "=a"(lo), "=d"(hi)::"memory");
-	return ((u64)hi << 32) | lo;
-}
 static inline void lapic_write(u32 reg, u32 v)
 {
 	*(volatile u32 *)(LAPIC_BASE + reg) = v;
-}
-
-/* One exit per line: the UART takes the whole string through rep outsb. */
-static void puts_raw(const char *s, u64 n)
-{
-	__asm__ volatile("rep outsb" : "+S"(s), "+c"(n) : "d"(SERIAL_COM1) : "memory");
-}
-
-static u64 fmt_u64(char *buf, u64 v)
-{
-	char tmp[20];
-	u64 n = 0, i = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n)
-		buf[i++] = tmp[--n];
-	return i;
-}
-
-static u64 fmt_str(char *buf, const char *s)
-{
-	u64 i = 0;
-	while (s[i]) {
-		buf[i] = s[i];
-		i++;
-	}
-	return i;
-}
-
-void print_str(const char *s)
-{
-	u64 n = 0;
-	while (s[n])
-		n++;
-	while (__atomic_exchange_n(&print_lock, 1, __ATOMIC_ACQUIRE))
-		__asm__ volatile("pause");
-	puts_raw(s, n);
-	__atomic_store_n(&print_lock, 0, __ATOMIC_RELEASE);
-}
-
-void print_line(const char *a, u64 x, const char *b, u64 y, const char *c)
-{
-	char buf[128];
-	u64 n = fmt_str(buf, a);
-	n += fmt_u64(buf + n, x);
-	n += fmt_str(buf + n, b);
-	n += fmt_u64(buf + n, y);
-	n += fmt_str(buf + n, c);
-	while (__atomic_exchange_n(&print_lock, 1, __ATOMIC_ACQUIRE))
-		__asm__ volatile("pause");
-	puts_raw(buf, n);
-	__atomic_store_n(&print_lock, 0, __ATOMIC_RELEASE);
-}
-
-static u64 pvclock_read(struct pvclock *c, u8 *flags)
-{
-	u32 version;
-	u64 ns;
-	do {
-		version = __atomic_load_n(&c->version, __ATOMIC_ACQUIRE);
-		u64 delta = rdtsc_ordered() - c->tsc_timestamp;
-		s8 shift = c->tsc_shift;
-		if (shift < 0)
-			delta >>= -shift;
-		else
-			delta <<= shift;
-		ns = c->system_time +
-		     (u64)(((unsigned __int128)delta * c->tsc_to_system_mul) >> 32);
-		*flags = c->flags;
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-	} while ((version & 1) || version != __atomic_load_n(&c->version, __ATOMIC_RELAXED));
-	return ns;
 }
 
 static void set_gate(int vec, void *handler)
@@ -172,7 +78,7 @@ static void setup_interrupts(void)
 	} __attribute__((packed)) idtr = {sizeof(idt) - 1, (u64)idt};
 	__asm__ volatile("lidt %0" ::"m"(idtr));
 	lapic_write(LAPIC_SVR, 0x1ff);
-	lapic_write(LAPIC_TIMER_DCR, 0xb);	    /* divide by 1 */
+	lapic_write(LAPIC_TIMER_DCR, 0xb); /* divide by 1 */
 	/* Periodic, not one-shot: a timer that fires just before the hlt must
 	 * wake it through the STI shadow, which the test host's emulated SVM
 	 * was seen losing on an exit inside it - the handler then ran first
@@ -203,13 +109,6 @@ static void pio_bench(struct pvclock *c)
 	outl(TESTDEV_RESULT, (u32)(t1 - t0));
 	outl(TESTDEV_RESULT, (u32)((t1 - t0) >> 32));
 	outl(TESTDEV_EVENT, TESTDEV_EV_BENCH_DONE);
-}
-
-static inline u8 inb(u16 port)
-{
-	u8 v;
-	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-	return v;
 }
 
 /* A misbehaving guest: ports and addresses nobody claimed must read as
@@ -259,21 +158,11 @@ static void report_cpuid(void)
 	report(TESTDEV_EV_CPUID_7_EBX, b);
 }
 
-static u64 my_index;
-
-u64 guest_now(void)
-{
-	u8 flags;
-	return pvclock_read(&clocks[my_index], &flags);
-}
-
 void guest_main(u64 index, u64 ncpus)
 {
-	struct pvclock *c = &clocks[index];
-	my_index = index; /* only vCPU 0 uses guest_now, from the disk code */
+	struct pvclock *c = clock_start(index);
 	u8 flags;
 
-	wrmsr(MSR_KVM_SYSTEM_TIME_NEW, (u64)c | 1);
 	if (index == 0) {
 		read_wall_clock();
 		report_cpuid();

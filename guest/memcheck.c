@@ -4,7 +4,10 @@
  * the guest runs, as a busy guest does during a live migration. A page
  * holds its generation, and a table beyond the region holds it too: a page
  * or table entry that missed its last write no longer agree. */
-#include "guest.h"
+#include "memcheck.h"
+
+#include "clock.h"
+#include "console.h"
 
 #define PAGE_QWORDS 512
 

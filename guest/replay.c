@@ -4,7 +4,9 @@
  * any width, the same bytes as rings and buffers - so what the fuzzer found
  * is tried again through KVM, the MMIO bus and the sandboxed VMM. The input
  * comes from the host through the test device, a word at a time. */
-#include "guest.h"
+#include "replay.h"
+
+#include "console.h"
 
 #define REPLAY_MEM   0x2000000UL /* the fuzz target's MEM_BASE, moved here */
 #define REPLAY_BLOB  0x2100000UL /* the input as it arrived */
@@ -17,7 +19,7 @@ static void mmio(u32 off, u64 v, u32 width, int write)
 {
 	volatile u8 *p = (volatile u8 *)(target + off);
 	if (!write) {
-		(void)(width == 1	? *p
+		(void)(width == 1   ? *p
 		       : width == 2 ? *(volatile u16 *)p
 		       : width == 4 ? *(volatile u32 *)p
 				    : *(volatile u64 *)p);
@@ -47,9 +49,8 @@ static u32 fetch(u8 *blob)
 static void blk_start(void)
 {
 	static const u32 init[][2] = {
-		{0x070, 3},  {0x024, 1},  {0x020, 1},	  {0x070, 11},
-		{0x038, 8},  {0x080, 0},  {0x090, 0x80},  {0x0a0, 0x100},
-		{0x044, 1},  {0x070, 15},
+		{0x070, 3}, {0x024, 1},	   {0x020, 1},	   {0x070, 11}, {0x038, 8},
+		{0x080, 0}, {0x090, 0x80}, {0x0a0, 0x100}, {0x044, 1},	{0x070, 15},
 	};
 	for (u32 i = 0; i < sizeof(init) / sizeof(init[0]); i++) {
 		u32 off = init[i][0], v = init[i][1];

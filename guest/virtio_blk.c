@@ -2,7 +2,10 @@
  * workload kvmhost's tests use: numbered, checksummed 4 KiB blocks are
  * written, flushed (reported durable only after FLUSH completes), read back
  * and verified. Guest memory is identity-mapped: an address is its GPA. */
-#include "guest.h"
+#include "virtio_blk.h"
+
+#include "clock.h"
+#include "console.h"
 
 #define REG(off)  (*(volatile u32 *)(VIRTIO_MMIO_BASE + (off)))
 #define QSZ	  8

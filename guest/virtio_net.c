@@ -3,7 +3,10 @@
  * for the address the host gave (--guest-ip) and sends a gratuitous ARP
  * whenever the device asks it to announce itself. Ring-0 work per frame is
  * a few hundred instructions: guest ring 0 may be emulated. */
-#include "guest.h"
+#include "virtio_net.h"
+
+#include "clock.h"
+#include "console.h"
 
 #define NET_BASE (VIRTIO_MMIO_BASE + PC_MAX_DISKS * VIRTIO_MMIO_STRIDE)
 #define REG(off) (*(volatile u32 *)(NET_BASE + (off)))

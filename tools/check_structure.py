@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Checks the shape of src/: includes point one way between folders, no
-include cycle between modules (foo.c + foo.h), and no function longer than
-100 lines. Prints every violation and exits 1 if there is one.
+"""Checks the shape of src/ and of the built-in guest (guest/): includes
+point one way between folders, the built-in guest stays an add-on, no
+cycle between modules (foo.c + foo.h) by includes or by calls, and no
+function longer than 100 lines. Prints every violation and exits 1 if
+there is one.
 
 Folders by layer, lowest first; a file may include its own folder and any
 lower layer: host (managed save) uses snapshot, and both register their
@@ -16,6 +18,7 @@ LAYERS = {
     "backends": 1,
     "sandbox": 1,
     "devices": 2,
+    "builtin_guest": 3,
     "boot": 2,
     "virtio": 3,
     "arch": 4,
@@ -26,6 +29,11 @@ LAYERS = {
     "migration": 8,
     "cli": 9,
 }
+# The built-in test guest is an add-on: the core boots a flat image and
+# attaches an extra device without knowing what they are. Only these
+# folders may name it; its ABI header only its own folder.
+OPTIONAL = {"builtin_guest": {"cli", "control"}}
+OPTIONAL_HEADERS = {"guest_abi.h": {"builtin_guest"}}
 MAX_FUNCTION_LINES = 100
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
@@ -58,6 +66,20 @@ def check_layers(files, problems):
                 problems.append(f"{path}: folder not in the layer list ({a} -> {b})")
             elif LAYERS[b] >= LAYERS[a]:
                 problems.append(f"{path}: includes {inc}, but {a} must not depend on {b}")
+
+
+def check_optional(files, problems):
+    for path, text in files.items():
+        a = folder(path)
+        for inc in INCLUDE.findall(text):
+            b = folder(inc) if inc in files else None
+            allowed = OPTIONAL.get(b) if b != a else None
+            if inc in OPTIONAL_HEADERS and a not in OPTIONAL_HEADERS[inc]:
+                problems.append(f"{path}: includes {inc}, which only "
+                                f"{', '.join(sorted(OPTIONAL_HEADERS[inc]))}/ may")
+            elif allowed is not None and a not in allowed:
+                problems.append(f"{path}: includes {inc}: {b} is an add-on only "
+                                f"{', '.join(sorted(allowed))}/ may name")
 
 
 def find_cycle(graph):
@@ -97,6 +119,29 @@ def check_cycles(files, problems):
         problems.append("include cycle: " + " -> ".join(cycle))
 
 
+CALL = re.compile(r"\b(\w+)\s*\(")
+
+
+def check_call_cycles(files, problems):
+    """Modules that call each other's functions: a header shared by several
+    .c files hides such a cycle from the include graph."""
+    defined = {}
+    for path, text in files.items():
+        if path.endswith(".c"):
+            for name, _, _ in functions(text):
+                if not re.search(r"^static\b[^;{]*\b" + name + r"\s*\(", text, re.M):
+                    defined.setdefault(name, set()).add(module(path))
+    graph = {}
+    for path, text in files.items():
+        if path.endswith(".c"):
+            for name in set(CALL.findall(text)):
+                graph.setdefault(module(path), set()).update(
+                    m for m in defined.get(name, ()) if m != module(path))
+    cycle = find_cycle(graph)
+    if cycle:
+        problems.append("call cycle: " + " -> ".join(cycle))
+
+
 def functions(text):
     """(name, first line, length) of each function defined at top level:
     kernel style, so a definition's body opens and closes in column 0."""
@@ -125,16 +170,26 @@ def check_lengths(files, problems):
 
 
 def main():
-    src = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "..", "src")
+    """Arguments: the src/ and guest/ folders (default: this checkout's)."""
+    top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    src = sys.argv[1] if len(sys.argv) > 1 else os.path.join(top, "src")
+    guest = sys.argv[2] if len(sys.argv) > 2 else os.path.join(top, "guest")
     files = dict(sources(src))
     problems = []
     check_layers(files, problems)
+    check_optional(files, problems)
     check_cycles(files, problems)
+    check_call_cycles(files, problems)
     check_lengths(files, problems)
+    guest_files = dict(sources(guest))
+    guest_problems = []
+    check_cycles(guest_files, guest_problems)
+    check_call_cycles(guest_files, guest_problems)
+    check_lengths(guest_files, guest_problems)
+    problems += ["guest/: " + p for p in guest_problems]
     for p in problems:
         print("structure:", p)
-    print(f"structure: {len(files)} files, {len(problems)} problems")
+    print(f"structure: {len(files)} + {len(guest_files)} files, {len(problems)} problems")
     return 1 if problems else 0
 
 

@@ -16,6 +16,8 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "builtin_guest/guest_blob.h"
+#include "builtin_guest/testdev.h"
 #include "cli/options.h"
 #include "cli/terminal.h"
 #include "cli/usage.h"
@@ -49,6 +51,10 @@ struct runtime {
 	bool pinning_ready;
 	struct control *ctl;
 	struct vm_commands vm_commands;
+	/* The built-in guest's test device: the VM attaches it when it boots
+	 * the built-in guest (vm_config.flat_device), not a Linux one. */
+	struct testdev testdev;
+	struct extra_device testdev_extra;
 	struct host_sleep sleep;
 	bool sleep_ready;
 	bool named; /* --name given: only then is a managed save continued */
@@ -171,7 +177,8 @@ static int start_control(struct runtime *rt)
 	}
 	int r = control_start(&rt->ctl, rt->event, sock);
 	if (!r)
-		r = vm_commands_register(&rt->vm_commands, rt->ctl, rt->vm);
+		r = vm_commands_register(&rt->vm_commands, rt->ctl, rt->vm,
+					 vm_extra_device(rt->vm) ? &rt->testdev : NULL);
 	if (!r)
 		r = pinning_attach_control(&rt->pinning, rt->ctl);
 	if (!r)
@@ -418,9 +425,25 @@ static int load_guest_blob(struct run_options *o)
 		return -1;
 	}
 	close(fd);
-	o->vm.guest_blob = buf;
-	o->vm.guest_blob_len = (uint32_t)st.st_size;
+	o->guest_blob = buf;
+	o->guest_blob_len = (uint32_t)st.st_size;
 	return 0;
+}
+
+/* The built-in guest, for a VM without a kernel (or, restoring or migrating
+ * in, one that turns out to be the built-in guest): its image and its test
+ * device. A restored device takes the saved workload instead of this one. */
+static void offer_builtin_guest(struct runtime *rt)
+{
+	struct run_options *o = rt->opts;
+	struct testdev_config cfg = o->guest;
+	cfg.nr_disks = (uint32_t)o->vm.nr_disks;
+	cfg.nr_nets = (uint32_t)o->vm.nr_nets;
+	testdev_configure(&rt->testdev, &cfg, o->guest_blob, o->guest_blob_len);
+	rt->testdev_extra = testdev_extra(&rt->testdev);
+	o->vm.flat_image = (struct x86_flat_image){kvmhost_guest_blob, kvmhost_guest_blob_size,
+						   builtin_guest_footprint()};
+	o->vm.flat_device = &rt->testdev_extra;
 }
 
 /* --incoming: the VM comes from a migration; SIGINT or SIGTERM (blocked,
@@ -558,6 +581,7 @@ static enum kvmhost_status run(struct runtime *rt)
 		return bad_snapshot(rt, err, false);
 	if (rt->opts->guest_blob_path && load_guest_blob(rt->opts))
 		return STATUS_USAGE;
+	offer_builtin_guest(rt);
 	if (rt->opts->has_incoming) {
 		if ((status = receive_vm(rt)) != STATUS_OK)
 			return status;

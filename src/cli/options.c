@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "guest_abi.h"
-
 typedef int (*opt_fn)(struct run_options *o, const char *arg, char *err, size_t errlen);
 
 /* One option: its name, how to apply it, and whether the guest sees it
@@ -28,7 +26,7 @@ void run_options_default(struct run_options *o)
 	memset(o, 0, sizeof(*o));
 	o->vm.cpus = 2;
 	o->vm.memory_mib = 64;
-	o->vm.guest = (struct testdev_config){
+	o->guest = (struct testdev_config){
 		.period_us = 10000,
 		.print_every = 100,
 		.mode = GUEST_MODE_HEARTBEAT,
@@ -50,8 +48,8 @@ void run_options_free(struct run_options *o)
 	for (int i = 0; i < o->vm.nr_disks; i++)
 		run_options_free_disk(&o->vm.disks[i]);
 	o->vm.nr_disks = 0;
-	free((void *)o->vm.guest_blob);
-	o->vm.guest_blob = NULL;
+	free((void *)o->guest_blob);
+	o->guest_blob = NULL;
 }
 
 void run_options_forget_guest(struct run_options *o)
@@ -63,6 +61,7 @@ void run_options_forget_guest(struct run_options *o)
 	const char *name = o->vm.name;
 	o->vm = defaults.vm;
 	o->vm.name = name;
+	o->guest = defaults.guest;
 	o->guest_option = NULL;
 }
 
@@ -240,12 +239,12 @@ static int opt_on_host_sleep(struct run_options *o, const char *a, char *err, si
 
 static int opt_heartbeat_us(struct run_options *o, const char *a, char *err, size_t errlen)
 {
-	return u32_opt("--heartbeat-us", a, 100, 10000000, &o->vm.guest.period_us, err, errlen);
+	return u32_opt("--heartbeat-us", a, 100, 10000000, &o->guest.period_us, err, errlen);
 }
 
 static int opt_print_every(struct run_options *o, const char *a, char *err, size_t errlen)
 {
-	return u32_opt("--print-every", a, 0, 1000000000, &o->vm.guest.print_every, err, errlen);
+	return u32_opt("--print-every", a, 0, 1000000000, &o->guest.print_every, err, errlen);
 }
 
 static int opt_guest_mode(struct run_options *o, const char *a, char *err, size_t errlen)
@@ -263,7 +262,7 @@ static int opt_guest_mode(struct run_options *o, const char *a, char *err, size_
 	int v;
 	if (choice_opt("--guest-mode", a, names, &v, err, errlen))
 		return -1;
-	o->vm.guest.mode = (uint32_t)v;
+	o->guest.mode = (uint32_t)v;
 	return 0;
 }
 
@@ -302,17 +301,17 @@ static int ipv4_opt(const char *what, const char *a, uint32_t *dst, char *err, s
 
 static int opt_guest_ip(struct run_options *o, const char *a, char *err, size_t errlen)
 {
-	return ipv4_opt("--guest-ip", a, &o->vm.guest.guest_ip, err, errlen);
+	return ipv4_opt("--guest-ip", a, &o->guest.guest_ip, err, errlen);
 }
 
 static int opt_guest_ping(struct run_options *o, const char *a, char *err, size_t errlen)
 {
-	return ipv4_opt("--guest-ping", a, &o->vm.guest.guest_peer, err, errlen);
+	return ipv4_opt("--guest-ping", a, &o->guest.guest_peer, err, errlen);
 }
 
 static int opt_disk_blocks(struct run_options *o, const char *a, char *err, size_t errlen)
 {
-	return u32_opt("--disk-blocks", a, 1, 1u << 24, &o->vm.guest.disk_blocks, err, errlen);
+	return u32_opt("--disk-blocks", a, 1, 1u << 24, &o->guest.disk_blocks, err, errlen);
 }
 
 static int opt_disk_request_kib(struct run_options *o, const char *a, char *err, size_t errlen)
@@ -322,24 +321,24 @@ static int opt_disk_request_kib(struct run_options *o, const char *a, char *err,
 		return -1;
 	if (v % 4)
 		return errorf(err, errlen, "--disk-request-kib: a multiple of 4");
-	o->vm.guest.disk_request_kib = v;
+	o->guest.disk_request_kib = v;
 	return 0;
 }
 
 static int opt_disk_flush_every(struct run_options *o, const char *a, char *err, size_t errlen)
 {
-	return u32_opt("--disk-flush-every", a, 1, 1u << 24, &o->vm.guest.disk_flush_every, err,
+	return u32_opt("--disk-flush-every", a, 1, 1u << 24, &o->guest.disk_flush_every, err,
 		       errlen);
 }
 
 static int opt_memcheck_mib(struct run_options *o, const char *a, char *err, size_t errlen)
 {
-	return u32_opt("--memcheck-mib", a, 1, 1u << 20, &o->vm.guest.memcheck_mib, err, errlen);
+	return u32_opt("--memcheck-mib", a, 1, 1u << 20, &o->guest.memcheck_mib, err, errlen);
 }
 
 static int opt_memcheck_dirty(struct run_options *o, const char *a, char *err, size_t errlen)
 {
-	return u32_opt("--memcheck-dirty", a, 0, 1000000, &o->vm.guest.memcheck_dirty, err, errlen);
+	return u32_opt("--memcheck-dirty", a, 0, 1000000, &o->guest.memcheck_dirty, err, errlen);
 }
 
 static int opt_cpu_features(struct run_options *o, const char *a, char *err, size_t errlen)
@@ -361,7 +360,7 @@ static int opt_incoming(struct run_options *o, const char *a, char *err, size_t 
 
 static int opt_disk_generation(struct run_options *o, const char *a, char *err, size_t errlen)
 {
-	return u32_opt("--disk-generation", a, 0, 0xffffffffu, &o->vm.guest.disk_generation, err,
+	return u32_opt("--disk-generation", a, 0, 0xffffffffu, &o->guest.disk_generation, err,
 		       errlen);
 }
 
@@ -537,15 +536,15 @@ static int check_combination(struct run_options *o, char *err, size_t errlen)
 	if (!o->vm.kernel_path && (o->vm.initrd_path || o->vm.cmdline))
 		return errorf(err, errlen, "--initrd and --cmdline need --kernel");
 	/* The region, then 8 bytes a page of generations. */
-	uint64_t memcheck_end = (GUEST_MEMCHECK_BASE >> 20) + o->vm.guest.memcheck_mib +
-				(o->vm.guest.memcheck_mib + 511) / 512;
-	if (o->vm.guest.mode == GUEST_MODE_MEMCHECK && memcheck_end > o->vm.memory_mib)
+	uint64_t memcheck_end = (GUEST_MEMCHECK_BASE >> 20) + o->guest.memcheck_mib +
+				(o->guest.memcheck_mib + 511) / 512;
+	if (o->guest.mode == GUEST_MODE_MEMCHECK && memcheck_end > o->vm.memory_mib)
 		return errorf(
 			err, errlen,
 			"--memcheck-mib %u: the check runs from 16 MiB (and a table after it), so "
 			"it needs --memory "
 			"%llu or more",
-			o->vm.guest.memcheck_mib, (unsigned long long)memcheck_end);
+			o->guest.memcheck_mib, (unsigned long long)memcheck_end);
 	if (o->pins.nr > (int)o->vm.cpus)
 		return errorf(err, errlen, "--cpu-pin: vCPU %d does not exist (the VM has %u)",
 			      o->pins.nr - 1, o->vm.cpus);

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "builtin_guest/testdev.h"
 #include "control/rundir.h"
 #include "core/vm.h"
 #include "host/battery.h"
@@ -23,7 +24,10 @@ enum console_mode { CONSOLE_STDIO, CONSOLE_NONE, CONSOLE_FILE };
 
 struct run_options {
 	char name[VM_NAME_MAX + 1];
-	struct vm_config vm; /* what the guest sees; vm.name points at name */
+	struct vm_config vm;	     /* what the guest sees; vm.name points at name */
+	struct testdev_config guest; /* the built-in guest's workload */
+	const uint8_t *guest_blob;   /* --guest-blob's bytes, for the built-in guest */
+	uint32_t guest_blob_len;
 	/* Host-side choices. */
 	struct cpu_pins pins;
 	enum console_mode console;
@@ -44,7 +48,7 @@ struct run_options {
 	bool discard_saved;
 	bool sandbox_off;	     /* --sandbox off */
 	const char *user;	     /* --user: run as this user once set up */
-	const char *guest_blob_path; /* --guest-blob: loaded by `run` into vm.guest_blob */
+	const char *guest_blob_path; /* --guest-blob: loaded by `run` into guest_blob */
 	const char *guest_option;    /* the first guest-visible option given, or NULL */
 	bool help;
 	bool net_error; /* the parse failed on --net: exit status 8, not 2 */

@@ -150,17 +150,19 @@ static json_object *cmd_net_link(void *opaque, json_object *args, char *err, siz
 
 static void status_part(void *opaque, json_object *status)
 {
-	vm_status_json(((struct vm_commands *)opaque)->vm, status);
+	struct vm_commands *vc = opaque;
+	vm_status_json(vc->vm, vc->guest, status);
 }
 
-int vm_commands_register(struct vm_commands *vc, struct control *ctl, struct vm *vm)
+int vm_commands_register(struct vm_commands *vc, struct control *ctl, struct vm *vm,
+			 const struct testdev *guest)
 {
 	static const struct {
 		const char *name;
 		control_cmd_fn fn;
 	} cmds[] = {{"pause", cmd_pause},	{"resume", cmd_resume}, {"quit", cmd_quit},
 		    {"poweroff", cmd_poweroff}, {"regs", cmd_regs},	{"net-link", cmd_net_link}};
-	*vc = (struct vm_commands){vm, ctl};
+	*vc = (struct vm_commands){vm, ctl, guest};
 	int r = 0;
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]) && !r; i++)
 		r = control_register(ctl, cmds[i].name, cmds[i].fn, vc);

@@ -6,13 +6,16 @@
 
 struct vm;
 struct control;
+struct testdev;
 
 struct vm_commands {
 	struct vm *vm;
 	struct control *ctl;
+	const struct testdev *guest; /* the built-in guest's device, or NULL */
 };
 
-/* vc must stay valid while ctl serves. */
-int vm_commands_register(struct vm_commands *vc, struct control *ctl, struct vm *vm);
+/* vc must stay valid while ctl serves; so must guest, if not NULL. */
+int vm_commands_register(struct vm_commands *vc, struct control *ctl, struct vm *vm,
+			 const struct testdev *guest);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "builtin_guest/testdev.h"
 #include "core/vm.h"
 #include "util/util.h"
 
@@ -16,10 +17,20 @@ static json_object *u64(uint64_t v)
 	return json_object_new_uint64(v);
 }
 
-static json_object *vcpu_json(struct vm *vm, unsigned i)
+/* What the built-in guest said on vCPU i. */
+static void guest_vcpu_json(const struct testdev_vcpu *t, json_object *j)
+{
+	json_object_object_add(j, "heartbeats", u64(atomic_load(&t->heartbeats)));
+	json_object_object_add(j, "clock_backwards", u64(atomic_load(&t->clock_backwards)));
+	json_object_object_add(j, "guest_stopped_seen", u64(atomic_load(&t->guest_stopped_seen)));
+	json_object_object_add(
+		j, "max_heartbeat_gap_ms",
+		json_object_new_double((double)atomic_load(&t->max_beat_gap_ns) / 1e6));
+}
+
+static json_object *vcpu_json(struct vm *vm, const struct testdev *guest, unsigned i)
 {
 	struct vcpu *v = &vm->vcpus[i];
-	struct testdev_vcpu *t = &vm->testdev.vcpus[i];
 	pid_t tid = atomic_load(&v->tid);
 	int rs = atomic_load(&v->run_state);
 	json_object *j = json_object_new_object();
@@ -31,13 +42,9 @@ static json_object *vcpu_json(struct vm *vm, unsigned i)
 			       json_object_new_string(rs == VCPU_EXITED	     ? "stopped"
 						      : vcpu_park_reasons(v) ? "paused"
 									     : "running"));
-	json_object_object_add(j, "heartbeats", u64(atomic_load(&t->heartbeats)));
-	json_object_object_add(j, "clock_backwards", u64(atomic_load(&t->clock_backwards)));
-	json_object_object_add(j, "guest_stopped_seen", u64(atomic_load(&t->guest_stopped_seen)));
 	json_object_object_add(j, "exits", u64(atomic_load(&v->exits)));
-	json_object_object_add(
-		j, "max_heartbeat_gap_ms",
-		json_object_new_double((double)atomic_load(&t->max_beat_gap_ns) / 1e6));
+	if (guest && i < guest->nr_vcpus)
+		guest_vcpu_json(&guest->vcpus[i], j);
 	return j;
 }
 
@@ -91,7 +98,7 @@ static json_object *net_json(struct vm_net *n)
 }
 
 /* What the built-in guest's workloads reported through the test device. */
-static json_object *guest_disk_json(struct testdev *t)
+static json_object *guest_disk_json(const struct testdev *t)
 {
 	json_object *g = json_object_new_object();
 	json_object_object_add(g, "flushed_blocks", u64(atomic_load(&t->disk_flushed)));
@@ -106,29 +113,9 @@ static json_object *guest_disk_json(struct testdev *t)
 	return g;
 }
 
-void vm_status_json(struct vm *vm, json_object *o)
+/* The built-in guest's workloads, as it reported them. */
+static void guest_json(const struct testdev *t, json_object *o)
 {
-	struct testdev *t = &vm->testdev;
-	json_object_object_add(o, "name", json_object_new_string(vm->cfg.name));
-	json_object_object_add(o, "pid", json_object_new_int(getpid()));
-	json_object_object_add(o, "state", json_object_new_string(vm_state_name(vm)));
-	json_object_object_add(o, "memory_mib", u64(vm->cfg.memory_mib));
-	json_object_object_add(o, "uptime_s",
-			       json_object_new_double((double)(now_ns() - vm->start_ns) / 1e9));
-	json_object_object_add(o, "unhandled_pio", u64(atomic_load(&vm->unhandled_pio)));
-	json_object_object_add(o, "unhandled_mmio", u64(atomic_load(&vm->unhandled_mmio)));
-	json_object *vcpus = json_object_new_array();
-	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
-		json_object_array_add(vcpus, vcpu_json(vm, i));
-	json_object_object_add(o, "vcpus", vcpus);
-	json_object *disks = json_object_new_array();
-	for (int i = 0; i < vm->nr_disks; i++)
-		json_object_array_add(disks, disk_json(&vm->disks[i]));
-	json_object_object_add(o, "disks", disks);
-	json_object *nets = json_object_new_array();
-	for (int i = 0; i < vm->nr_nets; i++)
-		json_object_array_add(nets, net_json(&vm->nets[i]));
-	json_object_object_add(o, "nets", nets);
 	json_object *gn = json_object_new_object();
 	json_object_object_add(gn, "rx", u64(atomic_load(&t->net_rx)));
 	json_object_object_add(gn, "replies", u64(atomic_load(&t->net_replies)));
@@ -160,4 +147,30 @@ void vm_status_json(struct vm *vm, json_object *o)
 			       gap < 0 ? NULL : json_object_new_double((double)gap / 1e6));
 	json_object_object_add(o, "guest_bench_ns",
 			       u64(atomic_load(&t->bench_done) ? atomic_load(&t->bench_ns) : 0));
+}
+
+void vm_status_json(struct vm *vm, const struct testdev *guest, json_object *o)
+{
+	json_object_object_add(o, "name", json_object_new_string(vm->cfg.name));
+	json_object_object_add(o, "pid", json_object_new_int(getpid()));
+	json_object_object_add(o, "state", json_object_new_string(vm_state_name(vm)));
+	json_object_object_add(o, "memory_mib", u64(vm->cfg.memory_mib));
+	json_object_object_add(o, "uptime_s",
+			       json_object_new_double((double)(now_ns() - vm->start_ns) / 1e9));
+	json_object_object_add(o, "unhandled_pio", u64(atomic_load(&vm->unhandled_pio)));
+	json_object_object_add(o, "unhandled_mmio", u64(atomic_load(&vm->unhandled_mmio)));
+	json_object *vcpus = json_object_new_array();
+	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
+		json_object_array_add(vcpus, vcpu_json(vm, guest, i));
+	json_object_object_add(o, "vcpus", vcpus);
+	json_object *disks = json_object_new_array();
+	for (int i = 0; i < vm->nr_disks; i++)
+		json_object_array_add(disks, disk_json(&vm->disks[i]));
+	json_object_object_add(o, "disks", disks);
+	json_object *nets = json_object_new_array();
+	for (int i = 0; i < vm->nr_nets; i++)
+		json_object_array_add(nets, net_json(&vm->nets[i]));
+	json_object_object_add(o, "nets", nets);
+	if (guest)
+		guest_json(guest, o);
 }

@@ -8,9 +8,11 @@
 #include <json-c/json.h>
 
 struct vm;
+struct testdev;
 
-/* Adds the VM's fields to `status`. Main thread: it reads the VM's
+/* Adds the VM's fields to `status`, and the built-in guest's reports where
+ * it has its test device (`guest`; NULL: none). Main thread: it reads the
  * counters while the vCPUs run. */
-void vm_status_json(struct vm *vm, json_object *status);
+void vm_status_json(struct vm *vm, const struct testdev *guest, json_object *status);
 
 #endif

@@ -21,7 +21,6 @@
 #include "arch/x86/linux_guest.h"
 #include "devices/pc_reset.h"
 #include "devices/post.h"
-#include "guest_abi.h"
 #include "util/util.h"
 
 #define MIB	       (1024ull * 1024)
@@ -289,6 +288,18 @@ void vm_unlock_disks(struct vm *vm)
 		disk_image_unlock(&vm->disks[i].blk.img);
 }
 
+/* The builder's device, for a flat image (and an old snapshot's Linux
+ * guest, which had it too). Attached before the board's own devices are
+ * added, mapped after them: the order snapshots have always had. */
+static int attach_extra_device(struct vm *vm)
+{
+	const struct extra_device *x = vm->cfg.flat_device;
+	if (!x || (vm->cfg.linux_guest && !vm->cfg.flat_device_with_linux))
+		return 0;
+	vm->extra = x;
+	return x->attach(x->dev, &vm->host, vm->cfg.cpus);
+}
+
 static int setup_devices(struct vm *vm)
 {
 	vm->host = (struct device_host){vm, vm_host_request_exit, vm_set_irq};
@@ -296,12 +307,7 @@ static int setup_devices(struct vm *vm)
 	vm->serial_ready = true;
 	acpi_pm_init(&vm->acpi_pm, &vm->host);
 	vm->acpi_pm_ready = true;
-	struct testdev_config guest = vm->cfg.guest;
-	guest.nr_disks = (uint32_t)vm->cfg.nr_disks;
-	guest.nr_nets = (uint32_t)vm->cfg.nr_nets;
-	int r = testdev_init(&vm->testdev, &guest, vm->cfg.cpus, &vm->host);
-	vm->testdev.blob = vm->cfg.guest_blob;
-	vm->testdev.blob_len = vm->cfg.guest_blob_len;
+	int r = attach_extra_device(vm);
 	if (!r)
 		r = add_device(vm, true, SERIAL_COM1, 8, &serial_ops, &vm->serial);
 	if (!r)
@@ -317,9 +323,9 @@ static int setup_devices(struct vm *vm)
 	if (!r)
 		r = add_device(vm, true, ACPI_PM1A_CNT, ACPI_PM1A_CNT_LEN, &acpi_pm_cnt_ops,
 			       &vm->acpi_pm);
-	if (!r)
-		r = add_device(vm, true, TESTDEV_PORT_BASE, TESTDEV_PORT_LEN, &testdev_ops,
-			       &vm->testdev);
+	if (!r && vm->extra)
+		r = add_device(vm, true, vm->extra->port, vm->extra->nr_ports, vm->extra->ops,
+			       vm->extra->dev);
 	return r;
 }
 
@@ -390,7 +396,7 @@ static int setup_vcpu(struct vm *vm, struct vcpu *v, uint32_t i)
 					    .zero_page = vm->linux_zero_page};
 		return linux_guest_setup_vcpu(v->fd, i, &entry);
 	}
-	return x86_enter_long_mode(v->fd, BOOT_CS_BUILTIN, GUEST_LOAD_ADDR, i, vm->cfg.cpus);
+	return x86_enter_long_mode(v->fd, BOOT_CS_FLAT, PC_FLAT_IMAGE_ADDR, i, vm->cfg.cpus);
 }
 
 /* The MSRs KVM says a vCPU's state has (KVM_GET_MSR_INDEX_LIST: E2BIG
@@ -499,9 +505,9 @@ static int load_guest(struct vm *vm, enum kvmhost_status *why)
 		return 0; /* memory is as the snapshot left it */
 	if (vm->cfg.linux_guest)
 		return setup_linux(vm, why);
-	r = x86_load_builtin_guest(vm->ram, vm->ram_size);
+	r = x86_load_flat_image(vm->ram, vm->ram_size, &vm->cfg.flat_image);
 	if (r)
-		log_err("the built-in guest does not fit in %llu MiB",
+		log_err("the guest's image does not fit in %llu MiB",
 			(unsigned long long)vm->cfg.memory_mib);
 	return r;
 }
@@ -576,7 +582,8 @@ static void destroy_devices(struct vm *vm)
 		serial_destroy(&vm->serial);
 	if (vm->acpi_pm_ready)
 		acpi_pm_destroy(&vm->acpi_pm);
-	testdev_destroy(&vm->testdev);
+	if (vm->extra)
+		vm->extra->detach(vm->extra->dev);
 	bus_destroy(&vm->pio_bus);
 	bus_destroy(&vm->mmio_bus);
 }
@@ -646,12 +653,18 @@ const char *vm_state_name(struct vm *vm)
 
 void vm_request_poweroff(struct vm *vm)
 {
-	if (vm->cfg.linux_guest) {
+	if (!vm->extra || !vm->extra->request_poweroff) {
 		if (!acpi_pm_press_power_button(&vm->acpi_pm))
 			log_info("power button pressed; the guest has not enabled its event yet");
 		return;
 	}
-	testdev_request_poweroff(&vm->testdev);
+	if (vm->extra && vm->extra->request_poweroff)
+		vm->extra->request_poweroff(vm->extra->dev);
+}
+
+const struct extra_device *vm_extra_device(const struct vm *vm)
+{
+	return vm->extra;
 }
 
 int vm_get_clock(struct vm *vm, struct kvm_clock_data *clock)
@@ -729,11 +742,11 @@ void vm_request_exit(struct vm *vm, enum vm_exit_reason reason, int code)
 	(void)!write(vm->exit_efd, &one, sizeof(one));
 }
 
-/* A parked vCPU's silence is not a heartbeat gap. */
 static void vcpu_unparked(void *opaque, unsigned vcpu)
 {
 	struct vm *vm = opaque;
-	testdev_vcpu_resumed(&vm->testdev, vcpu);
+	if (vm->extra && vm->extra->vcpu_unparked)
+		vm->extra->vcpu_unparked(vm->extra->dev, vcpu);
 }
 
 const char *vm_exit_reason_name(enum vm_exit_reason r)

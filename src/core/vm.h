@@ -18,7 +18,6 @@
 #include "devices/acpi_pm.h"
 #include "devices/device.h"
 #include "devices/serial.h"
-#include "devices/testdev.h"
 #include "util/exit_status.h"
 #include "util/guest_mem.h"
 #include "util/state.h"
@@ -26,8 +25,8 @@
 #include "virtio/mmio.h"
 #include "virtio/net.h"
 
-#define VM_MAX_DISKS   PC_MAX_DISKS    /* the MMIO window the board sets aside */
-#define VM_MAX_VCPUS   GUEST_MAX_VCPUS /* and no more than KVM allows */
+#define VM_MAX_DISKS   PC_MAX_DISKS /* the MMIO window the board sets aside */
+#define VM_MAX_VCPUS   PC_MAX_VCPUS /* and no more than KVM allows */
 #define VM_MAX_NETS    PC_MAX_NETS
 #define VM_MAX_DEVICES 24
 
@@ -47,11 +46,15 @@ struct vm_config {
 	int nr_disks;
 	struct net_spec nets[VM_MAX_NETS];
 	int nr_nets;
-	struct testdev_config guest; /* the built-in guest's behaviour */
-	const uint8_t *guest_blob;   /* --guest-blob: bytes the guest may read */
-	uint32_t guest_blob_len;
-	/* A Linux guest instead of the built-in one. */
-	const char *kernel_path; /* NULL: the built-in guest */
+	/* Without a kernel: the image to boot (the built-in guest) and the
+	 * device that comes with it (NULL: none). Both borrowed. */
+	struct x86_flat_image flat_image;
+	const struct extra_device *flat_device;
+	/* A snapshot from before config version 4: there every guest had the
+	 * flat image's device, a Linux one too. */
+	bool flat_device_with_linux;
+	/* A Linux guest instead. */
+	const char *kernel_path; /* NULL: the flat image */
 	const char *initrd_path;
 	const char *cmdline;
 	bool kernel_decompress_guest;
@@ -107,7 +110,7 @@ struct vm {
 	int nr_devices;
 	struct serial serial;
 	bool serial_ready;
-	struct testdev testdev;
+	const struct extra_device *extra; /* cfg.flat_device where the guest has it */
 	struct acpi_pm acpi_pm;
 	bool acpi_pm_ready;
 	int console_fd;
@@ -160,9 +163,12 @@ const char *vm_state_name(struct vm *vm);
 void vm_park_all(struct vm *vm, unsigned reason);
 void vm_unpark_all(struct vm *vm, unsigned reason);
 
-/* Asks the guest to power itself off: the built-in guest through its test
- * device, a Linux guest through the ACPI power button. */
+/* Asks the guest to power itself off: through the extra device where it
+ * listens for that (the built-in guest), else the ACPI power button. */
 void vm_request_poweroff(struct vm *vm);
+
+/* The builder's device the guest has (vm_config.flat_device), or NULL. */
+const struct extra_device *vm_extra_device(const struct vm *vm);
 
 /* fdatasync on every writable disk, with each device's queue lock held so no
  * request is half-served. Returns the first error. */

@@ -55,4 +55,23 @@ struct device_ops {
 	int (*restore)(void *dev, struct state_reader *r);
 };
 
+/* A device the VM's builder brings along with a guest (the built-in test
+ * guest's): the VM attaches it at its ports beside the board's devices,
+ * saves its state like theirs and passes on the events below. What it is,
+ * only the builder knows. */
+struct extra_device {
+	const struct device_ops *ops;
+	void *dev;
+	uint16_t port, nr_ports;
+	/* Once the VM has a device_host and knows its vCPUs; detach undoes
+	 * it, also after a failed attach. */
+	int (*attach)(void *dev, const struct device_host *host, unsigned nr_vcpus);
+	void (*detach)(void *dev);
+	/* The user asks the guest to power off: the guest listens here, not
+	 * to the ACPI power button. */
+	void (*request_poweroff)(void *dev);
+	/* vCPU `vcpu` runs again after a park (any vCPU thread). NULL: no interest. */
+	void (*vcpu_unparked)(void *dev, unsigned vcpu);
+};
+
 #endif

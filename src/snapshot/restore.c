@@ -146,6 +146,7 @@ int snapshot_parse_config(const uint8_t *buf, uint64_t len, uint32_t nr_vcpus, u
 	cfg->cpus = cpus;
 	cfg->memory_mib = memory_mib;
 	cfg->linux_guest = linux_guest;
+	cfg->flat_device_with_linux = version < 4;
 	/* Each path is allocated as --disk's are; whoever owns cfg frees them. */
 	for (uint32_t i = 0; i < nr_disks; i++) {
 		cfg->nr_disks = (int)i + 1;

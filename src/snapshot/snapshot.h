@@ -51,8 +51,9 @@ struct snapshot_result {
 int snapshot_save(struct vm *vm, const char *path, bool keep_running, struct snapshot_result *res,
 		  char *err, size_t errlen);
 
-/* The config section: what the guest was given. */
-#define SNAP_CONFIG_VERSION 3
+/* The config section: what the guest was given. Version 4: a Linux guest's
+ * devices no longer include the built-in guest's (before, every VM had it). */
+#define SNAP_CONFIG_VERSION 4
 void snapshot_write_config(struct vm *vm, struct state_writer *w);
 /* Reads one (from a file or a migration's handshake) into cfg, checking
  * that its disks are there as they were. -1 with err. */

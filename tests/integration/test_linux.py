@@ -37,6 +37,21 @@ def test_synthetic_kernel_console(env):
     assert vm.wait_exit() == 0
 
 
+def test_no_test_device_for_linux(env):
+    # The built-in guest's test device is its own: a kernel that reads its
+    # configuration port finds nothing there, and status has none of its reports.
+    probe = b"\x66\xba\x1c\x05\xed"  # mov dx, 0x51c (TESTDEV_CONFIG); in eax, dx
+    k = elf_kernel(os.path.join(env.dir, "probe"), probe + out_str("probed\n") + HALT)
+    vm = env.start("probe", "--kernel", k, "--cpus", "1", heartbeats=False)
+    wait_for(lambda: "probed" in vm.console_text(), 10, what="kernel output")
+    st = vm.status()
+    assert st["unhandled_pio"] >= 1, st
+    assert not {"guest_disk", "guest_net", "guest_memcheck"} & set(st), sorted(st)
+    assert "heartbeats" not in st["vcpus"][0], st["vcpus"][0]
+    assert vm.ctl("quit").returncode == 0
+    assert vm.wait_exit() == 0
+
+
 def test_ap_started_by_init_sipi(env):
     # The AP's thread waits in KVM_RUN until the BSP's INIT/SIPI; then it runs
     # real-mode code at the SIPI vector, as a Linux AP's trampoline would.

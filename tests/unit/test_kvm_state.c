@@ -14,15 +14,42 @@
 
 #include <cmocka.h>
 
+#include "builtin_guest/guest_blob.h"
+#include "builtin_guest/testdev.h"
 #include "core/vm.h"
 
-static struct vm *make_vm(uint32_t cpus)
+/* Each VM's own test device (the built-in guest's), as `run` gives it. */
+struct guest_device {
+	struct testdev dev;
+	struct extra_device extra;
+};
+static struct guest_device devices[4];
+static unsigned nr_devices;
+
+/* A VM for the built-in guest, with its device; or, with_guest false, a
+ * VM as a Linux guest gets it: no test device. */
+static struct vm *make_vm_with(struct vm_config cfg, bool with_guest)
 {
-	struct vm_config cfg = {.name = "state", .cpus = cpus, .memory_mib = 64};
+	if (with_guest) {
+		assert_true(nr_devices < 4);
+		struct guest_device *g = &devices[nr_devices++];
+		testdev_configure(&g->dev, &(struct testdev_config){0}, NULL, 0);
+		g->extra = testdev_extra(&g->dev);
+		cfg.flat_image = (struct x86_flat_image){
+			kvmhost_guest_blob, kvmhost_guest_blob_size, builtin_guest_footprint()};
+		cfg.flat_device = &g->extra;
+	}
 	struct vm *vm = NULL;
 	enum kvmhost_status why;
 	assert_int_equal(vm_create(&cfg, -1, &vm, &why), 0);
+	assert_true((vm_extra_device(vm) != NULL) == with_guest);
 	return vm;
+}
+
+static struct vm *make_vm(uint32_t cpus)
+{
+	return make_vm_with((struct vm_config){.name = "state", .cpus = cpus, .memory_mib = 64},
+			    true);
 }
 
 static void vcpu_round_trip(void **state)
@@ -93,9 +120,7 @@ static void vm_round_trip(void **state)
 	close(fd);
 	struct vm_config cfg = {.name = "disk", .cpus = 1, .memory_mib = 64, .nr_disks = 1};
 	cfg.disks[0].path = path;
-	struct vm *c;
-	enum kvmhost_status why;
-	assert_int_equal(vm_create(&cfg, -1, &c, &why), 0);
+	struct vm *c = make_vm_with(cfg, true);
 	struct state_writer d = {0};
 	assert_int_equal(vm_save_devices(c, &d), 0);
 	r = state_reader_init(d.buf, d.len);
@@ -106,6 +131,20 @@ static void vm_round_trip(void **state)
 	state_writer_free(&d);
 	vm_destroy(c);
 	unlink(path);
+
+	/* Nor does the built-in guest's state fit a VM without its test
+	 * device (what a Linux guest gets), or the other way round. */
+	struct vm *plain = make_vm_with(
+		(struct vm_config){.name = "plain", .cpus = 1, .memory_mib = 64}, false);
+	assert_int_equal(vm_save_devices(a, &d), 0);
+	r = state_reader_init(d.buf, d.len);
+	assert_int_not_equal(vm_restore_devices(plain, &r), 0);
+	state_writer_free(&d);
+	assert_int_equal(vm_save_devices(plain, &d), 0);
+	r = state_reader_init(d.buf, d.len);
+	assert_int_not_equal(vm_restore_devices(b, &r), 0);
+	state_writer_free(&d);
+	vm_destroy(plain);
 	vm_destroy(a);
 	vm_destroy(b);
 }

@@ -155,7 +155,7 @@ static void disks_and_help(void **state)
 	assert_string_equal(o.vm.disks[1].path, "c\\");
 	assert_string_equal(o.vm.disks[1].id, "x");
 	assert_int_equal(PARSE("--guest-mode", "ring0-bench", "--on-host-sleep", "ignore"), 0);
-	assert_int_equal(o.vm.guest.mode, GUEST_MODE_RING0_BENCH);
+	assert_int_equal(o.guest.mode, GUEST_MODE_RING0_BENCH);
 	assert_int_equal(o.on_host_sleep, HOST_SLEEP_IGNORE);
 	assert_int_equal(PARSE("--help"), 0);
 	assert_true(o.help);

@@ -21,6 +21,8 @@
 #include <cmocka.h>
 #include <dirent.h>
 
+#include "builtin_guest/guest_blob.h"
+#include "builtin_guest/testdev.h"
 #include "control/server.h"
 #include "core/vm.h"
 #include "host/battery.h"
@@ -175,6 +177,8 @@ static int fail_each(int (*step)(void *ctx), void *ctx)
 
 struct vm_ctx {
 	struct vm_config cfg;
+	struct testdev guest;
+	struct extra_device guest_device;
 };
 
 /* Creates and destroys a VM; returns vm_create's result. */
@@ -205,6 +209,12 @@ static void vm_create_unwinds(void **state)
 		.cfg = {.name = "unwind", .cpus = 2, .memory_mib = 64, .nr_disks = 1},
 	};
 	c.cfg.disks[0].path = path;
+	/* With the built-in guest's device: its attach fails and unwinds too. */
+	testdev_configure(&c.guest, &(struct testdev_config){0}, NULL, 0);
+	c.guest_device = testdev_extra(&c.guest);
+	c.cfg.flat_image = (struct x86_flat_image){kvmhost_guest_blob, kvmhost_guest_blob_size,
+						   builtin_guest_footprint()};
+	c.cfg.flat_device = &c.guest_device;
 	int failed = fail_each(vm_step, &c);
 	unlink(path);
 	assert_true(failed > 10); /* nearly every step is a hard error */

@@ -12,8 +12,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "boot/guest_blob.h"
-#include "guest_abi.h"
 #include "util/util.h"
 
 #define CR0_PE	 (1u << 0)
@@ -306,10 +304,10 @@ int x86_write_boot_tables(uint8_t *ram, uint64_t ram_size)
 	/* Each entry must match the selector KVM_SET_SREGS loads for it: SVM and
 	 * VMX re-read descriptors from here on iretq and task-register checks. */
 	uint64_t gdt[BOOT_GDT_ENTRIES] = {
-		[BOOT_CS_BUILTIN / 8] = 0x00af9b000000ffffull, /* 64-bit code */
-		[BOOT_CS_LINUX / 8] = 0x00af9b000000ffffull,   /* __BOOT_CS of the boot protocol */
-		[BOOT_DS / 8] = 0x00cf93000000ffffull,	       /* data, __BOOT_DS */
-		[BOOT_TR / 8] = 0x00008b000000ffffull,	       /* busy 64-bit TSS (16 bytes) */
+		[BOOT_CS_FLAT / 8] = 0x00af9b000000ffffull,  /* 64-bit code */
+		[BOOT_CS_LINUX / 8] = 0x00af9b000000ffffull, /* __BOOT_CS of the boot protocol */
+		[BOOT_DS / 8] = 0x00cf93000000ffffull,	     /* data, __BOOT_DS */
+		[BOOT_TR / 8] = 0x00008b000000ffffull,	     /* busy 64-bit TSS (16 bytes) */
 		[BOOT_TR / 8 + 1] = 0,
 	};
 	memcpy(ram + BOOT_GDT_ADDR, gdt, sizeof(gdt));
@@ -381,13 +379,12 @@ int x86_enter_long_mode(int vcpu_fd, uint16_t cs, uint64_t rip, uint64_t rdi, ui
 	return 0;
 }
 
-int x86_load_builtin_guest(uint8_t *ram, uint64_t ram_size)
+int x86_load_flat_image(uint8_t *ram, uint64_t ram_size, const struct x86_flat_image *img)
 {
-	/* The image's bss (stacks, clocks) follows it; leave room for it. */
-	uint64_t need = GUEST_LOAD_ADDR + kvmhost_guest_blob_size +
-			(uint64_t)GUEST_MAX_VCPUS * GUEST_STACK_SIZE + (2u << 20);
-	if (ram_size < need)
+	if (img->footprint < img->len || ram_size < PC_FLAT_IMAGE_ADDR ||
+	    ram_size - PC_FLAT_IMAGE_ADDR < img->footprint)
 		return -ENOSPC;
-	memcpy(ram + GUEST_LOAD_ADDR, kvmhost_guest_blob, kvmhost_guest_blob_size);
+	if (img->len) /* none: a VM whose memory something else fills */
+		memcpy(ram + PC_FLAT_IMAGE_ADDR, img->data, img->len);
 	return x86_write_boot_tables(ram, ram_size);
 }

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arch/x86/pc_layout.h"
+
 struct vm;
 struct vcpu;
 
@@ -43,7 +45,7 @@ void x86_cpu_feature_names(char *out, size_t len);
 
 /* Writes GDT and identity page tables (first 4 GiB, 2 MiB pages) into guest RAM. */
 int x86_write_boot_tables(uint8_t *ram, uint64_t ram_size);
-#define BOOT_CS_BUILTIN	 0x08
+#define BOOT_CS_FLAT	 0x08
 #define BOOT_CS_LINUX	 0x10
 #define BOOT_DS		 0x18
 #define BOOT_TR		 0x40
@@ -51,7 +53,17 @@ int x86_write_boot_tables(uint8_t *ram, uint64_t ram_size);
 /* 64-bit entry at rip with rdi/rsi arguments; makes the vCPU runnable. */
 int x86_enter_long_mode(int vcpu_fd, uint16_t cs, uint64_t rip, uint64_t rdi, uint64_t rsi);
 
-/* Loads the embedded built-in guest image at GUEST_LOAD_ADDR. */
-int x86_load_builtin_guest(uint8_t *ram, uint64_t ram_size);
+/* A flat 64-bit image loaded at PC_FLAT_IMAGE_ADDR and entered there in
+ * long mode (BOOT_CS_FLAT) on every vCPU, with rdi = the vCPU's index and
+ * rsi = the count: the built-in guest. `footprint` bytes from the load
+ * address on are its own (image, bss, stacks). */
+struct x86_flat_image {
+	const uint8_t *data;
+	uint64_t len;
+	uint64_t footprint;
+};
+
+/* -ENOSPC where its footprint does not fit in RAM. */
+int x86_load_flat_image(uint8_t *ram, uint64_t ram_size, const struct x86_flat_image *img);
 
 #endif

@@ -6,6 +6,10 @@
 
 #define SERIAL_COM1 0x3f8
 
+/* A flat image (the built-in guest) loads and starts here, 1 MiB. */
+#define PC_FLAT_IMAGE_ADDR 0x100000UL
+#define PC_MAX_VCPUS	   256
+
 /* virtio-mmio devices: disk i at VIRTIO_MMIO_BASE + i * VIRTIO_MMIO_STRIDE,
  * net i after the disks' window, at VIRTIO_MMIO_BASE + (8 + i) * STRIDE. */
 #define VIRTIO_MMIO_BASE   0xd0000000UL

@@ -1,6 +1,7 @@
-/* Shared helpers of the built-in guest. */
-#ifndef KVMHOST_GUEST_H
-#define KVMHOST_GUEST_H
+/* The built-in guest's port I/O and its side of the test device: settings
+ * by key, and 64-bit results followed by the event that names them. */
+#ifndef KVMHOST_GUEST_IO_H
+#define KVMHOST_GUEST_IO_H
 
 #include "guest_abi.h"
 
@@ -39,16 +40,16 @@ static inline void report(u32 event, u64 value)
 	outl(TESTDEV_EVENT, event);
 }
 
-u64 guest_now(void); /* kvmclock ns of the calling vCPU */
-void print_str(const char *s);
-void print_line(const char *a, u64 x, const char *b, u64 y, const char *c);
-void disk_main(void);
-void disk_bench(void);
-void memcheck_fill(u64 seed, u64 ncpus);
-void memcheck_verify(void);
-u64 memcheck_dirty(u64 now, u64 deadline);
-void virtio_replay(void);
-void net_init(void);
-void net_poll(void);
+static inline u8 inb(u16 port)
+{
+	u8 v;
+	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline void wrmsr(u32 msr, u64 v)
+{
+	__asm__ volatile("wrmsr" ::"c"(msr), "a"((u32)v), "d"((u32)(v >> 32)));
+}
 
 #endif

@@ -1,8 +1,8 @@
 /* The paravirtual test device the built-in guest reports through: its
  * configuration (what the guest should do), and per vCPU what the guest
  * said (heartbeats, clock checks, results). */
-#ifndef KVMHOST_TESTDEV_H
-#define KVMHOST_TESTDEV_H
+#ifndef KVMHOST_BUILTIN_GUEST_TESTDEV_H
+#define KVMHOST_BUILTIN_GUEST_TESTDEV_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -73,14 +73,12 @@ struct testdev {
 	atomic_uint_fast64_t net_rx, net_replies, net_announced, net_pongs;
 };
 
-int testdev_init(struct testdev *t, const struct testdev_config *cfg, unsigned nr_vcpus,
-		 const struct device_host *host);
-void testdev_destroy(struct testdev *t);
+/* The device with the guest's settings and --guest-blob's bytes
+ * (borrowed); its vCPU table comes when a VM attaches it. */
+void testdev_configure(struct testdev *t, const struct testdev_config *cfg, const uint8_t *blob,
+		       uint32_t blob_len);
+/* What vm_config.flat.device points at for the built-in guest. */
+struct extra_device testdev_extra(struct testdev *t);
 extern const struct device_ops testdev_ops;
-
-/* Asks the guest to power itself off at its next heartbeat. */
-void testdev_request_poweroff(struct testdev *t);
-/* The vCPU was parked: its silence meanwhile is not a heartbeat gap. */
-void testdev_vcpu_resumed(struct testdev *t, unsigned vcpu);
 
 #endif

@@ -3,7 +3,7 @@
  * configuration by key and the host's commands. Each vCPU's reports go to
  * its own struct testdev_vcpu, written only on that vCPU's thread, so
  * there is no lock; other threads read atomics. */
-#include "devices/testdev.h"
+#include "builtin_guest/testdev.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -12,28 +12,37 @@
 
 #include "util/util.h"
 
-int testdev_init(struct testdev *t, const struct testdev_config *cfg, unsigned nr_vcpus,
-		 const struct device_host *host)
+void testdev_configure(struct testdev *t, const struct testdev_config *cfg, const uint8_t *blob,
+		       uint32_t blob_len)
 {
 	memset(t, 0, sizeof(*t));
 	t->cfg = *cfg;
+	t->blob = blob;
+	t->blob_len = blob_len;
+	atomic_store(&t->cpuid1_ecx, -1);
+	atomic_store(&t->cpuid7_ebx, -1);
+	atomic_store(&t->stop_gap_ns, -1);
+	atomic_store(&t->replayed, -1);
+}
+
+static int testdev_attach(void *dev, const struct device_host *host, unsigned nr_vcpus)
+{
+	struct testdev *t = dev;
 	t->host = host;
 	t->vcpus = calloc(nr_vcpus ? nr_vcpus : 1, sizeof(*t->vcpus));
 	if (!t->vcpus)
 		return -ENOMEM;
 	t->nr_vcpus = nr_vcpus;
-	atomic_store(&t->cpuid1_ecx, -1);
-	atomic_store(&t->cpuid7_ebx, -1);
-	atomic_store(&t->stop_gap_ns, -1);
-	atomic_store(&t->replayed, -1);
 	return 0;
 }
 
-void testdev_destroy(struct testdev *t)
+static void testdev_detach(void *dev)
 {
+	struct testdev *t = dev;
 	free(t->vcpus);
 	t->vcpus = NULL;
 	t->nr_vcpus = 0;
+	t->host = NULL;
 }
 
 static uint32_t get_u32(const uint8_t *data, uint32_t len)
@@ -241,14 +250,17 @@ static void testdev_access(void *opaque, unsigned vcpu, uint64_t offset, uint8_t
 	put_u32(data, len, val);
 }
 
-void testdev_request_poweroff(struct testdev *t)
+static void testdev_request_poweroff(void *dev)
 {
+	struct testdev *t = dev;
 	for (unsigned i = 0; i < t->nr_vcpus; i++)
 		atomic_fetch_or(&t->vcpus[i].commands, TESTDEV_CMD_POWEROFF);
 }
 
-void testdev_vcpu_resumed(struct testdev *t, unsigned vcpu)
+/* A parked vCPU's silence is not a heartbeat gap. */
+static void testdev_vcpu_unparked(void *dev, unsigned vcpu)
 {
+	struct testdev *t = dev;
 	if (vcpu < t->nr_vcpus)
 		t->vcpus[vcpu].last_beat_ns = 0;
 }
@@ -325,3 +337,17 @@ const struct device_ops testdev_ops = {
 	.save = testdev_save,
 	.restore = testdev_restore,
 };
+
+struct extra_device testdev_extra(struct testdev *t)
+{
+	return (struct extra_device){
+		.ops = &testdev_ops,
+		.dev = t,
+		.port = TESTDEV_PORT_BASE,
+		.nr_ports = TESTDEV_PORT_LEN,
+		.attach = testdev_attach,
+		.detach = testdev_detach,
+		.request_poweroff = testdev_request_poweroff,
+		.vcpu_unparked = testdev_vcpu_unparked,
+	};
+}
