@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Checks the shape of src/ and of the built-in guest (guest/): includes
-point one way between folders, the built-in guest stays an add-on, no
+point one way between folders, the built-in guest stays an add-on, only
+core/ writes struct vm's fields, no
 cycle between modules (foo.c + foo.h) by includes or by calls, and no
 function longer than 100 lines. Prints every violation and exits 1 if
 there is one.
@@ -80,6 +81,22 @@ def check_optional(files, problems):
             elif allowed is not None and a not in allowed:
                 problems.append(f"{path}: includes {inc}: {b} is an add-on only "
                                 f"{', '.join(sorted(allowed))}/ may name")
+
+
+VM_WRITE = re.compile(r"\bvm->\w+(?:\.\w+|\[[^]]*\])*\s*(?:[-+|&]?=(?!=)|\+\+|--)"
+                      r"|\batomic_(?:store|fetch_\w+|exchange|compare_exchange_\w+)\s*\(\s*&[\w>.-]*\bvm->")
+
+
+def check_vm_writes(files, problems):
+    """Outside core/, the VM changes only through vm_* calls, which say
+    which thread may make them."""
+    for path, text in files.items():
+        if folder(path) == "core" or not path.endswith(".c"):
+            continue
+        for m in VM_WRITE.finditer(text):
+            line = text.count("\n", 0, m.start()) + 1
+            problems.append(f"{path}:{line}: writes a struct vm field ({m.group(0).strip()}); "
+                            "add a vm_* call")
 
 
 def find_cycle(graph):
@@ -178,6 +195,7 @@ def main():
     problems = []
     check_layers(files, problems)
     check_optional(files, problems)
+    check_vm_writes(files, problems)
     check_cycles(files, problems)
     check_call_cycles(files, problems)
     check_lengths(files, problems)

@@ -35,7 +35,7 @@ void terminal_input(struct terminal *c, const unsigned char *buf, size_t len)
 			out[n++] = ch;
 	}
 	/* The UART holds 4 KiB; beyond that a paste is cut, as on a real line. */
-	serial_receive(&c->vm->serial, out, (unsigned)n);
+	vm_console_input(c->vm, out, (unsigned)n);
 }
 
 static int on_input(sd_event_source *s, int fd, uint32_t revents, void *userdata)

@@ -662,6 +662,37 @@ void vm_request_poweroff(struct vm *vm)
 		vm->extra->request_poweroff(vm->extra->dev);
 }
 
+void vm_set_host_asleep(struct vm *vm, bool asleep)
+{
+	vm->host_asleep = asleep;
+}
+
+bool vm_claim_migration(struct vm *vm)
+{
+	bool idle = false;
+	return atomic_compare_exchange_strong(&vm->migrating, &idle, true);
+}
+
+void vm_release_migration(struct vm *vm)
+{
+	atomic_store(&vm->migrating, false);
+}
+
+bool vm_migrating(struct vm *vm)
+{
+	return atomic_load(&vm->migrating);
+}
+
+bool vm_stopping(struct vm *vm)
+{
+	return atomic_load(&vm->exit_reason) != VM_EXIT_NONE;
+}
+
+unsigned vm_console_input(struct vm *vm, const uint8_t *buf, unsigned len)
+{
+	return serial_receive(&vm->serial, buf, len);
+}
+
 const struct extra_device *vm_extra_device(const struct vm *vm)
 {
 	return vm->extra;

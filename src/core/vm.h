@@ -155,6 +155,20 @@ void vm_stop(struct vm *vm);
 /* Safe on a VM whose create failed at any step. */
 void vm_destroy(struct vm *vm);
 
+/* Main thread only: host/sleep says the VM is quiesced for a host sleep
+ * (its vCPUs parked for PARK_HOST_SLEEP), or no longer; `status` shows it. */
+void vm_set_host_asleep(struct vm *vm, bool asleep);
+/* Any thread: one migration at a time. claim returns false when one is in
+ * flight already; release ends it (a snapshot may be saved again). */
+bool vm_claim_migration(struct vm *vm);
+void vm_release_migration(struct vm *vm);
+bool vm_migrating(struct vm *vm);
+/* Any thread: an exit was requested (the VM is stopping). */
+bool vm_stopping(struct vm *vm);
+/* Main thread: bytes typed at the console, for the guest's UART. Returns
+ * how many it took (it holds 4 KiB). */
+unsigned vm_console_input(struct vm *vm, const uint8_t *buf, unsigned len);
+
 /* Main thread only. Harmless when already in that state. */
 void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);

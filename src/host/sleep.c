@@ -94,7 +94,7 @@ static void enter_sleep(struct host_sleep *hs)
 	hs->released_ns = now_ns();
 	inhibitor_release(&hs->inhibitor);
 	hs->asleep = true;
-	vm->host_asleep = true;
+	vm_set_host_asleep(vm, true);
 	hs->sleeps++;
 	log_info("host sleep: VM quiesced in %.2f ms (vCPUs parked in %.2f ms)",
 		 (double)(hs->released_ns - hs->signal_ns) / 1e6,
@@ -130,7 +130,7 @@ static void leave_sleep(struct host_sleep *hs)
 	vm_announce(vm);
 	hs->resumed_ns = now_ns();
 	hs->asleep = false;
-	vm->host_asleep = false;
+	vm_set_host_asleep(vm, false);
 	take_inhibitor(hs);
 	log_info("host wake: VM %s after %.3f s",
 		 vm->user_paused ? "stays paused (by its user)" : "resumed",

@@ -104,7 +104,7 @@ static void finish(struct migration *m, bool ok)
 	atomic_store(&m->phase, ok ? MIG_PHASE_COMPLETED : MIG_PHASE_FAILED);
 	json_object_put(m->last);
 	m->last = result_json(m, ok, err);
-	atomic_store(&m->vm->migrating, false);
+	vm_release_migration(m->vm);
 	if (ok)
 		log_info("VM '%s' migrated to %s: downtime %.1f ms, %.1f ms in all, %llu bytes",
 			 m->vm->cfg.name, m->addr.text, m->downtime_ns / 1e6,
@@ -230,11 +230,11 @@ static void reset_progress(struct migration *m)
 static json_object *cmd_migrate(void *opaque, json_object *args, char *err, size_t errlen)
 {
 	struct migration *m = opaque;
-	if (m->thread_running || atomic_load(&m->vm->migrating)) {
+	if (m->thread_running || vm_migrating(m->vm)) {
 		snprintf(err, errlen, "migrate: a migration is in flight already");
 		return NULL;
 	}
-	if (atomic_load(&m->vm->exit_reason) != VM_EXIT_NONE) {
+	if (vm_stopping(m->vm)) {
 		snprintf(err, errlen, "migrate: the VM is stopping");
 		return NULL;
 	}
@@ -247,10 +247,14 @@ static json_object *cmd_migrate(void *opaque, json_object *args, char *err, size
 			open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC); /* -1: every page */
 	m->start_ns = now_ns();
 	atomic_store(&m->phase, MIG_PHASE_SETUP);
-	atomic_store(&m->vm->migrating, true);
+	if (!vm_claim_migration(m->vm)) {
+		atomic_store(&m->phase, MIG_PHASE_NONE);
+		snprintf(err, errlen, "migrate: a migration is in flight already");
+		return NULL;
+	}
 	int r = pthread_create(&m->thread, NULL, migration_thread, m);
 	if (r) {
-		atomic_store(&m->vm->migrating, false);
+		vm_release_migration(m->vm);
 		atomic_store(&m->phase, MIG_PHASE_NONE);
 		snprintf(err, errlen, "migrate: cannot start a thread: %s", strerror(r));
 		return NULL;
@@ -331,7 +335,7 @@ void migration_destroy(struct migration *m)
 			log_info("VM '%s': migration to %s cancelled", m->vm->cfg.name,
 				 m->addr.text);
 		}
-		atomic_store(&m->vm->migrating, false);
+		vm_release_migration(m->vm);
 	}
 	sd_event_source_disable_unref(m->notify_src);
 	if (m->notify_efd >= 0)

@@ -37,11 +37,11 @@ static json_object *cmd_save(void *opaque, json_object *args, char *err, size_t 
 	}
 	bool keep_running = json_object_object_get_ex(args, "keep_running", &keep) &&
 			    json_object_get_boolean(keep);
-	if (atomic_load(&vm->exit_reason) != VM_EXIT_NONE) {
+	if (vm_stopping(vm)) {
 		snprintf(err, errlen, "save: the VM is stopping");
 		return NULL;
 	}
-	if (atomic_load(&vm->migrating)) {
+	if (vm_migrating(vm)) {
 		snprintf(err, errlen, "save: a migration is in flight");
 		return NULL;
 	}
