@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "core/dirty_log.h"
+
 #include "core/vm.h"
 #include "util/util.h"
 

@@ -17,6 +17,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "arch/x86/kvm_state.h"
 #include "core/bus.h"
 #include "devices/device.h"
 #include "sandbox/sandbox.h"
@@ -492,4 +493,22 @@ bool vcpu_get_affinity(struct vcpu *vcpu, cpu_set_t *set)
 {
 	pid_t tid = atomic_load(&vcpu->tid);
 	return tid > 0 && sched_getaffinity(tid, sizeof(*set), set) == 0;
+}
+
+static struct x86_vcpu_state state_of(const struct vcpu *vcpu)
+{
+	return (struct x86_vcpu_state){vcpu->fd, vcpu->index, vcpu->env->xsave_size,
+				       vcpu->env->msr_list};
+}
+
+int vcpu_save_state(struct vcpu *vcpu, struct state_writer *w)
+{
+	const struct x86_vcpu_state v = state_of(vcpu);
+	return x86_save_vcpu_state(&v, w);
+}
+
+int vcpu_restore_state(struct vcpu *vcpu, struct state_reader *r)
+{
+	const struct x86_vcpu_state v = state_of(vcpu);
+	return x86_restore_vcpu_state(&v, r);
 }

@@ -17,22 +17,12 @@
 #include <unistd.h>
 
 #include "arch/x86/cpu.h"
-#include "arch/x86/irq_routing.h"
+#include "arch/x86/kvm_state.h"
 #include "arch/x86/linux_guest.h"
-#include "devices/pc_reset.h"
-#include "devices/post.h"
+#include "arch/x86/pc.h"
 #include "util/util.h"
 
-#define MIB	       (1024ull * 1024)
-#define GIB	       (1024ull * MIB)
-#define LOW_RAM_END    (3 * GIB) /* above: LAPIC, IOAPIC and other MMIO */
-#define HIGH_RAM_START (4 * GIB)
-#define TSS_ADDR       0xfffbd000
-#define SERIAL_GSI     4
-
-/* Lines free of the legacy devices: not 0-2 (PIT, PIC), 4 (serial), 8 (RTC)
- * or 9 (the ACPI SCI). */
-static const uint32_t disk_gsis[VM_MAX_DISKS] = {5, 6, 7, 10, 11, 12, 14, 15};
+#define MIB (1024ull * 1024)
 
 static int open_kvm(enum kvmhost_status *why)
 {
@@ -142,11 +132,7 @@ static int setup_memory(struct vm *vm, enum kvmhost_status *why)
 		return -err;
 	}
 	vm->ram_size = size;
-	uint64_t low = size < LOW_RAM_END ? size : LOW_RAM_END;
-	vm->mem.regions[vm->mem.nr++] = (struct mem_region){0, low, vm->ram};
-	if (size > low)
-		vm->mem.regions[vm->mem.nr++] =
-			(struct mem_region){HIGH_RAM_START, size - low, vm->ram + low};
+	vm->mem.nr = pc_ram_layout(size, vm->ram, vm->mem.regions);
 	return map_memory(vm);
 }
 
@@ -165,9 +151,10 @@ static void vm_host_request_exit(void *opaque, enum vm_exit_reason reason, int c
 }
 
 /* Puts a device's range on its bus and in the list snapshots walk. */
-static int add_device(struct vm *vm, bool pio, uint64_t base, uint64_t len,
+static int add_device(void *opaque, bool pio, uint64_t base, uint64_t len,
 		      const struct device_ops *ops, void *dev)
 {
+	struct vm *vm = opaque;
 	if (vm->nr_devices >= VM_MAX_DEVICES)
 		return -ENOSPC;
 	int r = bus_register(pio ? &vm->pio_bus : &vm->mmio_bus, base, len, ops, dev);
@@ -185,8 +172,9 @@ static int setup_disks(struct vm *vm, enum kvmhost_status *why)
 	for (int i = 0; i < vm->cfg.nr_disks; i++) {
 		struct vm_disk *d = &vm->disks[i];
 		char err[512];
-		d->base = VIRTIO_MMIO_BASE + (uint64_t)i * VIRTIO_MMIO_STRIDE;
-		d->gsi = disk_gsis[i];
+		struct pc_slot slot = pc_disk_slot((unsigned)i);
+		d->base = slot.base;
+		d->gsi = slot.gsi;
 		int r = virtio_blk_open(&d->blk, &vm->cfg.disks[i], err, sizeof(err));
 		if (r) {
 			log_err("--disk: %s", err);
@@ -203,7 +191,6 @@ static int setup_disks(struct vm *vm, enum kvmhost_status *why)
 	return 0;
 }
 
-/* Nets after the disks' MMIO window, on GSIs the disks and SCI leave free. */
 static int setup_nets(struct vm *vm, enum kvmhost_status *why)
 {
 	for (int i = 0; i < vm->cfg.nr_nets; i++) {
@@ -211,8 +198,9 @@ static int setup_nets(struct vm *vm, enum kvmhost_status *why)
 		const struct net_spec *spec = &vm->cfg.nets[i];
 		char err[512];
 		uint8_t mac[6];
-		n->base = VIRTIO_MMIO_BASE + (uint64_t)(PC_MAX_DISKS + i) * VIRTIO_MMIO_STRIDE;
-		n->gsi = VIRTIO_NET0_GSI + (uint32_t)i;
+		struct pc_slot slot = pc_net_slot((unsigned)i);
+		n->base = slot.base;
+		n->gsi = slot.gsi;
 		if (spec->mac_given)
 			memcpy(mac, spec->mac, 6);
 		else
@@ -300,29 +288,13 @@ static int attach_extra_device(struct vm *vm)
 	return x->attach(x->dev, &vm->host, vm->cfg.cpus);
 }
 
+/* The board's own devices, then the builder's extra one. */
 static int setup_devices(struct vm *vm)
 {
 	vm->host = (struct device_host){vm, vm_host_request_exit, vm_set_irq};
-	serial_init(&vm->serial, vm->console_fd, &vm->host, SERIAL_GSI);
-	vm->serial_ready = true;
-	acpi_pm_init(&vm->acpi_pm, &vm->host);
-	vm->acpi_pm_ready = true;
 	int r = attach_extra_device(vm);
 	if (!r)
-		r = add_device(vm, true, SERIAL_COM1, 8, &serial_ops, &vm->serial);
-	if (!r)
-		r = add_device(vm, true, I8042_DATA_PORT, I8042_PORTS, &pc_reset_i8042_ops,
-			       &vm->host);
-	if (!r)
-		r = add_device(vm, true, RST_CNT_PORT, 1, &pc_reset_rst_cnt_ops, &vm->host);
-	if (!r)
-		r = add_device(vm, true, POST_PORT, 1, &post_ops, NULL);
-	if (!r)
-		r = add_device(vm, true, ACPI_PM1A_EVT, ACPI_PM1A_EVT_LEN, &acpi_pm_evt_ops,
-			       &vm->acpi_pm);
-	if (!r)
-		r = add_device(vm, true, ACPI_PM1A_CNT, ACPI_PM1A_CNT_LEN, &acpi_pm_cnt_ops,
-			       &vm->acpi_pm);
+		r = pc_board_init(&vm->board, vm->console_fd, &vm->host, add_device, vm);
 	if (!r && vm->extra)
 		r = add_device(vm, true, vm->extra->port, vm->extra->nr_ports, vm->extra->ops,
 			       vm->extra->dev);
@@ -360,28 +332,11 @@ static int setup_linux(struct vm *vm, enum kvmhost_status *why)
 	return 0;
 }
 
-/* The PIT a Linux guest expects (the built-in guest uses LAPIC timers). */
 static int create_pit(struct vm *vm)
 {
-	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
-	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
-		int err = errno;
-		log_err("KVM_CREATE_PIT2: %s", strerror(err));
-		return -err;
-	}
-	vm->has_pit = true;
-	/* Ticks the guest missed (host asleep, VM paused, host slower than the
-	 * tick) are dropped, not replayed: KVM's default replays each one on the
-	 * guest's EOI, and a guest behind by thousands then does nothing but
-	 * take timer interrupts. Linux keeps time by kvmclock, not by counting
-	 * ticks. */
-	struct kvm_reinject_control no_reinject = {.pit_reinject = 0};
-	if (ioctl(vm->vm_fd, KVM_REINJECT_CONTROL, &no_reinject) < 0) {
-		int err = errno;
-		log_err("KVM_REINJECT_CONTROL: %s", strerror(err));
-		return -err;
-	}
-	return 0;
+	int r = pc_create_pit(vm->vm_fd);
+	vm->has_pit = r == 0;
+	return r;
 }
 
 static int setup_vcpu(struct vm *vm, struct vcpu *v, uint32_t i)
@@ -476,13 +431,7 @@ static int setup_kvm(struct vm *vm, enum kvmhost_status *why)
 		log_err("KVM_CREATE_VM: %s", strerror(-r));
 		return r;
 	}
-	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, TSS_ADDR) < 0 ||
-	    ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
-		r = -errno;
-		log_err("setting up the in-kernel irqchip: %s", strerror(-r));
-		return r;
-	}
-	if ((r = x86_set_irq_routing(vm->vm_fd)))
+	if ((r = pc_create_irqchip(vm->vm_fd)))
 		return r;
 	vm->exit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->exit_efd < 0) {
@@ -578,10 +527,7 @@ static void destroy_devices(struct vm *vm)
 	for (int i = 0; i < VM_MAX_DISKS; i++)
 		if (vm->disks[i].open)
 			virtio_blk_close(&vm->disks[i].blk);
-	if (vm->serial_ready)
-		serial_destroy(&vm->serial);
-	if (vm->acpi_pm_ready)
-		acpi_pm_destroy(&vm->acpi_pm);
+	pc_board_destroy(&vm->board);
 	if (vm->extra)
 		vm->extra->detach(vm->extra->dev);
 	bus_destroy(&vm->pio_bus);
@@ -654,7 +600,7 @@ const char *vm_state_name(struct vm *vm)
 void vm_request_poweroff(struct vm *vm)
 {
 	if (!vm->extra || !vm->extra->request_poweroff) {
-		if (!acpi_pm_press_power_button(&vm->acpi_pm))
+		if (!acpi_pm_press_power_button(&vm->board.acpi_pm))
 			log_info("power button pressed; the guest has not enabled its event yet");
 		return;
 	}
@@ -690,7 +636,7 @@ bool vm_stopping(struct vm *vm)
 
 unsigned vm_console_input(struct vm *vm, const uint8_t *buf, unsigned len)
 {
-	return serial_receive(&vm->serial, buf, len);
+	return serial_receive(&vm->board.serial, buf, len);
 }
 
 const struct extra_device *vm_extra_device(const struct vm *vm)
@@ -815,6 +761,28 @@ enum kvmhost_status vm_exit_status(struct vm *vm)
 	default:
 		return STATUS_GUEST_ERROR;
 	}
+}
+
+int vm_save_kvm_state(struct vm *vm, struct state_writer *w)
+{
+	int r = x86_save_vm_state(vm->vm_fd, vm->has_pit, w);
+	struct kvm_clock_data clock;
+	if (r || (r = vm_get_clock(vm, &clock)))
+		return r;
+	state_put(w, &clock, sizeof(clock));
+	return w->err;
+}
+
+int vm_restore_kvm_state(struct vm *vm, struct state_reader *r, int64_t elapsed_ns)
+{
+	int ret = x86_restore_vm_state(vm->vm_fd, vm->has_pit, r);
+	if (ret)
+		return ret;
+	struct kvm_clock_data clock;
+	state_get(r, &clock, sizeof(clock));
+	if (r->err)
+		return r->err;
+	return vm_resume_clock(vm, &clock, elapsed_ns);
 }
 
 /* How many devices have state of their own. */

@@ -11,13 +11,11 @@
 #include <stdint.h>
 
 #include "arch/x86/cpu.h"
-#include "arch/x86/pc_layout.h"
+#include "arch/x86/pc.h"
 #include "backends/disk_image.h"
 #include "core/bus.h"
 #include "core/vcpu.h"
-#include "devices/acpi_pm.h"
 #include "devices/device.h"
-#include "devices/serial.h"
 #include "util/exit_status.h"
 #include "util/guest_mem.h"
 #include "util/state.h"
@@ -108,11 +106,8 @@ struct vm {
 	struct bus mmio_bus;
 	struct vm_device devices[VM_MAX_DEVICES];
 	int nr_devices;
-	struct serial serial;
-	bool serial_ready;
+	struct pc_board board;		  /* its own devices: serial, ACPI PM, reset, POST */
 	const struct extra_device *extra; /* cfg.flat_device where the guest has it */
-	struct acpi_pm acpi_pm;
-	bool acpi_pm_ready;
 	int console_fd;
 
 	uint32_t nr_vcpus;
@@ -198,23 +193,6 @@ struct vm_net *vm_find_net(struct vm *vm, const char *id);
 /* Every net asks its guest to announce itself (after a wake, a restore, a
  * migration): gratuitous ARP and unsolicited neighbour advertisements. */
 void vm_announce(struct vm *vm);
-
-/* Dirty page logging for a migration: KVM's log of what vCPUs wrote, and
- * the devices' own marks (gm_mark_dirty). fetch ORs into `bitmap` (one bit
- * per 4 KiB page of RAM, from offset 0) what was written since the last
- * fetch, or since start. Any thread; stop undoes start. */
-int vm_dirty_log_start(struct vm *vm);
-int vm_dirty_log_fetch(struct vm *vm, uint64_t *bitmap);
-/* How many 64-bit words fetch's bitmap has. */
-uint64_t vm_dirty_bitmap_words(const struct vm *vm);
-void vm_dirty_log_stop(struct vm *vm);
-/* Which of RAM's pages [first, first+n) may hold data, from pm_fd
- * (/proc/self/pagemap): an anonymous page neither present nor swapped was
- * never touched, and reading it would only map the zero page (most of a
- * large, idle guest). A snapshot-backed guest's pages all may. flags[i] &
- * VM_PAGE_IN_USE says; every flag is set when pagemap cannot be read. */
-#define VM_PAGE_IN_USE ((1ull << 63) | (1ull << 62)) /* present | swapped */
-void vm_pages_in_use(const struct vm *vm, int pm_fd, uint64_t first, uint64_t n, uint64_t *flags);
 
 /* The guest's clock (KVM_GET_CLOCK / KVM_SET_CLOCK). */
 int vm_get_clock(struct vm *vm, struct kvm_clock_data *clock);

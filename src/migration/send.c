@@ -12,6 +12,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "core/dirty_log.h"
 #include "migration/migration_impl.h"
 #include "sandbox/sandbox.h"
 #include "snapshot/snapshot.h"

@@ -16,6 +16,7 @@
 #include <zlib.h>
 
 #include "arch/x86/cpu.h"
+#include "core/dirty_log.h"
 #include "snapshot/snapshot.h"
 #include "util/util.h"
 

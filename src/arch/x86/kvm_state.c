@@ -1,6 +1,7 @@
 /* What KVM holds, as state: per vCPU (CPUID, registers, FPU/XSAVE, XCRs,
  * special registers, MSRs, MP state, LAPIC, pending events, debug
- * registers) and per VM (interrupt controllers, PIT, clock). Each vCPU part
+ * registers) and per VM (interrupt controllers, PIT; core/vm.c adds the
+ * clock). Each vCPU part
  * is a tag, a length and KVM's own structure; a part this host's KVM does
  * not have is saved empty, and a part of the wrong size is refused. */
 #include <errno.h>
@@ -8,8 +9,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "core/vcpu.h"
-#include "core/vm.h"
+#include "arch/x86/kvm_state.h"
+
 #include "util/util.h"
 
 /* The most CPUID entries and MSRs a saved vCPU may carry (KVM reports
@@ -28,11 +29,12 @@ struct fixed_part {
 struct kvm_part {
 	const char *name;
 	struct fixed_part fixed; /* size 0: the functions below */
-	int (*save)(struct vcpu *vcpu, struct state_writer *w);
-	int (*restore)(struct vcpu *vcpu, struct state_reader *r, uint32_t len);
+	int (*save)(const struct x86_vcpu_state *vcpu, struct state_writer *w);
+	int (*restore)(const struct x86_vcpu_state *vcpu, struct state_reader *r, uint32_t len);
 };
 
-static int save_fixed(struct vcpu *vcpu, const struct kvm_part *p, struct state_writer *w)
+static int save_fixed(const struct x86_vcpu_state *vcpu, const struct kvm_part *p,
+		      struct state_writer *w)
 {
 	uint8_t buf[1024] = {0};
 	if (ioctl(vcpu->fd, p->fixed.get, buf) < 0) {
@@ -49,8 +51,8 @@ static int save_fixed(struct vcpu *vcpu, const struct kvm_part *p, struct state_
 	return 0;
 }
 
-static int restore_fixed(struct vcpu *vcpu, const struct kvm_part *p, struct state_reader *r,
-			 uint32_t len)
+static int restore_fixed(const struct x86_vcpu_state *vcpu, const struct kvm_part *p,
+			 struct state_reader *r, uint32_t len)
 {
 	uint8_t buf[1024];
 	if (len == 0)
@@ -69,7 +71,7 @@ static int restore_fixed(struct vcpu *vcpu, const struct kvm_part *p, struct sta
 }
 
 /* CPUID first: KVM checks what follows (XSAVE size, MSRs) against it. */
-static int save_cpuid(struct vcpu *vcpu, struct state_writer *w)
+static int save_cpuid(const struct x86_vcpu_state *vcpu, struct state_writer *w)
 {
 	size_t size =
 		sizeof(struct kvm_cpuid2) + MAX_CPUID_ENTRIES * sizeof(struct kvm_cpuid_entry2);
@@ -89,7 +91,7 @@ static int save_cpuid(struct vcpu *vcpu, struct state_writer *w)
 	return r;
 }
 
-static int restore_cpuid(struct vcpu *vcpu, struct state_reader *r, uint32_t len)
+static int restore_cpuid(const struct x86_vcpu_state *vcpu, struct state_reader *r, uint32_t len)
 {
 	if (!state_check(r, len >= sizeof(struct kvm_cpuid2) && len <= r->len - r->off))
 		return -EINVAL;
@@ -108,9 +110,9 @@ static int restore_cpuid(struct vcpu *vcpu, struct state_reader *r, uint32_t len
 }
 
 /* XSAVE as large as this KVM makes it (KVM_CAP_XSAVE2), else the 4 KiB one. */
-static int save_xsave(struct vcpu *vcpu, struct state_writer *w)
+static int save_xsave(const struct x86_vcpu_state *vcpu, struct state_writer *w)
 {
-	uint32_t size = vcpu->env->xsave_size;
+	uint32_t size = vcpu->xsave_size;
 	if (!size) {
 		state_put_u32(w, 0);
 		return 0;
@@ -130,15 +132,15 @@ static int save_xsave(struct vcpu *vcpu, struct state_writer *w)
 	return r;
 }
 
-static int restore_xsave(struct vcpu *vcpu, struct state_reader *r, uint32_t len)
+static int restore_xsave(const struct x86_vcpu_state *vcpu, struct state_reader *r, uint32_t len)
 {
 	if (len == 0)
 		return 0; /* saved where KVM had no XSAVE: the FPU part carries it */
 	/* A larger area than this KVM's holds features this host lacks. */
 	if (!state_check(r, len <= MAX_XSAVE_BYTES && len <= r->len - r->off &&
 				    len >= sizeof(struct kvm_xsave) &&
-				    len <= (vcpu->env->xsave_size > sizeof(struct kvm_xsave)
-						    ? vcpu->env->xsave_size
+				    len <= (vcpu->xsave_size > sizeof(struct kvm_xsave)
+						    ? vcpu->xsave_size
 						    : sizeof(struct kvm_xsave))))
 		return -EINVAL;
 	uint8_t *buf = malloc(len);
@@ -163,7 +165,7 @@ static struct kvm_msrs *alloc_msrs(uint32_t n)
 /* KVM_GET_MSRS and KVM_SET_MSRS stop at the first MSR they refuse and say
  * how many they did: skip that one and go on, so one MSR this KVM will not
  * move (some do not on nested PVM hosts) does not lose the rest. */
-static uint32_t msrs_io(struct vcpu *vcpu, struct kvm_msrs *m, bool set)
+static uint32_t msrs_io(const struct x86_vcpu_state *vcpu, struct kvm_msrs *m, bool set)
 {
 	uint32_t done = 0, total = m->nmsrs;
 	struct kvm_msr_entry *e = m->entries;
@@ -191,9 +193,9 @@ static uint32_t msrs_io(struct vcpu *vcpu, struct kvm_msrs *m, bool set)
 	return kept;
 }
 
-static int save_msrs(struct vcpu *vcpu, struct state_writer *w)
+static int save_msrs(const struct x86_vcpu_state *vcpu, struct state_writer *w)
 {
-	const struct kvm_msr_list *list = vcpu->env->msr_list;
+	const struct kvm_msr_list *list = vcpu->msr_list;
 	uint32_t n = list ? list->nmsrs : 0;
 	struct kvm_msrs *m = alloc_msrs(n);
 	if (!m)
@@ -208,7 +210,7 @@ static int save_msrs(struct vcpu *vcpu, struct state_writer *w)
 	return 0;
 }
 
-static int restore_msrs(struct vcpu *vcpu, struct state_reader *r, uint32_t len)
+static int restore_msrs(const struct x86_vcpu_state *vcpu, struct state_reader *r, uint32_t len)
 {
 	uint32_t n = len / sizeof(struct kvm_msr_entry);
 	if (!state_check(r, len % sizeof(struct kvm_msr_entry) == 0 && n <= MAX_MSRS &&
@@ -250,7 +252,7 @@ _Static_assert(sizeof(struct kvm_lapic_state) <= 1024, "lapic part");
 _Static_assert(sizeof(struct kvm_fpu) <= 1024, "fpu part");
 _Static_assert(sizeof(struct kvm_sregs) <= 1024, "sregs part");
 
-int vcpu_save_state(struct vcpu *vcpu, struct state_writer *w)
+int x86_save_vcpu_state(const struct x86_vcpu_state *vcpu, struct state_writer *w)
 {
 	state_put_u32(w, ARRAY_SIZE(vcpu_parts));
 	for (size_t i = 0; i < ARRAY_SIZE(vcpu_parts); i++) {
@@ -263,7 +265,7 @@ int vcpu_save_state(struct vcpu *vcpu, struct state_writer *w)
 	return w->err;
 }
 
-int vcpu_restore_state(struct vcpu *vcpu, struct state_reader *r)
+int x86_restore_vcpu_state(const struct x86_vcpu_state *vcpu, struct state_reader *r)
 {
 	uint32_t n = state_get_u32(r);
 	if (!state_check(r, n == ARRAY_SIZE(vcpu_parts)))
@@ -281,11 +283,11 @@ int vcpu_restore_state(struct vcpu *vcpu, struct state_reader *r)
 }
 
 /* The three in-kernel interrupt controllers: PIC master, PIC slave, IOAPIC. */
-static int save_irqchips(struct vm *vm, struct state_writer *w)
+static int save_irqchips(int vm_fd, struct state_writer *w)
 {
 	for (uint32_t id = KVM_IRQCHIP_PIC_MASTER; id <= KVM_IRQCHIP_IOAPIC; id++) {
 		struct kvm_irqchip chip = {.chip_id = id};
-		if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &chip) < 0) {
+		if (ioctl(vm_fd, KVM_GET_IRQCHIP, &chip) < 0) {
 			int err = errno;
 			log_err("KVM_GET_IRQCHIP %u: %s", id, strerror(err));
 			return -err;
@@ -295,14 +297,14 @@ static int save_irqchips(struct vm *vm, struct state_writer *w)
 	return 0;
 }
 
-static int restore_irqchips(struct vm *vm, struct state_reader *r)
+static int restore_irqchips(int vm_fd, struct state_reader *r)
 {
 	for (uint32_t id = KVM_IRQCHIP_PIC_MASTER; id <= KVM_IRQCHIP_IOAPIC; id++) {
 		struct kvm_irqchip chip;
 		state_get(r, &chip, sizeof(chip));
 		if (!state_check(r, chip.chip_id == id))
 			return -EINVAL;
-		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &chip) < 0) {
+		if (ioctl(vm_fd, KVM_SET_IRQCHIP, &chip) < 0) {
 			int err = errno;
 			log_err("KVM_SET_IRQCHIP %u: %s", id, strerror(err));
 			return -err;
@@ -311,41 +313,33 @@ static int restore_irqchips(struct vm *vm, struct state_reader *r)
 	return 0;
 }
 
-int vm_save_kvm_state(struct vm *vm, struct state_writer *w)
+int x86_save_vm_state(int vm_fd, bool has_pit, struct state_writer *w)
 {
-	int r = save_irqchips(vm, w);
+	int r = save_irqchips(vm_fd, w);
 	if (r)
 		return r;
-	state_put_u8(w, vm->has_pit);
-	if (vm->has_pit) {
+	state_put_u8(w, has_pit);
+	if (has_pit) {
 		struct kvm_pit_state2 pit;
-		if (ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) < 0)
+		if (ioctl(vm_fd, KVM_GET_PIT2, &pit) < 0)
 			return -errno;
 		state_put(w, &pit, sizeof(pit));
 	}
-	struct kvm_clock_data clock;
-	if ((r = vm_get_clock(vm, &clock)))
-		return r;
-	state_put(w, &clock, sizeof(clock));
 	return w->err;
 }
 
-int vm_restore_kvm_state(struct vm *vm, struct state_reader *r, int64_t elapsed_ns)
+int x86_restore_vm_state(int vm_fd, bool has_pit, struct state_reader *r)
 {
-	int ret = restore_irqchips(vm, r);
+	int ret = restore_irqchips(vm_fd, r);
 	if (ret)
 		return ret;
-	if (!state_check(r, state_get_u8(r) == vm->has_pit))
+	if (!state_check(r, state_get_u8(r) == has_pit))
 		return -EINVAL;
-	if (vm->has_pit) {
+	if (has_pit) {
 		struct kvm_pit_state2 pit;
 		state_get(r, &pit, sizeof(pit));
-		if (r->err || ioctl(vm->vm_fd, KVM_SET_PIT2, &pit) < 0)
+		if (r->err || ioctl(vm_fd, KVM_SET_PIT2, &pit) < 0)
 			return r->err ? r->err : -errno;
 	}
-	struct kvm_clock_data clock;
-	state_get(r, &clock, sizeof(clock));
-	if (r->err)
-		return r->err;
-	return vm_resume_clock(vm, &clock, elapsed_ns);
+	return r->err;
 }
