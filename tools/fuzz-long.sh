@@ -26,7 +26,7 @@ run() {
 	echo $? >"$out/$t.rc"
 }
 targets=(fuzz_virtio_blk fuzz_protocol fuzz_linux_loader fuzz_snapshot fuzz_migration
-	fuzz_virtio_net)
+	fuzz_virtio_net fuzz_device_state)
 for ((i = 0; i < ${#targets[@]}; i += 2)); do
 	run "${targets[i]}" &
 	[[ -n ${targets[i + 1]:-} ]] && run "${targets[i + 1]}" &

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "util/util.h"
+#include "util/vmstate.h"
 
 void testdev_configure(struct testdev *t, const struct testdev_config *cfg, const uint8_t *blob,
 		       uint32_t blob_len)
@@ -265,70 +266,73 @@ static void testdev_vcpu_unparked(void *dev, unsigned vcpu)
 		t->vcpus[vcpu].last_beat_ns = 0;
 }
 
-#define TESTDEV_STATE_VERSION 3 /* 3: the disk workload's reports */
 /* Version 1's configuration ended at memcheck_mib: ten words. */
 #define TESTDEV_V1_CONFIG_BYTES (10 * sizeof(uint32_t))
 
-/* The configuration travels with the guest: a restored guest goes on with
- * the workload it was given. Per vCPU: counters and the half-written result. */
-static void testdev_save(void *dev, struct state_writer *w)
+/* Per vCPU: counters, the pending commands and the half-written result. */
+static const struct vmstate_field testdev_vcpu_fields[] = {
+	VMS_ATOMIC(struct testdev_vcpu, heartbeats),
+	VMS_ATOMIC(struct testdev_vcpu, clock_backwards),
+	VMS_ATOMIC(struct testdev_vcpu, guest_stopped_seen),
+	VMS_ATOMIC(struct testdev_vcpu, booted),
+	VMS_ATOMIC(struct testdev_vcpu, commands),
+	VMS_UINT(struct testdev_vcpu, config_key),
+	VMS_UINT(struct testdev_vcpu, result),
+	VMS_UINT(struct testdev_vcpu, result_words),
+};
+
+static const struct vmstate testdev_vcpu_state = {
+	.name = "testdev vCPU",
+	.fields = testdev_vcpu_fields,
+	.nr_fields = ARRAY_SIZE(testdev_vcpu_fields),
+};
+
+/* A restored guest's silence meanwhile is no heartbeat gap; a version 1
+ * state had no net or memory-dirtying settings: none. */
+static int testdev_post_load(void *dev, uint32_t version)
 {
 	struct testdev *t = dev;
-	state_put_u32(w, TESTDEV_STATE_VERSION);
-	state_put(w, &t->cfg, sizeof(t->cfg));
-	state_put_u32(w, t->nr_vcpus);
-	for (unsigned i = 0; i < t->nr_vcpus; i++) {
-		struct testdev_vcpu *v = &t->vcpus[i];
-		state_put_u64(w, atomic_load(&v->heartbeats));
-		state_put_u64(w, atomic_load(&v->clock_backwards));
-		state_put_u64(w, atomic_load(&v->guest_stopped_seen));
-		state_put_u64(w, atomic_load(&v->booted));
-		state_put_u32(w, atomic_load(&v->commands));
-		state_put_u32(w, v->config_key);
-		state_put_u64(w, v->result);
-		state_put_u32(w, v->result_words);
-	}
-	/* What the guest reported of its disk workload so far: one that ends
-	 * during a migration's pre-copy is done on the destination too. */
-	state_put_u64(w, atomic_load(&t->disk_flushed));
-	state_put_u64(w, atomic_load(&t->disk_verified));
-	state_put_u64(w, atomic_load(&t->disk_errors));
-	state_put_u64(w, atomic_load(&t->disk_irqs));
-	state_put_u32(w, atomic_load(&t->disk_done));
+	if (version == 1)
+		memset((uint8_t *)&t->cfg + TESTDEV_V1_CONFIG_BYTES, 0,
+		       sizeof(t->cfg) - TESTDEV_V1_CONFIG_BYTES);
+	for (unsigned i = 0; i < t->nr_vcpus; i++)
+		t->vcpus[i].last_beat_ns = 0;
+	return 0;
+}
+
+/* The configuration travels with the guest: a restored guest goes on with
+ * the workload it was given. Then what the guest reported of its disk
+ * workload so far (3): one that ends during a migration's pre-copy is done
+ * on the destination too. */
+static const struct vmstate_field testdev_fields[] = {
+	VMS_BYTES(struct testdev, cfg, TESTDEV_V1_CONFIG_BYTES, .until = 1),
+	VMS_BYTES(struct testdev, cfg, sizeof(struct testdev_config), .since = 2),
+	VMS_UINT(struct testdev, nr_vcpus, .must_match = true),
+	VMS_ARRAY(struct testdev, vcpus, nr_vcpus, struct testdev_vcpu, &testdev_vcpu_state),
+	VMS_ATOMIC(struct testdev, disk_flushed, .since = 3),
+	VMS_ATOMIC(struct testdev, disk_verified, .since = 3),
+	VMS_ATOMIC(struct testdev, disk_errors, .since = 3),
+	VMS_ATOMIC(struct testdev, disk_irqs, .since = 3),
+	VMS_ATOMIC(struct testdev, disk_done, .since = 3),
+};
+
+static const struct vmstate testdev_state = {
+	.name = "testdev",
+	.version = 3,
+	.min_version = 1,
+	.fields = testdev_fields,
+	.nr_fields = ARRAY_SIZE(testdev_fields),
+	.post_load = testdev_post_load,
+};
+
+static void testdev_save(void *dev, struct state_writer *w)
+{
+	vmstate_save(&testdev_state, dev, w);
 }
 
 static int testdev_restore(void *dev, struct state_reader *r)
 {
-	struct testdev *t = dev;
-	uint32_t version = state_get_u32(r);
-	if (!state_check(r, version >= 1 && version <= TESTDEV_STATE_VERSION))
-		return -EINVAL;
-	/* A snapshot made before the net and memory-dirtying settings: none. */
-	struct testdev_config cfg = {0};
-	state_get(r, &cfg, version == 1 ? TESTDEV_V1_CONFIG_BYTES : sizeof(cfg));
-	if (!state_check(r, state_get_u32(r) == t->nr_vcpus))
-		return -EINVAL;
-	t->cfg = cfg;
-	for (unsigned i = 0; i < t->nr_vcpus && !r->err; i++) {
-		struct testdev_vcpu *v = &t->vcpus[i];
-		atomic_store(&v->heartbeats, state_get_u64(r));
-		atomic_store(&v->clock_backwards, state_get_u64(r));
-		atomic_store(&v->guest_stopped_seen, state_get_u64(r));
-		atomic_store(&v->booted, state_get_u64(r));
-		atomic_store(&v->commands, state_get_u32(r));
-		v->config_key = state_get_u32(r);
-		v->result = state_get_u64(r);
-		v->result_words = state_get_u32(r);
-		v->last_beat_ns = 0;
-	}
-	if (version >= 3) {
-		atomic_store(&t->disk_flushed, state_get_u64(r));
-		atomic_store(&t->disk_verified, state_get_u64(r));
-		atomic_store(&t->disk_errors, state_get_u64(r));
-		atomic_store(&t->disk_irqs, state_get_u64(r));
-		atomic_store(&t->disk_done, state_get_u32(r));
-	}
-	return r->err;
+	return vmstate_load(&testdev_state, dev, r);
 }
 
 const struct device_ops testdev_ops = {

@@ -7,6 +7,9 @@
 #include <errno.h>
 #include <string.h>
 
+#include "util/util.h"
+#include "util/vmstate.h"
+
 void acpi_pm_init(struct acpi_pm *pm, const struct device_host *host)
 {
 	memset(pm, 0, sizeof(*pm));
@@ -92,34 +95,46 @@ bool acpi_pm_press_power_button(struct acpi_pm *pm)
 	return enabled;
 }
 
-#define ACPI_PM_STATE_VERSION 1
+/* SCI_EN stays set: kvmhost's ACPI is always in ACPI mode. */
+static int acpi_pm_post_load(void *dev, uint32_t version)
+{
+	struct acpi_pm *pm = dev;
+	(void)version;
+	pm->cnt |= ACPI_SCI_EN;
+	update_sci(pm);
+	return 0;
+}
+
+static const struct vmstate_field acpi_pm_fields[] = {
+	VMS_UINT(struct acpi_pm, sts),
+	VMS_UINT(struct acpi_pm, en),
+	VMS_UINT(struct acpi_pm, cnt),
+};
+
+static const struct vmstate acpi_pm_state = {
+	.name = "acpi-pm",
+	.version = 1,
+	.min_version = 1,
+	.fields = acpi_pm_fields,
+	.nr_fields = ARRAY_SIZE(acpi_pm_fields),
+	.post_load = acpi_pm_post_load,
+};
 
 static void acpi_pm_save(void *dev, struct state_writer *w)
 {
 	struct acpi_pm *pm = dev;
 	pthread_mutex_lock(&pm->lock);
-	state_put_u32(w, ACPI_PM_STATE_VERSION);
-	state_put_u16(w, pm->sts);
-	state_put_u16(w, pm->en);
-	state_put_u16(w, pm->cnt);
+	vmstate_save(&acpi_pm_state, pm, w);
 	pthread_mutex_unlock(&pm->lock);
 }
 
 static int acpi_pm_restore(void *dev, struct state_reader *r)
 {
 	struct acpi_pm *pm = dev;
-	if (!state_check(r, state_get_u32(r) == ACPI_PM_STATE_VERSION))
-		return -EINVAL;
-	uint16_t sts = state_get_u16(r), en = state_get_u16(r), cnt = state_get_u16(r);
-	if (r->err)
-		return r->err;
 	pthread_mutex_lock(&pm->lock);
-	pm->sts = sts;
-	pm->en = en;
-	pm->cnt = (uint16_t)(cnt | ACPI_SCI_EN);
-	update_sci(pm);
+	int ret = vmstate_load(&acpi_pm_state, pm, r);
 	pthread_mutex_unlock(&pm->lock);
-	return 0;
+	return ret;
 }
 
 /* The state is saved once, with the event block. */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "util/util.h"
+#include "util/vmstate.h"
 
 /* Newer <linux/serial_reg.h> has it; the FIFO bits a 16550A shows in IIR. */
 #ifndef UART_IIR_FIFO_ENABLED_16550A
@@ -189,51 +190,61 @@ unsigned serial_receive(struct serial *s, const uint8_t *buf, unsigned len)
 	return n;
 }
 
-#define SERIAL_STATE_VERSION 1
+/* Registers, the pending transmit interrupt and the receive FIFO (saved
+ * from its head); the line level is recomputed on restore. */
+static int serial_post_load(void *dev, uint32_t version)
+{
+	struct serial *s = dev;
+	(void)version;
+	s->rx_head = 0;
+	update_irq(s);
+	return 0;
+}
 
-/* Registers, the receive FIFO and the pending transmit interrupt; the line
- * level is recomputed on restore. */
+static const struct vmstate_field serial_fields[] = {
+	VMS_UINT(struct serial, ier),	       VMS_UINT(struct serial, iir),
+	VMS_UINT(struct serial, lcr),	       VMS_UINT(struct serial, mcr),
+	VMS_UINT(struct serial, lsr),	       VMS_UINT(struct serial, msr),
+	VMS_UINT(struct serial, scr),	       VMS_UINT(struct serial, dll),
+	VMS_UINT(struct serial, dlm),	       VMS_UINT(struct serial, fcr),
+	VMS_BOOL(struct serial, thri_pending), VMS_VBYTES(struct serial, rx, rx_len),
+};
+
+static const struct vmstate serial_state = {
+	.name = "serial",
+	.version = 1,
+	.min_version = 1,
+	.fields = serial_fields,
+	.nr_fields = ARRAY_SIZE(serial_fields),
+	.post_load = serial_post_load,
+};
+
+/* The FIFO from its head, so that the state holds it in order. */
+static void rx_linearize(struct serial *s)
+{
+	uint8_t rx[SERIAL_RX_SIZE];
+	for (unsigned i = 0; i < s->rx_len; i++)
+		rx[i] = s->rx[(s->rx_head + i) % SERIAL_RX_SIZE];
+	memcpy(s->rx, rx, s->rx_len);
+	s->rx_head = 0;
+}
+
 static void serial_save(void *dev, struct state_writer *w)
 {
 	struct serial *s = dev;
 	pthread_mutex_lock(&s->lock);
-	const uint8_t regs[] = {s->ier, s->iir, s->lcr, s->mcr, s->lsr,
-				s->msr, s->scr, s->dll, s->dlm, s->fcr};
-	state_put_u32(w, SERIAL_STATE_VERSION);
-	state_put(w, regs, sizeof(regs));
-	state_put_u8(w, s->thri_pending);
-	state_put_u32(w, s->rx_len);
-	for (unsigned i = 0; i < s->rx_len; i++)
-		state_put_u8(w, s->rx[(s->rx_head + i) % SERIAL_RX_SIZE]);
+	rx_linearize(s);
+	vmstate_save(&serial_state, s, w);
 	pthread_mutex_unlock(&s->lock);
 }
 
 static int serial_restore(void *dev, struct state_reader *r)
 {
 	struct serial *s = dev;
-	uint8_t regs[10];
-	if (!state_check(r, state_get_u32(r) == SERIAL_STATE_VERSION))
-		return -EINVAL;
-	state_get(r, regs, sizeof(regs));
-	bool thri = state_get_u8(r);
-	uint32_t rx_len = state_get_u32(r);
-	if (!state_check(r, rx_len <= SERIAL_RX_SIZE))
-		return -EINVAL;
-	uint8_t rx[SERIAL_RX_SIZE];
-	state_get(r, rx, rx_len);
-	if (r->err)
-		return r->err;
 	pthread_mutex_lock(&s->lock);
-	s->ier = regs[0], s->iir = regs[1], s->lcr = regs[2], s->mcr = regs[3];
-	s->lsr = regs[4], s->msr = regs[5], s->scr = regs[6], s->dll = regs[7];
-	s->dlm = regs[8], s->fcr = regs[9];
-	s->thri_pending = thri;
-	memcpy(s->rx, rx, rx_len);
-	s->rx_head = 0;
-	s->rx_len = rx_len;
-	update_irq(s);
+	int ret = vmstate_load(&serial_state, s, r);
 	pthread_mutex_unlock(&s->lock);
-	return 0;
+	return ret;
 }
 
 const struct device_ops serial_ops = {

@@ -160,34 +160,30 @@ static int blk_notify(void *dev, const struct guest_mem *gm, struct virtq *vq, u
 	return used;
 }
 
-#define VIRTIO_BLK_STATE_VERSION 1
-
-/* What the guest was given: a restore onto another image must match it. */
-static void blk_save(void *dev, struct state_writer *w)
+static int blk_post_load(void *dev, uint32_t version)
 {
 	struct virtio_blk *b = dev;
-	state_put_u32(w, VIRTIO_BLK_STATE_VERSION);
-	state_put_u64(w, b->capacity);
-	state_put_u8(w, b->img.ro);
-	state_put(w, b->id, sizeof(b->id));
-}
-
-static int blk_restore(void *dev, struct state_reader *r)
-{
-	struct virtio_blk *b = dev;
-	char id[sizeof(b->id)];
-	if (!state_check(r, state_get_u32(r) == VIRTIO_BLK_STATE_VERSION))
-		return -EINVAL;
-	uint64_t capacity = state_get_u64(r);
-	bool ro = state_get_u8(r);
-	state_get(r, id, sizeof(id));
-	/* The guest's view of the disk must not change under it. */
-	if (!state_check(r, capacity == b->capacity && ro == b->img.ro))
-		return -EINVAL;
-	memcpy(b->id, id, sizeof(id));
+	(void)version;
 	b->id[sizeof(b->id) - 1] = '\0';
 	return 0;
 }
+
+/* The guest's view of the disk must not change under it: capacity and
+ * read-only must match the image opened here. */
+static const struct vmstate_field blk_fields[] = {
+	VMS_UINT(struct virtio_blk, capacity, .must_match = true),
+	VMS_BOOL(struct virtio_blk, img.ro, .must_match = true),
+	VMS_BYTES(struct virtio_blk, id, sizeof(((struct virtio_blk *)0)->id)),
+};
+
+static const struct vmstate blk_state = {
+	.name = "virtio-blk",
+	.version = 1,
+	.min_version = 1,
+	.fields = blk_fields,
+	.nr_fields = ARRAY_SIZE(blk_fields),
+	.post_load = blk_post_load,
+};
 
 const struct virtio_device_ops virtio_blk_ops = {
 	.device_id = VIRTIO_ID_BLOCK,
@@ -195,6 +191,5 @@ const struct virtio_device_ops virtio_blk_ops = {
 	.features = blk_features,
 	.config_read = blk_config_read,
 	.notify = blk_notify,
-	.save = blk_save,
-	.restore = blk_restore,
+	.state = &blk_state,
 };

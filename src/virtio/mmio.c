@@ -8,6 +8,8 @@
 #include <linux/virtio_mmio.h>
 #include <string.h>
 
+#include "util/util.h"
+
 #define MAGIC  0x74726976 /* "virt" */
 #define VENDOR 0x4b564d48 /* "KVMH" */
 
@@ -21,6 +23,8 @@ void virtio_mmio_init(struct virtio_mmio *m, const struct virtio_device_ops *ops
 	m->gm = gm;
 	m->host = host;
 	m->gsi = gsi;
+	m->device_id = ops->device_id;
+	m->nr_queues = ops->nr_queues;
 }
 
 void virtio_mmio_destroy(struct virtio_mmio *m)
@@ -264,29 +268,51 @@ bool virtio_mmio_needs_reset(struct virtio_mmio *m)
 	return r;
 }
 
-#define VIRTIO_MMIO_STATE_VERSION 2 /* 1: one queue, no count */
+/* A ready queue's rings must still be in guest memory. */
+static int virtio_mmio_post_load(void *opaque, uint32_t version)
+{
+	struct virtio_mmio *m = opaque;
+	(void)version;
+	for (uint32_t i = 0; i < m->nr_queues; i++)
+		if (!virtq_state_valid(m->gm, &m->vqs[i]))
+			return -EINVAL;
+	return 0;
+}
 
-/* Transport registers, the queue's layout and position, then the device's
- * own part. No request is in flight: vCPUs are parked, and requests are
- * served on the vCPU that notified, under this lock. */
+/* Transport registers and each queue's layout and position (version 1: one
+ * queue, no count). The device's own part follows, with its own version. */
+static const struct vmstate_field virtio_mmio_fields[] = {
+	VMS_UINT(struct virtio_mmio, device_id, .must_match = true),
+	VMS_UINT(struct virtio_mmio, status),
+	VMS_UINT(struct virtio_mmio, isr),
+	VMS_UINT(struct virtio_mmio, queue_sel),
+	VMS_UINT(struct virtio_mmio, dev_feat_sel),
+	VMS_UINT(struct virtio_mmio, drv_feat_sel),
+	VMS_UINT(struct virtio_mmio, config_gen),
+	VMS_UINT(struct virtio_mmio, driver_features),
+	VMS_UINT(struct virtio_mmio, nr_queues, .must_match = true, .since = 2),
+	VMS_ARRAY(struct virtio_mmio, vqs, nr_queues, struct virtq, &virtq_state,
+		  .inline_array = true),
+};
+
+static const struct vmstate virtio_mmio_state = {
+	.name = "virtio-mmio",
+	.version = 2,
+	.min_version = 1,
+	.fields = virtio_mmio_fields,
+	.nr_fields = ARRAY_SIZE(virtio_mmio_fields),
+	.post_load = virtio_mmio_post_load,
+};
+
+/* No request is in flight: vCPUs are parked, and requests are served on
+ * the vCPU that notified, under this lock. */
 static void virtio_mmio_save(void *opaque, struct state_writer *w)
 {
 	struct virtio_mmio *m = opaque;
 	pthread_mutex_lock(&m->lock);
-	state_put_u32(w, VIRTIO_MMIO_STATE_VERSION);
-	state_put_u32(w, m->ops->device_id);
-	state_put_u32(w, m->status);
-	state_put_u32(w, m->isr);
-	state_put_u32(w, m->queue_sel);
-	state_put_u32(w, m->dev_feat_sel);
-	state_put_u32(w, m->drv_feat_sel);
-	state_put_u32(w, m->config_gen);
-	state_put_u64(w, m->driver_features);
-	state_put_u32(w, m->ops->nr_queues);
-	for (unsigned i = 0; i < m->ops->nr_queues; i++)
-		virtq_save(&m->vqs[i], w);
-	if (m->ops->save)
-		m->ops->save(m->dev, w);
+	vmstate_save(&virtio_mmio_state, m, w);
+	if (m->ops->state)
+		vmstate_save(m->ops->state, m->dev, w);
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -294,25 +320,9 @@ static int virtio_mmio_restore(void *opaque, struct state_reader *r)
 {
 	struct virtio_mmio *m = opaque;
 	pthread_mutex_lock(&m->lock);
-	int ret = -EINVAL;
-	uint32_t version = state_get_u32(r);
-	if (state_check(r, version == 1 || version == VIRTIO_MMIO_STATE_VERSION) &&
-	    state_check(r, state_get_u32(r) == m->ops->device_id)) {
-		m->status = state_get_u32(r);
-		m->isr = state_get_u32(r);
-		m->queue_sel = state_get_u32(r);
-		m->dev_feat_sel = state_get_u32(r);
-		m->drv_feat_sel = state_get_u32(r);
-		m->config_gen = state_get_u32(r);
-		m->driver_features = state_get_u64(r);
-		uint32_t n = version == 1 ? 1 : state_get_u32(r);
-		ret = state_check(r, n == m->ops->nr_queues) ? 0 : -EINVAL;
-		for (uint32_t i = 0; i < n && !ret; i++)
-			ret = virtq_restore(m->gm, &m->vqs[i], r);
-		if (!ret && m->ops->restore)
-			ret = m->ops->restore(m->dev, r);
-		ret = ret ? ret : r->err;
-	}
+	int ret = vmstate_load(&virtio_mmio_state, m, r);
+	if (!ret && m->ops->state)
+		ret = vmstate_load(m->ops->state, m->dev, r);
 	if (ret)
 		reset(m); /* whatever failed, nothing half-restored stays */
 	else

@@ -22,7 +22,8 @@ struct virtio_mmio {
 	uint32_t gsi;
 	uint32_t status, isr, queue_sel, dev_feat_sel, drv_feat_sel, config_gen;
 	uint64_t driver_features;
-	struct virtq vqs[VIRTIO_MAX_QUEUES]; /* ops->nr_queues of them */
+	uint32_t device_id, nr_queues;	     /* ops's, as the saved state checks them */
+	struct virtq vqs[VIRTIO_MAX_QUEUES]; /* nr_queues of them */
 	bool irq_level;
 	atomic_uint_fast64_t notifies, bad_accesses;
 };

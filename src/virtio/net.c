@@ -346,30 +346,20 @@ void virtio_net_announce(struct virtio_net *n)
 	pthread_mutex_unlock(&n->mmio->lock);
 }
 
-#define VIRTIO_NET_STATE_VERSION 1
+/* The MAC goes with the guest, so it must be this net's. */
+static const struct vmstate_field net_fields[] = {
+	VMS_BYTES(struct virtio_net, mac, sizeof(((struct virtio_net *)0)->mac),
+		  .must_match = true),
+	VMS_UINT(struct virtio_net, status),
+};
 
-/* The MAC travels with the guest; the link as it was. */
-static void net_save(void *dev, struct state_writer *w)
-{
-	struct virtio_net *n = dev;
-	state_put_u32(w, VIRTIO_NET_STATE_VERSION);
-	state_put(w, n->mac, sizeof(n->mac));
-	state_put_u16(w, n->status);
-}
-
-static int net_restore(void *dev, struct state_reader *r)
-{
-	struct virtio_net *n = dev;
-	uint8_t mac[6];
-	if (!state_check(r, state_get_u32(r) == VIRTIO_NET_STATE_VERSION))
-		return -EINVAL;
-	state_get(r, mac, sizeof(mac));
-	uint16_t status = state_get_u16(r);
-	if (!state_check(r, !memcmp(mac, n->mac, sizeof(mac))))
-		return -EINVAL;
-	n->status = status;
-	return r->err;
-}
+static const struct vmstate net_state = {
+	.name = "virtio-net",
+	.version = 1,
+	.min_version = 1,
+	.fields = net_fields,
+	.nr_fields = ARRAY_SIZE(net_fields),
+};
 
 const struct virtio_device_ops virtio_net_ops = {
 	.device_id = VIRTIO_ID_NET,
@@ -378,6 +368,5 @@ const struct virtio_device_ops virtio_net_ops = {
 	.config_read = net_config_read,
 	.notify = net_notify,
 	.reset = net_reset,
-	.save = net_save,
-	.restore = net_restore,
+	.state = &net_state,
 };

@@ -8,6 +8,7 @@
 
 #include "util/guest_mem.h"
 #include "util/state.h"
+#include "util/vmstate.h"
 #include "virtio/virtqueue.h"
 
 #define VIRTIO_MAX_QUEUES 3
@@ -23,9 +24,8 @@ struct virtio_device_ops {
 	int (*notify)(void *dev, const struct guest_mem *gm, struct virtq *vq, unsigned index);
 	/* The driver reset the device (optional); transport lock held. */
 	void (*reset)(void *dev);
-	/* The device's own state, inside its transport's (see device.h). */
-	void (*save)(void *dev, struct state_writer *w);
-	int (*restore)(void *dev, struct state_reader *r);
+	/* The device's own state, inside its transport's (NULL: none). */
+	const struct vmstate *state;
 };
 
 #endif

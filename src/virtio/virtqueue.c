@@ -8,6 +8,8 @@
 #include <linux/virtio_ring.h>
 #include <string.h>
 
+#include "util/util.h"
+
 /* Ring sizes with the event-index word at the end (struct vring_avail and
  * struct vring_used are flags, idx, then the entries). */
 static uint64_t avail_size(uint16_t num)
@@ -117,31 +119,22 @@ bool virtq_no_interrupt(const struct guest_mem *gm, const struct virtq *vq)
 	return avail && (__atomic_load_n(avail, __ATOMIC_ACQUIRE) & VRING_AVAIL_F_NO_INTERRUPT);
 }
 
-void virtq_save(const struct virtq *vq, struct state_writer *w)
-{
-	state_put_u16(w, vq->num);
-	state_put_u8(w, vq->ready);
-	state_put_u64(w, vq->desc_gpa);
-	state_put_u64(w, vq->avail_gpa);
-	state_put_u64(w, vq->used_gpa);
-	state_put_u16(w, vq->last_avail);
-	state_put_u16(w, vq->used_idx);
-}
+static const struct vmstate_field virtq_fields[] = {
+	VMS_UINT(struct virtq, num),	  VMS_BOOL(struct virtq, ready),
+	VMS_UINT(struct virtq, desc_gpa), VMS_UINT(struct virtq, avail_gpa),
+	VMS_UINT(struct virtq, used_gpa), VMS_UINT(struct virtq, last_avail),
+	VMS_UINT(struct virtq, used_idx),
+};
 
-int virtq_restore(const struct guest_mem *gm, struct virtq *vq, struct state_reader *r)
+const struct vmstate virtq_state = {
+	.name = "virtqueue",
+	.fields = virtq_fields,
+	.nr_fields = ARRAY_SIZE(virtq_fields),
+};
+
+bool virtq_state_valid(const struct guest_mem *gm, const struct virtq *vq)
 {
-	struct virtq q = {0};
-	q.num = state_get_u16(r);
-	q.ready = state_get_u8(r);
-	q.desc_gpa = state_get_u64(r);
-	q.avail_gpa = state_get_u64(r);
-	q.used_gpa = state_get_u64(r);
-	q.last_avail = state_get_u16(r);
-	q.used_idx = state_get_u16(r);
-	if (!state_check(r, q.num <= VIRTQ_MAX_SIZE && (!q.ready || virtq_rings_valid(gm, &q))))
-		return -EINVAL;
-	*vq = q;
-	return 0;
+	return vq->num <= VIRTQ_MAX_SIZE && (!vq->ready || virtq_rings_valid(gm, vq));
 }
 
 /* One walk for both directions: to_iov copies buf into the list. */

@@ -8,9 +8,9 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "util/state.h"
-
 #include "util/guest_mem.h"
+#include "util/state.h"
+#include "util/vmstate.h"
 
 #define VIRTQ_MAX_SIZE 256
 #define VIRTQ_MAX_SEGS 130 /* seg_max 128 data segments + header + status */
@@ -42,10 +42,11 @@ void virtq_unpop(struct virtq *vq, uint16_t n);
  * device-writable buffers count as written (gm_mark_dirty). */
 void virtq_push(const struct guest_mem *gm, struct virtq *vq, const struct virtq_elem *e,
 		uint32_t len);
-/* Layout and position, for snapshots: the rings themselves are in guest
- * memory. restore checks the rings still fit when the queue is ready. */
-void virtq_save(const struct virtq *vq, struct state_writer *w);
-int virtq_restore(const struct guest_mem *gm, struct virtq *vq, struct state_reader *r);
+/* A queue's layout and position, as its transport's state holds it (the
+ * rings themselves are in guest memory); a restored one is checked with
+ * virtq_state_valid: the rings must still fit when the queue is ready. */
+extern const struct vmstate virtq_state;
+bool virtq_state_valid(const struct guest_mem *gm, const struct virtq *vq);
 /* The driver asked not to be interrupted. */
 bool virtq_no_interrupt(const struct guest_mem *gm, const struct virtq *vq);
 
