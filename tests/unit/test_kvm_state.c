@@ -17,13 +17,14 @@
 #include "builtin_guest/guest_blob.h"
 #include "builtin_guest/testdev.h"
 #include "core/vm.h"
+#include "util/util.h"
 
 /* Each VM's own test device (the built-in guest's), as `run` gives it. */
 struct guest_device {
 	struct testdev dev;
 	struct extra_device extra;
 };
-static struct guest_device devices[4];
+static struct guest_device devices[8]; /* one per VM these tests make */
 static unsigned nr_devices;
 
 /* A VM for the built-in guest, with its device; or, with_guest false, a
@@ -31,7 +32,7 @@ static unsigned nr_devices;
 static struct vm *make_vm_with(struct vm_config cfg, bool with_guest)
 {
 	if (with_guest) {
-		assert_true(nr_devices < 4);
+		assert_true(nr_devices < ARRAY_SIZE(devices));
 		struct guest_device *g = &devices[nr_devices++];
 		testdev_configure(&g->dev, &(struct testdev_config){0}, NULL, 0);
 		g->extra = testdev_extra(&g->dev);
