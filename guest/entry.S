@@ -16,10 +16,20 @@ _start:
 	hlt
 	jmp 1b
 
+/* Counts an interrupt that arrived while the interrupted context had IF
+ * clear; `off` is where the frame's RFLAGS is from %rsp. */
+	.macro count_if_off off
+	testl $0x200, \off(%rsp)
+	jnz 99f
+	lock incq irqs_if_off(%rip)
+99:
+	.endm
+
 /* LAPIC timer: only wakes the vCPU from hlt; acknowledge and return. */
 	.global irq_timer
 irq_timer:
 	push %rax
+	count_if_off 24
 	mov $0xfee000b0, %eax
 	movl $0, (%rax)
 	pop %rax
@@ -37,6 +47,7 @@ irq_spurious:
 \name:
 	push %rax
 	push %rdx
+	count_if_off 32
 	mov $(\base + 0x60), %eax
 	mov (%rax), %edx
 	mov $(\base + 0x64), %eax
@@ -53,6 +64,10 @@ irq_spurious:
 	virtio_irq irq_net, (VIRTIO_MMIO_BASE + PC_MAX_DISKS * VIRTIO_MMIO_STRIDE), net_irqs
 
 	.section .bss
+	.balign 8
+	.global irqs_if_off
+irqs_if_off:
+	.quad 0
 	.balign 4096
 	.global guest_stacks
 guest_stacks:

@@ -102,6 +102,11 @@
 #define TESTDEV_CFG_GUEST_PEER 15
 #define TESTDEV_EV_NET_PONGS   32 /* result: echo replies from the peer so far */
 
+/* Interrupts the guest's handlers took although the context they
+ * interrupted had interrupts off (RFLAGS.IF clear in the frame): never on
+ * a correct host. vCPU 0 reports the count with the wall clock when it grew. */
+#define TESTDEV_EV_IRQS_IF_OFF 33 /* result: such interrupts so far */
+
 #define DISK_BLOCK_MAGIC 0x2174736f686d766bUL /* "kvmhost!" */
 
 #endif

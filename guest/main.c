@@ -132,6 +132,9 @@ static void wild_io(void)
 	volatile u64 *mmio64 = (volatile u64 *)0xe0001000UL;
 	acc += (u32)mmio64[0];
 	outl(TESTDEV_RESULT, acc + sink[0]);
+	/* A software interrupt with interrupts off: the timer's handler counts
+	 * it as one that came with IF clear, which shows the count works. */
+	__asm__ volatile("int $0x20" ::: "memory");
 }
 
 /* Once, at boot: later the guest keeps its own time by kvmclock, so a VMM
@@ -156,6 +159,18 @@ static void report_cpuid(void)
 	report(TESTDEV_EV_CPUID_1_ECX, c);
 	__asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(0));
 	report(TESTDEV_EV_CPUID_7_EBX, b);
+}
+
+extern volatile u64 irqs_if_off; /* entry.S's handlers count them */
+
+static void report_irqs_if_off(void)
+{
+	static u64 reported;
+	u64 n = irqs_if_off;
+	if (n != reported) {
+		reported = n;
+		report(TESTDEV_EV_IRQS_IF_OFF, n);
+	}
 }
 
 void guest_main(u64 index, u64 ncpus)
@@ -243,8 +258,10 @@ void guest_main(u64 index, u64 ncpus)
 					   " heartbeats\n");
 				outb(TESTDEV_POWEROFF, 0);
 			}
-			if (index == 0 && beats % WALLCLOCK_EVERY == 0)
+			if (index == 0 && beats % WALLCLOCK_EVERY == 0) {
 				report(TESTDEV_EV_WALLCLOCK, boot_wall_ns + now);
+				report_irqs_if_off();
+			}
 			if (print_every && beats % print_every == 0)
 				print_line("vcpu ", index, ": heartbeat ", beats, "\n");
 			next += period;

@@ -180,6 +180,9 @@ static void guest_event(struct testdev *t, struct testdev_vcpu *v, uint32_t ev)
 	case TESTDEV_EV_REPLAY_DONE:
 		atomic_store(&t->replayed, (int64_t)(v->result & 0xffff));
 		break;
+	case TESTDEV_EV_IRQS_IF_OFF:
+		atomic_store(&t->irqs_if_off, v->result);
+		break;
 	case TESTDEV_EV_STOP_GAP:
 		atomic_store(&t->stop_gap_ns, (int64_t)(v->result & INT64_MAX));
 		break;

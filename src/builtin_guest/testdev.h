@@ -63,6 +63,8 @@ struct testdev {
 	atomic_uint_fast64_t memcheck_filled, memcheck_checked, memcheck_errors, memcheck_passes;
 	/* CPUID.1:ECX and CPUID.(7,0):EBX as the guest sees them; -1 until said. */
 	atomic_int_fast64_t cpuid1_ecx, cpuid7_ebx;
+	/* Interrupts the guest took with IF off in the interrupted context. */
+	atomic_uint_fast64_t irqs_if_off;
 	/* The last stop's length in the guest's clock (ns); -1 until said. */
 	atomic_int_fast64_t stop_gap_ns;
 	/* --guest-blob, for the replay mode (borrowed; not in snapshots). */

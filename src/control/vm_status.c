@@ -145,6 +145,7 @@ static void guest_json(const struct testdev *t, json_object *o)
 	int64_t gap = atomic_load(&t->stop_gap_ns);
 	json_object_object_add(o, "guest_stop_gap_ms",
 			       gap < 0 ? NULL : json_object_new_double((double)gap / 1e6));
+	json_object_object_add(o, "guest_irqs_if_off", u64(atomic_load(&t->irqs_if_off)));
 	json_object_object_add(o, "guest_bench_ns",
 			       u64(atomic_load(&t->bench_done) ? atomic_load(&t->bench_ns) : 0));
 }

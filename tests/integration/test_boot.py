@@ -22,6 +22,8 @@ def boot(env, n):
              what="a heartbeat line from every vCPU")
     assert f"kvmhost built-in guest: {n} vCPUs" in vm.console_text()
     assert all(v["clock_backwards"] == 0 for v in vm.status()["vcpus"])
+    # No interrupt arrived while the guest had interrupts off.
+    assert vm.status()["guest_irqs_if_off"] == 0
     r = vm.ctl("poweroff")
     assert r.returncode == 0, r.stderr
     assert vm.wait_exit() == 0, vm.stderr()
@@ -126,6 +128,11 @@ def test_hostile_io_is_contained(env):
     assert st["unhandled_pio"] >= 6 and st["unhandled_mmio"] >= 2, st
     assert advancing(vm)
     assert vm.proc.poll() is None
+    # Each vCPU raised one software interrupt with interrupts off: the guest's
+    # count of interrupts taken with IF clear sees exactly those.
+    n = len(st["vcpus"])
+    wait_for(lambda: vm.status()["guest_irqs_if_off"] == n, 10,
+             what=f"the guest to count {n} interrupts taken with IF clear")
 
 
 def test_console_file(env):
