@@ -143,20 +143,33 @@ int linux_decompress(const uint8_t *in, size_t in_len, uint8_t **out, size_t *ou
 	*out = NULL;
 	const char *fmt = linux_payload_format(in, in_len);
 	uint8_t *buf = NULL;
-	if (!fmt)
-		FAIL("the kernel payload is not in a compression format kvmhost knows");
-	if (!strcmp(fmt, "lzo"))
-		FAIL("LZO-compressed kernels are not supported (gzip, xz, lzma, bzip2, lz4 and zstd "
-		     "are); use --kernel-decompress guest");
-	if (in_len < 8)
-		FAIL("the kernel payload is truncated");
+	if (!fmt) {
+		errorf(err, errlen,
+		       "the kernel payload is not in a compression format kvmhost knows");
+		goto fail;
+	}
+	if (!strcmp(fmt, "lzo")) {
+		errorf(err, errlen,
+		       "LZO-compressed kernels are not supported (gzip, xz, lzma, bzip2, lz4 and zstd "
+		       "are); use --kernel-decompress guest");
+		goto fail;
+	}
+	if (in_len < 8) {
+		errorf(err, errlen, "the kernel payload is truncated");
+		goto fail;
+	}
 	uint32_t size;
 	memcpy(&size, in + in_len - 4, 4);
-	if (size == 0 || size > MAX_KERNEL)
-		FAIL("the kernel payload claims an impossible size (%u bytes)", size);
+	if (size == 0 || size > MAX_KERNEL) {
+		errorf(err, errlen, "the kernel payload claims an impossible size (%u bytes)",
+		       size);
+		goto fail;
+	}
 	buf = malloc(size);
-	if (!buf)
-		FAIL("out of memory for a %u-byte kernel", size);
+	if (!buf) {
+		errorf(err, errlen, "out of memory for a %u-byte kernel", size);
+		goto fail;
+	}
 	int r;
 	if (!strcmp(fmt, "gzip"))
 		r = gunzip(in, in_len, buf, size);
@@ -170,8 +183,10 @@ int linux_decompress(const uint8_t *in, size_t in_len, uint8_t **out, size_t *ou
 		r = unlz4(in, in_len, buf, size);
 	else
 		r = unzstd(in, in_len, buf, size);
-	if (r)
-		FAIL("the %s kernel payload is corrupt or truncated", fmt);
+	if (r) {
+		errorf(err, errlen, "the %s kernel payload is corrupt or truncated", fmt);
+		goto fail;
+	}
 	*out = buf;
 	*out_len = size;
 	return 0;

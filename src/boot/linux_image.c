@@ -63,14 +63,15 @@ static int load_elf(const struct linux_ram *ram, const uint8_t *f, size_t size,
 {
 	Elf64_Ehdr eh;
 	if (size < sizeof(eh))
-		FAIL("the ELF kernel is truncated");
+		return errorf(err, errlen, "the ELF kernel is truncated");
 	memcpy(&eh, f, sizeof(eh));
 	if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB ||
 	    eh.e_machine != EM_X86_64)
-		FAIL("the ELF kernel is not a 64-bit x86-64 image");
+		return errorf(err, errlen, "the ELF kernel is not a 64-bit x86-64 image");
 	if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phoff > size ||
 	    (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) > size - eh.e_phoff)
-		FAIL("the ELF kernel's program headers are missing or truncated");
+		return errorf(err, errlen,
+			      "the ELF kernel's program headers are missing or truncated");
 	uint64_t lo = UINT64_MAX, hi = 0, entry = eh.e_entry;
 	for (int i = 0; i < eh.e_phnum; i++) {
 		Elf64_Phdr ph;
@@ -79,12 +80,14 @@ static int load_elf(const struct linux_ram *ram, const uint8_t *f, size_t size,
 			continue;
 		if (ph.p_offset > size || ph.p_filesz > size - ph.p_offset ||
 		    ph.p_filesz > ph.p_memsz)
-			FAIL("the ELF kernel is truncated (segment %d)", i);
+			return errorf(err, errlen, "the ELF kernel is truncated (segment %d)", i);
 		if (ph.p_paddr < LINUX_HIGH_MEM || !fits(ram, ph.p_paddr, ph.p_memsz))
-			FAIL("the kernel does not fit in memory (segment at %#llx, %llu bytes; "
-			     "%llu MiB of low RAM)",
-			     (unsigned long long)ph.p_paddr, (unsigned long long)ph.p_memsz,
-			     (unsigned long long)(ram->low_size >> 20));
+			return errorf(
+				err, errlen,
+				"the kernel does not fit in memory (segment at %#llx, %llu bytes; "
+				"%llu MiB of low RAM)",
+				(unsigned long long)ph.p_paddr, (unsigned long long)ph.p_memsz,
+				(unsigned long long)(ram->low_size >> 20));
 		memcpy(ram->low + ph.p_paddr, f + ph.p_offset, ph.p_filesz);
 		memset(ram->low + ph.p_paddr + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
 		/* A virtual entry point maps to physical like its segment does. */
@@ -97,16 +100,15 @@ static int load_elf(const struct linux_ram *ram, const uint8_t *f, size_t size,
 			hi = ph.p_paddr + ph.p_memsz;
 	}
 	if (hi == 0)
-		FAIL("the ELF kernel has nothing to load");
+		return errorf(err, errlen, "the ELF kernel has nothing to load");
 	if (entry < lo || entry >= hi)
-		FAIL("the ELF kernel's entry point %#llx is outside what it loads",
-		     (unsigned long long)entry);
+		return errorf(err, errlen,
+			      "the ELF kernel's entry point %#llx is outside what it loads",
+			      (unsigned long long)entry);
 	out->rip = entry;
 	out->kernel_start = lo;
 	out->kernel_end = hi;
 	return 0;
-fail:
-	return -1;
 }
 
 static void e820_add(uint8_t *zp, uint64_t addr, uint64_t size, uint32_t type)
@@ -132,22 +134,27 @@ static int read_bz_header(const uint8_t *k, size_t ks, uint8_t *zp, struct bz_he
 {
 	if (ks < 1024 || get_le16(k + HDR_BOOT_FLAG) != BOOT_FLAG_MAGIC ||
 	    get_le32(k + HDR_HEADER) != HDR_MAGIC)
-		FAIL("the kernel is neither an ELF vmlinux nor a bzImage (bad magic)");
+		return errorf(err, errlen,
+			      "the kernel is neither an ELF vmlinux nor a bzImage (bad magic)");
 	uint16_t version = get_le16(k + HDR_VERSION);
 	unsigned setup_sects = k[HDR_SETUP_SECTS] ? k[HDR_SETUP_SECTS] : 4;
 	h->pm = ((size_t)setup_sects + 1) * 512;
 	if (h->pm >= ks)
-		FAIL("the bzImage is truncated (no protected-mode part)");
+		return errorf(err, errlen, "the bzImage is truncated (no protected-mode part)");
 	if (version < 0x020c)
-		FAIL("the bzImage's boot protocol %u.%02u is too old (2.12 or newer is needed)",
-		     version >> 8, version & 0xff);
+		return errorf(
+			err, errlen,
+			"the bzImage's boot protocol %u.%02u is too old (2.12 or newer is needed)",
+			version >> 8, version & 0xff);
 	/* What the header promises (in 16-byte paragraphs, the last one maybe
 	 * partial) must be there, whoever decompresses it. */
 	uint64_t sys = (uint64_t)get_le32(k + HDR_SYSSIZE) * 16;
 	if (sys > ks - h->pm + 15)
-		FAIL("the bzImage is truncated (its header promises %llu bytes after the setup, the "
-		     "image has %zu)",
-		     (unsigned long long)sys, ks - h->pm);
+		return errorf(
+			err, errlen,
+			"the bzImage is truncated (its header promises %llu bytes after the setup, the "
+			"image has %zu)",
+			(unsigned long long)sys, ks - h->pm);
 	/* The zero page starts with the image's own setup header. */
 	size_t hdr_end = HDR_HEADER + k[HDR_JUMP + 1];
 	if (hdr_end > HDR_END_MAX)
@@ -159,8 +166,6 @@ static int read_bz_header(const uint8_t *k, size_t ks, uint8_t *zp, struct bz_he
 	h->initrd_max = get_le32(k + HDR_INITRD_ADDR_MAX);
 	h->init_size = get_le32(k + HDR_INIT_SIZE);
 	return 0;
-fail:
-	return -1;
 }
 
 /* The 64-bit boot protocol: the protected-mode part goes where the kernel
@@ -170,7 +175,7 @@ static int load_bz_in_guest(const struct linux_ram *ram, const uint8_t *k, size_
 			    size_t errlen)
 {
 	if (!(get_le16(k + HDR_XLOADFLAGS) & XLF_KERNEL_64))
-		FAIL("the bzImage has no 64-bit entry point (XLF_KERNEL_64)");
+		return errorf(err, errlen, "the bzImage has no 64-bit entry point (XLF_KERNEL_64)");
 	uint64_t load = get_le64(k + HDR_PREF_ADDRESS);
 	uint32_t align = get_le32(k + HDR_KERNEL_ALIGNMENT);
 	if (load < LINUX_KERNEL_DEFAULT)
@@ -179,10 +184,11 @@ static int load_bz_in_guest(const struct linux_ram *ram, const uint8_t *k, size_
 		load = (load + align - 1) & ~(uint64_t)(align - 1);
 	uint64_t span = h->init_size > ks - h->pm ? h->init_size : ks - h->pm;
 	if (!fits(ram, load, span))
-		FAIL("the kernel does not fit in memory (it needs %llu MiB from %#llx; "
-		     "%llu MiB of low RAM)",
-		     (unsigned long long)(span >> 20), (unsigned long long)load,
-		     (unsigned long long)(ram->low_size >> 20));
+		return errorf(err, errlen,
+			      "the kernel does not fit in memory (it needs %llu MiB from %#llx; "
+			      "%llu MiB of low RAM)",
+			      (unsigned long long)(span >> 20), (unsigned long long)load,
+			      (unsigned long long)(ram->low_size >> 20));
 	memcpy(ram->low + load, k + h->pm, ks - h->pm);
 	out->rip = load + 0x200; /* startup_64 of the decompressor */
 	out->kernel_start = load;
@@ -190,8 +196,6 @@ static int load_bz_in_guest(const struct linux_ram *ram, const uint8_t *k, size_
 	snprintf(out->format, sizeof(out->format),
 		 "bzImage (decompressing itself, 64-bit boot protocol)");
 	return 0;
-fail:
-	return -1;
 }
 
 /* The payload decompressed here and loaded as the ELF it is. */
@@ -201,9 +205,12 @@ static int load_bz_on_host(const struct linux_ram *ram, const uint8_t *k, size_t
 {
 	uint8_t *elf = NULL;
 	uint32_t off = get_le32(k + HDR_PAYLOAD_OFFSET), len = get_le32(k + HDR_PAYLOAD_LENGTH);
-	if (off > ks - h->pm || len > ks - h->pm - off || len == 0)
-		FAIL("the bzImage is truncated (payload at %u+%u, image has %zu bytes)", off, len,
-		     ks - h->pm);
+	if (off > ks - h->pm || len > ks - h->pm - off || len == 0) {
+		errorf(err, errlen,
+		       "the bzImage is truncated (payload at %u+%u, image has %zu bytes)", off, len,
+		       ks - h->pm);
+		goto fail;
+	}
 	const char *fmt = linux_payload_format(k + h->pm + off, len);
 	size_t elf_size;
 	if (linux_decompress(k + h->pm + off, len, &elf, &elf_size, err, errlen))
@@ -212,9 +219,11 @@ static int load_bz_on_host(const struct linux_ram *ram, const uint8_t *k, size_t
 		goto fail;
 	if (h->init_size && out->kernel_start + h->init_size > out->kernel_end)
 		out->kernel_end = out->kernel_start + h->init_size;
-	if (!fits(ram, out->kernel_start, out->kernel_end - out->kernel_start))
-		FAIL("the kernel does not fit in memory (it needs %llu MiB)",
-		     (unsigned long long)((out->kernel_end) >> 20));
+	if (!fits(ram, out->kernel_start, out->kernel_end - out->kernel_start)) {
+		errorf(err, errlen, "the kernel does not fit in memory (it needs %llu MiB)",
+		       (unsigned long long)((out->kernel_end) >> 20));
+		goto fail;
+	}
 	snprintf(out->format, sizeof(out->format), "bzImage (%s, decompressed by kvmhost)", fmt);
 	free(elf);
 	return 0;
@@ -232,12 +241,13 @@ static int place_initrd(const struct linux_ram *ram, const struct linux_boot *bo
 	if (initrd_max && initrd_max + 1ull < top)
 		top = initrd_max + 1ull;
 	if (boot->initrd_size > top)
-		FAIL("the initrd (%zu bytes) does not fit below %#llx", boot->initrd_size,
-		     (unsigned long long)top);
+		return errorf(err, errlen, "the initrd (%zu bytes) does not fit below %#llx",
+			      boot->initrd_size, (unsigned long long)top);
 	uint64_t addr = (top - boot->initrd_size) & ~0xfffull;
 	if (addr < out->kernel_end)
-		FAIL("the initrd (%zu MiB) does not fit in memory beside the kernel",
-		     boot->initrd_size >> 20);
+		return errorf(err, errlen,
+			      "the initrd (%zu MiB) does not fit in memory beside the kernel",
+			      boot->initrd_size >> 20);
 	memcpy(ram->low + addr, boot->initrd, boot->initrd_size);
 	put_le32(zp + HDR_RAMDISK_IMAGE, (uint32_t)addr);
 	put_le32(zp + HDR_RAMDISK_SIZE, (uint32_t)boot->initrd_size);
@@ -245,8 +255,6 @@ static int place_initrd(const struct linux_ram *ram, const struct linux_boot *bo
 	put_le32(zp + BP_EXT_RAMDISK_SIZE, (uint32_t)((uint64_t)boot->initrd_size >> 32));
 	out->initrd_addr = addr;
 	return 0;
-fail:
-	return -1;
 }
 
 static int set_cmdline(const struct linux_ram *ram, const char *cmdline, uint32_t cmdline_max,
@@ -254,8 +262,9 @@ static int set_cmdline(const struct linux_ram *ram, const char *cmdline, uint32_
 {
 	size_t clen = cmdline ? strlen(cmdline) : 0;
 	if (clen > cmdline_max)
-		FAIL("the command line is %zu bytes; this kernel takes at most %u", clen,
-		     cmdline_max);
+		return errorf(err, errlen,
+			      "the command line is %zu bytes; this kernel takes at most %u", clen,
+			      cmdline_max);
 	memcpy(ram->low + LINUX_CMDLINE, cmdline ? cmdline : "", clen + 1);
 	put_le32(zp + HDR_CMD_LINE_PTR, (uint32_t)LINUX_CMDLINE);
 	put_le32(zp + HDR_CMDLINE_SIZE, (uint32_t)clen);
@@ -263,8 +272,6 @@ static int set_cmdline(const struct linux_ram *ram, const char *cmdline, uint32_
 	zp[HDR_LOADFLAGS] |= LOADED_HIGH | CAN_USE_HEAP;
 	put_le16(zp + HDR_HEAP_END_PTR, 0xfe00);
 	return 0;
-fail:
-	return -1;
 }
 
 /* Memory map: the memory slots, less the BIOS holes and the 32-bit MMIO hole. */
@@ -283,8 +290,11 @@ static int load_kernel(const struct linux_ram *ram, const struct linux_boot *boo
 	const uint8_t *k = boot->kernel;
 	size_t ks = boot->kernel_size;
 	if (ks >= 4 && !memcmp(k, ELFMAG, SELFMAG)) {
-		if (boot->guest_decompress)
-			FAIL("--kernel-decompress guest needs a bzImage, not an ELF vmlinux");
+		if (boot->guest_decompress) {
+			errorf(err, errlen,
+			       "--kernel-decompress guest needs a bzImage, not an ELF vmlinux");
+			goto fail;
+		}
 		if (load_elf(ram, k, ks, out, err, errlen))
 			goto fail;
 		snprintf(out->format, sizeof(out->format), "vmlinux (ELF, entered in 64-bit mode)");

@@ -15,13 +15,19 @@ int protocol_parse_request(const char *line, size_t len, struct ctl_request *req
 {
 	memset(req, 0, sizeof(*req));
 	json_tokener *tok = NULL;
-	if (len > PROTOCOL_MAX_LINE)
-		FAIL("request too long (at most %d bytes)", PROTOCOL_MAX_LINE);
-	if (memchr(line, '\0', len))
-		FAIL("request contains a NUL byte");
+	if (len > PROTOCOL_MAX_LINE) {
+		errorf(err, errlen, "request too long (at most %d bytes)", PROTOCOL_MAX_LINE);
+		goto fail;
+	}
+	if (memchr(line, '\0', len)) {
+		errorf(err, errlen, "request contains a NUL byte");
+		goto fail;
+	}
 	tok = json_tokener_new_ex(16);
-	if (!tok)
-		FAIL("out of memory");
+	if (!tok) {
+		errorf(err, errlen, "out of memory");
+		goto fail;
+	}
 	/* RFC 8259 only: no single quotes, trailing commas or bad UTF-8 (whose
 	 * bytes a reply would echo); trailing white space is checked below. */
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS |
@@ -36,28 +42,43 @@ int protocol_parse_request(const char *line, size_t len, struct ctl_request *req
 		jerr = json_tokener_get_error(tok);
 		end = len;
 	}
-	if (jerr != json_tokener_success)
-		FAIL("malformed JSON: %s",
-		     jerr == json_tokener_continue ? "incomplete" : json_tokener_error_desc(jerr));
-	if (!req->root)
-		FAIL("a request must be a JSON object"); /* null */
+	if (jerr != json_tokener_success) {
+		errorf(err, errlen, "malformed JSON: %s",
+		       jerr == json_tokener_continue ? "incomplete"
+						     : json_tokener_error_desc(jerr));
+		goto fail;
+	}
+	if (!req->root) {
+		errorf(err, errlen, "a request must be a JSON object");
+		goto fail;
+	} /* null */
 	/* Nothing but white space may follow the object. */
 	for (size_t i = end; i < len; i++)
-		if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r')
-			FAIL("trailing data after the JSON object");
-	if (!json_object_is_type(req->root, json_type_object))
-		FAIL("a request must be a JSON object");
+		if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r') {
+			errorf(err, errlen, "trailing data after the JSON object");
+			goto fail;
+		}
+	if (!json_object_is_type(req->root, json_type_object)) {
+		errorf(err, errlen, "a request must be a JSON object");
+		goto fail;
+	}
 	json_object_object_get_ex(req->root, "id", &req->id);
 	json_object *cmd;
 	if (!json_object_object_get_ex(req->root, "cmd", &cmd) ||
-	    !json_object_is_type(cmd, json_type_string))
-		FAIL("missing \"cmd\" string");
+	    !json_object_is_type(cmd, json_type_string)) {
+		errorf(err, errlen, "missing \"cmd\" string");
+		goto fail;
+	}
 	req->cmd = json_object_get_string(cmd);
-	if ((size_t)json_object_get_string_len(cmd) != strlen(req->cmd))
-		FAIL("\"cmd\" contains a NUL character");
+	if ((size_t)json_object_get_string_len(cmd) != strlen(req->cmd)) {
+		errorf(err, errlen, "\"cmd\" contains a NUL character");
+		goto fail;
+	}
 	if (json_object_object_get_ex(req->root, "args", &req->args) &&
-	    !json_object_is_type(req->args, json_type_object))
-		FAIL("\"args\" must be an object");
+	    !json_object_is_type(req->args, json_type_object)) {
+		errorf(err, errlen, "\"args\" must be an object");
+		goto fail;
+	}
 	json_tokener_free(tok);
 	return 0;
 fail:

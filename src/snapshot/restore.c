@@ -22,24 +22,34 @@ int snapshot_open(struct snapshot *s, const char *path, char *err, size_t errlen
 	s->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	struct stat st;
 	struct snap_header h;
-	if (s->fd < 0 || fstat(s->fd, &st) < 0)
-		FAIL("%s: %s", path, strerror(errno));
-	if (!S_ISREG(st.st_mode))
-		FAIL("%s is not a regular file", path);
+	if (s->fd < 0 || fstat(s->fd, &st) < 0) {
+		errorf(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		errorf(err, errlen, "%s is not a regular file", path);
+		goto fail;
+	}
 	s->file_size = (uint64_t)st.st_size;
 	/* The header says where the memory image starts; everything before it
 	 * is read and checked whole. */
-	if (s->file_size < sizeof(h) || read_full_at(s->fd, &h, sizeof(h), 0))
-		FAIL("%s: truncated: %llu bytes, less than a snapshot header", path,
-		     (unsigned long long)s->file_size);
+	if (s->file_size < sizeof(h) || read_full_at(s->fd, &h, sizeof(h), 0)) {
+		errorf(err, errlen, "%s: truncated: %llu bytes, less than a snapshot header", path,
+		       (unsigned long long)s->file_size);
+		goto fail;
+	}
 	uint64_t meta = h.memory_offset;
 	if (meta < sizeof(h) || meta > s->file_size || meta > SNAP_MAX_METADATA)
 		meta = s->file_size < SNAP_MAX_METADATA ? s->file_size : SNAP_MAX_METADATA;
-	if (!(s->meta = malloc(meta)) || read_full_at(s->fd, s->meta, meta, 0))
-		FAIL("%s: cannot read %llu bytes", path, (unsigned long long)meta);
+	if (!(s->meta = malloc(meta)) || read_full_at(s->fd, s->meta, meta, 0)) {
+		errorf(err, errlen, "%s: cannot read %llu bytes", path, (unsigned long long)meta);
+		goto fail;
+	}
 	char why[400];
-	if (snap_parse(s->meta, meta, s->file_size, &s->idx, why, sizeof(why)))
-		FAIL("%s: %s", path, why);
+	if (snap_parse(s->meta, meta, s->file_size, &s->idx, why, sizeof(why))) {
+		errorf(err, errlen, "%s: %s", path, why);
+		goto fail;
+	}
 	s->image = (struct vm_image){s->fd, s->idx.header.memory_offset};
 	return 0;
 fail:
@@ -234,7 +244,7 @@ int snapshot_restore(struct snapshot *s, struct vm *vm, char *err, size_t errlen
 	uint32_t len;
 	struct kvm_cpuid2 *cpuid = saved_cpuid(s, &len);
 	if (!cpuid)
-		FAIL("section vcpu 0: no CPUID");
+		return errorf(err, errlen, "section vcpu 0: no CPUID");
 	int bad = snapshot_check_cpu(vm, cpuid, len, s->idx.header.host_cpu, err, errlen);
 	free(cpuid);
 	if (bad)
@@ -245,14 +255,15 @@ int snapshot_restore(struct snapshot *s, struct vm *vm, char *err, size_t errlen
 				    s->idx.header.saved_realtime_ns);
 	struct state_reader r = state_reader_init(s->idx.kvm_vm, s->idx.kvm_vm_len);
 	if (vm_restore_kvm_state(vm, &r, elapsed) || state_reader_done(&r))
-		FAIL("section vm: cannot restore the interrupt controllers, PIT or clock");
+		return errorf(err, errlen,
+			      "section vm: cannot restore the interrupt controllers, PIT or clock");
 	r = state_reader_init(s->idx.devices, s->idx.devices_len);
 	if (vm_restore_devices(vm, &r) || state_reader_done(&r))
-		FAIL("section devices: does not fit this VM's devices");
+		return errorf(err, errlen, "section devices: does not fit this VM's devices");
 	for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
 		r = state_reader_init(s->idx.vcpu[i], s->idx.vcpu_len[i]);
 		if (vcpu_restore_state(&vm->vcpus[i], &r) || state_reader_done(&r))
-			FAIL("section vcpu %u: cannot restore it", i);
+			return errorf(err, errlen, "section vcpu %u: cannot restore it", i);
 		/* Not started yet, so this thread may: at its first entry the
 		 * guest sees PVCLOCK_GUEST_STOPPED and does not take the time
 		 * it spent saved for a lockup. */
@@ -261,6 +272,4 @@ int snapshot_restore(struct snapshot *s, struct vm *vm, char *err, size_t errlen
 	if (s->user_paused)
 		vm_pause(vm);
 	return 0;
-fail:
-	return -1;
 }

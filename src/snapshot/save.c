@@ -85,20 +85,18 @@ static int collect(struct vm *vm, struct state_writer *sections, char *err, size
 	if (!r)
 		r = vm_save_devices(vm, &sections[2]);
 	if (r)
-		FAIL("cannot read the VM's state: %s", strerror(-r));
+		return errorf(err, errlen, "cannot read the VM's state: %s", strerror(-r));
 	int *results = calloc(vm->nr_vcpus, sizeof(*results));
 	if (!results)
-		FAIL("out of memory");
+		return errorf(err, errlen, "out of memory");
 	struct vcpu_states s = {sections + 3, results};
 	r = vm_run_on_all(vm, save_vcpu, &s, true);
 	for (uint32_t i = 0; i < vm->nr_vcpus && !r; i++)
 		r = results[i] ? results[i] : sections[3 + i].err;
 	free(results);
 	if (r)
-		FAIL("cannot read a vCPU's state: %s", strerror(-r));
+		return errorf(err, errlen, "cannot read a vCPU's state: %s", strerror(-r));
 	return 0;
-fail:
-	return -1;
 }
 
 #define PM_CHUNK 2048 /* pages per pagemap read, and at most per write (8 MiB) */
@@ -225,7 +223,7 @@ static int commit(struct vm *vm, const char *path, struct state_writer *sec, uin
 	snprintf(dir, sizeof(dir), "%s", path);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
-		FAIL("%s: %s", tmp, strerror(errno));
+		return errorf(err, errlen, "%s: %s", tmp, strerror(errno));
 	int r = write_file(fd, vm, sec, nr, res);
 	if (!r && fsync(fd) < 0)
 		r = -errno;
@@ -237,7 +235,7 @@ static int commit(struct vm *vm, const char *path, struct state_writer *sec, uin
 		r = -errno;
 	if (r) {
 		unlink(tmp);
-		FAIL("writing %s: %s", path, strerror(-r));
+		return errorf(err, errlen, "writing %s: %s", path, strerror(-r));
 	}
 	int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0 || fsync(dfd) < 0)
@@ -245,8 +243,6 @@ static int commit(struct vm *vm, const char *path, struct state_writer *sec, uin
 	if (dfd >= 0)
 		close(dfd);
 	return 0;
-fail:
-	return -1;
 }
 
 int snapshot_save(struct vm *vm, const char *path, bool keep_running, struct snapshot_result *res,

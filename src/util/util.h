@@ -18,14 +18,6 @@
  * checks it); `ctl save`'s own paths are kept under 4000 bytes. */
 #define KVMHOST_PATH_MAX (PATH_MAX + 104)
 
-/* In a function with `char *err, size_t errlen` and a `fail:` label: says
- * why in err and jumps there. */
-#define FAIL(...)                                                                                  \
-	do {                                                                                       \
-		snprintf(err, errlen, __VA_ARGS__);                                                \
-		goto fail;                                                                         \
-	} while (0)
-
 /* Says why in err and returns -1: for parsers that fail by returning. */
 int errorf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
