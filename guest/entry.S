@@ -17,11 +17,16 @@ _start:
 	jmp 1b
 
 /* Counts an interrupt that arrived while the interrupted context had IF
- * clear; `off` is where the frame's RFLAGS is from %rsp. */
-	.macro count_if_off off
+ * clear, and keeps where (the frame's RIP) and in which handler (`kind`
+ * in the top byte); `off` is where the frame's RFLAGS is from %rsp. The
+ * handler saved %rax first. */
+	.macro count_if_off off, kind
 	testl $0x200, \off(%rsp)
 	jnz 99f
 	lock incq irqs_if_off(%rip)
+	mov (\off - 16)(%rsp), %rax
+	btsq $(56 + \kind), %rax
+	mov %rax, irq_if_off_where(%rip)
 99:
 	.endm
 
@@ -29,7 +34,7 @@ _start:
 	.global irq_timer
 irq_timer:
 	push %rax
-	count_if_off 24
+	count_if_off 24, 0
 	mov $0xfee000b0, %eax
 	movl $0, (%rax)
 	pop %rax
@@ -42,12 +47,12 @@ irq_spurious:
 /* A virtio-mmio device's interrupt: acknowledge it, count, end of
  * interrupt. The line is level-triggered: without the ACK it would fire
  * again at once. */
-	.macro virtio_irq name, base, counter
+	.macro virtio_irq name, base, counter, kind
 	.global \name
 \name:
 	push %rax
 	push %rdx
-	count_if_off 32
+	count_if_off 32, \kind
 	mov $(\base + 0x60), %eax
 	mov (%rax), %edx
 	mov $(\base + 0x64), %eax
@@ -60,13 +65,15 @@ irq_spurious:
 	iretq
 	.endm
 
-	virtio_irq irq_virtio, VIRTIO_MMIO_BASE, virtio_irqs /* disk 0 */
-	virtio_irq irq_net, (VIRTIO_MMIO_BASE + PC_MAX_DISKS * VIRTIO_MMIO_STRIDE), net_irqs
+	virtio_irq irq_virtio, VIRTIO_MMIO_BASE, virtio_irqs, 1 /* disk 0 */
+	virtio_irq irq_net, (VIRTIO_MMIO_BASE + PC_MAX_DISKS * VIRTIO_MMIO_STRIDE), net_irqs, 2
 
 	.section .bss
 	.balign 8
-	.global irqs_if_off
+	.global irqs_if_off, irq_if_off_where
 irqs_if_off:
+	.quad 0
+irq_if_off_where:
 	.quad 0
 	.balign 4096
 	.global guest_stacks

@@ -106,6 +106,11 @@
  * interrupted had interrupts off (RFLAGS.IF clear in the frame): never on
  * a correct host. vCPU 0 reports the count with the wall clock when it grew. */
 #define TESTDEV_EV_IRQS_IF_OFF 33 /* result: such interrupts so far */
+/* result: the last one's interrupted RIP, with bit 56 + k set for the
+ * handler k (0 timer, 1 disk, 2 net) */
+#define TESTDEV_EV_IRQ_IF_OFF_WHERE 34
+/* result: a sum of what wild-io's reads returned (the device ignores it) */
+#define TESTDEV_EV_WILD_IO 35
 
 #define DISK_BLOCK_MAGIC 0x2174736f686d766bUL /* "kvmhost!" */
 

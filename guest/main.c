@@ -131,7 +131,7 @@ static void wild_io(void)
 	acc += mmio[1];
 	volatile u64 *mmio64 = (volatile u64 *)0xe0001000UL;
 	acc += (u32)mmio64[0];
-	outl(TESTDEV_RESULT, acc + sink[0]);
+	report(TESTDEV_EV_WILD_IO, acc + sink[0]); /* what it read: keeps the reads */
 	/* A software interrupt with interrupts off: the timer's handler counts
 	 * it as one that came with IF clear, which shows the count works. */
 	__asm__ volatile("int $0x20" ::: "memory");
@@ -161,7 +161,7 @@ static void report_cpuid(void)
 	report(TESTDEV_EV_CPUID_7_EBX, b);
 }
 
-extern volatile u64 irqs_if_off; /* entry.S's handlers count them */
+extern volatile u64 irqs_if_off, irq_if_off_where; /* entry.S's handlers keep them */
 
 static void report_irqs_if_off(void)
 {
@@ -169,6 +169,7 @@ static void report_irqs_if_off(void)
 	u64 n = irqs_if_off;
 	if (n != reported) {
 		reported = n;
+		report(TESTDEV_EV_IRQ_IF_OFF_WHERE, irq_if_off_where);
 		report(TESTDEV_EV_IRQS_IF_OFF, n);
 	}
 }

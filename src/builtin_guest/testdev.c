@@ -183,6 +183,9 @@ static void guest_event(struct testdev *t, struct testdev_vcpu *v, uint32_t ev)
 	case TESTDEV_EV_IRQS_IF_OFF:
 		atomic_store(&t->irqs_if_off, v->result);
 		break;
+	case TESTDEV_EV_IRQ_IF_OFF_WHERE:
+		atomic_store(&t->irq_if_off_where, v->result);
+		break;
 	case TESTDEV_EV_STOP_GAP:
 		atomic_store(&t->stop_gap_ns, (int64_t)(v->result & INT64_MAX));
 		break;
@@ -210,6 +213,7 @@ static void guest_write(struct testdev *t, struct testdev_vcpu *v, uint16_t port
 		break;
 	case TESTDEV_EVENT:
 		guest_event(t, v, val);
+		v->result_words = 0; /* a half-written result never spills into the next */
 		break;
 	case TESTDEV_CONFIG:
 		v->config_key = val;

@@ -65,6 +65,7 @@ struct testdev {
 	atomic_int_fast64_t cpuid1_ecx, cpuid7_ebx;
 	/* Interrupts the guest took with IF off in the interrupted context. */
 	atomic_uint_fast64_t irqs_if_off;
+	atomic_uint_fast64_t irq_if_off_where; /* TESTDEV_EV_IRQ_IF_OFF_WHERE's */
 	/* The last stop's length in the guest's clock (ns); -1 until said. */
 	atomic_int_fast64_t stop_gap_ns;
 	/* --guest-blob, for the replay mode (borrowed; not in snapshots). */

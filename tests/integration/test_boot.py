@@ -23,7 +23,8 @@ def boot(env, n):
     assert f"kvmhost built-in guest: {n} vCPUs" in vm.console_text()
     assert all(v["clock_backwards"] == 0 for v in vm.status()["vcpus"])
     # No interrupt arrived while the guest had interrupts off.
-    assert vm.status()["guest_irqs_if_off"] == 0
+    st = vm.status()
+    assert st["guest_irqs_if_off"] == 0, (st["guest_irqs_if_off"], st["guest_irq_if_off_where"])
     r = vm.ctl("poweroff")
     assert r.returncode == 0, r.stderr
     assert vm.wait_exit() == 0, vm.stderr()

@@ -58,7 +58,7 @@ def check_time(vm, wall=True):
     workload reports no wall clock)."""
     st = vm.status()
     assert all(v["clock_backwards"] == 0 for v in st["vcpus"]), st["vcpus"]
-    assert st["guest_irqs_if_off"] == 0, st["guest_irqs_if_off"]
+    assert st["guest_irqs_if_off"] == 0, (st["guest_irqs_if_off"], st["guest_irq_if_off_where"])
     if not wall:
         return
     off = st["wallclock_offset_ms"]

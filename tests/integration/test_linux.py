@@ -15,7 +15,7 @@ from kernels import (ACPI_POWEROFF, CF9_RESET, HALT, I8042_RESET, INIT_MARKER, S
                      busybox_initramfs, debian_kernel, debian_modules, elf_kernel, out_str,
                      ring0_ns_per_iteration)
 from nettest import NetNS
-from kvmtest import IN_TESTHOST, KVMHOST, main, skip, wait_for
+from kvmtest import KVMHOST, main, skip, wait_for
 
 # A kernel that echoes what arrives on the UART: poll LSR, read RBR, write THR.
 ECHO = (b"\x66\xba\xfd\x03"  # mov dx, 0x3fd
@@ -201,19 +201,7 @@ def test_synthetic_kernels_across_a_snapshot(env):
                 p.wait()
 
 
-# In the test host Linux boots stop for good at random in the kernel's early
-# init - under QEMU -accel kvm there just as under kvmhost (bench/bench_qemu.py
-# counts them; DEVELOPERS.md has what was found): about one boot in two with
-# one vCPU on an idle test host, six of six with two vCPUs beside another
-# test host. Those tests run where KVM is native.
-LINUX_STALLS_IN_TESTHOST = (
-    "Linux boots in the TCG test host stall at random in early init, under QEMU -accel kvm "
-    "as under kvmhost (DEVELOPERS.md, 'Linux guests there'); runs where KVM is native")
-
-
 def test_debian_kernel_across_a_snapshot(env):
-    if IN_TESTHOST:
-        skip(LINUX_STALLS_IN_TESTHOST)
     # Saved early in its boot; restored, it prints what it had not yet
     # printed, up to its APs coming up. How far it got before the save
     # depends on the host (seconds to the banner where ring 0 is emulated,
@@ -344,8 +332,6 @@ def boot_to_init(env, args, stdin=subprocess.PIPE):
 
 
 def test_full_boot_busybox(env):
-    if IN_TESTHOST:
-        skip(LINUX_STALLS_IN_TESTHOST)
     per = ring0_ns_per_iteration(env)
     if per > 20:
         skip(f"guest ring 0 is emulated here ({per:.0f} ns per loop iteration; native is ~1): "
@@ -378,7 +364,8 @@ def test_full_boot_busybox(env):
 
 
 if __name__ == "__main__":
-    main([test_synthetic_kernel_console, test_ap_started_by_init_sipi, test_console_input, test_terminal_raw_and_restored,
+    main([test_synthetic_kernel_console, test_no_test_device_for_linux, test_ap_started_by_init_sipi,
+          test_console_input, test_terminal_raw_and_restored,
           test_reset_paths, test_acpi_poweroff, test_ctl_poweroff_presses_the_power_button,
           test_synthetic_kernels_across_a_snapshot, test_debian_kernel_across_a_snapshot,
           test_bad_kernels, test_debian_kernel_banner, test_full_boot_busybox])
