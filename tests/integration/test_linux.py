@@ -301,9 +301,12 @@ def test_debian_kernel_banner(env):
                     prefix=ns.prefix)
     wait_for(lambda: "Command line:" in off.console_text(), 120, interval=0.5,
              what="the kernel's command line")
-    assert re.search(r"Command line: earlyprintk=ttyS0 acpi=off "
-                     r"virtio_mmio.device=4K@0xd0000000:5 virtio_mmio.device=4K@0xd0008000:16",
-                     off.console_text()), off.console_text()[:2000]
+    # The line may still be arriving: wait for its end, then check it whole.
+    wait_for(lambda: "\n" in off.console_text().split("Command line:", 1)[1], 30,
+             interval=0.2, what="the rest of the command line")
+    line = off.console_text().split("Command line:", 1)[1].split("\n", 1)[0]
+    assert line.strip() == ("earlyprintk=ttyS0 acpi=off virtio_mmio.device=4K@0xd0000000:5 "
+                            "virtio_mmio.device=4K@0xd0008000:16"), line
     off.kill()
 
 
