@@ -13,7 +13,8 @@ import sys
 import time
 
 from diskcheck import verify_image
-from kvmtest import (IN_TESTHOST, KVMHOST, SKIP, SLOWDOWN, Skipped, advancing, main, require_root,
+from kvmtest import (IN_TESTHOST, KVMHOST, SKIP, SLOWDOWN, Skipped, advancing, main, note_irqs_if_off,
+                     require_root,
                      wait_for)
 from hotplug import affinity
 from reallogind import sleep_why, sleep_why_logged, with_real_logind
@@ -58,9 +59,7 @@ def check_time(vm, wall=True):
     workload reports no wall clock)."""
     st = vm.status()
     assert all(v["clock_backwards"] == 0 for v in st["vcpus"]), st["vcpus"]
-    if st["guest_irqs_if_off"]:  # single-threaded TCG's double delivery (see below)
-        print(f"note: {vm.name}: {st['guest_irqs_if_off']} interrupts with IF clear, "
-              f"last: {st['guest_irq_if_off_where']}", flush=True)
+    note_irqs_if_off(st)  # single-threaded TCG's double delivery (see below)
     if not wall:
         return
     off = st["wallclock_offset_ms"]

@@ -15,7 +15,7 @@ from kernels import (ACPI_POWEROFF, CF9_RESET, HALT, I8042_RESET, INIT_MARKER, S
                      busybox_initramfs, debian_kernel, debian_modules, elf_kernel, out_str,
                      ring0_ns_per_iteration)
 from nettest import NetNS
-from kvmtest import KVMHOST, main, skip, wait_for
+from kvmtest import IN_TESTHOST, KVMHOST, main, skip, wait_for
 
 # A kernel that echoes what arrives on the UART: poll LSR, read RBR, write THR.
 ECHO = (b"\x66\xba\xfd\x03"  # mov dx, 0x3fd
@@ -201,7 +201,22 @@ def test_synthetic_kernels_across_a_snapshot(env):
                 p.wait()
 
 
+# Single-threaded TCG, the test host's default, now and then delivers an
+# interrupt twice into a nested guest, with interrupts off; Linux then stalls
+# in early init (DEVELOPERS.md). Under KVMHOST_TESTHOST_TCG=multi these run
+# and pass there; by default they run where KVM is native.
+LINUX_STALLS_IN_TESTHOST = (
+    "single-threaded TCG delivers interrupts twice and stalls Linux in early init "
+    "(DEVELOPERS.md); run with KVMHOST_TESTHOST_TCG=multi, or where KVM is native")
+
+
+def linux_to_user_space_here():
+    if IN_TESTHOST and os.environ.get("KVMHOST_TESTHOST_TCG", "single") != "multi":
+        skip(LINUX_STALLS_IN_TESTHOST)
+
+
 def test_debian_kernel_across_a_snapshot(env):
+    linux_to_user_space_here()
     # Saved early in its boot; restored, it prints what it had not yet
     # printed, up to its APs coming up. How far it got before the save
     # depends on the host (seconds to the banner where ring 0 is emulated,
@@ -335,6 +350,7 @@ def boot_to_init(env, args, stdin=subprocess.PIPE):
 
 
 def test_full_boot_busybox(env):
+    linux_to_user_space_here()
     per = ring0_ns_per_iteration(env)
     if per > 20:
         skip(f"guest ring 0 is emulated here ({per:.0f} ns per loop iteration; native is ~1): "
