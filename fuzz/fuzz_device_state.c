@@ -16,9 +16,9 @@
 static void round_trip(const struct device_ops *ops, void *dev)
 {
 	struct state_writer w = {0};
-	ops->save(dev, &w);
+	device_save(ops, dev, &w);
 	struct state_reader r = state_reader_init(w.buf, w.len);
-	if (w.err || ops->restore(dev, &r) || state_reader_done(&r))
+	if (w.err || device_restore(ops, dev, &r) || state_reader_done(&r))
 		abort(); /* what a device saves, it restores */
 	state_writer_free(&w);
 }
@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 0: {
 		struct serial s;
 		serial_init(&s, -1, NULL, 4);
-		if (!serial_ops.restore(&s, &r))
+		if (!device_restore(&serial_ops, &s, &r))
 			round_trip(&serial_ops, &s);
 		poke(&serial_ops, &s, 8);
 		serial_destroy(&s);
@@ -50,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 1: {
 		struct acpi_pm pm;
 		acpi_pm_init(&pm, NULL);
-		if (!acpi_pm_evt_ops.restore(&pm, &r))
+		if (!device_restore(&acpi_pm_evt_ops, &pm, &r))
 			round_trip(&acpi_pm_evt_ops, &pm);
 		poke(&acpi_pm_evt_ops, &pm, ACPI_PM1A_EVT_LEN);
 		acpi_pm_destroy(&pm);
@@ -62,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct extra_device x = testdev_extra(&t);
 		if (x.attach(x.dev, NULL, 1 + data[0] % 4))
 			abort();
-		if (!testdev_ops.restore(&t, &r))
+		if (!device_restore(&testdev_ops, &t, &r))
 			round_trip(&testdev_ops, &t);
 		x.detach(x.dev);
 		break;

@@ -25,7 +25,7 @@ _start:
 	jnz 99f
 	lock incq irqs_if_off(%rip)
 	mov (\off - 16)(%rsp), %rax
-	btsq $(56 + \kind), %rax
+	btsq $(IRQ_WHERE_KIND_SHIFT + \kind), %rax
 	mov %rax, irq_if_off_where(%rip)
 99:
 	.endm
@@ -34,7 +34,7 @@ _start:
 	.global irq_timer
 irq_timer:
 	push %rax
-	count_if_off 24, 0
+	count_if_off 24, IRQ_KIND_TIMER
 	mov $0xfee000b0, %eax
 	movl $0, (%rax)
 	pop %rax
@@ -65,8 +65,8 @@ irq_spurious:
 	iretq
 	.endm
 
-	virtio_irq irq_virtio, VIRTIO_MMIO_BASE, virtio_irqs, 1 /* disk 0 */
-	virtio_irq irq_net, (VIRTIO_MMIO_BASE + PC_MAX_DISKS * VIRTIO_MMIO_STRIDE), net_irqs, 2
+	virtio_irq irq_virtio, VIRTIO_MMIO_BASE, virtio_irqs, IRQ_KIND_DISK /* disk 0 */
+	virtio_irq irq_net, (VIRTIO_MMIO_BASE + PC_MAX_DISKS * VIRTIO_MMIO_STRIDE), net_irqs, IRQ_KIND_NET
 
 	.section .bss
 	.balign 8

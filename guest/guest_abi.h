@@ -106,9 +106,14 @@
  * interrupted had interrupts off (RFLAGS.IF clear in the frame): never on
  * a correct host. vCPU 0 reports the count with the wall clock when it grew. */
 #define TESTDEV_EV_IRQS_IF_OFF 33 /* result: such interrupts so far */
-/* result: the last one's interrupted RIP, with bit 56 + k set for the
- * handler k (0 timer, 1 disk, 2 net) */
+/* result: the last one's interrupted RIP, with bit IRQ_WHERE_KIND_SHIFT + k
+ * set for the handler of kind k */
 #define TESTDEV_EV_IRQ_IF_OFF_WHERE 34
+#define IRQ_WHERE_KIND_SHIFT	    56
+#define IRQ_KIND_TIMER		    0
+#define IRQ_KIND_DISK		    1
+#define IRQ_KIND_NET		    2
+#define IRQ_KINDS		    3
 /* result: a sum of what wild-io's reads returned (the device ignores it) */
 #define TESTDEV_EV_WILD_IO 35
 

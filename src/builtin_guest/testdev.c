@@ -6,6 +6,7 @@
 #include "builtin_guest/testdev.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -332,21 +333,10 @@ static const struct vmstate testdev_state = {
 	.post_load = testdev_post_load,
 };
 
-static void testdev_save(void *dev, struct state_writer *w)
-{
-	vmstate_save(&testdev_state, dev, w);
-}
-
-static int testdev_restore(void *dev, struct state_reader *r)
-{
-	return vmstate_load(&testdev_state, dev, r);
-}
-
 const struct device_ops testdev_ops = {
 	.name = "testdev",
 	.access = testdev_access,
-	.save = testdev_save,
-	.restore = testdev_restore,
+	.state = &testdev_state,
 };
 
 struct extra_device testdev_extra(struct testdev *t)
@@ -361,4 +351,20 @@ struct extra_device testdev_extra(struct testdev *t)
 		.request_poweroff = testdev_request_poweroff,
 		.vcpu_unparked = testdev_vcpu_unparked,
 	};
+}
+
+bool testdev_irq_if_off_where(const struct testdev *t, char *buf, size_t len)
+{
+	static const char *const kinds[IRQ_KINDS] = {
+		[IRQ_KIND_TIMER] = "timer", [IRQ_KIND_DISK] = "disk", [IRQ_KIND_NET] = "net"};
+	uint64_t w = atomic_load(&t->irq_if_off_where);
+	if (!w)
+		return false;
+	const char *kind = "?";
+	for (unsigned k = 0; k < IRQ_KINDS; k++)
+		if (w & (1ull << (IRQ_WHERE_KIND_SHIFT + k)))
+			kind = kinds[k];
+	snprintf(buf, len, "%s at %#llx", kind,
+		 (unsigned long long)(w & ((1ull << IRQ_WHERE_KIND_SHIFT) - 1)));
+	return true;
 }

@@ -82,6 +82,9 @@ void testdev_configure(struct testdev *t, const struct testdev_config *cfg, cons
 		       uint32_t blob_len);
 /* What vm_config.flat.device points at for the built-in guest. */
 struct extra_device testdev_extra(struct testdev *t);
+/* Where the last interrupt the guest took with IF clear came in, as
+ * "HANDLER at RIP" in buf; false if none did. Any thread. */
+bool testdev_irq_if_off_where(const struct testdev *t, char *buf, size_t len);
 extern const struct device_ops testdev_ops;
 
 #endif

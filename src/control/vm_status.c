@@ -113,23 +113,6 @@ static json_object *guest_disk_json(const struct testdev *t)
 	return g;
 }
 
-/* Where the last interrupt taken with IF clear came in, as "HANDLER at
- * RIP"; null if none did. */
-static json_object *guest_irq_where(const struct testdev *t)
-{
-	static const char *const handlers[] = {"timer", "disk", "net"};
-	uint64_t w = atomic_load(&t->irq_if_off_where);
-	if (!w)
-		return NULL;
-	const char *h = "?";
-	for (unsigned i = 0; i < 3; i++)
-		if (w & (1ull << (56 + i)))
-			h = handlers[i];
-	char s[64];
-	snprintf(s, sizeof(s), "%s at %#llx", h, (unsigned long long)(w & ((1ull << 56) - 1)));
-	return json_object_new_string(s);
-}
-
 /* The built-in guest's workloads, as it reported them. */
 static void guest_json(const struct testdev *t, json_object *o)
 {
@@ -163,7 +146,11 @@ static void guest_json(const struct testdev *t, json_object *o)
 	json_object_object_add(o, "guest_stop_gap_ms",
 			       gap < 0 ? NULL : json_object_new_double((double)gap / 1e6));
 	json_object_object_add(o, "guest_irqs_if_off", u64(atomic_load(&t->irqs_if_off)));
-	json_object_object_add(o, "guest_irq_if_off_where", guest_irq_where(t));
+	char where[64];
+	json_object_object_add(o, "guest_irq_if_off_where",
+			       testdev_irq_if_off_where(t, where, sizeof(where))
+				       ? json_object_new_string(where)
+				       : NULL);
 	json_object_object_add(o, "guest_bench_ns",
 			       u64(atomic_load(&t->bench_done) ? atomic_load(&t->bench_ns) : 0));
 }

@@ -790,7 +790,7 @@ static uint32_t stateful_devices(const struct vm *vm)
 {
 	uint32_t n = 0;
 	for (int i = 0; i < vm->nr_devices; i++)
-		n += vm->devices[i].ops->save != NULL;
+		n += device_has_state(vm->devices[i].ops);
 	return n;
 }
 
@@ -799,10 +799,10 @@ int vm_save_devices(struct vm *vm, struct state_writer *w)
 	state_put_u32(w, stateful_devices(vm));
 	for (int i = 0; i < vm->nr_devices; i++) {
 		const struct vm_device *d = &vm->devices[i];
-		if (!d->ops->save)
+		if (!device_has_state(d->ops))
 			continue;
 		struct state_writer dev = {0};
-		d->ops->save(d->dev, &dev);
+		device_save(d->ops, d->dev, &dev);
 		if (dev.err) {
 			state_writer_free(&dev);
 			return dev.err;
@@ -826,7 +826,7 @@ int vm_restore_devices(struct vm *vm, struct state_reader *r)
 	}
 	for (int i = 0; i < vm->nr_devices; i++) {
 		const struct vm_device *d = &vm->devices[i];
-		if (!d->ops->restore)
+		if (!device_has_state(d->ops))
 			continue;
 		uint64_t base = state_get_u64(r);
 		uint32_t len = state_get_u32(r);
@@ -834,7 +834,7 @@ int vm_restore_devices(struct vm *vm, struct state_reader *r)
 			return -EINVAL;
 		struct state_reader dev = state_reader_init(r->buf + r->off, len);
 		r->off += len;
-		int ret = d->ops->restore(d->dev, &dev);
+		int ret = device_restore(d->ops, d->dev, &dev);
 		if (ret || (ret = state_reader_done(&dev))) {
 			log_err("restoring %s at %#llx: %s", d->ops->name,
 				(unsigned long long)d->base, "state does not fit this device");

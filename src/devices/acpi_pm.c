@@ -120,28 +120,11 @@ static const struct vmstate acpi_pm_state = {
 	.post_load = acpi_pm_post_load,
 };
 
-static void acpi_pm_save(void *dev, struct state_writer *w)
-{
-	struct acpi_pm *pm = dev;
-	pthread_mutex_lock(&pm->lock);
-	vmstate_save(&acpi_pm_state, pm, w);
-	pthread_mutex_unlock(&pm->lock);
-}
-
-static int acpi_pm_restore(void *dev, struct state_reader *r)
-{
-	struct acpi_pm *pm = dev;
-	pthread_mutex_lock(&pm->lock);
-	int ret = vmstate_load(&acpi_pm_state, pm, r);
-	pthread_mutex_unlock(&pm->lock);
-	return ret;
-}
-
 /* The state is saved once, with the event block. */
 const struct device_ops acpi_pm_evt_ops = {
 	.name = "acpi-pm",
 	.access = evt_access,
-	.save = acpi_pm_save,
-	.restore = acpi_pm_restore,
+	.state = &acpi_pm_state,
+	DEVICE_LOCK(struct acpi_pm, lock),
 };
 const struct device_ops acpi_pm_cnt_ops = {.name = "acpi-pm1-control", .access = cnt_access};

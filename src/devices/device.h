@@ -6,9 +6,12 @@
 #define KVMHOST_DEVICE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "util/state.h"
+
+struct vmstate;
 
 enum vm_exit_reason {
 	VM_EXIT_NONE = 0,
@@ -49,11 +52,26 @@ typedef void (*device_access_fn)(void *dev, unsigned vcpu, uint64_t offset, uint
 struct device_ops {
 	const char *name; /* also the state section's name */
 	device_access_fn access;
-	/* State a snapshot carries. Called with every vCPU parked. NULL: the
-	 * device has none. restore returns -EINVAL for a stream it cannot use. */
+	/* State a snapshot carries, described once (util/vmstate.h); saved and
+	 * restored with the device's lock held (DEVICE_LOCK), if it has one.
+	 * NULL: the device has none, or says it with save/restore. */
+	const struct vmstate *state;
+	size_t lock_offset_plus_1;
+	/* Or a device's own pair, for state that is more than one table
+	 * (virtio-mmio: its transport, then its device). restore returns
+	 * -EINVAL for a stream it cannot use. */
 	void (*save)(void *dev, struct state_writer *w);
 	int (*restore)(void *dev, struct state_reader *r);
 };
+
+/* In a device_ops: the pthread_mutex_t `member` of `type` guards the state. */
+#define DEVICE_LOCK(type, member) .lock_offset_plus_1 = offsetof(type, member) + 1
+
+/* A device's state, through whichever of the above it has; called with
+ * every vCPU parked. */
+bool device_has_state(const struct device_ops *ops);
+void device_save(const struct device_ops *ops, void *dev, struct state_writer *w);
+int device_restore(const struct device_ops *ops, void *dev, struct state_reader *r);
 
 /* A device the VM's builder brings along with a guest (the built-in test
  * guest's): the VM attaches it at its ports beside the board's devices,

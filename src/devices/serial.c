@@ -210,18 +210,10 @@ static const struct vmstate_field serial_fields[] = {
 	VMS_BOOL(struct serial, thri_pending), VMS_VBYTES(struct serial, rx, rx_len),
 };
 
-static const struct vmstate serial_state = {
-	.name = "serial",
-	.version = 1,
-	.min_version = 1,
-	.fields = serial_fields,
-	.nr_fields = ARRAY_SIZE(serial_fields),
-	.post_load = serial_post_load,
-};
-
 /* The FIFO from its head, so that the state holds it in order. */
-static void rx_linearize(struct serial *s)
+static void rx_linearize(void *dev)
 {
+	struct serial *s = dev;
 	uint8_t rx[SERIAL_RX_SIZE];
 	for (unsigned i = 0; i < s->rx_len; i++)
 		rx[i] = s->rx[(s->rx_head + i) % SERIAL_RX_SIZE];
@@ -229,27 +221,19 @@ static void rx_linearize(struct serial *s)
 	s->rx_head = 0;
 }
 
-static void serial_save(void *dev, struct state_writer *w)
-{
-	struct serial *s = dev;
-	pthread_mutex_lock(&s->lock);
-	rx_linearize(s);
-	vmstate_save(&serial_state, s, w);
-	pthread_mutex_unlock(&s->lock);
-}
-
-static int serial_restore(void *dev, struct state_reader *r)
-{
-	struct serial *s = dev;
-	pthread_mutex_lock(&s->lock);
-	int ret = vmstate_load(&serial_state, s, r);
-	pthread_mutex_unlock(&s->lock);
-	return ret;
-}
+static const struct vmstate serial_state = {
+	.name = "serial",
+	.version = 1,
+	.min_version = 1,
+	.fields = serial_fields,
+	.nr_fields = ARRAY_SIZE(serial_fields),
+	.post_load = serial_post_load,
+	.pre_save = rx_linearize,
+};
 
 const struct device_ops serial_ops = {
 	.name = "serial",
 	.access = serial_access,
-	.save = serial_save,
-	.restore = serial_restore,
+	.state = &serial_state,
+	DEVICE_LOCK(struct serial, lock),
 };

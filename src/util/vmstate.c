@@ -174,8 +174,10 @@ static bool walk_fields(struct walk *k, const struct vmstate *d, uint8_t *dev)
 	return true;
 }
 
-void vmstate_save(const struct vmstate *d, const void *dev, struct state_writer *w)
+void vmstate_save(const struct vmstate *d, void *dev, struct state_writer *w)
 {
+	if (d->pre_save)
+		d->pre_save(dev);
 	struct walk k = {.pass = SAVE, .version = d->version, .w = w};
 	state_put_u32(w, d->version);
 	walk_fields(&k, d, (uint8_t *)dev); /* SAVE only reads dev */

@@ -51,6 +51,9 @@ struct vmstate {
 	 * (an interrupt line), or a check that needs more than one field.
 	 * NULL: none. An error here is the restore's. */
 	int (*post_load)(void *dev, uint32_t version);
+	/* Saving, before any field is read: bring the state into the form the
+	 * fields describe (a ring buffer made linear). NULL: none. */
+	void (*pre_save)(void *dev);
 };
 
 /* Fields of `type`, for the tables. */
@@ -87,7 +90,7 @@ struct vmstate {
 	}
 
 /* Writes dev's state at d->version. */
-void vmstate_save(const struct vmstate *d, const void *dev, struct state_writer *w);
+void vmstate_save(const struct vmstate *d, void *dev, struct state_writer *w);
 /* Reads a state of any version from d->min_version to d->version into dev.
  * The whole state is checked (its length, every count, every must_match)
  * before any field of dev changes; then post_load runs. 0, or -EINVAL for

@@ -355,17 +355,17 @@ static void power_button(void **state)
 	assert_int_equal(sci, 1);
 	/* Saved and restored into a fresh PM block: the same pending event. */
 	struct state_writer w = {0};
-	acpi_pm_evt_ops.save(&pm, &w);
+	device_save(&acpi_pm_evt_ops, &pm, &w);
 	struct acpi_pm copy;
 	sci = -1;
 	acpi_pm_init(&copy, &host);
 	struct state_reader r = state_reader_init(w.buf, w.len);
-	assert_int_equal(acpi_pm_evt_ops.restore(&copy, &r), 0);
+	assert_int_equal(device_restore(&acpi_pm_evt_ops, &copy, &r), 0);
 	assert_int_equal(state_reader_done(&r), 0);
 	assert_int_equal(sci, 1);
 	for (size_t n = 0; n < w.len; n++) {
 		r = state_reader_init(w.buf, n);
-		assert_int_not_equal(acpi_pm_evt_ops.restore(&copy, &r), 0);
+		assert_int_not_equal(device_restore(&acpi_pm_evt_ops, &copy, &r), 0);
 	}
 	state_writer_free(&w);
 	/* S1 is not power off; S5 with SLP_EN is. */

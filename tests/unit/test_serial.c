@@ -134,13 +134,13 @@ static void save_restore(void **state)
 	assert_int_equal(rd(&a, 0), 'x'); /* the FIFO does not start at 0 */
 	assert_int_equal(level, 1);
 	struct state_writer w = {0};
-	serial_ops.save(&a, &w);
+	device_save(&serial_ops, &a, &w);
 	assert_int_equal(w.err, 0);
 
 	level = -1;
 	serial_init(&b, -1, &fake_host, 4);
 	struct state_reader r = state_reader_init(w.buf, w.len);
-	assert_int_equal(serial_ops.restore(&b, &r), 0);
+	assert_int_equal(device_restore(&serial_ops, &b, &r), 0);
 	assert_int_equal(state_reader_done(&r), 0);
 	assert_int_equal(level, 1); /* the line is raised again */
 	assert_int_equal(rd(&b, 3), 0x03);
@@ -157,7 +157,7 @@ static void save_restore(void **state)
 	/* Every truncation of the stream is refused, and leaves b as it was. */
 	for (size_t n = 0; n < w.len; n++) {
 		struct state_reader t = state_reader_init(w.buf, n);
-		assert_int_not_equal(serial_ops.restore(&b, &t), 0);
+		assert_int_not_equal(device_restore(&serial_ops, &b, &t), 0);
 	}
 	/* A FIFO length beyond the FIFO is refused. */
 	uint8_t *bad = malloc(w.len);
@@ -165,7 +165,7 @@ static void save_restore(void **state)
 	uint32_t huge = SERIAL_RX_SIZE + 1;
 	memcpy(bad + 4 + 10 + 1, &huge, 4);
 	struct state_reader t = state_reader_init(bad, w.len);
-	assert_int_not_equal(serial_ops.restore(&b, &t), 0);
+	assert_int_not_equal(device_restore(&serial_ops, &b, &t), 0);
 	free(bad);
 	state_writer_free(&w);
 	serial_destroy(&a);

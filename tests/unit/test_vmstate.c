@@ -242,7 +242,7 @@ static void serial_layout(void **state)
 	s.rx[0] = 'i';
 	s.rx_len = 2;
 	struct state_writer w = {0};
-	serial_ops.save(&s, &w);
+	device_save(&serial_ops, &s, &w);
 	const uint8_t want[] = {1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 1, 2, 0, 0, 0, 'h', 'i'};
 	assert_int_equal(w.len, sizeof(want));
 	assert_memory_equal(w.buf, want, sizeof(want));
@@ -272,7 +272,7 @@ static void testdev_layout(void **state)
 	put(&p, 0, 4), put(&p, 5, 4), put(&p, 6, 8), put(&p, 1, 4); /* cmds, key, result, words */
 	assert_int_equal((size_t)(p - v1), sizeof(v1));
 	struct state_reader r = state_reader_init(v1, sizeof(v1));
-	assert_int_equal(testdev_ops.restore(&t, &r), 0);
+	assert_int_equal(device_restore(&testdev_ops, &t, &r), 0);
 	assert_int_equal(state_reader_done(&r), 0);
 	assert_int_equal(t.cfg.period_us, 100);
 	assert_int_equal(t.cfg.memcheck_mib, 109);
@@ -283,7 +283,7 @@ static void testdev_layout(void **state)
 
 	atomic_store(&t.disk_done, 1);
 	struct state_writer w = {0};
-	testdev_ops.save(&t, &w);
+	device_save(&testdev_ops, &t, &w);
 	size_t v3_len = 4 + sizeof(struct testdev_config) + 4 + (4 * 8 + 4 + 4 + 8 + 4) + 4 * 8 + 4;
 	assert_int_equal(w.len, v3_len);
 	assert_int_equal(w.buf[0], 3);
@@ -292,7 +292,7 @@ static void testdev_layout(void **state)
 	x.detach(x.dev);
 	assert_int_equal(x.attach(x.dev, NULL, 2), 0);
 	r = state_reader_init(w.buf, w.len);
-	assert_int_not_equal(testdev_ops.restore(&t, &r), 0);
+	assert_int_not_equal(device_restore(&testdev_ops, &t, &r), 0);
 	x.detach(x.dev);
 	state_writer_free(&w);
 }
