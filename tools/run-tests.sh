@@ -183,7 +183,7 @@ if [[ $mode == testhost ]]; then
 	left=$(ls "$queue/queue")
 	[[ -z $left ]] || { echo "run-tests: jobs never run: $left" && failed=$((failed + 1)) rc=1; }
 	for job in "$queue"/taken/*; do
-		read -r _ b name <<<"${job##*/}"
+		read -r _ _ b name <<<"${job##*/}"
 		if [[ -f $b/meson-logs/testlog-kvm-$name.json ]]; then
 			add_counts "$b/meson-logs/testlog-kvm-$name.json"
 		else
