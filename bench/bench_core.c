@@ -65,9 +65,9 @@ static struct bench_vm *kvmhost_vm_in(uint32_t cpus, uint32_t mode, uint32_t per
 			       builtin_guest_footprint()},
 		.flat_device = &b->extra,
 	};
-	enum kvmhost_status why;
-	if (vm_create(&cfg, -1, &b->vm, &why)) {
-		fprintf(stderr, "bench: cannot create a VM\n");
+	struct error err = {0};
+	if (vm_create(&cfg, -1, &b->vm, &err)) {
+		fprintf(stderr, "bench: cannot create a VM: %s\n", err.msg);
 		exit(1);
 	}
 	vm_set_sandbox(b->vm, sb);
@@ -306,10 +306,10 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &s, NULL);
 	/* The vCPUs' filters, as `kvmhost run` has them (its main thread's is
 	 * not entered here: the figures are about the vCPU path). */
-	char err[256];
+	struct error err = {0};
 	struct sandbox_config sc = {0};
-	if (sandbox_build(&sandbox, &sc, err, sizeof(err))) {
-		fprintf(stderr, "bench: %s\n", err);
+	if (sandbox_build(&sandbox, &sc, &err)) {
+		fprintf(stderr, "bench: %s\n", err.msg);
 		return 1;
 	}
 	/* Optional second argument: run one part only (pio, request, pause, start). */

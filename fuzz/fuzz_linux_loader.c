@@ -26,8 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			       "console=ttyS0",
 			       (flags & 4) != 0};
 	struct linux_entry e;
-	char err[512];
-	if (linux_load(&r, &b, &e, err, sizeof(err)) == 0) {
+	struct error err = {0};
+	if (linux_load(&r, &b, &e, &err) == 0) {
 		/* Whatever was accepted lies inside RAM. */
 		if (e.kernel_end > RAM_SIZE || e.rip < e.kernel_start || e.rip >= e.kernel_end)
 			abort();

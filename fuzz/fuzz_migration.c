@@ -33,17 +33,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct input in = {data, size, 0};
 	struct mig_msg_hdr h;
 	struct mig_hello hello;
-	char err[600];
+	struct error err = {0};
 	if (read_input(&in, &h, sizeof(h)) || h.type != MIG_HELLO || h.len > size - in.off)
 		return 0;
 	const uint8_t *payload = data + in.off;
 	in.off += h.len;
-	if (mig_hello_parse(payload, h.len, &hello, err, sizeof(err)))
+	if (mig_hello_parse(payload, h.len, &hello, &err))
 		return 0;
 	struct mig_receiver rx = {ram, sizeof(ram), read_input, &in, 0, 0, 0};
 	uint8_t *state = NULL;
 	uint64_t len = 0;
-	if (mig_receive_memory(&rx, &state, &len, err, sizeof(err)))
+	if (mig_receive_memory(&rx, &state, &len, &err))
 		return 0;
 	struct snap_header sh = {0};
 	if (len >= sizeof(sh))
@@ -51,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint64_t file_size = sh.memory_offset == len && sh.memory_size < (1ull << 40)
 				     ? len + sh.memory_size
 				     : len;
-	(void)snap_parse(state, len, file_size, &idx, err, sizeof(err));
+	(void)snap_parse(state, len, file_size, &idx, &err);
 	free(state);
 	return 0;
 }

@@ -25,7 +25,7 @@ static void walk_vcpu(const uint8_t *p, uint64_t len)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct snap_index idx;
-	char err[512];
+	struct error err = {0};
 	/* The file is the input followed by a memory image of the size the
 	 * header claims, as far as the parser can tell. */
 	uint64_t file_size = size;
@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (h.memory_offset == size && h.memory_size < (1ull << 40))
 			file_size = size + h.memory_size;
 	}
-	if (snap_parse(data, size, file_size, &idx, err, sizeof(err)))
+	if (snap_parse(data, size, file_size, &idx, &err))
 		return 0;
 	struct state_reader r = state_reader_init(idx.config, idx.config_len);
 	uint8_t buf[64];

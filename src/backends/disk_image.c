@@ -20,28 +20,28 @@
 
 #define SECTOR 512
 
-static int open_error(const struct disk_spec *spec, int e, char *err, size_t errlen)
+static int open_error(const struct disk_spec *spec, int e, struct error *err)
 {
 	if (e == EISDIR)
-		snprintf(err, errlen, "%s is a directory, not a disk image", spec->path);
+		error_setf(err, "%s is a directory, not a disk image", spec->path);
 	else if (!spec->ro && (e == EACCES || e == EPERM || e == EROFS))
-		snprintf(err, errlen, "%s cannot be written (%s): add ,ro to use it read-only",
-			 spec->path, strerror(e));
+		error_setf(err, "%s cannot be written (%s): add ,ro to use it read-only",
+			   spec->path, strerror(e));
 	else
-		snprintf(err, errlen, "%s: %s", spec->path, strerror(e));
+		error_set_errno(err, e, "%s", spec->path);
 	return -e;
 }
 
-static int image_size(struct disk_image *d, const struct stat *st, char *err, size_t errlen)
+static int image_size(struct disk_image *d, const struct stat *st, struct error *err)
 {
 	if (S_ISREG(st->st_mode)) {
 		d->size = (uint64_t)st->st_size;
 	} else if (!S_ISBLK(st->st_mode) || ioctl(d->fd, BLKGETSIZE64, &d->size) < 0) {
-		snprintf(err, errlen, "%s is not a regular file or block device", d->path);
+		error_setf(err, "%s is not a regular file or block device", d->path);
 		return -EINVAL;
 	}
 	if (d->size < SECTOR) {
-		snprintf(err, errlen, "%s is smaller than one 512-byte sector", d->path);
+		error_setf(err, "%s is smaller than one 512-byte sector", d->path);
 		return -EINVAL;
 	}
 	return 0;
@@ -91,7 +91,7 @@ static int set_gate(struct disk_image *d, short type)
 }
 
 /* Held briefly by an opener, or by a destination until it locks. */
-static int take_gate(struct disk_image *d, char *err, size_t errlen)
+static int take_gate(struct disk_image *d, struct error *err)
 {
 	int r = -EAGAIN;
 	/* Shared for a read-only image (its fd cannot hold a write lock);
@@ -102,14 +102,13 @@ static int take_gate(struct disk_image *d, char *err, size_t errlen)
 		r = set_gate(d, d->ro ? F_RDLCK : F_WRLCK);
 	}
 	if (r == -EAGAIN || r == -EACCES)
-		snprintf(err, errlen, "%s is in use by another VM (a migration is arriving)",
-			 d->path);
+		error_setf(err, "%s is in use by another VM (a migration is arriving)", d->path);
 	else if (r)
-		snprintf(err, errlen, "%s: cannot lock: %s", d->path, strerror(-r));
+		error_set_errno(err, -r, "%s: cannot lock", d->path);
 	return r ? -EBUSY : 0;
 }
 
-int disk_image_open(struct disk_image *d, const struct disk_spec *spec, char *err, size_t errlen)
+int disk_image_open(struct disk_image *d, const struct disk_spec *spec, struct error *err)
 {
 	memset(d, 0, sizeof(*d));
 	d->ro = spec->ro;
@@ -118,27 +117,26 @@ int disk_image_open(struct disk_image *d, const struct disk_spec *spec, char *er
 	 * it changes nothing for files and block devices. */
 	d->fd = open(spec->path, (spec->ro ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK);
 	if (d->fd < 0)
-		return open_error(spec, errno, err, errlen);
+		return open_error(spec, errno, err);
 	struct stat st;
 	int r;
 	if (fstat(d->fd, &st) < 0) {
 		r = -errno;
-		snprintf(err, errlen, "%s: %s", spec->path, strerror(-r));
+		error_set_errno(err, -r, "%s", spec->path);
 		goto fail;
 	}
-	if ((r = image_size(d, &st, err, errlen)))
+	if ((r = image_size(d, &st, err)))
 		goto fail;
 	int loop = S_ISREG(st.st_mode) ? loop_sharing(&st, spec->ro) : -1;
 	if (loop >= 0) {
-		snprintf(err, errlen,
-			 "%s is attached to /dev/loop%d (losetup): it cannot be shared "
-			 "while either side may write it",
-			 spec->path, loop);
+		error_setf(err,
+			   "%s is attached to /dev/loop%d (losetup): it cannot be shared "
+			   "while either side may write it",
+			   spec->path, loop);
 		r = -EBUSY;
 		goto fail;
 	}
-	if ((r = take_gate(d, err, errlen)) ||
-	    (!spec->lock_later && (r = disk_image_lock(d, err, errlen))))
+	if ((r = take_gate(d, err)) || (!spec->lock_later && (r = disk_image_lock(d, err))))
 		goto fail;
 	snprintf(d->default_id, sizeof(d->default_id), "kh-%llx-%llx",
 		 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
@@ -148,13 +146,13 @@ fail:
 	return r;
 }
 
-int disk_image_lock(struct disk_image *d, char *err, size_t errlen)
+int disk_image_lock(struct disk_image *d, struct error *err)
 {
 	/* Two VMs must not write one image: exclusive for rw, shared for ro. */
 	if (flock(d->fd, (d->ro ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
 		int e = errno;
-		snprintf(err, errlen, "%s is in use by another VM (%s)", d->path,
-			 e == EWOULDBLOCK ? "locked" : strerror(e));
+		error_setf(err, "%s is in use by another VM (%s)", d->path,
+			   e == EWOULDBLOCK ? "locked" : strerror(e));
 		return -EBUSY;
 	}
 	if (d->gated)

@@ -4,6 +4,7 @@
 #ifndef KVMHOST_DISK_IMAGE_H
 #define KVMHOST_DISK_IMAGE_H
 
+#include "util/error.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,12 +32,12 @@ struct disk_image {
 };
 
 /* -errno with a message for the user in err. */
-int disk_image_open(struct disk_image *d, const struct disk_spec *spec, char *err, size_t errlen);
+int disk_image_open(struct disk_image *d, const struct disk_spec *spec, struct error *err);
 /* The flock disk_image_open takes (unless lock_later, when it holds the
  * gate instead - see disk_image.c): -EBUSY with a message if another
  * process holds it. unlock gives it up, for a migration's hand-over; the
  * fd stays open. */
-int disk_image_lock(struct disk_image *d, char *err, size_t errlen);
+int disk_image_lock(struct disk_image *d, struct error *err);
 void disk_image_unlock(struct disk_image *d);
 /* Safe on a never-opened or half-opened image. */
 void disk_image_close(struct disk_image *d);

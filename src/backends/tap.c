@@ -68,20 +68,21 @@ static int parse_item(const char *s, size_t len, struct net_spec *n)
 	return -1;
 }
 
-int tap_spec_parse(const char *s, struct net_spec *n, char *err, size_t errlen)
+int tap_spec_parse(const char *s, struct net_spec *n, struct error *err)
 {
 	memset(n, 0, sizeof(*n));
 	for (const char *p = s; *p;) {
 		size_t len = strcspn(p, ",");
 		if (parse_item(p, len, n))
-			return errorf(err, errlen,
-				      "'%.*s': expected tap=NAME, bridge=BR, mac=02:xx:xx:xx:xx:xx "
-				      "(a unicast address) or id=ID",
-				      (int)len, p);
+			return error_setf(
+				err,
+				"'%.*s': expected tap=NAME, bridge=BR, mac=02:xx:xx:xx:xx:xx "
+				"(a unicast address) or id=ID",
+				(int)len, p);
 		p += len + (p[len] == ',');
 	}
 	if (!n->tap[0] == !n->bridge[0])
-		return errorf(err, errlen, "'%s': give tap=NAME or bridge=BR (one of them)", s);
+		return error_setf(err, "'%s': give tap=NAME or bridge=BR (one of them)", s);
 	return 0;
 }
 
@@ -116,13 +117,13 @@ static int link_up(const char *name)
 	return ifreq_call(SIOCSIFFLAGS, &ifr);
 }
 
-static int add_to_bridge(const char *bridge, const char *tap, char *err, size_t errlen)
+static int add_to_bridge(const char *bridge, const char *tap, struct error *err)
 {
 	char path[64];
 	struct stat st;
 	snprintf(path, sizeof(path), "/sys/class/net/%s/bridge", bridge);
 	if (stat(path, &st) < 0) {
-		errorf(err, errlen, "bridge %s does not exist (in this network namespace)", bridge);
+		error_setf(err, "bridge %s does not exist (in this network namespace)", bridge);
 		return -ENODEV;
 	}
 	struct ifreq ifr = {0};
@@ -130,18 +131,18 @@ static int add_to_bridge(const char *bridge, const char *tap, char *err, size_t 
 	ifr.ifr_ifindex = (int)if_nametoindex(tap);
 	int r = ifreq_call(SIOCBRADDIF, &ifr);
 	if (r)
-		errorf(err, errlen, "cannot add %s to bridge %s: %s", tap, bridge, strerror(-r));
+		error_set_errno(err, -r, "cannot add %s to bridge %s", tap, bridge);
 	return r;
 }
 
-int tap_open(struct tap *t, const struct net_spec *spec, char *err, size_t errlen)
+int tap_open(struct tap *t, const struct net_spec *spec, struct error *err)
 {
 	memset(t, 0, sizeof(*t));
 	t->created = !spec->tap[0] || !if_nametoindex(spec->tap);
 	t->fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
 	if (t->fd < 0) {
 		int e = errno;
-		errorf(err, errlen, "/dev/net/tun: %s", strerror(e));
+		error_set_errno(err, e, "/dev/net/tun");
 		return -e;
 	}
 	struct ifreq ifr = {.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR};
@@ -149,19 +150,19 @@ int tap_open(struct tap *t, const struct net_spec *spec, char *err, size_t errle
 	int hdr = VNET_HDR_BYTES, r = 0;
 	if (ioctl(t->fd, TUNSETIFF, &ifr) < 0) {
 		r = -errno;
-		errorf(err, errlen, "tap %s: %s%s", ifr.ifr_name, strerror(-r),
-		       r == -EINVAL ? " (a device of another kind has that name)" : "");
+		error_setf(err, "tap %s: %s%s", ifr.ifr_name, strerror(-r),
+			   r == -EINVAL ? " (a device of another kind has that name)" : "");
 	} else if (ioctl(t->fd, TUNSETVNETHDRSZ, &hdr) < 0) {
 		r = -errno;
-		errorf(err, errlen, "tap %s: virtio-net headers: %s", ifr.ifr_name, strerror(-r));
+		error_set_errno(err, -r, "tap %s: virtio-net headers", ifr.ifr_name);
 	}
 	if (!r) {
 		snprintf(t->name, sizeof(t->name), "%s", ifr.ifr_name);
 		if (spec->bridge[0])
-			r = add_to_bridge(spec->bridge, t->name, err, errlen);
+			r = add_to_bridge(spec->bridge, t->name, err);
 	}
 	if (!r && t->created && (r = link_up(t->name)))
-		errorf(err, errlen, "tap %s: cannot bring it up: %s", t->name, strerror(-r));
+		error_set_errno(err, -r, "tap %s: cannot bring it up", t->name);
 	if (r)
 		tap_close(t);
 	return r;

@@ -5,6 +5,7 @@
 #ifndef KVMHOST_TAP_H
 #define KVMHOST_TAP_H
 
+#include "util/error.h"
 #include <net/if.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -26,14 +27,14 @@ struct tap {
 };
 
 /* -errno with a message in err. */
-int tap_open(struct tap *t, const struct net_spec *spec, char *err, size_t errlen);
+int tap_open(struct tap *t, const struct net_spec *spec, struct error *err);
 /* TUN_F_* offloads the driver can take (frames the tap may hand us). */
 int tap_set_offload(struct tap *t, unsigned flags);
 /* Safe on a never-opened tap. */
 void tap_close(struct tap *t);
 
 /* "tap=NAME[,mac=MAC][,id=ID]" or "bridge=BR[,mac=MAC][,id=ID]". -1 with err. */
-int tap_spec_parse(const char *s, struct net_spec *n, char *err, size_t errlen);
+int tap_spec_parse(const char *s, struct net_spec *n, struct error *err);
 /* A stable locally administered MAC for VM `name`'s index-th net. */
 void tap_default_mac(const char *name, int index, uint8_t mac[6]);
 

@@ -3,6 +3,7 @@
  * it and stop there, which also bounds what a hostile image can make us
  * allocate. */
 #include <bzlib.h>
+#include <errno.h>
 #include <lz4.h>
 #include <lzma.h>
 #include <stdio.h>
@@ -137,37 +138,36 @@ static int unzstd(const uint8_t *in, size_t len, uint8_t *out, size_t out_len)
 	return ret;
 }
 
-int linux_decompress(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len, char *err,
-		     size_t errlen)
+int linux_decompress(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len,
+		     struct error *err)
 {
 	*out = NULL;
 	const char *fmt = linux_payload_format(in, in_len);
 	uint8_t *buf = NULL;
 	if (!fmt) {
-		errorf(err, errlen,
-		       "the kernel payload is not in a compression format kvmhost knows");
+		error_setf(err, "the kernel payload is not in a compression format kvmhost knows");
 		goto fail;
 	}
 	if (!strcmp(fmt, "lzo")) {
-		errorf(err, errlen,
-		       "LZO-compressed kernels are not supported (gzip, xz, lzma, bzip2, lz4 and zstd "
-		       "are); use --kernel-decompress guest");
+		error_setf(
+			err,
+			"LZO-compressed kernels are not supported (gzip, xz, lzma, bzip2, lz4 and zstd "
+			"are); use --kernel-decompress guest");
 		goto fail;
 	}
 	if (in_len < 8) {
-		errorf(err, errlen, "the kernel payload is truncated");
+		error_setf(err, "the kernel payload is truncated");
 		goto fail;
 	}
 	uint32_t size;
 	memcpy(&size, in + in_len - 4, 4);
 	if (size == 0 || size > MAX_KERNEL) {
-		errorf(err, errlen, "the kernel payload claims an impossible size (%u bytes)",
-		       size);
+		error_setf(err, "the kernel payload claims an impossible size (%u bytes)", size);
 		goto fail;
 	}
 	buf = malloc(size);
 	if (!buf) {
-		errorf(err, errlen, "out of memory for a %u-byte kernel", size);
+		error_setf(err, "out of memory for a %u-byte kernel", size);
 		goto fail;
 	}
 	int r;
@@ -184,7 +184,7 @@ int linux_decompress(const uint8_t *in, size_t in_len, uint8_t **out, size_t *ou
 	else
 		r = unzstd(in, in_len, buf, size);
 	if (r) {
-		errorf(err, errlen, "the %s kernel payload is corrupt or truncated", fmt);
+		error_setf(err, "the %s kernel payload is corrupt or truncated", fmt);
 		goto fail;
 	}
 	*out = buf;
@@ -192,5 +192,5 @@ int linux_decompress(const uint8_t *in, size_t in_len, uint8_t **out, size_t *ou
 	return 0;
 fail:
 	free(buf);
-	return -1;
+	return -EINVAL;
 }

@@ -7,6 +7,7 @@
 
 #include <asm/bootparam.h>
 #include <elf.h>
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,19 +60,18 @@ static bool fits(const struct linux_ram *ram, uint64_t addr, uint64_t len)
 }
 
 static int load_elf(const struct linux_ram *ram, const uint8_t *f, size_t size,
-		    struct linux_entry *out, char *err, size_t errlen)
+		    struct linux_entry *out, struct error *err)
 {
 	Elf64_Ehdr eh;
 	if (size < sizeof(eh))
-		return errorf(err, errlen, "the ELF kernel is truncated");
+		return error_setf(err, "the ELF kernel is truncated");
 	memcpy(&eh, f, sizeof(eh));
 	if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB ||
 	    eh.e_machine != EM_X86_64)
-		return errorf(err, errlen, "the ELF kernel is not a 64-bit x86-64 image");
+		return error_setf(err, "the ELF kernel is not a 64-bit x86-64 image");
 	if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phoff > size ||
 	    (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) > size - eh.e_phoff)
-		return errorf(err, errlen,
-			      "the ELF kernel's program headers are missing or truncated");
+		return error_setf(err, "the ELF kernel's program headers are missing or truncated");
 	uint64_t lo = UINT64_MAX, hi = 0, entry = eh.e_entry;
 	for (int i = 0; i < eh.e_phnum; i++) {
 		Elf64_Phdr ph;
@@ -80,10 +80,10 @@ static int load_elf(const struct linux_ram *ram, const uint8_t *f, size_t size,
 			continue;
 		if (ph.p_offset > size || ph.p_filesz > size - ph.p_offset ||
 		    ph.p_filesz > ph.p_memsz)
-			return errorf(err, errlen, "the ELF kernel is truncated (segment %d)", i);
+			return error_setf(err, "the ELF kernel is truncated (segment %d)", i);
 		if (ph.p_paddr < LINUX_HIGH_MEM || !fits(ram, ph.p_paddr, ph.p_memsz))
-			return errorf(
-				err, errlen,
+			return error_setf(
+				err,
 				"the kernel does not fit in memory (segment at %#llx, %llu bytes; "
 				"%llu MiB of low RAM)",
 				(unsigned long long)ph.p_paddr, (unsigned long long)ph.p_memsz,
@@ -100,11 +100,11 @@ static int load_elf(const struct linux_ram *ram, const uint8_t *f, size_t size,
 			hi = ph.p_paddr + ph.p_memsz;
 	}
 	if (hi == 0)
-		return errorf(err, errlen, "the ELF kernel has nothing to load");
+		return error_setf(err, "the ELF kernel has nothing to load");
 	if (entry < lo || entry >= hi)
-		return errorf(err, errlen,
-			      "the ELF kernel's entry point %#llx is outside what it loads",
-			      (unsigned long long)entry);
+		return error_setf(err,
+				  "the ELF kernel's entry point %#llx is outside what it loads",
+				  (unsigned long long)entry);
 	out->rip = entry;
 	out->kernel_start = lo;
 	out->kernel_end = hi;
@@ -129,29 +129,29 @@ struct bz_header {
 	uint32_t init_size;   /* memory the kernel needs from its load address */
 };
 
-static int read_bz_header(const uint8_t *k, size_t ks, uint8_t *zp, struct bz_header *h, char *err,
-			  size_t errlen)
+static int read_bz_header(const uint8_t *k, size_t ks, uint8_t *zp, struct bz_header *h,
+			  struct error *err)
 {
 	if (ks < 1024 || get_le16(k + HDR_BOOT_FLAG) != BOOT_FLAG_MAGIC ||
 	    get_le32(k + HDR_HEADER) != HDR_MAGIC)
-		return errorf(err, errlen,
-			      "the kernel is neither an ELF vmlinux nor a bzImage (bad magic)");
+		return error_setf(err,
+				  "the kernel is neither an ELF vmlinux nor a bzImage (bad magic)");
 	uint16_t version = get_le16(k + HDR_VERSION);
 	unsigned setup_sects = k[HDR_SETUP_SECTS] ? k[HDR_SETUP_SECTS] : 4;
 	h->pm = ((size_t)setup_sects + 1) * 512;
 	if (h->pm >= ks)
-		return errorf(err, errlen, "the bzImage is truncated (no protected-mode part)");
+		return error_setf(err, "the bzImage is truncated (no protected-mode part)");
 	if (version < 0x020c)
-		return errorf(
-			err, errlen,
+		return error_setf(
+			err,
 			"the bzImage's boot protocol %u.%02u is too old (2.12 or newer is needed)",
 			version >> 8, version & 0xff);
 	/* What the header promises (in 16-byte paragraphs, the last one maybe
 	 * partial) must be there, whoever decompresses it. */
 	uint64_t sys = (uint64_t)get_le32(k + HDR_SYSSIZE) * 16;
 	if (sys > ks - h->pm + 15)
-		return errorf(
-			err, errlen,
+		return error_setf(
+			err,
 			"the bzImage is truncated (its header promises %llu bytes after the setup, the "
 			"image has %zu)",
 			(unsigned long long)sys, ks - h->pm);
@@ -171,11 +171,10 @@ static int read_bz_header(const uint8_t *k, size_t ks, uint8_t *zp, struct bz_he
 /* The 64-bit boot protocol: the protected-mode part goes where the kernel
  * prefers and is entered at startup_64 to decompress itself. */
 static int load_bz_in_guest(const struct linux_ram *ram, const uint8_t *k, size_t ks,
-			    const struct bz_header *h, struct linux_entry *out, char *err,
-			    size_t errlen)
+			    const struct bz_header *h, struct linux_entry *out, struct error *err)
 {
 	if (!(get_le16(k + HDR_XLOADFLAGS) & XLF_KERNEL_64))
-		return errorf(err, errlen, "the bzImage has no 64-bit entry point (XLF_KERNEL_64)");
+		return error_setf(err, "the bzImage has no 64-bit entry point (XLF_KERNEL_64)");
 	uint64_t load = get_le64(k + HDR_PREF_ADDRESS);
 	uint32_t align = get_le32(k + HDR_KERNEL_ALIGNMENT);
 	if (load < LINUX_KERNEL_DEFAULT)
@@ -184,11 +183,12 @@ static int load_bz_in_guest(const struct linux_ram *ram, const uint8_t *k, size_
 		load = (load + align - 1) & ~(uint64_t)(align - 1);
 	uint64_t span = h->init_size > ks - h->pm ? h->init_size : ks - h->pm;
 	if (!fits(ram, load, span))
-		return errorf(err, errlen,
-			      "the kernel does not fit in memory (it needs %llu MiB from %#llx; "
-			      "%llu MiB of low RAM)",
-			      (unsigned long long)(span >> 20), (unsigned long long)load,
-			      (unsigned long long)(ram->low_size >> 20));
+		return error_setf(
+			err,
+			"the kernel does not fit in memory (it needs %llu MiB from %#llx; "
+			"%llu MiB of low RAM)",
+			(unsigned long long)(span >> 20), (unsigned long long)load,
+			(unsigned long long)(ram->low_size >> 20));
 	memcpy(ram->low + load, k + h->pm, ks - h->pm);
 	out->rip = load + 0x200; /* startup_64 of the decompressor */
 	out->kernel_start = load;
@@ -200,28 +200,26 @@ static int load_bz_in_guest(const struct linux_ram *ram, const uint8_t *k, size_
 
 /* The payload decompressed here and loaded as the ELF it is. */
 static int load_bz_on_host(const struct linux_ram *ram, const uint8_t *k, size_t ks,
-			   const struct bz_header *h, struct linux_entry *out, char *err,
-			   size_t errlen)
+			   const struct bz_header *h, struct linux_entry *out, struct error *err)
 {
 	uint8_t *elf = NULL;
 	uint32_t off = get_le32(k + HDR_PAYLOAD_OFFSET), len = get_le32(k + HDR_PAYLOAD_LENGTH);
 	if (off > ks - h->pm || len > ks - h->pm - off || len == 0) {
-		errorf(err, errlen,
-		       "the bzImage is truncated (payload at %u+%u, image has %zu bytes)", off, len,
-		       ks - h->pm);
+		error_setf(err, "the bzImage is truncated (payload at %u+%u, image has %zu bytes)",
+			   off, len, ks - h->pm);
 		goto fail;
 	}
 	const char *fmt = linux_payload_format(k + h->pm + off, len);
 	size_t elf_size;
-	if (linux_decompress(k + h->pm + off, len, &elf, &elf_size, err, errlen))
+	if (linux_decompress(k + h->pm + off, len, &elf, &elf_size, err))
 		goto fail;
-	if (load_elf(ram, elf, elf_size, out, err, errlen))
+	if (load_elf(ram, elf, elf_size, out, err))
 		goto fail;
 	if (h->init_size && out->kernel_start + h->init_size > out->kernel_end)
 		out->kernel_end = out->kernel_start + h->init_size;
 	if (!fits(ram, out->kernel_start, out->kernel_end - out->kernel_start)) {
-		errorf(err, errlen, "the kernel does not fit in memory (it needs %llu MiB)",
-		       (unsigned long long)((out->kernel_end) >> 20));
+		error_setf(err, "the kernel does not fit in memory (it needs %llu MiB)",
+			   (unsigned long long)((out->kernel_end) >> 20));
 		goto fail;
 	}
 	snprintf(out->format, sizeof(out->format), "bzImage (%s, decompressed by kvmhost)", fmt);
@@ -229,25 +227,25 @@ static int load_bz_on_host(const struct linux_ram *ram, const uint8_t *k, size_t
 	return 0;
 fail:
 	free(elf);
-	return -1;
+	return -EINVAL;
 }
 
 /* Initrd: as high as the kernel allows, page aligned, above the kernel. */
 static int place_initrd(const struct linux_ram *ram, const struct linux_boot *boot,
-			uint64_t initrd_max, uint8_t *zp, struct linux_entry *out, char *err,
-			size_t errlen)
+			uint64_t initrd_max, uint8_t *zp, struct linux_entry *out,
+			struct error *err)
 {
 	uint64_t top = ram->low_size;
 	if (initrd_max && initrd_max + 1ull < top)
 		top = initrd_max + 1ull;
 	if (boot->initrd_size > top)
-		return errorf(err, errlen, "the initrd (%zu bytes) does not fit below %#llx",
-			      boot->initrd_size, (unsigned long long)top);
+		return error_setf(err, "the initrd (%zu bytes) does not fit below %#llx",
+				  boot->initrd_size, (unsigned long long)top);
 	uint64_t addr = (top - boot->initrd_size) & ~0xfffull;
 	if (addr < out->kernel_end)
-		return errorf(err, errlen,
-			      "the initrd (%zu MiB) does not fit in memory beside the kernel",
-			      boot->initrd_size >> 20);
+		return error_setf(err,
+				  "the initrd (%zu MiB) does not fit in memory beside the kernel",
+				  boot->initrd_size >> 20);
 	memcpy(ram->low + addr, boot->initrd, boot->initrd_size);
 	put_le32(zp + HDR_RAMDISK_IMAGE, (uint32_t)addr);
 	put_le32(zp + HDR_RAMDISK_SIZE, (uint32_t)boot->initrd_size);
@@ -258,13 +256,13 @@ static int place_initrd(const struct linux_ram *ram, const struct linux_boot *bo
 }
 
 static int set_cmdline(const struct linux_ram *ram, const char *cmdline, uint32_t cmdline_max,
-		       uint8_t *zp, char *err, size_t errlen)
+		       uint8_t *zp, struct error *err)
 {
 	size_t clen = cmdline ? strlen(cmdline) : 0;
 	if (clen > cmdline_max)
-		return errorf(err, errlen,
-			      "the command line is %zu bytes; this kernel takes at most %u", clen,
-			      cmdline_max);
+		return error_setf(err,
+				  "the command line is %zu bytes; this kernel takes at most %u",
+				  clen, cmdline_max);
 	memcpy(ram->low + LINUX_CMDLINE, cmdline ? cmdline : "", clen + 1);
 	put_le32(zp + HDR_CMD_LINE_PTR, (uint32_t)LINUX_CMDLINE);
 	put_le32(zp + HDR_CMDLINE_SIZE, (uint32_t)clen);
@@ -285,17 +283,17 @@ static void write_e820(const struct linux_ram *ram, uint8_t *zp)
 }
 
 static int load_kernel(const struct linux_ram *ram, const struct linux_boot *boot, uint8_t *zp,
-		       struct bz_header *h, struct linux_entry *out, char *err, size_t errlen)
+		       struct bz_header *h, struct linux_entry *out, struct error *err)
 {
 	const uint8_t *k = boot->kernel;
 	size_t ks = boot->kernel_size;
 	if (ks >= 4 && !memcmp(k, ELFMAG, SELFMAG)) {
 		if (boot->guest_decompress) {
-			errorf(err, errlen,
-			       "--kernel-decompress guest needs a bzImage, not an ELF vmlinux");
+			error_setf(err,
+				   "--kernel-decompress guest needs a bzImage, not an ELF vmlinux");
 			goto fail;
 		}
-		if (load_elf(ram, k, ks, out, err, errlen))
+		if (load_elf(ram, k, ks, out, err))
 			goto fail;
 		snprintf(out->format, sizeof(out->format), "vmlinux (ELF, entered in 64-bit mode)");
 		put_le16(zp + HDR_BOOT_FLAG, BOOT_FLAG_MAGIC);
@@ -303,32 +301,31 @@ static int load_kernel(const struct linux_ram *ram, const struct linux_boot *boo
 		put_le32(zp + HDR_KERNEL_ALIGNMENT, 0x1000000);
 		return 0;
 	}
-	if (read_bz_header(k, ks, zp, h, err, errlen))
+	if (read_bz_header(k, ks, zp, h, err))
 		goto fail;
-	return boot->guest_decompress ? load_bz_in_guest(ram, k, ks, h, out, err, errlen)
-				      : load_bz_on_host(ram, k, ks, h, out, err, errlen);
+	return boot->guest_decompress ? load_bz_in_guest(ram, k, ks, h, out, err)
+				      : load_bz_on_host(ram, k, ks, h, out, err);
 fail:
-	return -1;
+	return -EINVAL;
 }
 
 int linux_load(const struct linux_ram *ram, const struct linux_boot *boot, struct linux_entry *out,
-	       char *err, size_t errlen)
+	       struct error *err)
 {
 	memset(out, 0, sizeof(*out));
 	if (!fits(ram, LINUX_ZERO_PAGE, 4096) || !fits(ram, LINUX_CMDLINE, LINUX_CMDLINE_MAX) ||
 	    ram->low_size < LINUX_KERNEL_DEFAULT) {
-		snprintf(err, errlen, "too little memory for a Linux guest");
-		return -1;
+		return error_setf(err, "too little memory for a Linux guest");
 	}
 	uint8_t *zp = ram->low + LINUX_ZERO_PAGE;
 	memset(zp, 0, 4096);
 	/* An ELF has no setup header: the protocol's defaults before 2.03. */
 	struct bz_header h = {.cmdline_max = LINUX_CMDLINE_MAX - 1, .initrd_max = 0x37ffffff};
-	if (load_kernel(ram, boot, zp, &h, out, err, errlen) ||
-	    set_cmdline(ram, boot->cmdline, h.cmdline_max, zp, err, errlen))
-		return -1;
-	if (boot->initrd_size && place_initrd(ram, boot, h.initrd_max, zp, out, err, errlen))
-		return -1;
+	if (load_kernel(ram, boot, zp, &h, out, err) ||
+	    set_cmdline(ram, boot->cmdline, h.cmdline_max, zp, err))
+		return -EINVAL;
+	if (boot->initrd_size && place_initrd(ram, boot, h.initrd_max, zp, out, err))
+		return -EINVAL;
 	write_e820(ram, zp);
 	out->zero_page = LINUX_ZERO_PAGE;
 	return 0;

@@ -6,6 +6,7 @@
 #ifndef KVMHOST_LINUX_LOADER_H
 #define KVMHOST_LINUX_LOADER_H
 
+#include "util/error.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,14 +43,14 @@ struct linux_entry {
 
 /* Returns 0, or -1 with a clear reason in err. */
 int linux_load(const struct linux_ram *ram, const struct linux_boot *boot, struct linux_entry *out,
-	       char *err, size_t errlen);
+	       struct error *err);
 
 /* The compression a kernel payload uses, by magic: "gzip", "xz", "lzma",
  * "bzip2", "lz4", "zstd", "lzo", or NULL. */
 const char *linux_payload_format(const uint8_t *p, size_t len);
 /* Decompresses a kernel payload (with the kernel's appended 32-bit size) into
  * a malloc'd buffer. Returns 0 or -1 with err. */
-int linux_decompress(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len, char *err,
-		     size_t errlen);
+int linux_decompress(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len,
+		     struct error *err);
 
 #endif

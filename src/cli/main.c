@@ -494,7 +494,7 @@ static int find_user(struct runtime *rt)
 static enum kvmhost_status build_sandbox(struct runtime *rt)
 {
 	const struct run_options *o = rt->opts;
-	char err[512];
+	struct error err = {0};
 	if (o->user && find_user(rt))
 		return STATUS_USAGE;
 	if (o->sandbox_off) {
@@ -506,9 +506,9 @@ static enum kvmhost_status build_sandbox(struct runtime *rt)
 				    .change_ids = o->user != NULL,
 				    .uid = rt->uid,
 				    .gid = rt->gid};
-	if (sandbox_build(&rt->sandbox, &sc, err, sizeof(err))) {
-		log_err("%s", err);
-		return STATUS_ERROR;
+	if (sandbox_build(&rt->sandbox, &sc, &err)) {
+		log_err("%s", err.msg);
+		return error_status(&err, STATUS_ERROR);
 	}
 	vm_set_sandbox(rt->vm, rt->sandbox);
 	return STATUS_OK;
@@ -555,14 +555,14 @@ static void note_unprivileged(const struct runtime *rt)
 /* Name, console, VM, host side; then the VM runs until it ends. */
 static enum kvmhost_status run(struct runtime *rt)
 {
-	char err[512];
+	struct error err = {0};
 	if (find_managed_save(rt))
 		return STATUS_ERROR;
 	choose_host_policies(rt);
 	/* A snapshot is checked whole before anything is claimed or built. */
 	if (rt->opts->restore_path) {
-		if (snapshot_open(&rt->snap, rt->opts->restore_path, err, sizeof(err)))
-			return bad_snapshot(rt, err, true);
+		if (snapshot_open(&rt->snap, rt->opts->restore_path, &err))
+			return bad_snapshot(rt, err.msg, true);
 		rt->restoring = true;
 	}
 	enum kvmhost_status status = claim_name(rt);
@@ -577,20 +577,21 @@ static enum kvmhost_status run(struct runtime *rt)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL); /* fails only for a bad `how` */
-	if (rt->restoring && snapshot_config(&rt->snap, &rt->opts->vm, err, sizeof(err)))
-		return bad_snapshot(rt, err, false);
+	if (rt->restoring && snapshot_config(&rt->snap, &rt->opts->vm, &err))
+		return bad_snapshot(rt, err.msg, false);
 	if (rt->opts->guest_blob_path && load_guest_blob(rt->opts))
 		return STATUS_USAGE;
 	offer_builtin_guest(rt);
 	if (rt->opts->has_incoming) {
 		if ((status = receive_vm(rt)) != STATUS_OK)
 			return status;
-	} else if (vm_create(&rt->opts->vm, rt->console_fd, &rt->vm, &status)) {
-		return status;
+	} else if (vm_create(&rt->opts->vm, rt->console_fd, &rt->vm, &err)) {
+		log_err("%s", err.msg);
+		return error_status(&err, STATUS_ERROR);
 	}
 	if (rt->restoring) {
-		if (snapshot_restore(&rt->snap, rt->vm, err, sizeof(err)))
-			return bad_snapshot(rt, err, false);
+		if (snapshot_restore(&rt->snap, rt->vm, &err))
+			return bad_snapshot(rt, err.msg, false);
 		log_info("VM '%s' restored from %s", rt->opts->name, rt->opts->restore_path);
 	}
 	if ((status = build_sandbox(rt)) != STATUS_OK)
@@ -664,12 +665,12 @@ static enum kvmhost_status run_restarting(struct runtime *rt)
 static int cmd_run(int argc, char **argv)
 {
 	struct run_options opts;
-	char err[512];
+	struct error err = {0};
 	run_options_default(&opts);
 	struct runtime rt = {.opts = &opts, .claim = {.lock_fd = -1}, .console_fd = -1};
 	enum kvmhost_status status = STATUS_USAGE;
-	if (run_options_parse(&opts, argc, argv, err, sizeof(err))) {
-		fprintf(stderr, "kvmhost run: %s\nTry 'kvmhost help'.\n", err);
+	if (run_options_parse(&opts, argc, argv, &err)) {
+		fprintf(stderr, "kvmhost run: %s\nTry 'kvmhost help'.\n", err.msg);
 		if (opts.net_error)
 			status = STATUS_NET;
 		goto out;

@@ -56,12 +56,12 @@ struct run_options {
 
 void run_options_default(struct run_options *o);
 /* argv[0] is "run". Returns 0, or -1 with a message in err. */
-int run_options_parse(struct run_options *o, int argc, char **argv, char *err, size_t errlen);
+int run_options_parse(struct run_options *o, int argc, char **argv, struct error *err);
 /* The guest's settings back to their defaults: a managed save brings its own. */
 void run_options_forget_guest(struct run_options *o);
 void run_options_free(struct run_options *o);
 /* "FILE[,ro][,id=NAME]"; d->path is allocated: free with run_options_free_disk. */
-int run_options_parse_disk(const char *s, struct disk_spec *d, char *err, size_t errlen);
+int run_options_parse_disk(const char *s, struct disk_spec *d, struct error *err);
 void run_options_free_disk(struct disk_spec *d);
 
 #endif

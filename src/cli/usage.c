@@ -11,6 +11,7 @@ const char usage_text[] =
 	"            [--sandbox on|off] [--user USER]\n"
 	"            [--console stdio|none|FILE] [--socket PATH]\n"
 	"            [--disk FILE[,ro][,id=NAME]]... [--net tap=NAME|bridge=BR[,mac=MAC][,id=ID]]...\n"
+	"            [--device rng]...\n"
 	"            [--cpu-features -FEATURE,...|x86-64-v1..v4]\n"
 	"            [--kernel FILE [--initrd FILE] [--cmdline STR]\n"
 	"             [--kernel-decompress host|guest] [--on-reboot exit|restart]]\n"

@@ -24,25 +24,25 @@
 
 /* Opens NAME's socket; -errno with why in err, naming the owner when the
  * VM is not ours, -ETIMEDOUT when it does not accept connections. */
-static int vm_open(const char *dir, const char *name, struct conn *c, uint64_t deadline, char *err,
-		   size_t errlen)
+static int vm_open(const char *dir, const char *name, struct conn *c, uint64_t deadline,
+		   struct error *err)
 {
 	char path[KVMHOST_PATH_MAX];
 	if (rundir_socket_path(dir, name, path, sizeof(path))) {
-		snprintf(err, errlen, "runtime directory path too long");
+		error_setf(err, "runtime directory path too long");
 		return -ENAMETOOLONG;
 	}
 	int r = conn_open(c, path, deadline);
 	struct stat st;
 	if (r == -EACCES && stat(path, &st) == 0)
-		snprintf(err, errlen, "permission denied: this VM belongs to uid %u",
-			 (unsigned)st.st_uid);
+		error_setf(err, "permission denied: this VM belongs to uid %u",
+			   (unsigned)st.st_uid);
 	else if (r == -ETIMEDOUT)
-		snprintf(err, errlen, "VM '%s' did not answer (not accepting connections)", name);
+		error_setf(err, "VM '%s' did not answer (not accepting connections)", name);
 	else if (r && rundir_reap_if_dead(dir, name))
-		snprintf(err, errlen, "no VM named '%s' is running", name);
+		error_setf(err, "no VM named '%s' is running", name);
 	else if (r)
-		snprintf(err, errlen, "VM '%s': %s", name, strerror(-r));
+		error_set_errno(err, -r, "VM '%s'", name);
 	return r;
 }
 
@@ -64,20 +64,20 @@ static char *request_line(const char *cmd, json_object *args)
 }
 
 /* A reply line as an object, or NULL with why in err. */
-static json_object *parse_reply(const char *line, int r, char *err, size_t errlen)
+static json_object *parse_reply(const char *line, int r, struct error *err)
 {
 	if (r == -ETIMEDOUT) {
-		snprintf(err, errlen, "no reply from the VM in time (stopped or busy)");
+		error_setf(err, "no reply from the VM in time (stopped or busy)");
 		return NULL;
 	}
 	if (r || !line) {
-		snprintf(err, errlen, "the VM closed the connection (%s)", strerror(r ? -r : EIO));
+		error_setf(err, "the VM closed the connection (%s)", strerror(r ? -r : EIO));
 		return NULL;
 	}
 	json_object *reply = json_tokener_parse(line);
 	if (!reply || !json_object_is_type(reply, json_type_object)) {
 		json_object_put(reply);
-		snprintf(err, errlen, "malformed reply from the VM");
+		error_setf(err, "malformed reply from the VM");
 		return NULL;
 	}
 	return reply;
@@ -85,14 +85,14 @@ static json_object *parse_reply(const char *line, int r, char *err, size_t errle
 
 /* Sends one request and parses the reply, both within the deadline. */
 static json_object *request(struct conn *c, const char *cmd, json_object *args, uint64_t deadline,
-			    char *err, size_t errlen)
+			    struct error *err)
 {
 	char *line = request_line(cmd, args), *reply = NULL;
 	int r = line ? conn_send(c, line, deadline) : -ENOMEM;
 	free(line);
 	if (!r)
 		r = conn_read_line(c, &reply, deadline);
-	json_object *o = parse_reply(reply, r, err, errlen);
+	json_object *o = parse_reply(reply, r, err);
 	free(reply);
 	return o;
 }
@@ -124,9 +124,8 @@ static void add_name(const char *name, void *opaque)
 /* Connects (one attempt) and sends; -EAGAIN while the VM's backlog is full. */
 static int try_ask(const char *dir, struct conn_ask *a, const char *line, uint64_t deadline)
 {
-	char err[256];
 	/* A deadline already passed: exactly one connect attempt. */
-	int r = vm_open(dir, a->name, &a->c, 1, err, sizeof(err));
+	int r = vm_open(dir, a->name, &a->c, 1, NULL);
 	if (r)
 		return r == -ETIMEDOUT ? -EAGAIN : r;
 	return conn_send(&a->c, line, deadline);
@@ -407,13 +406,13 @@ static enum kvmhost_status ctl_all_host_sleep(const char *phase, int timeout_ms)
 	free(line);
 	enum kvmhost_status status = asks ? STATUS_OK : STATUS_ERROR;
 	for (size_t i = 0; asks && i < ns.n; i++) {
-		char err[256];
-		json_object *o = parse_reply(asks[i].reply, asks[i].err, err, sizeof(err));
+		struct error err = {0};
+		json_object *o = parse_reply(asks[i].reply, asks[i].err, &err);
 		if (reply_ok(o)) {
 			printf("%s: host-sleep %s done\n", asks[i].name, phase);
 		} else {
 			fprintf(stderr, "kvmhost ctl: %s: host-sleep %s failed: %s\n", asks[i].name,
-				phase, o ? jstr(o, "error") : err);
+				phase, o ? jstr(o, "error") : err.msg);
 			status = STATUS_ERROR;
 		}
 		json_object_put(o);
@@ -424,7 +423,8 @@ static enum kvmhost_status ctl_all_host_sleep(const char *phase, int timeout_ms)
 
 static enum kvmhost_status ctl_one(const struct ctl_args *a)
 {
-	char dir[PATH_MAX], err[256];
+	char dir[PATH_MAX];
+	struct error err = {0};
 	if (rundir_path(dir, sizeof(dir), false)) {
 		fprintf(stderr, "kvmhost ctl: no runtime directory (set XDG_RUNTIME_DIR)\n");
 		return STATUS_ERROR;
@@ -432,8 +432,8 @@ static enum kvmhost_status ctl_one(const struct ctl_args *a)
 	bool save = !strcmp(a->cmd, "save"), events = !strcmp(a->cmd, "events");
 	uint64_t deadline = conn_deadline(save ? SAVE_TIMEOUT_MS : a->timeout_ms);
 	struct conn c;
-	if (vm_open(dir, a->name, &c, conn_deadline(a->timeout_ms), err, sizeof(err))) {
-		fprintf(stderr, "kvmhost ctl: %s\n", err);
+	if (vm_open(dir, a->name, &c, conn_deadline(a->timeout_ms), &err)) {
+		fprintf(stderr, "kvmhost ctl: %s\n", err.msg);
 		return STATUS_ERROR;
 	}
 	json_object *args = ctl_request_args(a);
@@ -442,12 +442,11 @@ static enum kvmhost_status ctl_one(const struct ctl_args *a)
 		conn_close(&c);
 		return STATUS_ERROR;
 	}
-	json_object *reply =
-		request(&c, events ? "subscribe" : a->cmd, args, deadline, err, sizeof(err));
+	json_object *reply = request(&c, events ? "subscribe" : a->cmd, args, deadline, &err);
 	enum kvmhost_status status = STATUS_ERROR;
 	json_object *result = NULL;
 	if (!reply)
-		fprintf(stderr, "kvmhost ctl: %s\n", err);
+		fprintf(stderr, "kvmhost ctl: %s\n", err.msg);
 	else if (!reply_ok(reply))
 		fprintf(stderr, "kvmhost ctl: %s\n", jstr(reply, "error"));
 	else
@@ -484,14 +483,15 @@ static enum kvmhost_status migrate_wait(const struct ctl_args *a, struct conn *c
 {
 	bool replied = false;
 	for (;;) {
-		char *line = NULL, err[256];
+		char *line = NULL;
+		struct error err = {0};
 		int r = conn_read_line(c, &line, deadline);
-		json_object *o = parse_reply(line, r, err, sizeof(err)), *ev;
+		json_object *o = parse_reply(line, r, &err), *ev;
 		free(line);
 		if (!o) {
 			fprintf(stderr, "kvmhost ctl: migrate: %s\n",
 				replied ? "the VM ended without saying how its migration went"
-					: err);
+					: err.msg);
 			return STATUS_ERROR;
 		}
 		bool is_event = json_object_object_get_ex(o, "event", &ev);
@@ -517,22 +517,22 @@ static enum kvmhost_status migrate_wait(const struct ctl_args *a, struct conn *c
 
 static enum kvmhost_status ctl_migrate(const struct ctl_args *a)
 {
-	char dir[PATH_MAX], err[256];
+	char dir[PATH_MAX];
+	struct error err = {0};
 	if (rundir_path(dir, sizeof(dir), false)) {
 		fprintf(stderr, "kvmhost ctl: no runtime directory (set XDG_RUNTIME_DIR)\n");
 		return STATUS_ERROR;
 	}
 	struct conn c;
-	if (vm_open(dir, a->name, &c, conn_deadline(a->timeout_ms), err, sizeof(err))) {
-		fprintf(stderr, "kvmhost ctl: %s\n", err);
+	if (vm_open(dir, a->name, &c, conn_deadline(a->timeout_ms), &err)) {
+		fprintf(stderr, "kvmhost ctl: %s\n", err.msg);
 		return STATUS_ERROR;
 	}
 	/* Subscribed first: the result comes as an event, however long it takes. */
-	json_object *sub =
-		request(&c, "subscribe", NULL, conn_deadline(a->timeout_ms), err, sizeof(err));
+	json_object *sub = request(&c, "subscribe", NULL, conn_deadline(a->timeout_ms), &err);
 	enum kvmhost_status status = STATUS_ERROR;
 	if (!reply_ok(sub)) {
-		fprintf(stderr, "kvmhost ctl: %s\n", sub ? jstr(sub, "error") : err);
+		fprintf(stderr, "kvmhost ctl: %s\n", sub ? jstr(sub, "error") : err.msg);
 	} else {
 		json_object *args = json_object_new_object();
 		json_object_object_add(args, "addr", json_object_new_string(a->arg));
@@ -605,16 +605,16 @@ static json_object *list_json(struct conn_ask *asks, size_t n, size_t *unrespons
 {
 	json_object *all = json_object_new_array();
 	for (size_t i = 0; i < n; i++) {
-		char err[256];
-		json_object *o = parse_reply(asks[i].reply, asks[i].err, err, sizeof(err)), *result;
+		struct error err = {0};
+		json_object *o = parse_reply(asks[i].reply, asks[i].err, &err), *result;
 		if (reply_ok(o) && json_object_object_get_ex(o, "result", &result)) {
 			json_object_array_add(all, json_object_get(result));
 		} else {
 			json_object *u = json_object_new_object();
 			json_object_object_add(u, "name", json_object_new_string(asks[i].name));
 			json_object_object_add(u, "state", json_object_new_string("unresponsive"));
-			json_object_object_add(u, "error",
-					       json_object_new_string(o ? jstr(o, "error") : err));
+			json_object_object_add(
+				u, "error", json_object_new_string(o ? jstr(o, "error") : err.msg));
 			json_object_array_add(all, u);
 			(*unresponsive)++;
 		}

@@ -4,28 +4,28 @@
  * and fuzz/fuzz_protocol.c drive it directly. */
 #include "control/protocol.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/util.h"
 
-int protocol_parse_request(const char *line, size_t len, struct ctl_request *req, char *err,
-			   size_t errlen)
+int protocol_parse_request(const char *line, size_t len, struct ctl_request *req, struct error *err)
 {
 	memset(req, 0, sizeof(*req));
 	json_tokener *tok = NULL;
 	if (len > PROTOCOL_MAX_LINE) {
-		errorf(err, errlen, "request too long (at most %d bytes)", PROTOCOL_MAX_LINE);
+		error_setf(err, "request too long (at most %d bytes)", PROTOCOL_MAX_LINE);
 		goto fail;
 	}
 	if (memchr(line, '\0', len)) {
-		errorf(err, errlen, "request contains a NUL byte");
+		error_setf(err, "request contains a NUL byte");
 		goto fail;
 	}
 	tok = json_tokener_new_ex(16);
 	if (!tok) {
-		errorf(err, errlen, "out of memory");
+		error_setf(err, "out of memory");
 		goto fail;
 	}
 	/* RFC 8259 only: no single quotes, trailing commas or bad UTF-8 (whose
@@ -43,40 +43,40 @@ int protocol_parse_request(const char *line, size_t len, struct ctl_request *req
 		end = len;
 	}
 	if (jerr != json_tokener_success) {
-		errorf(err, errlen, "malformed JSON: %s",
-		       jerr == json_tokener_continue ? "incomplete"
-						     : json_tokener_error_desc(jerr));
+		error_setf(err, "malformed JSON: %s",
+			   jerr == json_tokener_continue ? "incomplete"
+							 : json_tokener_error_desc(jerr));
 		goto fail;
 	}
 	if (!req->root) {
-		errorf(err, errlen, "a request must be a JSON object");
+		error_setf(err, "a request must be a JSON object");
 		goto fail;
 	} /* null */
 	/* Nothing but white space may follow the object. */
 	for (size_t i = end; i < len; i++)
 		if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r') {
-			errorf(err, errlen, "trailing data after the JSON object");
+			error_setf(err, "trailing data after the JSON object");
 			goto fail;
 		}
 	if (!json_object_is_type(req->root, json_type_object)) {
-		errorf(err, errlen, "a request must be a JSON object");
+		error_setf(err, "a request must be a JSON object");
 		goto fail;
 	}
 	json_object_object_get_ex(req->root, "id", &req->id);
 	json_object *cmd;
 	if (!json_object_object_get_ex(req->root, "cmd", &cmd) ||
 	    !json_object_is_type(cmd, json_type_string)) {
-		errorf(err, errlen, "missing \"cmd\" string");
+		error_setf(err, "missing \"cmd\" string");
 		goto fail;
 	}
 	req->cmd = json_object_get_string(cmd);
 	if ((size_t)json_object_get_string_len(cmd) != strlen(req->cmd)) {
-		errorf(err, errlen, "\"cmd\" contains a NUL character");
+		error_setf(err, "\"cmd\" contains a NUL character");
 		goto fail;
 	}
 	if (json_object_object_get_ex(req->root, "args", &req->args) &&
 	    !json_object_is_type(req->args, json_type_object)) {
-		errorf(err, errlen, "\"args\" must be an object");
+		error_setf(err, "\"args\" must be an object");
 		goto fail;
 	}
 	json_tokener_free(tok);
@@ -87,7 +87,7 @@ fail:
 	/* Keep a well-formed object so the error reply can echo its id. */
 	if (req->root && !json_object_is_type(req->root, json_type_object))
 		protocol_request_free(req);
-	return -1;
+	return -EINVAL;
 }
 
 char *protocol_quote(const char *s, char *out, size_t outlen)

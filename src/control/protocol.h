@@ -4,6 +4,7 @@
 #ifndef KVMHOST_PROTOCOL_H
 #define KVMHOST_PROTOCOL_H
 
+#include "util/error.h"
 #include <json-c/json.h>
 #include <sched.h>
 #include <stddef.h>
@@ -19,8 +20,8 @@ struct ctl_request {
 
 /* Returns 0 or -1 with a message for the client in err; either way the
  * caller frees req (on error it may still hold the object, for its id). */
-int protocol_parse_request(const char *line, size_t len, struct ctl_request *req, char *err,
-			   size_t errlen);
+int protocol_parse_request(const char *line, size_t len, struct ctl_request *req,
+			   struct error *err);
 void protocol_request_free(struct ctl_request *req);
 
 /* Reply lines, newline-terminated; caller frees. `result` is consumed. */

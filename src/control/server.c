@@ -133,7 +133,7 @@ static json_object *status_json(struct control *ctl)
 	return o;
 }
 
-static json_object *handle(struct client *c, struct ctl_request *req, char *err, size_t errlen)
+static json_object *handle(struct client *c, struct ctl_request *req, struct error *err)
 {
 	struct control *ctl = c->ctl;
 	if (!strcmp(req->cmd, "status"))
@@ -144,23 +144,24 @@ static json_object *handle(struct client *c, struct ctl_request *req, char *err,
 	}
 	for (int i = 0; i < ctl->nr_cmds; i++)
 		if (!strcmp(req->cmd, ctl->cmds[i].name))
-			return ctl->cmds[i].fn(ctl->cmds[i].opaque, req->args, err, errlen);
+			return ctl->cmds[i].fn(ctl->cmds[i].opaque, req->args, err);
 	char name[65];
-	snprintf(err, errlen, "unknown command '%s'", protocol_quote(req->cmd, name, sizeof(name)));
+	error_setf(err, "unknown command '%s'", protocol_quote(req->cmd, name, sizeof(name)));
 	return NULL;
 }
 
 static int client_line(struct client *c, const char *line, size_t len)
 {
 	struct ctl_request req;
-	char err[256];
-	if (protocol_parse_request(line, len, &req, err, sizeof(err))) {
-		int r = client_send(c, protocol_reply_error(&req, err));
+	struct error err = {0};
+	if (protocol_parse_request(line, len, &req, &err)) {
+		int r = client_send(c, protocol_reply_error(&req, err.msg));
 		protocol_request_free(&req);
 		return r;
 	}
-	json_object *result = handle(c, &req, err, sizeof(err));
-	char *reply = result ? protocol_reply_ok(&req, result) : protocol_reply_error(&req, err);
+	json_object *result = handle(c, &req, &err);
+	char *reply =
+		result ? protocol_reply_ok(&req, result) : protocol_reply_error(&req, err.msg);
 	protocol_request_free(&req);
 	return client_send(c, reply);
 }

@@ -6,6 +6,7 @@
 #ifndef KVMHOST_CONTROL_H
 #define KVMHOST_CONTROL_H
 
+#include "util/error.h"
 #include <json-c/json.h>
 #include <systemd/sd-event.h>
 
@@ -18,7 +19,7 @@ void control_stop(struct control *ctl);
 void control_emit_event(struct control *ctl, const char *name, json_object *fields);
 
 /* A command's handler: a result object, or NULL with err set. `args` may be NULL. */
-typedef json_object *(*control_cmd_fn)(void *opaque, json_object *args, char *err, size_t errlen);
+typedef json_object *(*control_cmd_fn)(void *opaque, json_object *args, struct error *err);
 /* -EEXIST if the name is taken, -ENOMEM. */
 int control_register(struct control *ctl, const char *name, control_cmd_fn fn, void *opaque);
 /* Adds a part to every status reply (and to `list`), in the order added. */

@@ -26,30 +26,30 @@ static json_object *pause_resume(struct vm_commands *vc, bool pause)
 	return o;
 }
 
-static json_object *cmd_pause(void *opaque, json_object *args, char *err, size_t errlen)
+static json_object *cmd_pause(void *opaque, json_object *args, struct error *err)
 {
-	(void)args, (void)err, (void)errlen;
+	(void)args, (void)err;
 	return pause_resume(opaque, true);
 }
 
-static json_object *cmd_resume(void *opaque, json_object *args, char *err, size_t errlen)
+static json_object *cmd_resume(void *opaque, json_object *args, struct error *err)
 {
-	(void)args, (void)err, (void)errlen;
+	(void)args, (void)err;
 	return pause_resume(opaque, false);
 }
 
-static json_object *cmd_quit(void *opaque, json_object *args, char *err, size_t errlen)
+static json_object *cmd_quit(void *opaque, json_object *args, struct error *err)
 {
 	struct vm_commands *vc = opaque;
-	(void)args, (void)err, (void)errlen;
+	(void)args, (void)err;
 	vm_request_exit(vc->vm, VM_EXIT_QUIT, 0);
 	return json_object_new_object();
 }
 
-static json_object *cmd_poweroff(void *opaque, json_object *args, char *err, size_t errlen)
+static json_object *cmd_poweroff(void *opaque, json_object *args, struct error *err)
 {
 	struct vm_commands *vc = opaque;
-	(void)args, (void)err, (void)errlen;
+	(void)args, (void)err;
 	vm_request_poweroff(vc->vm);
 	return json_object_new_object();
 }
@@ -92,7 +92,7 @@ static json_object *regs_json(const struct kvm_regs *r, const struct kvm_sregs *
 	return o;
 }
 
-static json_object *cmd_regs(void *opaque, json_object *args, char *err, size_t errlen)
+static json_object *cmd_regs(void *opaque, json_object *args, struct error *err)
 {
 	struct vm *vm = ((struct vm_commands *)opaque)->vm;
 	(void)args;
@@ -101,7 +101,7 @@ static json_object *cmd_regs(void *opaque, json_object *args, char *err, size_t 
 				  calloc(n, sizeof(*s.ok))};
 	json_object *out = NULL;
 	if (!s.regs || !s.sregs || !s.ok) {
-		snprintf(err, errlen, "out of memory");
+		error_setf(err, "out of memory");
 		goto done;
 	}
 	/* A vCPU that has ended is reported as such below; the rest answered. */
@@ -124,21 +124,21 @@ done:
 }
 
 /* net-link {"id": ID, "up": bool}: the link status bit, as a cable pulled. */
-static json_object *cmd_net_link(void *opaque, json_object *args, char *err, size_t errlen)
+static json_object *cmd_net_link(void *opaque, json_object *args, struct error *err)
 {
 	struct vm_commands *vc = opaque;
 	json_object *id, *up;
 	if (!args || !json_object_object_get_ex(args, "id", &id) ||
 	    !json_object_object_get_ex(args, "up", &up) ||
 	    !json_object_is_type(up, json_type_boolean)) {
-		snprintf(err, errlen, "net-link needs {\"args\":{\"id\":ID,\"up\":true|false}}");
+		error_setf(err, "net-link needs {\"args\":{\"id\":ID,\"up\":true|false}}");
 		return NULL;
 	}
 	struct vm_net *n = vm_find_net(vc->vm, json_object_get_string(id));
 	if (!n) {
 		char quoted[40];
-		snprintf(err, errlen, "net-link: no net '%s'",
-			 protocol_quote(json_object_get_string(id), quoted, sizeof(quoted)));
+		error_setf(err, "net-link: no net '%s'",
+			   protocol_quote(json_object_get_string(id), quoted, sizeof(quoted)));
 		return NULL;
 	}
 	virtio_net_set_link(&n->net, json_object_get_boolean(up));

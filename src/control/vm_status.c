@@ -155,6 +155,21 @@ static void guest_json(const struct testdev *t, json_object *o)
 			       u64(atomic_load(&t->bench_done) ? atomic_load(&t->bench_ns) : 0));
 }
 
+/* A `--device`: what the transport knows, and the kind's own figures. */
+static json_object *virtio_json(struct vm_virtio *v)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "kind", json_object_new_string(v->kind->name));
+	json_object_object_add(o, "base", u64(v->slot.base));
+	json_object_object_add(o, "gsi", u64(v->slot.gsi));
+	json_object_object_add(o, "notifies", u64(atomic_load(&v->mmio.notifies)));
+	struct virtio_figure f[VIRTIO_FIGURES_MAX];
+	unsigned n = v->kind->figures ? v->kind->figures(v->dev, f) : 0;
+	for (unsigned i = 0; i < n; i++)
+		json_object_object_add(o, f[i].name, u64(f[i].value));
+	return o;
+}
+
 void vm_status_json(struct vm *vm, const struct testdev *guest, json_object *o)
 {
 	json_object_object_add(o, "name", json_object_new_string(vm->cfg.name));
@@ -177,6 +192,10 @@ void vm_status_json(struct vm *vm, const struct testdev *guest, json_object *o)
 	for (int i = 0; i < vm->nr_nets; i++)
 		json_object_array_add(nets, net_json(&vm->nets[i]));
 	json_object_object_add(o, "nets", nets);
+	json_object *devices = json_object_new_array();
+	for (int i = 0; i < vm->nr_virtio; i++)
+		json_object_array_add(devices, virtio_json(&vm->virtio[i]));
+	json_object_object_add(o, "devices", devices);
 	if (guest)
 		guest_json(guest, o);
 }

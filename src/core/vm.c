@@ -24,7 +24,7 @@
 
 #define MIB (1024ull * 1024)
 
-static int open_kvm(enum kvmhost_status *why)
+static int open_kvm(struct error *err)
 {
 	/* $KVMHOST_KVM_DEVICE: another node for the same device, for tests and
 	 * packaging (a private node group-owned by a test's own group). */
@@ -33,28 +33,28 @@ static int open_kvm(enum kvmhost_status *why)
 		dev = "/dev/kvm";
 	int fd = open(dev, O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
-		int err = errno;
-		*why = STATUS_NO_KVM;
-		if (err == ENOENT || err == ENXIO || err == ENODEV)
-			log_err("%s does not exist: is KVM enabled (kvm_intel/kvm_amd loaded)?",
-				dev);
-		else if (err == EACCES || err == EPERM)
-			log_err("no permission to open %s: run as root or join the kvm group", dev);
-		else
-			log_err("cannot open %s: %s", dev, strerror(err));
-		return -err;
+		int e = errno;
+		if (e == ENOENT || e == ENXIO || e == ENODEV)
+			return error_set(err, STATUS_NO_KVM, e,
+					 "%s does not exist: is KVM enabled (kvm_intel/kvm_amd "
+					 "loaded)?",
+					 dev);
+		if (e == EACCES || e == EPERM)
+			return error_set(err, STATUS_NO_KVM, e,
+					 "no permission to open %s: run as root or join the kvm "
+					 "group",
+					 dev);
+		return error_set(err, STATUS_NO_KVM, e, "cannot open %s: %s", dev, strerror(e));
 	}
 	int api = ioctl(fd, KVM_GET_API_VERSION, 0);
 	if (api != KVM_API_VERSION) {
-		log_err("unsupported KVM API version %d", api);
 		close(fd);
-		*why = STATUS_NO_KVM;
-		return -ENODEV;
+		return error_set(err, STATUS_NO_KVM, ENODEV, "unsupported KVM API version %d", api);
 	}
 	return fd;
 }
 
-static int check_caps(struct vm *vm, enum kvmhost_status *why)
+static int check_caps(struct vm *vm, struct error *err)
 {
 	static const struct {
 		int cap;
@@ -66,11 +66,9 @@ static int check_caps(struct vm *vm, enum kvmhost_status *why)
 		{KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(needed); i++) {
-		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, needed[i].cap) <= 0) {
-			log_err("this KVM lacks %s", needed[i].name);
-			*why = STATUS_NO_KVM;
-			return -ENOTSUP;
-		}
+		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, needed[i].cap) <= 0)
+			return error_set(err, STATUS_NO_KVM, ENOTSUP, "this KVM lacks %s",
+					 needed[i].name);
 	}
 	/* KVM_CAP_NR_VCPUS is the older, recommended limit; 4 if neither answers. */
 	int max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
@@ -80,15 +78,14 @@ static int check_caps(struct vm *vm, enum kvmhost_status *why)
 		max = 4;
 	if (max > VM_MAX_VCPUS)
 		max = VM_MAX_VCPUS;
-	if (vm->cfg.cpus > (uint32_t)max) {
-		log_err("--cpus %u: at most %d vCPUs are supported here", vm->cfg.cpus, max);
-		*why = STATUS_USAGE;
-		return -E2BIG;
-	}
+	if (vm->cfg.cpus > (uint32_t)max)
+		return error_set(err, STATUS_USAGE, E2BIG,
+				 "--cpus %u: at most %d vCPUs are supported here", vm->cfg.cpus,
+				 max);
 	return 0;
 }
 
-static int map_memory(struct vm *vm)
+static int map_memory(struct vm *vm, struct error *err)
 {
 	for (int i = 0; i < vm->mem.nr; i++) {
 		struct kvm_userspace_memory_region r = {
@@ -97,26 +94,22 @@ static int map_memory(struct vm *vm)
 			.memory_size = vm->mem.regions[i].size,
 			.userspace_addr = (uint64_t)(uintptr_t)vm->mem.regions[i].hva,
 		};
-		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
-			int err = errno;
-			log_err("KVM_SET_USER_MEMORY_REGION: %s", strerror(err));
-			return -err;
-		}
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+			return error_set(err, STATUS_ERROR, errno, "KVM_SET_USER_MEMORY_REGION: %s",
+					 strerror(errno));
 	}
 	return 0;
 }
 
-static int setup_memory(struct vm *vm, enum kvmhost_status *why)
+static int setup_memory(struct vm *vm, struct error *err)
 {
 	uint64_t size = vm->cfg.memory_mib * MIB;
 	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
-	if (pages > 0 && psize > 0 && size > (uint64_t)pages * (uint64_t)psize) {
-		log_err("--memory %llu MiB is more than this host's RAM (%llu MiB)",
-			(unsigned long long)vm->cfg.memory_mib,
-			(unsigned long long)((uint64_t)pages * (uint64_t)psize / MIB));
-		*why = STATUS_USAGE;
-		return -EFBIG;
-	}
+	if (pages > 0 && psize > 0 && size > (uint64_t)pages * (uint64_t)psize)
+		return error_set(err, STATUS_USAGE, EFBIG,
+				 "--memory %llu MiB is more than this host's RAM (%llu MiB)",
+				 (unsigned long long)vm->cfg.memory_mib,
+				 (unsigned long long)((uint64_t)pages * (uint64_t)psize / MIB));
 	const struct vm_image *image = vm->cfg.image;
 	/* A snapshot's memory loads lazily from its file, page by page. */
 	vm->ram = image && image->fd >= 0
@@ -125,15 +118,14 @@ static int setup_memory(struct vm *vm, enum kvmhost_status *why)
 			  : mmap(NULL, size, PROT_READ | PROT_WRITE,
 				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (vm->ram == MAP_FAILED) {
-		int err = errno;
+		int e = errno;
 		vm->ram = NULL;
-		log_err("cannot map %llu MiB of guest memory: %s",
-			(unsigned long long)vm->cfg.memory_mib, strerror(err));
-		return -err;
+		return error_set(err, STATUS_ERROR, e, "cannot map %llu MiB of guest memory: %s",
+				 (unsigned long long)vm->cfg.memory_mib, strerror(e));
 	}
 	vm->ram_size = size;
 	vm->mem.nr = pc_ram_layout(size, vm->ram, vm->mem.regions);
-	return map_memory(vm);
+	return map_memory(vm, err);
 }
 
 /* Level-triggered lines through the in-kernel IOAPIC. */
@@ -167,19 +159,17 @@ static int add_device(void *opaque, bool pio, uint64_t base, uint64_t len,
 	return 0;
 }
 
-static int setup_disks(struct vm *vm, enum kvmhost_status *why)
+static int setup_disks(struct vm *vm, struct error *err)
 {
 	for (int i = 0; i < vm->cfg.nr_disks; i++) {
 		struct vm_disk *d = &vm->disks[i];
-		char err[512];
 		struct pc_slot slot = pc_disk_slot((unsigned)i);
 		d->base = slot.base;
 		d->gsi = slot.gsi;
-		int r = virtio_blk_open(&d->blk, &vm->cfg.disks[i], err, sizeof(err));
+		int r = virtio_blk_open(&d->blk, &vm->cfg.disks[i], err);
 		if (r) {
-			log_err("--disk: %s", err);
-			*why = STATUS_DISK;
-			return r;
+			error_set_status(err, STATUS_DISK);
+			return error_prepend(err, "--disk: ");
 		}
 		d->open = true;
 		vm->nr_disks = i + 1;
@@ -191,12 +181,11 @@ static int setup_disks(struct vm *vm, enum kvmhost_status *why)
 	return 0;
 }
 
-static int setup_nets(struct vm *vm, enum kvmhost_status *why)
+static int setup_nets(struct vm *vm, struct error *err)
 {
 	for (int i = 0; i < vm->cfg.nr_nets; i++) {
 		struct vm_net *n = &vm->nets[i];
 		const struct net_spec *spec = &vm->cfg.nets[i];
-		char err[512];
 		uint8_t mac[6];
 		struct pc_slot slot = pc_net_slot((unsigned)i);
 		n->base = slot.base;
@@ -205,11 +194,10 @@ static int setup_nets(struct vm *vm, enum kvmhost_status *why)
 			memcpy(mac, spec->mac, 6);
 		else
 			tap_default_mac(vm->cfg.name ? vm->cfg.name : "", i, mac);
-		int r = virtio_net_open(&n->net, spec, mac, err, sizeof(err));
+		int r = virtio_net_open(&n->net, spec, mac, err);
 		if (r) {
-			log_err("--net: %s", err);
-			*why = STATUS_NET;
-			return r;
+			error_set_status(err, STATUS_NET);
+			return error_prepend(err, "--net: ");
 		}
 		n->open = true;
 		vm->nr_nets = i + 1;
@@ -220,6 +208,42 @@ static int setup_nets(struct vm *vm, enum kvmhost_status *why)
 			return r;
 	}
 	return 0;
+}
+
+/* The `--device`s, each built by its kind and put in its board slot. */
+static int setup_virtio(struct vm *vm, struct error *err)
+{
+	for (int i = 0; i < vm->cfg.nr_virtio; i++) {
+		const struct virtio_spec *spec = &vm->cfg.virtio[i];
+		struct vm_virtio *v = &vm->virtio[i];
+		vm->nr_virtio = i + 1;
+		int r = pc_virtio_device(spec->kind, (unsigned)i, &v->kind, &v->slot, err);
+		if (r)
+			return error_prepend(err, "--device %s: ", spec->kind);
+		if (!(v->dev = calloc(1, v->kind->size)))
+			return error_set(err, STATUS_ERROR, ENOMEM, "out of memory");
+		v->created = true; /* destroy copes with a half-done create */
+		if ((r = v->kind->create(v->dev, spec->options, err)))
+			return error_prepend(err, "--device %s: ", spec->kind);
+		virtio_mmio_init(&v->mmio, v->kind->ops, v->dev, &vm->mem, &vm->host, v->slot.gsi);
+		v->wired = true;
+		if ((r = add_device(vm, false, v->slot.base, VIRTIO_MMIO_SIZE, &virtio_mmio_ops,
+				    &v->mmio)))
+			return error_set_errno(err, -r, "--device %s", spec->kind);
+	}
+	return 0;
+}
+
+static void destroy_virtio(struct vm *vm)
+{
+	for (int i = 0; i < vm->nr_virtio; i++) {
+		struct vm_virtio *v = &vm->virtio[i];
+		if (v->wired)
+			virtio_mmio_destroy(&v->mmio);
+		if (v->created && v->kind->destroy)
+			v->kind->destroy(v->dev);
+		free(v->dev);
+	}
 }
 
 struct vm_net *vm_find_net(struct vm *vm, const char *id)
@@ -257,10 +281,10 @@ int vm_flush_disks(struct vm *vm)
 	return ret;
 }
 
-int vm_lock_disks(struct vm *vm, char *err, size_t errlen)
+int vm_lock_disks(struct vm *vm, struct error *err)
 {
 	for (int i = 0; i < vm->nr_disks; i++) {
-		int r = disk_image_lock(&vm->disks[i].blk.img, err, errlen);
+		int r = disk_image_lock(&vm->disks[i].blk.img, err);
 		if (r) {
 			while (i--)
 				disk_image_unlock(&vm->disks[i].blk.img);
@@ -302,15 +326,19 @@ static int setup_devices(struct vm *vm)
 }
 
 /* The kernel, initrd and boot tables in guest memory, and the PIT it expects. */
-static int setup_linux(struct vm *vm, enum kvmhost_status *why)
+static int setup_linux(struct vm *vm, struct error *err)
 {
-	struct acpi_mmio_device mmio[VM_MAX_DISKS + VM_MAX_NETS];
+	struct acpi_mmio_device mmio[VM_MAX_DISKS + VM_MAX_NETS + VM_MAX_VIRTIO];
 	for (int i = 0; i < vm->nr_disks; i++)
 		mmio[i] = (struct acpi_mmio_device){vm->disks[i].base, VIRTIO_MMIO_SIZE,
 						    vm->disks[i].gsi};
 	for (int i = 0; i < vm->nr_nets; i++)
 		mmio[vm->nr_disks + i] = (struct acpi_mmio_device){
 			vm->nets[i].base, VIRTIO_MMIO_SIZE, vm->nets[i].gsi};
+	unsigned n = (unsigned)(vm->nr_disks + vm->nr_nets);
+	for (int i = 0; i < vm->nr_virtio; i++)
+		mmio[n++] = (struct acpi_mmio_device){vm->virtio[i].slot.base, VIRTIO_MMIO_SIZE,
+						      vm->virtio[i].slot.gsi};
 	struct linux_guest g = {
 		.kernel_path = vm->cfg.kernel_path,
 		.initrd_path = vm->cfg.initrd_path,
@@ -319,14 +347,12 @@ static int setup_linux(struct vm *vm, enum kvmhost_status *why)
 		.mem = &vm->mem,
 		.nr_cpus = vm->cfg.cpus,
 		.mmio = mmio,
-		.nr_mmio = (unsigned)(vm->nr_disks + vm->nr_nets),
+		.nr_mmio = n,
 	};
 	struct linux_entry entry;
-	int r = linux_guest_load(&g, &entry);
-	if (r) {
-		*why = STATUS_BAD_KERNEL;
+	int r = linux_guest_load(&g, &entry, err);
+	if (r)
 		return r;
-	}
 	vm->linux_entry_rip = entry.rip;
 	vm->linux_zero_page = entry.zero_page;
 	return 0;
@@ -356,23 +382,19 @@ static int setup_vcpu(struct vm *vm, struct vcpu *v, uint32_t i)
 
 /* The MSRs KVM says a vCPU's state has (KVM_GET_MSR_INDEX_LIST: E2BIG
  * with the count first). */
-static int get_msr_list(struct vm *vm)
+static int get_msr_list(struct vm *vm, struct error *err)
 {
 	struct kvm_msr_list probe = {0};
-	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG) {
-		int err = errno;
-		log_err("KVM_GET_MSR_INDEX_LIST: %s", strerror(err));
-		return -err;
-	}
+	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG)
+		return error_set(err, STATUS_ERROR, errno, "KVM_GET_MSR_INDEX_LIST: %s",
+				 strerror(errno));
 	vm->msr_list = calloc(1, sizeof(probe) + probe.nmsrs * sizeof(probe.indices[0]));
 	if (!vm->msr_list)
-		return -ENOMEM;
+		return error_set(err, STATUS_ERROR, ENOMEM, "out of memory");
 	vm->msr_list->nmsrs = probe.nmsrs;
-	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, vm->msr_list) < 0) {
-		int err = errno;
-		log_err("KVM_GET_MSR_INDEX_LIST: %s", strerror(err));
-		return -err;
-	}
+	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, vm->msr_list) < 0)
+		return error_set(err, STATUS_ERROR, errno, "KVM_GET_MSR_INDEX_LIST: %s",
+				 strerror(errno));
 	return 0;
 }
 
@@ -418,70 +440,86 @@ static int setup_vcpus(struct vm *vm)
 }
 
 /* The VM's own fds: /dev/kvm, the VM, the irqchip, and the exit eventfd. */
-static int setup_kvm(struct vm *vm, enum kvmhost_status *why)
+static int setup_kvm(struct vm *vm, struct error *err)
 {
 	int r;
-	if ((vm->kvm_fd = open_kvm(why)) < 0)
+	if ((vm->kvm_fd = open_kvm(err)) < 0)
 		return vm->kvm_fd;
-	if ((r = check_caps(vm, why)))
+	if ((r = check_caps(vm, err)))
 		return r;
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
-	if (vm->vm_fd < 0) {
-		r = -errno;
-		log_err("KVM_CREATE_VM: %s", strerror(-r));
-		return r;
-	}
+	if (vm->vm_fd < 0)
+		return error_set(err, STATUS_ERROR, errno, "KVM_CREATE_VM: %s", strerror(errno));
 	if ((r = pc_create_irqchip(vm->vm_fd)))
-		return r;
+		return error_set(err, STATUS_ERROR, -r, "creating the interrupt controllers: %s",
+				 strerror(-r));
 	vm->exit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm->exit_efd < 0) {
-		r = -errno;
-		log_err("eventfd: %s", strerror(-r));
-		return r;
-	}
+	if (vm->exit_efd < 0)
+		return error_set(err, STATUS_ERROR, errno, "eventfd: %s", strerror(errno));
 	if (!(vm->cpuid = x86_supported_cpuid(vm->kvm_fd)))
-		return -EIO;
+		return error_set(err, STATUS_ERROR, EIO, "KVM_GET_SUPPORTED_CPUID failed");
 	x86_cpuid_apply_mask(vm->cpuid, &vm->cfg.cpu_mask);
-	return get_msr_list(vm);
+	return get_msr_list(vm, err);
 }
 
-static int load_guest(struct vm *vm, enum kvmhost_status *why)
+static int load_guest(struct vm *vm, struct error *err)
 {
 	int r;
 	if (vm->cfg.linux_guest && (r = create_pit(vm)))
-		return r;
+		return error_set(err, STATUS_ERROR, -r, "creating the PIT: %s", strerror(-r));
 	if (vm->cfg.image)
 		return 0; /* memory is as the snapshot left it */
 	if (vm->cfg.linux_guest)
-		return setup_linux(vm, why);
+		return setup_linux(vm, err);
 	r = x86_load_flat_image(vm->ram, vm->ram_size, &vm->cfg.flat_image);
 	if (r)
-		log_err("the guest's image does not fit in %llu MiB",
-			(unsigned long long)vm->cfg.memory_mib);
-	return r;
+		return error_set(err, STATUS_ERROR, -r,
+				 "the guest's image does not fit in %llu MiB",
+				 (unsigned long long)vm->cfg.memory_mib);
+	return 0;
 }
 
-int vm_create(const struct vm_config *cfg, int console_fd, struct vm **out,
-	      enum kvmhost_status *why)
+int vm_create(const struct vm_config *cfg, int console_fd, struct vm **out, struct error *err)
 {
-	*why = STATUS_ERROR;
 	struct vm *vm = calloc(1, sizeof(*vm));
 	if (!vm)
-		return -ENOMEM;
+		return error_set(err, STATUS_ERROR, ENOMEM, "out of memory");
 	vm->cfg = *cfg;
 	vm->kvm_fd = vm->vm_fd = vm->exit_efd = -1;
 	vm->console_fd = console_fd;
 	bus_init(&vm->pio_bus);
 	bus_init(&vm->mmio_bus);
-	int r;
-	if ((r = setup_kvm(vm, why)) || (r = setup_memory(vm, why)) || (r = setup_devices(vm)) ||
-	    (r = setup_disks(vm, why)) || (r = setup_nets(vm, why)) || (r = load_guest(vm, why)) ||
-	    (r = setup_vcpus(vm))) {
-		vm_destroy(vm);
-		return r;
-	}
+	int r = setup_kvm(vm, err);
+	if (r)
+		goto fail;
+	r = setup_memory(vm, err);
+	if (r)
+		goto fail;
+	r = setup_devices(vm);
+	if (r)
+		goto fail_unexplained;
+	r = setup_disks(vm, err);
+	if (r)
+		goto fail;
+	r = setup_nets(vm, err);
+	if (r)
+		goto fail;
+	r = setup_virtio(vm, err);
+	if (r)
+		goto fail;
+	r = load_guest(vm, err);
+	if (r)
+		goto fail;
+	r = setup_vcpus(vm);
+	if (r)
+		goto fail_unexplained;
 	*out = vm;
 	return 0;
+fail_unexplained: /* the step logged its detail */
+	error_set(err, STATUS_ERROR, -r, "cannot create the VM: %s", strerror(-r));
+fail:
+	vm_destroy(vm);
+	return r;
 }
 
 void vm_set_sandbox(struct vm *vm, const struct sandbox *sb)
@@ -516,6 +554,7 @@ void vm_stop(struct vm *vm)
 
 static void destroy_devices(struct vm *vm)
 {
+	destroy_virtio(vm);
 	for (int i = 0; i < VM_MAX_NETS; i++)
 		if (vm->nets[i].open)
 			virtio_net_close(

@@ -16,17 +16,20 @@
 #include "core/bus.h"
 #include "core/vcpu.h"
 #include "devices/device.h"
+#include "util/error.h"
 #include "util/exit_status.h"
 #include "util/guest_mem.h"
 #include "util/state.h"
 #include "virtio/blk.h"
+#include "virtio/kind.h"
 #include "virtio/mmio.h"
 #include "virtio/net.h"
 
 #define VM_MAX_DISKS   PC_MAX_DISKS /* the MMIO window the board sets aside */
 #define VM_MAX_VCPUS   PC_MAX_VCPUS /* and no more than KVM allows */
 #define VM_MAX_NETS    PC_MAX_NETS
-#define VM_MAX_DEVICES 24
+#define VM_MAX_VIRTIO  PC_MAX_VIRTIO /* `--device`s */
+#define VM_MAX_DEVICES 32
 
 /* Guest memory as a snapshot saved it: mapped MAP_PRIVATE from the file;
  * fd -1: zeroed memory a migration stream fills before the VM starts. */
@@ -44,6 +47,8 @@ struct vm_config {
 	int nr_disks;
 	struct net_spec nets[VM_MAX_NETS];
 	int nr_nets;
+	struct virtio_spec virtio[VM_MAX_VIRTIO]; /* `--device`s, in the board's slots */
+	int nr_virtio;
 	/* Without a kernel: the image to boot (the built-in guest) and the
 	 * device that comes with it (NULL: none). Both borrowed. */
 	struct x86_flat_image flat_image;
@@ -87,6 +92,15 @@ struct vm_net {
 	bool open;
 };
 
+/* A `--device`: its kind's device struct (allocated) behind a transport. */
+struct vm_virtio {
+	const struct virtio_kind *kind;
+	void *dev;
+	struct virtio_mmio mmio;
+	struct pc_slot slot;
+	bool created, wired;
+};
+
 struct vm {
 	struct vm_config cfg;
 	int kvm_fd;
@@ -119,6 +133,8 @@ struct vm {
 	int nr_disks;
 	struct vm_net nets[VM_MAX_NETS];
 	int nr_nets;
+	struct vm_virtio virtio[VM_MAX_VIRTIO];
+	int nr_virtio;
 
 	/* Owned by the main thread. */
 	bool user_paused;
@@ -135,10 +151,9 @@ struct vm {
 	atomic_uint_fast64_t unhandled_mmio;
 };
 
-/* Returns a negative errno, with *why the exit status its cause calls for
- * (no /dev/kvm, a disk, a bad kernel, an impossible option). */
-int vm_create(const struct vm_config *cfg, int console_fd, struct vm **out,
-	      enum kvmhost_status *why);
+/* Returns a negative errno, with err saying why and the exit status its
+ * cause calls for (no /dev/kvm, a disk, a bad kernel, an impossible option). */
+int vm_create(const struct vm_config *cfg, int console_fd, struct vm **out, struct error *err);
 /* Threads started from now on enter their filters from sb (vm_start's
  * vCPUs, a migration's thread). */
 void vm_set_sandbox(struct vm *vm, const struct sandbox *sb);
@@ -185,7 +200,7 @@ int vm_flush_disks(struct vm *vm);
 
 /* Every disk's image lock, all or none (-EBUSY with which one in err);
  * and giving them up, for a migration's hand-over. Main thread. */
-int vm_lock_disks(struct vm *vm, char *err, size_t errlen);
+int vm_lock_disks(struct vm *vm, struct error *err);
 void vm_unlock_disks(struct vm *vm);
 
 /* The net whose id (or index, as a string) is `id`, or NULL. Any thread. */

@@ -375,7 +375,7 @@ const cpu_set_t *pinning_start_affinity(void *pinning, unsigned vcpu)
 }
 
 /* Every pinned host CPU must exist; -1 with err naming the ones that do not. */
-static int check_present(struct pinning *p, const struct cpu_pins *pins, char *err, size_t errlen)
+static int check_present(struct pinning *p, const struct cpu_pins *pins, struct error *err)
 {
 	const cpu_set_t *present = host_cpu_present(p->mon);
 	for (int i = 0; i < pins->nr; i++) {
@@ -384,8 +384,8 @@ static int check_present(struct pinning *p, const struct cpu_pins *pins, char *e
 		CPU_AND(&missing, &missing, &pins->sets[i]);
 		if (CPU_COUNT(&missing)) {
 			char a[256];
-			return errorf(err, errlen, "host CPU %s does not exist",
-				      format_cpu_list(&missing, a, sizeof(a)));
+			return error_setf(err, "host CPU %s does not exist",
+					  format_cpu_list(&missing, a, sizeof(a)));
 		}
 	}
 	return 0;
@@ -407,25 +407,25 @@ static json_object *pins_json(struct pinning *p)
 }
 
 /* `ctl NAME pin`: {"spec":"0=1,1=0"}. */
-static json_object *cmd_pin(void *opaque, json_object *args, char *err, size_t errlen)
+static json_object *cmd_pin(void *opaque, json_object *args, struct error *err)
 {
 	struct pinning *p = opaque;
 	json_object *spec;
 	if (!args || !json_object_object_get_ex(args, "spec", &spec) ||
 	    !json_object_is_type(spec, json_type_string)) {
-		snprintf(err, errlen, "pin needs {\"args\":{\"spec\":\"VCPU=HOSTCPU[,...]\"}}");
+		error_setf(err, "pin needs {\"args\":{\"spec\":\"VCPU=HOSTCPU[,...]\"}}");
 		return NULL;
 	}
 	struct cpu_pins pins = {0};
 	json_object *result = NULL;
-	if (parse_cpu_pins(json_object_get_string(spec), &pins, err, errlen))
+	if (parse_cpu_pins(json_object_get_string(spec), &pins, err))
 		goto out;
 	if (pins.nr > (int)p->vm->nr_vcpus) {
-		snprintf(err, errlen, "vCPU %d does not exist (the VM has %u)", pins.nr - 1,
-			 p->vm->nr_vcpus);
+		error_setf(err, "vCPU %d does not exist (the VM has %u)", pins.nr - 1,
+			   p->vm->nr_vcpus);
 		goto out;
 	}
-	if (check_present(p, &pins, err, errlen))
+	if (check_present(p, &pins, err))
 		goto out;
 	for (int i = 0; i < pins.nr; i++) {
 		if (!CPU_COUNT(&pins.sets[i]))

@@ -97,9 +97,8 @@ void host_shutdown_save(struct host_shutdown *hs, const char *why)
 	if (hs->saved)
 		return;
 	if (!hs->path[0]) {
-		snprintf(hs->last_error, sizeof(hs->last_error), "no state directory to save into");
-	} else if (!snapshot_save(hs->vm, hs->path, false, &res, hs->last_error,
-				  sizeof(hs->last_error))) {
+		error_setf(&hs->last_error, "no state directory to save into");
+	} else if (!snapshot_save(hs->vm, hs->path, false, &res, &hs->last_error)) {
 		hs->saved = true;
 		hs->saves++;
 		hs->last_save_ms = res.ms;
@@ -112,7 +111,7 @@ void host_shutdown_save(struct host_shutdown *hs, const char *why)
 		vm_request_exit(hs->vm, VM_EXIT_QUIT, 0);
 		return;
 	}
-	log_err("%s: VM %s could not be saved: %s", why, hs->vm->cfg.name, hs->last_error);
+	log_err("%s: VM %s could not be saved: %s", why, hs->vm->cfg.name, hs->last_error.msg);
 	inhibitor_release(&hs->inhibitor); /* never hold the host up for nothing */
 }
 
@@ -224,7 +223,8 @@ static void status_part(void *opaque, json_object *status)
 	json_object_object_add(o, "saves", json_object_new_uint64(hs->saves));
 	json_object_object_add(o, "last_save_ms", json_object_new_double(hs->last_save_ms));
 	json_object_object_add(o, "last_error",
-			       hs->last_error[0] ? json_object_new_string(hs->last_error) : NULL);
+			       hs->last_error.msg[0] ? json_object_new_string(hs->last_error.msg)
+						     : NULL);
 	json_object_object_add(status, "host_shutdown", o);
 	const struct save_budget *b = &hs->budget;
 	o = json_object_new_object();

@@ -46,7 +46,7 @@ struct host_shutdown {
 	bool saved;
 	uint64_t saves;
 	double last_save_ms;
-	char last_error[256];
+	struct error last_error;
 };
 
 /* Never fails for lack of logind (it says so once); -errno otherwise. */

@@ -276,18 +276,18 @@ void host_sleep_destroy(struct host_sleep *hs)
 
 /* `ctl host-sleep`: {"phase":"prepare"|"resume"}; prepare answers once the
  * VM is quiesced. */
-static json_object *cmd_host_sleep(void *opaque, json_object *args, char *err, size_t errlen)
+static json_object *cmd_host_sleep(void *opaque, json_object *args, struct error *err)
 {
 	struct host_sleep *hs = opaque;
 	json_object *phase;
 	if (!args || !json_object_object_get_ex(args, "phase", &phase) ||
 	    !json_object_is_type(phase, json_type_string)) {
-		snprintf(err, errlen, "host-sleep needs {\"args\":{\"phase\":\"prepare|resume\"}}");
+		error_setf(err, "host-sleep needs {\"args\":{\"phase\":\"prepare|resume\"}}");
 		return NULL;
 	}
 	const char *p = json_object_get_string(phase);
 	if (strcmp(p, "prepare") && strcmp(p, "resume")) {
-		snprintf(err, errlen, "host-sleep phase must be prepare or resume, not '%.32s'", p);
+		error_setf(err, "host-sleep phase must be prepare or resume, not '%.32s'", p);
 		return NULL;
 	}
 	if (hs->policy == HOST_SLEEP_IGNORE) {

@@ -38,12 +38,12 @@ static int do_stop(struct migration *m)
 	vm_park_all(m->vm, PARK_MIGRATION);
 	m->parked = true;
 	m->pause_ns = now_ns();
-	char err[512];
+	struct error err = {0};
 	free(m->meta);
 	m->meta = NULL;
-	if (snapshot_capture(m->vm, &m->meta, &m->meta_len, err, sizeof(err))) {
+	if (snapshot_capture(m->vm, &m->meta, &m->meta_len, &err)) {
 		pthread_mutex_lock(&m->lock);
-		snprintf(m->err, sizeof(m->err), "%s", err);
+		m->err = err;
 		pthread_mutex_unlock(&m->lock);
 		return -EIO;
 	}
@@ -73,9 +73,10 @@ static json_object *result_json(struct migration *m, bool ok, const char *err)
  * disks, which means it runs the guest. */
 static bool take_back(struct migration *m)
 {
-	char err[512];
-	if (m->disks_released && vm_lock_disks(m->vm, err, sizeof(err))) {
-		log_err("migration: %s: the destination holds the disks and runs the guest", err);
+	struct error err = {0};
+	if (m->disks_released && vm_lock_disks(m->vm, &err)) {
+		log_err("migration: %s: the destination holds the disks and runs the guest",
+			err.msg);
 		return false;
 	}
 	m->disks_released = false;
@@ -95,15 +96,14 @@ static void finish(struct migration *m, bool ok)
 {
 	pthread_join(m->thread, NULL);
 	m->thread_running = false;
-	char err[512];
 	pthread_mutex_lock(&m->lock);
-	snprintf(err, sizeof(err), "%s", m->err);
+	struct error err = m->err;
 	pthread_mutex_unlock(&m->lock);
 	if (!ok && !take_back(m))
 		ok = true; /* the guest went: end as a migration that finished */
 	atomic_store(&m->phase, ok ? MIG_PHASE_COMPLETED : MIG_PHASE_FAILED);
 	json_object_put(m->last);
-	m->last = result_json(m, ok, err);
+	m->last = result_json(m, ok, err.msg);
 	vm_release_migration(m->vm);
 	if (ok)
 		log_info("VM '%s' migrated to %s: downtime %.1f ms, %.1f ms in all, %llu bytes",
@@ -112,7 +112,7 @@ static void finish(struct migration *m, bool ok)
 			 (unsigned long long)atomic_load(&m->bytes));
 	else
 		log_warn("VM '%s': migration to %s failed: %s; it runs on here", m->vm->cfg.name,
-			 m->addr.text, err);
+			 m->addr.text, err.msg);
 	control_emit_event(m->ctl, "migration", json_object_get(m->last));
 	if (ok)
 		vm_request_exit(m->vm, VM_EXIT_MIGRATED, 0);
@@ -160,7 +160,7 @@ static void fetch_cpuid(struct vcpu *vcpu, void *arg)
 }
 
 /* What the destination checks before anything moves. */
-static int build_hello(struct migration *m, char *err, size_t errlen)
+static int build_hello(struct migration *m, struct error *err)
 {
 	struct state_writer cfg = {0};
 	struct cpuid_fetch f = {0};
@@ -185,24 +185,23 @@ static int build_hello(struct migration *m, char *err, size_t errlen)
 	}
 	free(f.cpuid);
 	state_writer_free(&cfg);
-	return r ? errorf(err, errlen, "migrate: cannot read the VM's configuration") : 0;
+	return r ? error_setf(err, "migrate: cannot read the VM's configuration") : 0;
 }
 
-static int migrate_args(struct migration *m, json_object *args, char *err, size_t errlen)
+static int migrate_args(struct migration *m, json_object *args, struct error *err)
 {
 	json_object *addr, *dt;
 	if (!args || !json_object_object_get_ex(args, "addr", &addr) ||
 	    !json_object_is_type(addr, json_type_string))
-		return errorf(err, errlen,
-			      "migrate needs {\"args\":{\"addr\":\"unix:PATH|tcp:HOST:PORT\"}}");
-	char why[300];
-	if (mig_addr_parse(json_object_get_string(addr), &m->addr, why, sizeof(why)))
-		return errorf(err, errlen, "migrate: %s", why);
+		return error_setf(
+			err, "migrate needs {\"args\":{\"addr\":\"unix:PATH|tcp:HOST:PORT\"}}");
+	if (mig_addr_parse(json_object_get_string(addr), &m->addr, err))
+		return error_prepend(err, "migrate: ");
 	int64_t ms = DEFAULT_MAX_DOWNTIME_MS;
 	if (json_object_object_get_ex(args, "max_downtime_ms", &dt)) {
 		ms = json_object_get_int64(dt);
 		if (!json_object_is_type(dt, json_type_int) || ms < 1 || ms > 60000)
-			return errorf(err, errlen, "migrate: max_downtime_ms is 1 to 60000");
+			return error_setf(err, "migrate: max_downtime_ms is 1 to 60000");
 	}
 	m->max_downtime_ns = (uint64_t)ms * 1000000;
 	return 0;
@@ -220,27 +219,27 @@ static void reset_progress(struct migration *m)
 	m->go_sent = false;
 	m->converged = true;
 	m->downtime_ns = 0;
-	m->err[0] = '\0';
+	m->err = (struct error){0};
 	free(m->hello);
 	m->hello = NULL;
 	uint64_t n;
 	(void)!read(m->cancel_efd, &n, sizeof(n)); /* a cancel of the last one */
 }
 
-static json_object *cmd_migrate(void *opaque, json_object *args, char *err, size_t errlen)
+static json_object *cmd_migrate(void *opaque, json_object *args, struct error *err)
 {
 	struct migration *m = opaque;
 	if (m->thread_running || vm_migrating(m->vm)) {
-		snprintf(err, errlen, "migrate: a migration is in flight already");
+		error_setf(err, "migrate: a migration is in flight already");
 		return NULL;
 	}
 	if (vm_stopping(m->vm)) {
-		snprintf(err, errlen, "migrate: the VM is stopping");
+		error_setf(err, "migrate: the VM is stopping");
 		return NULL;
 	}
 	reset_progress(m);
-	if (migrate_args(m, args, err, errlen) || mig_resolve(&m->addr, &m->target, err, errlen) ||
-	    build_hello(m, err, errlen))
+	if (migrate_args(m, args, err) || mig_resolve(&m->addr, &m->target, err) ||
+	    build_hello(m, err))
 		return NULL;
 	if (m->pagemap_fd < 0)
 		m->pagemap_fd =
@@ -249,14 +248,14 @@ static json_object *cmd_migrate(void *opaque, json_object *args, char *err, size
 	atomic_store(&m->phase, MIG_PHASE_SETUP);
 	if (!vm_claim_migration(m->vm)) {
 		atomic_store(&m->phase, MIG_PHASE_NONE);
-		snprintf(err, errlen, "migrate: a migration is in flight already");
+		error_setf(err, "migrate: a migration is in flight already");
 		return NULL;
 	}
 	int r = pthread_create(&m->thread, NULL, migration_thread, m);
 	if (r) {
 		vm_release_migration(m->vm);
 		atomic_store(&m->phase, MIG_PHASE_NONE);
-		snprintf(err, errlen, "migrate: cannot start a thread: %s", strerror(r));
+		error_set_errno(err, r, "migrate: cannot start a thread");
 		return NULL;
 	}
 	m->thread_running = true;

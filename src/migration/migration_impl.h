@@ -47,7 +47,7 @@ struct migration {
 	enum mig_request request; /* under lock */
 	bool answered;
 	int answer;
-	char err[512];
+	struct error err; /* why it failed; under lock */
 
 	/* Set by the main thread before the thread starts, or while it waits. */
 	struct mig_addr addr;

@@ -21,18 +21,17 @@
 #include "migration/stream.h"
 #include "util/util.h"
 
-int mig_addr_parse(const char *s, struct mig_addr *a, char *err, size_t errlen)
+int mig_addr_parse(const char *s, struct mig_addr *a, struct error *err)
 {
 	memset(a, 0, sizeof(*a));
 	if (strlen(s) >= sizeof(a->text))
-		return errorf(err, errlen, "address too long");
+		return error_setf(err, "address too long");
 	snprintf(a->text, sizeof(a->text), "%s", s);
 	if (!strncmp(s, "unix:", 5)) {
 		a->kind = MIG_ADDR_UNIX;
 		if (s[5] != '/' || strlen(s + 5) >= sizeof(a->path))
-			return errorf(err, errlen,
-				      "unix:PATH needs an absolute path under %zu bytes",
-				      sizeof(a->path));
+			return error_setf(err, "unix:PATH needs an absolute path under %zu bytes",
+					  sizeof(a->path));
 		snprintf(a->path, sizeof(a->path), "%s", s + 5);
 		return 0;
 	}
@@ -40,7 +39,7 @@ int mig_addr_parse(const char *s, struct mig_addr *a, char *err, size_t errlen)
 	uint64_t port;
 	if (strncmp(s, "tcp:", 4) || colon == s + 3 || parse_u64(colon + 1, &port) ||
 	    port > 65535 || (size_t)(colon - (s + 4)) >= sizeof(a->host))
-		return errorf(err, errlen, "'%s': expected unix:PATH or tcp:HOST:PORT", s);
+		return error_setf(err, "'%s': expected unix:PATH or tcp:HOST:PORT", s);
 	a->kind = MIG_ADDR_TCP;
 	/* [::1]:port as well as 127.0.0.1:port */
 	const char *host = s + 4;
@@ -170,7 +169,7 @@ static void deep_buffers(int fd)
 		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &n, sizeof(n));
 }
 
-int mig_resolve(const struct mig_addr *a, struct mig_target *t, char *err, size_t errlen)
+int mig_resolve(const struct mig_addr *a, struct mig_target *t, struct error *err)
 {
 	memset(t, 0, sizeof(*t));
 	if (a->kind == MIG_ADDR_UNIX) {
@@ -184,7 +183,7 @@ int mig_resolve(const struct mig_addr *a, struct mig_target *t, char *err, size_
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
 	int g = getaddrinfo(a->host, a->port, &hints, &res);
 	if (g)
-		return errorf(err, errlen, "%s: %s", a->text, gai_strerror(g));
+		return error_setf(err, "%s: %s", a->text, gai_strerror(g));
 	for (struct addrinfo *ai = res; ai && t->n < MIG_MAX_TARGETS; ai = ai->ai_next) {
 		if (ai->ai_addrlen > sizeof(t->addr[0]))
 			continue;
@@ -193,11 +192,11 @@ int mig_resolve(const struct mig_addr *a, struct mig_target *t, char *err, size_
 		t->family[t->n++] = ai->ai_family;
 	}
 	freeaddrinfo(res);
-	return t->n ? 0 : errorf(err, errlen, "%s: no address", a->text);
+	return t->n ? 0 : error_setf(err, "%s: no address", a->text);
 }
 
-int mig_connect(const struct mig_addr *a, const struct mig_target *t, struct mig_conn *c, char *err,
-		size_t errlen)
+int mig_connect(const struct mig_addr *a, const struct mig_target *t, struct mig_conn *c,
+		struct error *err)
 {
 	int r = -EADDRNOTAVAIL;
 	for (int i = 0; i < t->n && r; i++) {
@@ -208,7 +207,7 @@ int mig_connect(const struct mig_addr *a, const struct mig_target *t, struct mig
 	}
 	if (r) {
 		mig_conn_close(c);
-		return errorf(err, errlen, "cannot connect to %s: %s", a->text, strerror(-r));
+		return error_set_errno(err, -r, "cannot connect to %s", a->text);
 	}
 	int one = 1;
 	if (a->kind == MIG_ADDR_TCP)
@@ -263,7 +262,7 @@ static int listen_tcp(const struct mig_addr *a, int *fd)
 	return r;
 }
 
-int mig_listen(const struct mig_addr *a, int *fd, char *err, size_t errlen)
+int mig_listen(const struct mig_addr *a, int *fd, struct error *err)
 {
 	*fd = -1;
 	int r = a->kind == MIG_ADDR_UNIX ? listen_unix(a, fd) : listen_tcp(a, fd);
@@ -273,7 +272,7 @@ int mig_listen(const struct mig_addr *a, int *fd, char *err, size_t errlen)
 		if (*fd >= 0)
 			close(*fd);
 		*fd = -1;
-		return errorf(err, errlen, "cannot listen on %s: %s", a->text, strerror(-r));
+		return error_set_errno(err, -r, "cannot listen on %s", a->text);
 	}
 	return 0;
 }
@@ -287,7 +286,7 @@ static int check_peer(int fd)
 	return cr.uid == 0 || cr.uid == geteuid() ? 0 : -EPERM;
 }
 
-int mig_accept(int lfd, const struct mig_addr *a, struct mig_conn *c, char *err, size_t errlen)
+int mig_accept(int lfd, const struct mig_addr *a, struct mig_conn *c, struct error *err)
 {
 	struct mig_conn l = {.fd = lfd, .cancel_fd = c->cancel_fd, .timeout_ms = -1};
 	int r = 0;
@@ -307,8 +306,8 @@ int mig_accept(int lfd, const struct mig_addr *a, struct mig_conn *c, char *err,
 	if (a->kind == MIG_ADDR_UNIX)
 		unlink(a->path);
 	if (r)
-		return errorf(err, errlen, "waiting on %s: %s", a->text,
-			      r == -ECANCELED ? "stopped" : strerror(-r));
+		return error_setf(err, "waiting on %s: %s", a->text,
+				  r == -ECANCELED ? "stopped" : strerror(-r));
 	int one = 1;
 	if (a->kind == MIG_ADDR_TCP)
 		(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

@@ -6,6 +6,7 @@
 #ifndef KVMHOST_MIGRATION_NET_H
 #define KVMHOST_MIGRATION_NET_H
 
+#include "util/error.h"
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -21,7 +22,7 @@ struct mig_addr {
 	char text[400]; /* as given */
 };
 
-int mig_addr_parse(const char *s, struct mig_addr *a, char *err, size_t errlen);
+int mig_addr_parse(const char *s, struct mig_addr *a, struct error *err);
 
 struct mig_conn {
 	int fd;
@@ -46,14 +47,14 @@ struct mig_target {
 	int family[MIG_MAX_TARGETS];
 	int n;
 };
-int mig_resolve(const struct mig_addr *a, struct mig_target *t, char *err, size_t errlen);
+int mig_resolve(const struct mig_addr *a, struct mig_target *t, struct error *err);
 /* Tries each of t's addresses in turn. */
-int mig_connect(const struct mig_addr *a, const struct mig_target *t, struct mig_conn *c, char *err,
-		size_t errlen);
+int mig_connect(const struct mig_addr *a, const struct mig_target *t, struct mig_conn *c,
+		struct error *err);
 /* The listening socket (unix: created 0600; a stale one replaced). */
-int mig_listen(const struct mig_addr *a, int *fd, char *err, size_t errlen);
+int mig_listen(const struct mig_addr *a, int *fd, struct error *err);
 /* One peer; unix peers must be root or this process's uid. Closes lfd and
  * removes a unix socket's file, taken or not. */
-int mig_accept(int lfd, const struct mig_addr *a, struct mig_conn *c, char *err, size_t errlen);
+int mig_accept(int lfd, const struct mig_addr *a, struct mig_conn *c, struct error *err);
 
 #endif

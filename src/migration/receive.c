@@ -15,103 +15,93 @@
 
 /* HELLO: the VM it describes, built here and checked against this host. */
 static int receive_hello(struct incoming *in, struct vm_config *cfg, int console_fd, struct vm **vm,
-			 char *err, size_t errlen)
+			 struct error *err)
 {
 	struct mig_msg_hdr h;
 	struct mig_hello hello;
 	bool user_paused;
-	enum kvmhost_status why;
 	int r = mig_conn_read(&in->conn, &h, sizeof(h));
 	if (r)
-		return errorf(err, errlen, "the source sent nothing: %s",
-			      r == -EPIPE ? "it closed the connection" : strerror(-r));
+		return error_setf(err, "the source sent nothing: %s",
+				  r == -EPIPE ? "it closed the connection" : strerror(-r));
 	if (h.type != MIG_HELLO || h.len > MIG_MAX_HELLO)
-		return errorf(err, errlen, "not a kvmhost migration (message type %u, %llu bytes)",
-			      h.type, (unsigned long long)h.len);
+		return error_setf(err, "not a kvmhost migration (message type %u, %llu bytes)",
+				  h.type, (unsigned long long)h.len);
 	uint8_t *buf = malloc(h.len ? h.len : 1);
 	if (!buf || mig_conn_read(&in->conn, buf, h.len)) {
 		free(buf);
-		return errorf(err, errlen, "the connection ended inside HELLO");
+		return error_setf(err, "the connection ended inside HELLO");
 	}
 	in->bytes += sizeof(h) + h.len;
-	if (mig_hello_parse(buf, h.len, &hello, err, errlen) ||
+	if (mig_hello_parse(buf, h.len, &hello, err) ||
 	    snapshot_parse_config(hello.config, hello.config_len, hello.nr_vcpus, hello.memory_size,
-				  cfg, &user_paused, err, errlen))
+				  cfg, &user_paused, err))
 		goto fail;
 	static const struct vm_image incoming_memory = {-1, 0};
 	cfg->image = &incoming_memory;
 	for (int i = 0; i < cfg->nr_disks; i++)
 		cfg->disks[i].lock_later = true; /* the source holds them until GO */
-	if (vm_create(cfg, console_fd, vm, &why)) {
-		errorf(err, errlen,
-		       "cannot build the VM here: %s (exit status %d; its log says more)",
-		       why == STATUS_DISK     ? "a disk cannot be used"
-		       : why == STATUS_NO_KVM ? "no /dev/kvm"
-		       : why == STATUS_USAGE  ? "more memory than this host has"
-					      : "an error",
-		       why);
+	if (vm_create(cfg, console_fd, vm, err)) {
+		error_prepend(err, "cannot build the VM here: ");
 		goto fail;
 	}
 	/* Copied out: in the message it need not be aligned. */
 	struct kvm_cpuid2 *cpuid = malloc(hello.cpuid_len);
 	if (!cpuid) {
-		errorf(err, errlen, "out of memory");
+		error_setf(err, "out of memory");
 		goto fail;
 	}
 	memcpy(cpuid, hello.cpuid, hello.cpuid_len);
-	r = snapshot_check_cpu(*vm, cpuid, hello.cpuid_len, hello.host_cpu, err, errlen);
+	r = snapshot_check_cpu(*vm, cpuid, hello.cpuid_len, hello.host_cpu, err);
 	free(cpuid);
 	free(buf);
 	return r;
 fail:
 	free(buf);
-	return -1;
+	return -EINVAL;
 }
 
 /* The memory rounds and the state, put into the VM. */
-static int receive_state(struct incoming *in, struct vm *vm, char *err, size_t errlen)
+static int receive_state(struct incoming *in, struct vm *vm, struct error *err)
 {
 	struct mig_receiver rx = {vm->ram, vm->ram_size, mig_conn_read, &in->conn, 0, 0, 0};
 	uint8_t *meta = NULL;
 	uint64_t len = 0;
 	struct snapshot snap;
-	int r = mig_receive_memory(&rx, &meta, &len, err, errlen);
+	int r = mig_receive_memory(&rx, &meta, &len, err);
 	in->bytes += rx.bytes;
 	if (r)
 		return r;
 	/* snap owns meta from here, on every path. */
-	if (snapshot_open_buffer(&snap, meta, len, err, errlen) ||
-	    snapshot_restore(&snap, vm, err, errlen)) {
+	if (snapshot_open_buffer(&snap, meta, len, err) || snapshot_restore(&snap, vm, err)) {
 		snapshot_close(&snap);
-		return -1;
+		return -EINVAL;
 	}
 	snapshot_close(&snap);
 	return 0;
 }
 
 static int handshake(struct incoming *in, struct vm_config *cfg, int console_fd, struct vm **vm,
-		     char *err, size_t errlen)
+		     struct error *err)
 {
-	char why[512];
-	if (receive_hello(in, cfg, console_fd, vm, err, errlen))
-		return -1;
+	if (receive_hello(in, cfg, console_fd, vm, err))
+		return -EINVAL;
 	int r = mig_send(&in->conn, MIG_READY, NULL, 0);
 	if (r)
-		return errorf(err, errlen, "the source went away: %s", strerror(-r));
-	if (receive_state(in, *vm, err, errlen))
-		return -1;
+		return error_set_errno(err, -r, "the source went away");
+	if (receive_state(in, *vm, err))
+		return -EINVAL;
 	if ((r = mig_send(&in->conn, MIG_STATE_OK, NULL, 0)))
-		return errorf(err, errlen, "the source went away: %s", strerror(-r));
-	if (mig_expect(mig_conn_read, &in->conn, MIG_GO, why, sizeof(why)))
-		return errorf(err, errlen, "no GO from the source: %s", why);
+		return error_set_errno(err, -r, "the source went away");
+	if (mig_expect(mig_conn_read, &in->conn, MIG_GO, err))
+		return error_prepend(err, "no GO from the source: ");
 	/* The source gave the locks up before GO; taking them decides who
 	 * runs the guest. */
-	if (vm_lock_disks(*vm, err, errlen))
-		return -1;
+	if (vm_lock_disks(*vm, err))
+		return -EINVAL;
 	if ((r = mig_send(&in->conn, MIG_RUNNING, NULL, 0))) {
 		vm_unlock_disks(*vm);
-		return errorf(err, errlen, "the source went away before it heard we run: %s",
-			      strerror(-r));
+		return error_set_errno(err, -r, "the source went away before it heard we run");
 	}
 	return 0;
 }
@@ -120,24 +110,24 @@ enum kvmhost_status migration_incoming(const struct mig_addr *addr, int cancel_f
 				       struct vm_config *cfg, int console_fd, struct vm **vm,
 				       struct incoming *in)
 {
-	char err[600];
+	struct error err = {0};
 	int lfd;
 	*vm = NULL;
 	*in = (struct incoming){.conn = {.fd = -1, .cancel_fd = cancel_fd, .timeout_ms = -1}};
-	if (mig_listen(addr, &lfd, err, sizeof(err))) {
-		log_err("--incoming: %s", err);
+	if (mig_listen(addr, &lfd, &err)) {
+		log_err("--incoming: %s", err.msg);
 		return STATUS_ERROR;
 	}
 	log_info("waiting for a migration on %s", addr->text);
-	if (mig_accept(lfd, addr, &in->conn, err, sizeof(err))) {
-		log_err("--incoming: %s", err);
+	if (mig_accept(lfd, addr, &in->conn, &err)) {
+		log_err("--incoming: %s", err.msg);
 		return STATUS_BAD_SNAPSHOT;
 	}
 	uint64_t t0 = now_ns();
 	in->conn.timeout_ms = ACCEPT_TIMEOUT_MS;
-	if (handshake(in, cfg, console_fd, vm, err, sizeof(err))) {
-		(void)mig_send_error(&in->conn, err); /* the source may be gone */
-		log_err("--incoming %s: %s; nothing received is kept", addr->text, err);
+	if (handshake(in, cfg, console_fd, vm, &err)) {
+		(void)mig_send_error(&in->conn, err.msg); /* the source may be gone */
+		log_err("--incoming %s: %s; nothing received is kept", addr->text, err.msg);
 		mig_conn_close(&in->conn);
 		vm_destroy(*vm);
 		*vm = NULL;

@@ -111,8 +111,7 @@ static uint64_t count_dirty(uint64_t *bitmap, uint64_t words, struct migration *
 
 /* Rounds until what is left would go in max_downtime at the bandwidth seen
  * so far, or MAX_ROUNDS. Leaves in bitmap what is dirty now. */
-static int precopy(struct migration *m, struct mig_conn *c, uint64_t *bitmap, char *err,
-		   size_t errlen)
+static int precopy(struct migration *m, struct mig_conn *c, uint64_t *bitmap, struct error *err)
 {
 	uint64_t words = vm_dirty_bitmap_words(m->vm), t0 = now_ns(), last = t0;
 	atomic_store(&m->phase, MIG_PHASE_PRECOPY);
@@ -140,8 +139,8 @@ static int precopy(struct migration *m, struct mig_conn *c, uint64_t *bitmap, ch
 		}
 		r = send_dirty(m, c, bitmap);
 	}
-	return errorf(err, errlen, "sending memory to %s: %s", m->addr.text,
-		      r == -ECANCELED ? "cancelled" : strerror(-r));
+	return error_setf(err, "sending memory to %s: %s", m->addr.text,
+			  r == -ECANCELED ? "cancelled" : strerror(-r));
 }
 
 /* Asks the main thread for a step and waits for its answer (or a cancel). */
@@ -160,66 +159,63 @@ static int ask_main(struct migration *m, enum mig_request req)
 }
 
 /* The guest stopped: the last pages, its state; then the disks change hands. */
-static int switch_over(struct migration *m, struct mig_conn *c, uint64_t *bitmap, char *err,
-		       size_t errlen)
+static int switch_over(struct migration *m, struct mig_conn *c, uint64_t *bitmap, struct error *err)
 {
 	uint64_t words = vm_dirty_bitmap_words(m->vm);
-	char why[512];
 	int r = ask_main(m, MIG_REQ_STOP);
 	if (r)
-		return errorf(err, errlen, "%s", r == -ECANCELED ? "cancelled" : m->err);
+		return error_setf(err, "%s", r == -ECANCELED ? "cancelled" : m->err.msg);
 	atomic_store(&m->phase, MIG_PHASE_STOPPED);
 	uint64_t *more = calloc(words, sizeof(*more));
 	if (!more)
-		return errorf(err, errlen, "out of memory");
+		return error_setf(err, "out of memory");
 	count_dirty(more, words, m, &r);
 	for (uint64_t w = 0; w < words; w++)
 		bitmap[w] |= more[w];
 	free(more);
 	if (r || (r = send_dirty(m, c, bitmap)) ||
 	    (r = mig_send(c, MIG_STATE, m->meta, m->meta_len)))
-		return errorf(err, errlen, "sending the last pages and the state to %s: %s",
-			      m->addr.text, strerror(-r));
+		return error_set_errno(err, -r, "sending the last pages and the state to %s",
+				       m->addr.text);
 	add_bytes(m, sizeof(struct mig_msg_hdr) + m->meta_len);
-	if (mig_expect(mig_conn_read, c, MIG_STATE_OK, why, sizeof(why)))
-		return errorf(err, errlen, "the destination did not take the state: %s", why);
+	if (mig_expect(mig_conn_read, c, MIG_STATE_OK, err))
+		return error_prepend(err, "the destination did not take the state: ");
 	if ((r = ask_main(m, MIG_REQ_HANDOVER)))
-		return errorf(err, errlen, "cancelled");
+		return error_setf(err, "cancelled");
 	if ((r = mig_send(c, MIG_GO, NULL, 0)))
-		return errorf(err, errlen, "telling the destination to run: %s", strerror(-r));
+		return error_set_errno(err, -r, "telling the destination to run");
 	m->go_sent = true;
-	if (mig_expect(mig_conn_read, c, MIG_RUNNING, why, sizeof(why)))
-		return errorf(err, errlen, "the destination did not confirm it runs: %s", why);
+	if (mig_expect(mig_conn_read, c, MIG_RUNNING, err))
+		return error_prepend(err, "the destination did not confirm it runs: ");
 	m->downtime_ns = now_ns() - m->pause_ns;
 	return 0;
 }
 
-static int migrate(struct migration *m, struct mig_conn *c, char *err, size_t errlen)
+static int migrate(struct migration *m, struct mig_conn *c, struct error *err)
 {
-	char why[512];
 	int sr = sandbox_enter(m->vm->sandbox, SANDBOX_MIGRATION);
 	if (sr)
-		return errorf(err, errlen, "cannot enter the sandbox: %s", strerror(-sr));
-	if (mig_connect(&m->addr, &m->target, c, err, errlen))
-		return -1;
+		return error_set_errno(err, -sr, "cannot enter the sandbox");
+	if (mig_connect(&m->addr, &m->target, c, err))
+		return -EINVAL;
 	int r = mig_send(c, MIG_HELLO, m->hello, m->hello_len);
 	if (r)
-		return errorf(err, errlen, "%s: %s", m->addr.text, strerror(-r));
+		return error_set_errno(err, -r, "%s", m->addr.text);
 	c->timeout_ms = MIG_SETUP_TIMEOUT_MS; /* the destination builds the VM */
-	if (mig_expect(mig_conn_read, c, MIG_READY, why, sizeof(why)))
-		return errorf(err, errlen, "the destination refused: %s", why);
+	if (mig_expect(mig_conn_read, c, MIG_READY, err))
+		return error_prepend(err, "the destination refused: ");
 	c->timeout_ms = MIG_IO_TIMEOUT_MS;
 	uint64_t words = vm_dirty_bitmap_words(m->vm);
 	uint64_t *bitmap = calloc(words, sizeof(*bitmap));
 	if (!bitmap)
-		return errorf(err, errlen, "out of memory");
+		return error_setf(err, "out of memory");
 	if ((r = vm_dirty_log_start(m->vm))) {
 		free(bitmap);
-		return errorf(err, errlen, "dirty page logging: %s", strerror(-r));
+		return error_set_errno(err, -r, "dirty page logging");
 	}
-	r = precopy(m, c, bitmap, err, errlen);
+	r = precopy(m, c, bitmap, err);
 	if (!r)
-		r = switch_over(m, c, bitmap, err, errlen);
+		r = switch_over(m, c, bitmap, err);
 	vm_dirty_log_stop(m->vm);
 	free(bitmap);
 	return r;
@@ -229,16 +225,16 @@ void *migration_thread(void *arg)
 {
 	struct migration *m = arg;
 	struct mig_conn c = {.fd = -1, .cancel_fd = m->cancel_efd, .timeout_ms = MIG_IO_TIMEOUT_MS};
-	char err[512] = "";
-	int r = migrate(m, &c, err, sizeof(err));
+	struct error err = {0};
+	int r = migrate(m, &c, &err);
 	if (r && atomic_load(&m->cancelled))
-		snprintf(err, sizeof(err), "cancelled");
+		error_set(&err, STATUS_ERROR, ECANCELED, "cancelled");
 	/* A refusal the destination should hear about; it may be gone. */
 	if (r && c.fd >= 0)
-		(void)mig_send_error(&c, err);
+		(void)mig_send_error(&c, err.msg);
 	mig_conn_close(&c);
 	pthread_mutex_lock(&m->lock);
-	snprintf(m->err, sizeof(m->err), "%s", err);
+	m->err = err;
 	m->request = r ? MIG_REQ_FAILED : MIG_REQ_DONE;
 	m->answered = false;
 	pthread_mutex_unlock(&m->lock);

@@ -16,6 +16,7 @@
 #ifndef KVMHOST_MIGRATION_STREAM_H
 #define KVMHOST_MIGRATION_STREAM_H
 
+#include "util/error.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -62,8 +63,7 @@ struct mig_hello {
 /* Payload of a HELLO; *out malloc'd. -ENOMEM. */
 int mig_hello_build(const struct mig_hello *h, uint8_t **out, uint64_t *len);
 /* -1 with what is wrong in err (a newer version says so). */
-int mig_hello_parse(const uint8_t *buf, uint64_t len, struct mig_hello *h, char *err,
-		    size_t errlen);
+int mig_hello_parse(const uint8_t *buf, uint64_t len, struct mig_hello *h, struct error *err);
 
 /* Reads exactly n bytes (0) or fails (-errno, -EPIPE at the end). */
 typedef int (*mig_read_fn)(void *opaque, void *buf, size_t n);
@@ -78,11 +78,11 @@ struct mig_receiver {
 	void *opaque;
 	uint64_t bytes, pages, zero_pages; /* received so far */
 };
-int mig_receive_memory(struct mig_receiver *rx, uint8_t **state, uint64_t *state_len, char *err,
-		       size_t errlen);
+int mig_receive_memory(struct mig_receiver *rx, uint8_t **state, uint64_t *state_len,
+		       struct error *err);
 /* One message the destination waits for (READY, STATE_OK, GO, RUNNING):
  * 0 if it came, -1 with err for anything else, ERROR's text included. */
-int mig_expect(mig_read_fn read, void *opaque, uint32_t type, char *err, size_t errlen);
+int mig_expect(mig_read_fn read, void *opaque, uint32_t type, struct error *err);
 
 const char *mig_msg_name(uint32_t type);
 

@@ -403,12 +403,12 @@ static int install_handler(struct sandbox *sb)
 	return set_handler();
 }
 
-int sandbox_build(struct sandbox **out, const struct sandbox_config *cfg, char *err, size_t errlen)
+int sandbox_build(struct sandbox **out, const struct sandbox_config *cfg, struct error *err)
 {
 	struct sandbox *sb = calloc(1, sizeof(*sb));
 	*out = NULL;
 	if (!sb)
-		return errorf(err, errlen, "sandbox: out of memory");
+		return error_setf(err, "sandbox: out of memory");
 	int r = 0;
 	for (int k = 0; k < SANDBOX_KINDS && !r; k++)
 		r = build_kind(sb, (enum sandbox_kind)k, cfg);
@@ -419,8 +419,7 @@ int sandbox_build(struct sandbox **out, const struct sandbox_config *cfg, char *
 		r = -errno;
 	if (r) {
 		sandbox_free(sb);
-		return errorf(err, errlen, "sandbox: cannot build the seccomp filters: %s",
-			      strerror(-r));
+		return error_set_errno(err, -r, "sandbox: cannot build the seccomp filters");
 	}
 	*out = sb;
 	return 0;

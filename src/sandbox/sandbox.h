@@ -8,6 +8,7 @@
 #ifndef KVMHOST_SANDBOX_H
 #define KVMHOST_SANDBOX_H
 
+#include "util/error.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -32,7 +33,7 @@ struct sandbox;
 
 /* Builds every kind's filter and installs the handler that reports a
  * denied call; sets no_new_privs. -1 with err. */
-int sandbox_build(struct sandbox **out, const struct sandbox_config *cfg, char *err, size_t errlen);
+int sandbox_build(struct sandbox **out, const struct sandbox_config *cfg, struct error *err);
 void sandbox_free(struct sandbox *sb);
 /* Puts the calling thread under its kind's filter, for good. NULL sb (the
  * sandbox is off): 0. -errno. */

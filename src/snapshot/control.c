@@ -20,33 +20,33 @@ static json_object *result_json(const char *path, const struct snapshot_result *
 	return o;
 }
 
-static json_object *cmd_save(void *opaque, json_object *args, char *err, size_t errlen)
+static json_object *cmd_save(void *opaque, json_object *args, struct error *err)
 {
 	struct vm *vm = opaque;
 	json_object *path, *keep;
 	if (!args || !json_object_object_get_ex(args, "path", &path) ||
 	    !json_object_is_type(path, json_type_string)) {
-		snprintf(err, errlen, "save needs {\"args\":{\"path\":\"/absolute/FILE\"}}");
+		error_setf(err, "save needs {\"args\":{\"path\":\"/absolute/FILE\"}}");
 		return NULL;
 	}
 	const char *p = json_object_get_string(path);
 	/* The VM's working directory is not the client's: only absolute paths. */
 	if (p[0] != '/' || strlen(p) > 4000) {
-		snprintf(err, errlen, "save: the path must be absolute (and under 4000 bytes)");
+		error_setf(err, "save: the path must be absolute (and under 4000 bytes)");
 		return NULL;
 	}
 	bool keep_running = json_object_object_get_ex(args, "keep_running", &keep) &&
 			    json_object_get_boolean(keep);
 	if (vm_stopping(vm)) {
-		snprintf(err, errlen, "save: the VM is stopping");
+		error_setf(err, "save: the VM is stopping");
 		return NULL;
 	}
 	if (vm_migrating(vm)) {
-		snprintf(err, errlen, "save: a migration is in flight");
+		error_setf(err, "save: a migration is in flight");
 		return NULL;
 	}
 	struct snapshot_result res;
-	if (snapshot_save(vm, p, keep_running, &res, err, errlen))
+	if (snapshot_save(vm, p, keep_running, &res, err))
 		return NULL;
 	log_info("VM '%s' saved to %s (%.1f ms, %llu memory pages)", vm->cfg.name, p, res.ms,
 		 (unsigned long long)res.pages);

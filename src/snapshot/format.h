@@ -8,6 +8,7 @@
 #ifndef KVMHOST_SNAPSHOT_FORMAT_H
 #define KVMHOST_SNAPSHOT_FORMAT_H
 
+#include "util/error.h"
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,7 +62,7 @@ struct snap_index {
  * image), `file_size` the whole file's. 0, or -1 with what is wrong and
  * where in err. */
 int snap_parse(const uint8_t *buf, size_t len, uint64_t file_size, struct snap_index *idx,
-	       char *err, size_t errlen);
+	       struct error *err);
 
 const char *snap_section_name(uint32_t type);
 

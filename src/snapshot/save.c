@@ -63,6 +63,12 @@ void snapshot_write_config(struct vm *vm, struct state_writer *w)
 		state_put(w, s.mac, sizeof(s.mac));
 		state_put(w, s.id, sizeof(s.id));
 	}
+	/* Version 5: the `--device`s, as given. */
+	state_put_u32(w, (uint32_t)vm->cfg.nr_virtio);
+	for (int i = 0; i < vm->cfg.nr_virtio; i++) {
+		state_put(w, vm->cfg.virtio[i].kind, sizeof(vm->cfg.virtio[i].kind));
+		state_put(w, vm->cfg.virtio[i].options, sizeof(vm->cfg.virtio[i].options));
+	}
 }
 
 struct vcpu_states {
@@ -78,24 +84,24 @@ static void save_vcpu(struct vcpu *vcpu, void *arg)
 }
 
 /* sections[0..2]: config, vm, devices; then one per vCPU. */
-static int collect(struct vm *vm, struct state_writer *sections, char *err, size_t errlen)
+static int collect(struct vm *vm, struct state_writer *sections, struct error *err)
 {
 	snapshot_write_config(vm, &sections[0]);
 	int r = vm_save_kvm_state(vm, &sections[1]);
 	if (!r)
 		r = vm_save_devices(vm, &sections[2]);
 	if (r)
-		return errorf(err, errlen, "cannot read the VM's state: %s", strerror(-r));
+		return error_set_errno(err, -r, "cannot read the VM's state");
 	int *results = calloc(vm->nr_vcpus, sizeof(*results));
 	if (!results)
-		return errorf(err, errlen, "out of memory");
+		return error_setf(err, "out of memory");
 	struct vcpu_states s = {sections + 3, results};
 	r = vm_run_on_all(vm, save_vcpu, &s, true);
 	for (uint32_t i = 0; i < vm->nr_vcpus && !r; i++)
 		r = results[i] ? results[i] : sections[3 + i].err;
 	free(results);
 	if (r)
-		return errorf(err, errlen, "cannot read a vCPU's state: %s", strerror(-r));
+		return error_set_errno(err, -r, "cannot read a vCPU's state");
 	return 0;
 }
 
@@ -216,14 +222,14 @@ static int write_file(int fd, struct vm *vm, struct state_writer *sec, uint32_t 
 /* FILE.tmp written and fsynced, renamed over FILE, the directory fsynced:
  * at no point is there a partial FILE. */
 static int commit(struct vm *vm, const char *path, struct state_writer *sec, uint32_t nr,
-		  struct snapshot_result *res, char *err, size_t errlen)
+		  struct snapshot_result *res, struct error *err)
 {
 	char tmp[KVMHOST_PATH_MAX], dir[KVMHOST_PATH_MAX];
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	snprintf(dir, sizeof(dir), "%s", path);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return errorf(err, errlen, "%s: %s", tmp, strerror(errno));
+		return error_set_errno(err, errno, "%s", tmp);
 	int r = write_file(fd, vm, sec, nr, res);
 	if (!r && fsync(fd) < 0)
 		r = -errno;
@@ -235,7 +241,7 @@ static int commit(struct vm *vm, const char *path, struct state_writer *sec, uin
 		r = -errno;
 	if (r) {
 		unlink(tmp);
-		return errorf(err, errlen, "writing %s: %s", path, strerror(-r));
+		return error_set_errno(err, -r, "writing %s", path);
 	}
 	int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0 || fsync(dfd) < 0)
@@ -246,20 +252,20 @@ static int commit(struct vm *vm, const char *path, struct state_writer *sec, uin
 }
 
 int snapshot_save(struct vm *vm, const char *path, bool keep_running, struct snapshot_result *res,
-		  char *err, size_t errlen)
+		  struct error *err)
 {
 	uint64_t t0 = now_ns();
 	*res = (struct snapshot_result){0};
 	uint32_t nr = 3 + vm->nr_vcpus;
 	struct state_writer *sec = calloc(nr, sizeof(*sec));
 	if (!sec)
-		return errorf(err, errlen, "out of memory");
+		return error_setf(err, "out of memory");
 	vm_park_all(vm, PARK_SNAPSHOT);
-	int ret = collect(vm, sec, err, errlen);
+	int ret = collect(vm, sec, err);
 	if (!ret && (ret = vm_flush_disks(vm)))
-		ret = errorf(err, errlen, "flushing the disks: %s", strerror(-ret));
+		ret = error_set_errno(err, -ret, "flushing the disks");
 	if (!ret)
-		ret = commit(vm, path, sec, nr, res, err, errlen);
+		ret = commit(vm, path, sec, nr, res, err);
 	for (uint32_t i = 0; i < nr; i++)
 		state_writer_free(&sec[i]);
 	free(sec);
@@ -271,17 +277,17 @@ int snapshot_save(struct vm *vm, const char *path, bool keep_running, struct sna
 	return ret;
 }
 
-int snapshot_capture(struct vm *vm, uint8_t **meta, uint64_t *len, char *err, size_t errlen)
+int snapshot_capture(struct vm *vm, uint8_t **meta, uint64_t *len, struct error *err)
 {
 	uint32_t nr = 3 + vm->nr_vcpus;
 	struct state_writer *sec = calloc(nr, sizeof(*sec));
 	if (!sec)
-		return errorf(err, errlen, "out of memory");
-	int ret = collect(vm, sec, err, errlen);
+		return error_setf(err, "out of memory");
+	int ret = collect(vm, sec, err);
 	if (!ret && (ret = vm_flush_disks(vm)))
-		ret = errorf(err, errlen, "flushing the disks: %s", strerror(-ret));
+		ret = error_set_errno(err, -ret, "flushing the disks");
 	if (!ret && (ret = build_meta(vm, sec, nr, meta, len)))
-		ret = errorf(err, errlen, "out of memory");
+		ret = error_setf(err, "out of memory");
 	for (uint32_t i = 0; i < nr; i++)
 		state_writer_free(&sec[i]);
 	free(sec);

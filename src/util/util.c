@@ -25,15 +25,6 @@ void log_msg(const char *level, const char *fmt, ...)
 	fprintf(stderr, "kvmhost: %s: %s\n", level, buf);
 }
 
-int errorf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 int parse_u64(const char *s, uint64_t *out)
 {
 	if (!s || *s < '0' || *s > '9')
@@ -100,7 +91,7 @@ static int cpu_pins_grow(struct cpu_pins *pins, int vcpu)
 }
 
 /* One "VCPU=LIST" or a bare "LIST" continuing the last vCPU. */
-static int pin_token(char *tok, struct cpu_pins *pins, int *vcpu, char *err, size_t errlen)
+static int pin_token(char *tok, struct cpu_pins *pins, int *vcpu, struct error *err)
 {
 	char *eq = strchr(tok, '=');
 	const char *cpus = tok;
@@ -108,42 +99,37 @@ static int pin_token(char *tok, struct cpu_pins *pins, int *vcpu, char *err, siz
 		*eq = '\0';
 		uint64_t v;
 		if (parse_u64(tok, &v) || v > CPU_PINS_MAX_VCPU) {
-			snprintf(err, errlen, "'%s' is not a vCPU index", tok);
-			return -1;
+			return error_setf(err, "'%s' is not a vCPU index", tok);
 		}
 		*vcpu = (int)v;
 		cpus = eq + 1;
 		if (cpu_pins_grow(pins, *vcpu)) {
-			snprintf(err, errlen, "out of memory");
-			return -1;
+			return error_setf(err, "out of memory");
 		}
 		CPU_ZERO(&pins->sets[*vcpu]);
 	} else if (*vcpu < 0) {
-		snprintf(err, errlen, "expected VCPU=HOSTCPU, got '%s'", tok);
-		return -1;
+		return error_setf(err, "expected VCPU=HOSTCPU, got '%s'", tok);
 	}
 	cpu_set_t add;
 	if (parse_cpu_list(cpus, &add)) {
-		snprintf(err, errlen, "'%s' is not a host CPU list", cpus);
-		return -1;
+		return error_setf(err, "'%s' is not a host CPU list", cpus);
 	}
 	CPU_OR(&pins->sets[*vcpu], &pins->sets[*vcpu], &add);
 	return 0;
 }
 
-int parse_cpu_pins(const char *s, struct cpu_pins *pins, char *err, size_t errlen)
+int parse_cpu_pins(const char *s, struct cpu_pins *pins, struct error *err)
 {
 	char *copy = strdup(s);
 	if (!copy) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
+		return error_setf(err, "out of memory");
 	}
 	int vcpu = -1, ret = 0;
 	char *save = NULL;
 	for (char *tok = strtok_r(copy, ",", &save); tok && !ret; tok = strtok_r(NULL, ",", &save))
-		ret = pin_token(tok, pins, &vcpu, err, errlen);
+		ret = pin_token(tok, pins, &vcpu, err);
 	if (!ret && vcpu < 0) {
-		snprintf(err, errlen, "empty pin list");
+		error_setf(err, "empty pin list");
 		ret = -1;
 	}
 	free(copy);

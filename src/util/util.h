@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "util/error.h"
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* A path made of a directory in a PATH_MAX buffer (the runtime or state
@@ -17,9 +19,6 @@
  * "/cpuN/online". 104 bytes over PATH_MAX hold any of them (rundir.c
  * checks it); `ctl save`'s own paths are kept under 4000 bytes. */
 #define KVMHOST_PATH_MAX (PATH_MAX + 104)
-
-/* Says why in err and returns -1: for parsers that fail by returning. */
-int errorf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 void log_msg(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define log_info(...) log_msg("info", __VA_ARGS__)
@@ -40,7 +39,7 @@ struct cpu_pins {
 #define CPU_PINS_MAX_VCPU 1023
 /* Adds "0=1,3,1=2" (vCPU 0 on {1,3}, vCPU 1 on {2}) to pins, growing it;
  * -1 with a message in err. A vCPU named again gets the new set. */
-int parse_cpu_pins(const char *s, struct cpu_pins *pins, char *err, size_t errlen);
+int parse_cpu_pins(const char *s, struct cpu_pins *pins, struct error *err);
 void cpu_pins_free(struct cpu_pins *pins);
 
 /* Formats a set as "0-2,5"; returns buf. */

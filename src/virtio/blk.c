@@ -13,10 +13,10 @@
 
 #define SECTOR 512
 
-int virtio_blk_open(struct virtio_blk *b, const struct disk_spec *spec, char *err, size_t errlen)
+int virtio_blk_open(struct virtio_blk *b, const struct disk_spec *spec, struct error *err)
 {
 	memset(b, 0, sizeof(*b));
-	int r = disk_image_open(&b->img, spec, err, errlen);
+	int r = disk_image_open(&b->img, spec, err);
 	if (r)
 		return r;
 	b->capacity = b->img.size / SECTOR;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "backends/disk_image.h"
+#include "util/error.h"
 #include "virtio/virtio.h"
 
 #define VIRTIO_BLK_SEG_MAX     128
@@ -28,7 +29,7 @@ struct virtio_blk {
 };
 
 /* Opens and locks the image; a clear message in err on failure. */
-int virtio_blk_open(struct virtio_blk *b, const struct disk_spec *spec, char *err, size_t errlen);
+int virtio_blk_open(struct virtio_blk *b, const struct disk_spec *spec, struct error *err);
 /* Safe on a device whose open failed or never ran. */
 void virtio_blk_close(struct virtio_blk *b);
 /* Makes every acknowledged write durable. */

@@ -264,7 +264,7 @@ static void *rx_thread(void *arg)
 }
 
 int virtio_net_open(struct virtio_net *n, const struct net_spec *spec, const uint8_t mac[6],
-		    char *err, size_t errlen)
+		    struct error *err)
 {
 	memset(n, 0, sizeof(*n));
 	n->kick_efd = n->stop_efd = -1;
@@ -272,14 +272,14 @@ int virtio_net_open(struct virtio_net *n, const struct net_spec *spec, const uin
 	snprintf(n->id, sizeof(n->id), "%s", spec->id);
 	memcpy(n->mac, mac, 6);
 	n->status = VIRTIO_NET_S_LINK_UP;
-	int r = tap_open(&n->tap, spec, err, errlen);
+	int r = tap_open(&n->tap, spec, err);
 	if (r)
 		return r;
 	n->kick_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	n->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (n->kick_efd < 0 || n->stop_efd < 0) {
 		r = -errno;
-		errorf(err, errlen, "eventfd: %s", strerror(-r));
+		error_set_errno(err, -r, "eventfd");
 		virtio_net_close(n);
 	}
 	return r;

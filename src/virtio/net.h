@@ -14,6 +14,7 @@
 
 #include "backends/tap.h"
 #include "sandbox/sandbox.h"
+#include "util/error.h"
 #include "virtio/mmio.h"
 #include "virtio/virtio.h"
 
@@ -46,7 +47,7 @@ struct virtio_net {
 
 /* Opens the tap; -errno with err. The receive thread starts with net_start. */
 int virtio_net_open(struct virtio_net *n, const struct net_spec *spec, const uint8_t mac[6],
-		    char *err, size_t errlen);
+		    struct error *err);
 void virtio_net_attach(struct virtio_net *n, struct virtio_mmio *mmio, const struct guest_mem *gm);
 int virtio_net_start(struct virtio_net *n, const struct sandbox *sb);
 /* Stops the thread, closes the tap. Safe on a half-opened device. */

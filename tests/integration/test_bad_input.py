@@ -27,6 +27,8 @@ def test_bad_options(env):
     expect(env, ["run", "--cpu-pin", "0=1000"], 2, "does not exist")
     expect(env, ["run", "--cpus", "1", "--cpu-pin", "1=0"], 2, "does not exist")
     expect(env, ["run", "--console", "/nonexistent-dir/x"], 2, "No such file")
+    expect(env, ["run", "--device", "gpu"], 2, "no device kind 'gpu' (there are: rng)")
+    expect(env, ["run", "--device", "rng,fast", "--console", "none"], 2, "takes no options")
     expect(env, ["nonsense"], 2, "unknown command")
     expect(env, ["ctl"], 2, "usage")
     expect(env, ["ctl", "x", "dance"], 2, "unknown command")

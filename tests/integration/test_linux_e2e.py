@@ -9,7 +9,7 @@ Where KVM is nested under single-threaded TCG these do not run (Linux stalls
 there: DEVELOPERS.md); tools/run-tests.sh runs them in a multi-threaded test
 host."""
 import os
-import socket
+import re
 import subprocess
 import time
 import hashlib
@@ -18,7 +18,9 @@ import linuxguest
 from hotplug import Offline, affinity, require_hotplug
 from nettest import NetNS, announced_since
 from kvmtest import IN_TESTHOST, SLOWDOWN, main, wait_for
+from reallogind import with_real_logind
 from test_linux import linux_to_user_space_here
+from testhost import relay, require_suspendable, suspend_to_ram
 
 CLOCK_S = 1.0  # the guest's wall clock stays within this of ours
 KEPT_S = 0.25  # and, through anything the host does, within this of where it was
@@ -66,16 +68,29 @@ def power_off(vm, disk, before=""):
 
 
 def boot(env, name, *extra, cpus=2, net=""):
+    """The agent's guest, up and reporting: (vm, its disk, its command's
+    arguments after the name)."""
     linux_to_user_space_here()
     kernel, cpio, disk = linuxguest.build(env, net)
-    vm = env.start(name, *linuxguest.args(kernel, cpio, disk, cpus=cpus), *extra,
-                   heartbeats=False)
+    args = [*linuxguest.args(kernel, cpio, disk, cpus=cpus), *extra]
+    vm = env.start(name, *args, heartbeats=False)
     linuxguest.wait_reports(vm, 300)
-    return vm, disk
+    return vm, disk, args
+
+
+def check_rng(vm):
+    """Linux's own virtio-rng driver took the `--device rng` as its hwrng
+    and read 32 bytes of it - the host's count says they came from us."""
+    m = linuxguest.RNG.search(vm.console_text())
+    assert m and re.fullmatch(r"virtio_rng\.\d+", m[1]) and re.fullmatch("[0-9a-f]{64}", m[2]), \
+        m and m[0]
+    d = vm.status()["devices"]
+    assert [x["kind"] for x in d] == ["rng"] and d[0]["bytes"] >= 32 and d[0]["requests"] >= 1, d
 
 
 def test_disk_and_clock_through_host_events(env):
-    vm, disk = boot(env, "lx")
+    vm, disk, _ = boot(env, "lx", "--device", "rng")
+    check_rng(vm)
     clock = {}
     past = step(vm, "boot", 0, clock)
     assert vm.ctl("pause").returncode == 0
@@ -106,13 +121,56 @@ def test_disk_and_clock_through_host_events(env):
     dst.wait_ready(heartbeats=False)
     # The source gave the disk up, the destination holds it.
     assert dst.status()["disks"][0]["path"] == disk
+    assert [x["kind"] for x in dst.status()["devices"]] == ["rng"]
     past = step(dst, "a live migration", past, clock)
     power_off(dst, disk, before)
 
 
+def test_managed_save_at_host_shutdown(env):
+    """The host shuts down through the real logind: kvmhost saves the guest
+    mid-workload before logind may go on (its delay inhibitor), and the same
+    command later continues it - passes go on, the clock is kept, and the
+    disk verifies when it powers off."""
+    real = with_real_logind(env)
+    vm, disk, args = boot(env, "ms")
+    clock = {}
+    past = step(vm, "boot", 0, clock)
+    wait_for(lambda: vm.status()["host_shutdown"]["inhibitor"], 10 * SLOWDOWN,
+             what="logind to hold kvmhost's inhibitor")
+    real.busctl("call", "PowerOff", "b", "false")
+    unit, _, started_at = real.expect_start()
+    assert unit == "poweroff.target"
+    assert vm.wait_exit(60 * SLOWDOWN) == 0, vm.stderr()
+    saved = os.path.join(env.statedir, "ms.kvmh")
+    assert os.stat(saved).st_mtime_ns <= started_at  # whole before logind went on
+    before = vm.console_text()
+    time.sleep(2)  # the host is down a while: the guest's clock must catch up
+    vm = env.start("ms", *args, heartbeats=False)
+    assert "continuing from its managed save" in vm.stderr()
+    past = step(vm, "a managed save at host shutdown", past, clock)
+    power_off(vm, disk, before)
+
+
+def test_real_suspend_to_ram(env):
+    """The test host really sleeps (echo mem, woken by QEMU's system_wakeup)
+    and then goes through the kernel's pm_test=core, with the guest's disk
+    workload running: passes go on, the clock is kept, the disk verifies.
+    Only in a test host that can sleep (tools/testhost --suspendable)."""
+    require_suspendable()
+    vm, disk, _ = boot(env, "s3")
+    clock = {}
+    past = step(vm, "boot", 0, clock)
+    for n, pm_test in enumerate((None, "core"), 1):
+        suspend_to_ram(relay(), 3.0, pm_test)
+        wait_for(lambda: vm.status()["host_sleep"]["sleeps"] >= n, 10 * SLOWDOWN,
+                 what="kvmhost to notice the sleep")
+        past = step(vm, f"a real suspend (pm_test={pm_test or 'none'})", past, clock)
+    power_off(vm, disk)
+
+
 def test_host_cpu_offline_with_4_vcpus(env):
     require_hotplug(1)
-    vm, disk = boot(env, "hp", "--cpu-pin", "0=0,1=1,2=0,3=1", cpus=4)
+    vm, disk, _ = boot(env, "hp", "--cpu-pin", "0=0,1=1,2=0,3=1", cpus=4)
     clock = {}
     past = step(vm, "boot", 0, clock)
 
@@ -247,5 +305,5 @@ def test_network(env):
 
 
 if __name__ == "__main__":
-    main([test_disk_and_clock_through_host_events, test_host_cpu_offline_with_4_vcpus,
-          test_network])
+    main([test_disk_and_clock_through_host_events, test_managed_save_at_host_shutdown,
+          test_host_cpu_offline_with_4_vcpus, test_network, test_real_suspend_to_ram])

@@ -108,7 +108,7 @@ def test_unix_512m_dirtying(env):
 
 
 def test_tcp_and_zero_pages(env):
-    src = memcheck_vm(env, "t1", 192, 2, dirty=20000, memory=1024)
+    src = memcheck_vm(env, "t1", 192, 2, 20000, 1024, "--device", "rng")
     port = free_port()
     dst = incoming(env, "t2", f"tcp:127.0.0.1:{port}")
     before = src.heartbeats()
@@ -120,6 +120,8 @@ def test_tcp_and_zero_pages(env):
     assert (192 << 20) <= r["bytes"] < (192 << 20) + rewritten + (16 << 20), r
     check_continues(dst, before)
     memory_intact(dst, 192)
+    # Its `--device` came along in the stream's configuration.
+    assert [d["kind"] for d in dst.status()["devices"]] == ["rng"]
     assert dst.ctl("quit").returncode == 0
 
 

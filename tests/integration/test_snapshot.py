@@ -54,8 +54,14 @@ def check_continues(vm, before):
     return st
 
 
+def devices(vm):
+    return [(d["kind"], d["base"], d["gsi"]) for d in status(vm)["devices"]]
+
+
 def test_save_restore_memory_and_clock(env):
-    vm = memcheck_vm(env, "snap")
+    # With a `--device` (virtio-rng) too: the restored VM has it where it was.
+    vm = memcheck_vm(env, "snap", 256, 2, "--device", "rng")
+    assert devices(vm) == [("rng", 0xd000c000, 20)]
     path = os.path.join(env.dir, "snap.kvmh")
     before = vm.heartbeats()
     save(vm, path)
@@ -66,6 +72,7 @@ def test_save_restore_memory_and_clock(env):
     assert used <= (256 + 16) << 20, used
     time.sleep(3)  # time spent saved: the guest's clock must move on by it
     vm2 = restored(env, "snap", path)
+    assert devices(vm2) == [("rng", 0xd000c000, 20)]
     st = check_continues(vm2, before)
     assert st["vcpus"][0]["heartbeats"] >= before[0]
     wait_for(lambda: status(vm2)["guest_memcheck"]["passes"] >= 1, 30, what="the memory check")

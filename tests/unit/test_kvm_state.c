@@ -41,7 +41,7 @@ static struct vm *make_vm_with(struct vm_config cfg, bool with_guest)
 		cfg.flat_device = &g->extra;
 	}
 	struct vm *vm = NULL;
-	enum kvmhost_status why;
+	struct error why = {0};
 	assert_int_equal(vm_create(&cfg, -1, &vm, &why), 0);
 	assert_true((vm_extra_device(vm) != NULL) == with_guest);
 	return vm;

@@ -2,6 +2,7 @@
  * "vmlinux" and bzImages carrying it compressed in every supported format. */
 #include <bzlib.h>
 #include <elf.h>
+#include <errno.h>
 #include <lz4.h>
 #include <lzma.h>
 #include <setjmp.h>
@@ -23,7 +24,7 @@
 
 static uint8_t *ram;
 static struct linux_ram lram;
-static char err[512];
+static struct error err;
 
 static int setup(void **state)
 {
@@ -184,7 +185,7 @@ static void vmlinux_direct(void **state)
 	memset(ram + 0x1000000, 0xee, MEMSZ);
 	struct linux_boot b = {elf, len, NULL, 0, "console=ttyS0 root=/dev/vda", false};
 	struct linux_entry e;
-	assert_int_equal(linux_load(&lram, &b, &e, err, sizeof(err)), 0);
+	assert_int_equal(linux_load(&lram, &b, &e, &err), 0);
 	check_kernel_loaded();
 	assert_int_equal(e.rip, 0x1000000); /* the virtual entry, made physical */
 	assert_int_equal(e.zero_page, LINUX_ZERO_PAGE);
@@ -223,7 +224,7 @@ static void every_format(void **state)
 		memset(ram + 0x1000000, 0xee, MEMSZ);
 		struct linux_boot b = {bz, blen, NULL, 0, "quiet", false};
 		struct linux_entry e;
-		assert_int_equal(linux_load(&lram, &b, &e, err, sizeof(err)), 0);
+		assert_int_equal(linux_load(&lram, &b, &e, &err), 0);
 		check_kernel_loaded();
 		assert_int_equal(e.rip, 0x1000000);
 		assert_non_null(strstr(e.format, fmts[i]));
@@ -234,11 +235,11 @@ static void every_format(void **state)
 		payload[plen / 2] ^= 0xff;
 		payload[plen / 2 + 1] ^= 0x5a;
 		memcpy(bz + 1024, payload, plen);
-		int r = linux_load(&lram, &b, &e, err, sizeof(err));
+		int r = linux_load(&lram, &b, &e, &err);
 		if (r == 0) /* some formats have no checksum over every byte: still loadable */
 			assert_non_null(strstr(e.format, fmts[i]));
 		else
-			assert_non_null(strstr(err, "corrupt"));
+			assert_non_null(strstr(err.msg, "corrupt"));
 		free(payload);
 		free(bz);
 	}
@@ -254,16 +255,16 @@ static void guest_decompress(void **state)
 	uint8_t *bz = make_bzimage(payload, plen, 0x020f, &blen);
 	struct linux_boot b = {bz, blen, NULL, 0, "", true};
 	struct linux_entry e;
-	assert_int_equal(linux_load(&lram, &b, &e, err, sizeof(err)), 0);
+	assert_int_equal(linux_load(&lram, &b, &e, &err), 0);
 	assert_int_equal(e.rip, 0x1000200); /* 64-bit entry of the decompressor */
 	assert_memory_equal(ram + 0x1000000, payload, plen);
 	uint16_t zero = 0;
 	memcpy(bz + 0x236, &zero, 2); /* no XLF_KERNEL_64 */
-	assert_int_equal(linux_load(&lram, &b, &e, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "64-bit entry"));
+	assert_int_equal(linux_load(&lram, &b, &e, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "64-bit entry"));
 	b = (struct linux_boot){elf, elen, NULL, 0, "", true};
-	assert_int_equal(linux_load(&lram, &b, &e, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "needs a bzImage"));
+	assert_int_equal(linux_load(&lram, &b, &e, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "needs a bzImage"));
 	free(elf);
 	free(payload);
 	free(bz);
@@ -279,7 +280,7 @@ static void initrd_placement(void **state)
 	memset(initrd, 0x42, ilen);
 	struct linux_boot b = {elf, elen, initrd, ilen, "", false};
 	struct linux_entry e;
-	assert_int_equal(linux_load(&lram, &b, &e, err, sizeof(err)), 0);
+	assert_int_equal(linux_load(&lram, &b, &e, &err), 0);
 	assert_int_equal(e.initrd_addr % 4096, 0);
 	assert_true(e.initrd_addr >= e.kernel_end);
 	assert_true(e.initrd_addr + ilen <= RAM_SIZE);
@@ -293,12 +294,12 @@ static void initrd_placement(void **state)
 	uint32_t max = 0x2000000 - 1;
 	memcpy(bz + 0x22c, &max, 4);
 	b = (struct linux_boot){bz, blen, initrd, ilen, "", false};
-	assert_int_equal(linux_load(&lram, &b, &e, err, sizeof(err)), 0);
+	assert_int_equal(linux_load(&lram, &b, &e, &err), 0);
 	assert_true(e.initrd_addr + ilen <= 0x2000000);
 	/* Too big to fit. */
 	b.initrd_size = RAM_SIZE;
-	assert_int_equal(linux_load(&lram, &b, &e, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "initrd"));
+	assert_int_equal(linux_load(&lram, &b, &e, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "initrd"));
 	free(payload);
 	free(bz);
 	free(initrd);
@@ -313,34 +314,34 @@ static void rejections(void **state)
 	uint8_t *elf = make_elf(&elen);
 	uint8_t junk[4096] = {1, 2, 3};
 	struct linux_boot b = {junk, sizeof(junk), NULL, 0, "", false};
-	assert_int_equal(linux_load(&lram, &b, &e, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "bad magic"));
+	assert_int_equal(linux_load(&lram, &b, &e, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "bad magic"));
 
 	uint8_t *payload = compress_as("zstd", elf, elen, &plen);
 	uint8_t *bz = make_bzimage(payload, plen, 0x020b, &blen);
 	b = (struct linux_boot){bz, blen, NULL, 0, "", false};
-	assert_int_equal(linux_load(&lram, &b, &e, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "too old"));
+	assert_int_equal(linux_load(&lram, &b, &e, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "too old"));
 	free(bz);
 	bz = make_bzimage(payload, plen, 0x020f, &blen);
 	b = (struct linux_boot){bz, blen - 100, NULL, 0, "", false}; /* truncated */
-	assert_int_equal(linux_load(&lram, &b, &e, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "truncated"));
+	assert_int_equal(linux_load(&lram, &b, &e, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "truncated"));
 	/* The same, decompressing itself: the header's syssize gives it away. */
 	b.guest_decompress = true;
-	assert_int_equal(linux_load(&lram, &b, &e, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "promises"));
+	assert_int_equal(linux_load(&lram, &b, &e, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "promises"));
 	b = (struct linux_boot){bz, blen, NULL, 0, "", true};
-	assert_int_equal(linux_load(&lram, &b, &e, err, sizeof(err)), 0);
+	assert_int_equal(linux_load(&lram, &b, &e, &err), 0);
 	b = (struct linux_boot){bz, 800, NULL, 0, "", false};
-	assert_int_equal(linux_load(&lram, &b, &e, err, sizeof(err)), -1);
+	assert_int_equal(linux_load(&lram, &b, &e, &err), -EINVAL);
 	/* A command line longer than the kernel takes. */
 	char *longcmd = malloc(3000);
 	memset(longcmd, 'a', 2999);
 	longcmd[2999] = 0;
 	b = (struct linux_boot){bz, blen, NULL, 0, longcmd, false};
-	assert_int_equal(linux_load(&lram, &b, &e, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "command line"));
+	assert_int_equal(linux_load(&lram, &b, &e, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "command line"));
 	free(longcmd);
 	free(payload);
 	free(bz);
@@ -348,8 +349,8 @@ static void rejections(void **state)
 	payload = compress_as("lzo", elf, elen, &plen);
 	bz = make_bzimage(payload, plen, 0x020f, &blen);
 	b = (struct linux_boot){bz, blen, NULL, 0, "", false};
-	assert_int_equal(linux_load(&lram, &b, &e, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "LZO"));
+	assert_int_equal(linux_load(&lram, &b, &e, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "LZO"));
 	free(payload);
 	free(bz);
 
@@ -359,8 +360,8 @@ static void rejections(void **state)
 	memcpy(payload + plen - 4, &huge, 4);
 	bz = make_bzimage(payload, plen, 0x020f, &blen);
 	b = (struct linux_boot){bz, blen, NULL, 0, "", false};
-	assert_int_equal(linux_load(&lram, &b, &e, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "impossible size"));
+	assert_int_equal(linux_load(&lram, &b, &e, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "impossible size"));
 	free(payload);
 	free(bz);
 
@@ -368,24 +369,24 @@ static void rejections(void **state)
 	Elf64_Phdr *ph = (Elf64_Phdr *)(elf + sizeof(Elf64_Ehdr));
 	ph->p_memsz = 1ull << 40;
 	b = (struct linux_boot){elf, elen, NULL, 0, "", false};
-	assert_int_equal(linux_load(&lram, &b, &e, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "does not fit in memory"));
+	assert_int_equal(linux_load(&lram, &b, &e, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "does not fit in memory"));
 	ph->p_memsz = MEMSZ;
 	ph->p_offset = UINT64_MAX - 10;
-	assert_int_equal(linux_load(&lram, &b, &e, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "truncated"));
+	assert_int_equal(linux_load(&lram, &b, &e, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "truncated"));
 	((Elf64_Ehdr *)elf)->e_machine = EM_AARCH64;
-	assert_int_equal(linux_load(&lram, &b, &e, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "x86-64"));
+	assert_int_equal(linux_load(&lram, &b, &e, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "x86-64"));
 	b.kernel_size = 40;
-	assert_int_equal(linux_load(&lram, &b, &e, err, sizeof(err)), -1);
+	assert_int_equal(linux_load(&lram, &b, &e, &err), -EINVAL);
 	free(elf);
 
 	/* Too little RAM at all. */
 	struct linux_ram tiny = {ram, 1 << 20, 0};
 	elf = make_elf(&elen);
 	b = (struct linux_boot){elf, elen, NULL, 0, "", false};
-	assert_int_equal(linux_load(&tiny, &b, &e, err, sizeof(err)), -1);
+	assert_int_equal(linux_load(&tiny, &b, &e, &err), -EINVAL);
 	free(elf);
 }
 
@@ -397,7 +398,7 @@ static void high_memory_e820(void **state)
 	struct linux_ram big = {ram, RAM_SIZE, 1ull << 30};
 	struct linux_boot b = {elf, elen, NULL, 0, "", false};
 	struct linux_entry e;
-	assert_int_equal(linux_load(&big, &b, &e, err, sizeof(err)), 0);
+	assert_int_equal(linux_load(&big, &b, &e, &err), 0);
 	assert_int_equal(ram[LINUX_ZERO_PAGE + 0x1e8], 4);
 	uint64_t a, sz;
 	memcpy(&a, ram + LINUX_ZERO_PAGE + 0x2d0 + 60, 8);

@@ -2,6 +2,7 @@
  * well-behaved source sends lands where it should, and every malformed
  * message is refused with a message before anything is written out of
  * bounds. Also the address syntax and the CPU feature mask. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,7 +19,7 @@
 
 #define PAGES 8
 
-static char err[600];
+static struct error err;
 static uint8_t ram[PAGES * MIG_PAGE];
 
 struct input {
@@ -56,8 +57,8 @@ static void pages(struct input *in, uint64_t first, uint64_t n, uint8_t fill)
 static int receive(struct input *in, uint8_t **state, uint64_t *len)
 {
 	struct mig_receiver rx = {ram, sizeof(ram), read_input, in, 0, 0, 0};
-	err[0] = '\0';
-	return mig_receive_memory(&rx, state, len, err, sizeof(err));
+	err = (struct error){0};
+	return mig_receive_memory(&rx, state, len, &err);
 }
 
 static void pages_zero_runs_and_state(void **unused)
@@ -91,10 +92,10 @@ static void refused(void (*build)(struct input *), const char *needle)
 	uint64_t len;
 	memset(ram, 0xee, sizeof(ram));
 	build(&in);
-	assert_int_equal(receive(&in, &state, &len), -1);
+	assert_int_equal(receive(&in, &state, &len), -EINVAL);
 	assert_null(state);
-	if (!strstr(err, needle))
-		fail_msg("'%s' does not say '%s'", err, needle);
+	if (!strstr(err.msg, needle))
+		fail_msg("'%s' does not say '%s'", err.msg, needle);
 	state_writer_free(&in.w);
 }
 
@@ -167,15 +168,15 @@ static void hello_round_trip(void **unused)
 	uint64_t len;
 	struct mig_hello got;
 	assert_int_equal(mig_hello_build(&h, &buf, &len), 0);
-	assert_int_equal(mig_hello_parse(buf, len, &got, err, sizeof(err)), 0);
+	assert_int_equal(mig_hello_parse(buf, len, &got, &err), 0);
 	assert_int_equal(got.nr_vcpus, 2);
 	assert_memory_equal(got.config, config, sizeof(config));
 	assert_int_equal(got.cpuid_len, sizeof(cpuid));
 	for (uint64_t n = 0; n < len; n++)
-		assert_int_equal(mig_hello_parse(buf, n, &got, err, sizeof(err)), -1);
+		assert_int_equal(mig_hello_parse(buf, n, &got, &err), -EINVAL);
 	buf[8] = 7; /* another version */
-	assert_int_equal(mig_hello_parse(buf, len, &got, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "version 7"));
+	assert_int_equal(mig_hello_parse(buf, len, &got, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "version 7"));
 	free(buf);
 }
 
@@ -183,20 +184,20 @@ static void addresses(void **unused)
 {
 	(void)unused;
 	struct mig_addr a;
-	assert_int_equal(mig_addr_parse("unix:/run/x.sock", &a, err, sizeof(err)), 0);
+	assert_int_equal(mig_addr_parse("unix:/run/x.sock", &a, &err), 0);
 	assert_int_equal(a.kind, MIG_ADDR_UNIX);
 	assert_string_equal(a.path, "/run/x.sock");
-	assert_int_equal(mig_addr_parse("tcp:10.0.0.2:4444", &a, err, sizeof(err)), 0);
+	assert_int_equal(mig_addr_parse("tcp:10.0.0.2:4444", &a, &err), 0);
 	assert_string_equal(a.host, "10.0.0.2");
 	assert_string_equal(a.port, "4444");
-	assert_int_equal(mig_addr_parse("tcp:[::1]:80", &a, err, sizeof(err)), 0);
+	assert_int_equal(mig_addr_parse("tcp:[::1]:80", &a, &err), 0);
 	assert_string_equal(a.host, "::1");
-	assert_int_equal(mig_addr_parse("tcp::5000", &a, err, sizeof(err)), 0);
+	assert_int_equal(mig_addr_parse("tcp::5000", &a, &err), 0);
 	assert_string_equal(a.host, "");
 	static const char *const bad[] = {
 		"unix:relative", "tcp:host", "tcp:h:99999", "tcp:h:-1", "udp:h:1", "tcp:h:1x", ""};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		assert_int_equal(mig_addr_parse(bad[i], &a, err, sizeof(err)), -1);
+		assert_int_equal(mig_addr_parse(bad[i], &a, &err), -EINVAL);
 }
 
 static void cpu_masks(void **unused)
@@ -207,18 +208,18 @@ static void cpu_masks(void **unused)
 	c->nent = 2;
 	c->entries[0] = (struct kvm_cpuid_entry2){.function = 1, .ecx = ~0u, .edx = ~0u};
 	c->entries[1] = (struct kvm_cpuid_entry2){.function = 7, .ebx = ~0u};
-	assert_int_equal(x86_cpu_mask_parse("-cx16,-avx2", &m, err, sizeof(err)), 0);
+	assert_int_equal(x86_cpu_mask_parse("-cx16,-avx2", &m, &err), 0);
 	x86_cpuid_apply_mask(c, &m);
 	assert_int_equal(c->entries[0].ecx, ~0u & ~(1u << 13));
 	assert_int_equal(c->entries[1].ebx, ~0u & ~(1u << 5));
 	free(c);
-	assert_int_equal(x86_cpu_mask_parse("x86-64-v2", &m, err, sizeof(err)), 0);
+	assert_int_equal(x86_cpu_mask_parse("x86-64-v2", &m, &err), 0);
 	assert_false(m.clear[0] & (1u << 13)); /* cx16 is in v2 */
 	assert_true(m.clear[0] & (1u << 28));  /* avx is not */
-	assert_int_equal(x86_cpu_mask_parse("-bogus", &m, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "cx16"));
-	assert_int_equal(x86_cpu_mask_parse("+avx", &m, err, sizeof(err)), -1);
-	assert_int_equal(x86_cpu_mask_parse("x86-64-v5", &m, err, sizeof(err)), -1);
+	assert_int_equal(x86_cpu_mask_parse("-bogus", &m, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "cx16"));
+	assert_int_equal(x86_cpu_mask_parse("+avx", &m, &err), -EINVAL);
+	assert_int_equal(x86_cpu_mask_parse("x86-64-v5", &m, &err), -EINVAL);
 }
 
 int main(void)

@@ -1,6 +1,7 @@
 /* `kvmhost run`'s option parser on its own (it has no side effects):
  * defaults, values accepted and refused with their messages, disks, CPU
  * pins and lists, and the host policies. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,14 +14,14 @@
 #include "util/util.h"
 
 static struct run_options o;
-static char err[512];
+static struct error err;
 
 static int parse(int argc, const char **argv)
 {
 	run_options_free(&o); /* the previous parse's */
 	run_options_default(&o);
-	err[0] = '\0';
-	return run_options_parse(&o, argc, (char **)argv, err, sizeof(err));
+	err = (struct error){0};
+	return run_options_parse(&o, argc, (char **)argv, &err);
 }
 
 #define PARSE(...)                                                                                 \
@@ -62,26 +63,26 @@ static void good_options(void **state)
 static void bad_cpus(void **state)
 {
 	(void)state;
-	assert_int_equal(PARSE("--cpus", "0"), -1);
-	assert_non_null(strstr(err, "out of range"));
-	assert_int_equal(PARSE("--cpus", "100000"), -1);
-	assert_int_equal(PARSE("--cpus", "two"), -1);
-	assert_non_null(strstr(err, "not a number"));
-	assert_int_equal(PARSE("--cpus", "-1"), -1);
-	assert_int_equal(PARSE("--cpus", "4x"), -1);
-	assert_int_equal(PARSE("--cpus", ""), -1);
-	assert_int_equal(PARSE("--cpus"), -1);
-	assert_non_null(strstr(err, "needs a value"));
+	assert_int_equal(PARSE("--cpus", "0"), -EINVAL);
+	assert_non_null(strstr(err.msg, "out of range"));
+	assert_int_equal(PARSE("--cpus", "100000"), -EINVAL);
+	assert_int_equal(PARSE("--cpus", "two"), -EINVAL);
+	assert_non_null(strstr(err.msg, "not a number"));
+	assert_int_equal(PARSE("--cpus", "-1"), -EINVAL);
+	assert_int_equal(PARSE("--cpus", "4x"), -EINVAL);
+	assert_int_equal(PARSE("--cpus", ""), -EINVAL);
+	assert_int_equal(PARSE("--cpus"), -EINVAL);
+	assert_non_null(strstr(err.msg, "needs a value"));
 }
 
 static void bad_memory(void **state)
 {
 	(void)state;
-	assert_int_equal(PARSE("--memory", "0"), -1);
-	assert_int_equal(PARSE("--memory", "99999999999999999999"), -1);
-	assert_int_equal(PARSE("--memory", "18446744073709551615"), -1);
-	assert_int_equal(PARSE("--memory", "1G"), -1);
-	assert_int_equal(PARSE("--memory", " 64"), -1);
+	assert_int_equal(PARSE("--memory", "0"), -EINVAL);
+	assert_int_equal(PARSE("--memory", "99999999999999999999"), -EINVAL);
+	assert_int_equal(PARSE("--memory", "18446744073709551615"), -EINVAL);
+	assert_int_equal(PARSE("--memory", "1G"), -EINVAL);
+	assert_int_equal(PARSE("--memory", " 64"), -EINVAL);
 	assert_int_equal(PARSE("--memory", "64", "--memory", "32"), 0);
 	assert_int_equal(o.vm.memory_mib, 32);
 }
@@ -103,39 +104,39 @@ static void cpu_pin(void **state)
 	assert_int_equal(CPU_COUNT(&o.pins.sets[1]), 0);
 	assert_true(CPU_ISSET(0, &o.pins.sets[2]));
 
-	assert_int_equal(PARSE("--cpu-pin", "5=1"), -1);
-	assert_non_null(strstr(err, "does not exist"));
-	assert_int_equal(PARSE("--cpu-pin", "1"), -1);
-	assert_int_equal(PARSE("--cpu-pin", "a=1"), -1);
-	assert_int_equal(PARSE("--cpu-pin", "0="), -1);
-	assert_int_equal(PARSE("--cpu-pin", "0=3-1"), -1);
-	assert_int_equal(PARSE("--cpu-pin", "0=99999"), -1);
-	assert_int_equal(PARSE("--cpu-pin", ""), -1);
+	assert_int_equal(PARSE("--cpu-pin", "5=1"), -EINVAL);
+	assert_non_null(strstr(err.msg, "does not exist"));
+	assert_int_equal(PARSE("--cpu-pin", "1"), -EINVAL);
+	assert_int_equal(PARSE("--cpu-pin", "a=1"), -EINVAL);
+	assert_int_equal(PARSE("--cpu-pin", "0="), -EINVAL);
+	assert_int_equal(PARSE("--cpu-pin", "0=3-1"), -EINVAL);
+	assert_int_equal(PARSE("--cpu-pin", "0=99999"), -EINVAL);
+	assert_int_equal(PARSE("--cpu-pin", ""), -EINVAL);
 }
 
 static void bad_misc(void **state)
 {
 	(void)state;
-	assert_int_equal(PARSE("--bogus"), -1);
-	assert_non_null(strstr(err, "unknown option"));
-	assert_int_equal(PARSE("extra"), -1);
-	assert_non_null(strstr(err, "unexpected argument"));
-	assert_int_equal(PARSE("--name", "a/b"), -1);
-	assert_int_equal(PARSE("--name", ""), -1);
-	assert_int_equal(PARSE("--name", "../x"), -1);
+	assert_int_equal(PARSE("--bogus"), -EINVAL);
+	assert_non_null(strstr(err.msg, "unknown option"));
+	assert_int_equal(PARSE("extra"), -EINVAL);
+	assert_non_null(strstr(err.msg, "unexpected argument"));
+	assert_int_equal(PARSE("--name", "a/b"), -EINVAL);
+	assert_int_equal(PARSE("--name", ""), -EINVAL);
+	assert_int_equal(PARSE("--name", "../x"), -EINVAL);
 	assert_int_equal(PARSE("--name",
 			       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
-			 -1);
-	assert_int_equal(PARSE("--on-cpu-offline", "explode"), -1);
-	assert_int_equal(PARSE("--console", ""), -1);
-	assert_int_equal(PARSE("--vmm-cpus", "x"), -1);
-	assert_int_equal(PARSE("--guest-mode", "nope"), -1);
-	assert_non_null(strstr(err, "ring0-bench"));
-	assert_int_equal(PARSE("--disk", ",ro"), -1);
-	assert_int_equal(PARSE("--disk", "x.img,fast"), -1);
-	assert_non_null(strstr(err, "unknown disk option"));
-	assert_int_equal(PARSE("--initrd", "x"), -1);
-	assert_non_null(strstr(err, "need --kernel"));
+			 -EINVAL);
+	assert_int_equal(PARSE("--on-cpu-offline", "explode"), -EINVAL);
+	assert_int_equal(PARSE("--console", ""), -EINVAL);
+	assert_int_equal(PARSE("--vmm-cpus", "x"), -EINVAL);
+	assert_int_equal(PARSE("--guest-mode", "nope"), -EINVAL);
+	assert_non_null(strstr(err.msg, "ring0-bench"));
+	assert_int_equal(PARSE("--disk", ",ro"), -EINVAL);
+	assert_int_equal(PARSE("--disk", "x.img,fast"), -EINVAL);
+	assert_non_null(strstr(err.msg, "unknown disk option"));
+	assert_int_equal(PARSE("--initrd", "x"), -EINVAL);
+	assert_non_null(strstr(err.msg, "need --kernel"));
 }
 
 static void disks_and_help(void **state)
@@ -173,7 +174,7 @@ static void host_shutdown_and_managed_save(void **state)
 	assert_int_equal(PARSE("--on-host-shutdown", "ignore", "--restore", "x.kvmh"), 0);
 	assert_int_equal(o.on_host_shutdown, SHUTDOWN_IGNORE);
 	assert_int_not_equal(PARSE("--on-host-shutdown", "hibernate"), 0);
-	assert_non_null(strstr(err, "--on-host-shutdown"));
+	assert_non_null(strstr(err.msg, "--on-host-shutdown"));
 	/* A managed save brings its own guest: the command line's is dropped. */
 	assert_int_equal(PARSE("--cpus", "3", "--disk", "d.img", "--memory", "128"), 0);
 	o.vm.name = "kept";
@@ -204,6 +205,26 @@ static void cpu_lists(void **state)
 	assert_int_not_equal(parse_u64("+1", &v), 0);
 }
 
+/* --device KIND[,OPTIONS]: kinds from the board's table, up to its slots. */
+static void devices(void **state)
+{
+	(void)state;
+	assert_int_equal(PARSE("--device", "rng", "--device", "rng,later"), 0);
+	assert_int_equal(o.vm.nr_virtio, 2);
+	assert_string_equal(o.vm.virtio[0].kind, "rng");
+	assert_string_equal(o.vm.virtio[0].options, "");
+	assert_string_equal(o.vm.virtio[1].options, "later"); /* the kind's create judges */
+	assert_int_equal(PARSE("--device", "gpu"), -EINVAL);
+	assert_non_null(strstr(err.msg, "--device gpu: no device kind 'gpu' (there are: rng)"));
+	assert_int_equal(PARSE("--device", ""), -EINVAL);
+	assert_int_equal(PARSE("--device", ",x"), -EINVAL);
+	assert_int_equal(PARSE("--device", "averyveryverylongkind"), -EINVAL);
+	assert_int_equal(PARSE("--device", "rng", "--device", "rng", "--device", "rng", "--device",
+			       "rng", "--device", "rng"),
+			 -EINVAL);
+	assert_non_null(strstr(err.msg, "at most 4"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -216,6 +237,7 @@ int main(void)
 		cmocka_unit_test(cpu_lists),
 		cmocka_unit_test(disks_and_help),
 		cmocka_unit_test(host_shutdown_and_managed_save),
+		cmocka_unit_test(devices),
 	};
 	int r = cmocka_run_group_tests_name("options", tests, NULL, NULL);
 	run_options_free(&o);

@@ -1,6 +1,7 @@
 /* The control protocol without a socket: requests parsed (valid and
  * malformed), replies built with the request's id, quoting cut at a UTF-8
  * boundary, and CPU sets as JSON. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,12 +13,12 @@
 
 #include "control/protocol.h"
 
-static char err[256];
+static struct error err;
 
 static int parse(const char *s, struct ctl_request *req)
 {
-	err[0] = '\0';
-	return protocol_parse_request(s, strlen(s), req, err, sizeof(err));
+	err = (struct error){0};
+	return protocol_parse_request(s, strlen(s), req, &err);
 }
 
 static void valid_requests(void **state)
@@ -70,31 +71,31 @@ static void malformed_requests(void **state)
 		"[]",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		assert_int_equal(parse(bad[i], &req), -1);
-		assert_true(strlen(err) > 0);
+		assert_int_equal(parse(bad[i], &req), -EINVAL);
+		assert_true(strlen(err.msg) > 0);
 		protocol_request_free(&req);
 	}
 	char with_nul[] = "{\"cmd\":\"status\"}\0x";
-	assert_int_equal(
-		protocol_parse_request(with_nul, sizeof(with_nul) - 1, &req, err, sizeof(err)), -1);
+	assert_int_equal(protocol_parse_request(with_nul, sizeof(with_nul) - 1, &req, &err),
+			 -EINVAL);
 	protocol_request_free(&req);
 	size_t big = PROTOCOL_MAX_LINE + 10;
 	char *huge = malloc(big + 1);
 	memset(huge, ' ', big);
 	huge[big] = '\0';
-	assert_int_equal(parse(huge, &req), -1);
+	assert_int_equal(parse(huge, &req), -EINVAL);
 	protocol_request_free(&req);
-	assert_non_null(strstr(err, "too long"));
+	assert_non_null(strstr(err.msg, "too long"));
 	free(huge);
 	/* Deep nesting must be refused by the tokenizer, not crash it. */
 	char deep[4096];
 	memset(deep, '[', sizeof(deep) - 1);
 	deep[sizeof(deep) - 1] = '\0';
-	assert_int_equal(parse(deep, &req), -1);
+	assert_int_equal(parse(deep, &req), -EINVAL);
 	protocol_request_free(&req);
 	/* A malformed request with an id still echoes the id. */
-	assert_int_equal(parse("{\"cmd\":5,\"id\":9}", &req), -1);
-	char *line = protocol_reply_error(&req, err);
+	assert_int_equal(parse("{\"cmd\":5,\"id\":9}", &req), -EINVAL);
+	char *line = protocol_reply_error(&req, err.msg);
 	assert_string_equal(line,
 			    "{\"ok\":false,\"id\":9,\"error\":\"missing \\\"cmd\\\" string\"}\n");
 	free(line);
@@ -134,11 +135,11 @@ static void quoting(void **state)
 			    "abcde\xc3\xa9");
 	assert_string_equal(protocol_quote("abcdef\xc3\xa9", out, sizeof(out)), "abcdef");
 	struct ctl_request req;
-	assert_int_equal(parse("null", &req), -1);
-	assert_string_equal(err, "a request must be a JSON object");
+	assert_int_equal(parse("null", &req), -EINVAL);
+	assert_string_equal(err.msg, "a request must be a JSON object");
 	protocol_request_free(&req);
-	assert_int_equal(parse("{\"cmd\":\"status\\u0000\"}", &req), -1);
-	assert_non_null(strstr(err, "NUL"));
+	assert_int_equal(parse("{\"cmd\":\"status\\u0000\"}", &req), -EINVAL);
+	assert_non_null(strstr(err.msg, "NUL"));
 	protocol_request_free(&req);
 }
 

@@ -234,7 +234,7 @@ static void migration_denied(void **unused)
 static int setup(void **unused)
 {
 	(void)unused;
-	char err[256];
+	struct error err = {0};
 	struct sandbox_config cfg = {0};
 	char path[] = "/tmp/kvmhost-sandbox-XXXXXX";
 	kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -245,9 +245,8 @@ static int setup(void **unused)
 		fprintf(stderr, "no /dev/kvm here: the filters' KVM ioctls cannot be tried\n");
 		return -1;
 	}
-	if (file_fd < 0 || write(file_fd, "kvmhost", 7) != 7 ||
-	    sandbox_build(&sb, &cfg, err, sizeof(err))) {
-		fprintf(stderr, "%s\n", err);
+	if (file_fd < 0 || write(file_fd, "kvmhost", 7) != 7 || sandbox_build(&sb, &cfg, &err)) {
+		fprintf(stderr, "%s\n", err.msg);
 		return -1;
 	}
 	return 0;

@@ -78,8 +78,8 @@ static int setup_disk(void **state, bool ro)
 	close(fd);
 	struct disk_spec spec = {.path = f->path, .ro = ro};
 	snprintf(spec.id, sizeof(spec.id), "unit-disk");
-	char err[256];
-	assert_int_equal(virtio_blk_open(&f->blk, &spec, err, sizeof(err)), 0);
+	struct error err = {0};
+	assert_int_equal(virtio_blk_open(&f->blk, &spec, &err), 0);
 	f->host = (struct device_host){.opaque = f, .set_irq = fake_irq};
 	virtio_mmio_init(&f->m, &virtio_blk_ops, &f->blk, &f->gm, &f->host, 5);
 	*state = f;
@@ -383,34 +383,34 @@ static void bad_queue_setup(void **state)
 static void open_errors(void **state)
 {
 	(void)state;
-	char err[512];
+	struct error err = {0};
 	struct virtio_blk a, b;
 	struct disk_spec s = {.path = "/nonexistent/disk.img"};
-	assert_int_not_equal(virtio_blk_open(&a, &s, err, sizeof(err)), 0);
-	assert_non_null(strstr(err, "No such file"));
+	assert_int_not_equal(virtio_blk_open(&a, &s, &err), 0);
+	assert_non_null(strstr(err.msg, "No such file"));
 	s.path = "/tmp";
-	assert_int_not_equal(virtio_blk_open(&a, &s, err, sizeof(err)), 0);
-	assert_non_null(strstr(err, "directory"));
+	assert_int_not_equal(virtio_blk_open(&a, &s, &err), 0);
+	assert_non_null(strstr(err.msg, "directory"));
 	char path[] = "/tmp/kvmhost-lock-XXXXXX";
 	int fd = mkstemp(path);
 	assert_int_equal(ftruncate(fd, 4096), 0);
 	close(fd);
 	s.path = path;
-	assert_int_equal(virtio_blk_open(&a, &s, err, sizeof(err)), 0);
-	assert_int_equal(virtio_blk_open(&b, &s, err, sizeof(err)), -EBUSY);
-	assert_non_null(strstr(err, "in use by another VM"));
+	assert_int_equal(virtio_blk_open(&a, &s, &err), 0);
+	assert_int_equal(virtio_blk_open(&b, &s, &err), -EBUSY);
+	assert_non_null(strstr(err.msg, "in use by another VM"));
 	s.ro = true; /* a reader cannot join a writer either */
-	assert_int_equal(virtio_blk_open(&b, &s, err, sizeof(err)), -EBUSY);
+	assert_int_equal(virtio_blk_open(&b, &s, &err), -EBUSY);
 	virtio_blk_close(&a);
 	struct virtio_blk r1, r2; /* two readers share */
-	assert_int_equal(virtio_blk_open(&r1, &s, err, sizeof(err)), 0);
-	assert_int_equal(virtio_blk_open(&r2, &s, err, sizeof(err)), 0);
+	assert_int_equal(virtio_blk_open(&r1, &s, &err), 0);
+	assert_int_equal(virtio_blk_open(&r2, &s, &err), 0);
 	virtio_blk_close(&r1);
 	virtio_blk_close(&r2);
 	assert_int_equal(truncate(path, 100), 0);
 	s.ro = false;
-	assert_int_not_equal(virtio_blk_open(&a, &s, err, sizeof(err)), 0);
-	assert_non_null(strstr(err, "smaller than one"));
+	assert_int_not_equal(virtio_blk_open(&a, &s, &err), 0);
+	assert_non_null(strstr(err.msg, "smaller than one"));
 	unlink(path);
 }
 

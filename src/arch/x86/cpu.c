@@ -213,11 +213,11 @@ void x86_cpu_feature_names(char *out, size_t len)
 			}
 }
 
-int x86_cpu_mask_parse(const char *list, struct x86_cpu_mask *m, char *err, size_t errlen)
+int x86_cpu_mask_parse(const char *list, struct x86_cpu_mask *m, struct error *err)
 {
 	memset(m, 0, sizeof(*m));
 	if (strlen(list) >= sizeof(m->spec))
-		return errorf(err, errlen, "too long (at most %zu bytes)", sizeof(m->spec) - 1);
+		return error_setf(err, "too long (at most %zu bytes)", sizeof(m->spec) - 1);
 	snprintf(m->spec, sizeof(m->spec), "%s", list);
 	for (const char *p = list; *p;) {
 		size_t len = strcspn(p, ","), w;
@@ -229,10 +229,10 @@ int x86_cpu_mask_parse(const char *list, struct x86_cpu_mask *m, char *err, size
 		} else {
 			char names[600];
 			x86_cpu_feature_names(names, sizeof(names));
-			return errorf(err, errlen,
-				      "'%.*s' is neither -FEATURE nor a baseline x86-64-v1..v4 "
-				      "(features: %s)",
-				      (int)len, p, names);
+			return error_setf(err,
+					  "'%.*s' is neither -FEATURE nor a baseline x86-64-v1..v4 "
+					  "(features: %s)",
+					  (int)len, p, names);
 		}
 		p += len + (p[len] == ',');
 	}

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "arch/x86/pc_layout.h"
+#include "util/error.h"
 
 struct vm;
 struct vcpu;
@@ -38,7 +39,7 @@ struct x86_cpu_mask {
 };
 /* "-cx16,-avx512f" or a baseline "x86-64-v2" (and more -FEATUREs after
  * it); -1 with what is wrong in err. */
-int x86_cpu_mask_parse(const char *list, struct x86_cpu_mask *m, char *err, size_t errlen);
+int x86_cpu_mask_parse(const char *list, struct x86_cpu_mask *m, struct error *err);
 void x86_cpuid_apply_mask(struct kvm_cpuid2 *c, const struct x86_cpu_mask *m);
 /* The names parse knows, space-separated. */
 void x86_cpu_feature_names(char *out, size_t len);

@@ -27,28 +27,27 @@
 #define APIC_MODE_NMI	 0x4
 #define APIC_MODE_EXTINT 0x7
 
-/* Maps a whole file read-only; NULL with a message on failure. */
-static void *map_file(const char *what, const char *path, size_t *size)
+/* Maps a whole file read-only; NULL with err set on failure. */
+static void *map_file(const char *what, const char *path, size_t *size, struct error *err)
 {
 	/* O_NONBLOCK: a FIFO given as a kernel must not hang us before the
 	 * event loop can hear a signal; it is refused below as not a file. */
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
-		int err = errno;
-		log_err("%s %s: %s", what, path, strerror(err));
+		error_set(err, STATUS_BAD_KERNEL, errno, "%s %s: %s", what, path, strerror(errno));
 		return NULL;
 	}
 	struct stat st;
 	void *p = NULL;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		log_err("%s %s: not a regular file", what, path);
+		error_set(err, STATUS_BAD_KERNEL, ENOEXEC, "%s %s: not a regular file", what, path);
 	} else if (st.st_size == 0) {
-		log_err("%s %s is empty", what, path);
+		error_set(err, STATUS_BAD_KERNEL, ENOEXEC, "%s %s is empty", what, path);
 	} else {
 		p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 		if (p == MAP_FAILED) {
-			int err = errno;
-			log_err("%s %s: %s", what, path, strerror(err));
+			error_set(err, STATUS_BAD_KERNEL, errno, "%s %s: %s", what, path,
+				  strerror(errno));
 			p = NULL;
 		} else {
 			*size = (size_t)st.st_size;
@@ -70,55 +69,54 @@ static bool acpi_off(const char *cmdline)
 /* The user's command line; with ACPI off, where the virtio-mmio devices are
  * too (for kernels with CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES). Otherwise the
  * DSDT has them, and naming them twice would probe each twice. */
-static int build_cmdline(const struct linux_guest *g, char *buf, size_t len)
+static int build_cmdline(const struct linux_guest *g, char *buf, size_t len, struct error *err)
 {
 	size_t n = (size_t)snprintf(buf, len, "%s", g->cmdline ? g->cmdline : "");
 	for (unsigned i = 0; acpi_off(g->cmdline) && i < g->nr_mmio && n < len; i++)
 		n += (size_t)snprintf(buf + n, len - n, "%svirtio_mmio.device=%uK@0x%llx:%u",
 				      n ? " " : "", g->mmio[i].size >> 10,
 				      (unsigned long long)g->mmio[i].base, g->mmio[i].gsi);
-	if (n >= len) {
-		log_err("--cmdline: too long with the devices added");
-		return -ENOEXEC;
-	}
+	if (n >= len)
+		return error_set(err, STATUS_BAD_KERNEL, ENOEXEC,
+				 "--cmdline: too long with the devices added");
 	return 0;
 }
 
 /* ACPI for kernels built without MP-table support (Debian's), the MP table
  * for those built without ACPI, and the BIOS data area pointing at the EBDA. */
-static int write_firmware_tables(uint8_t *ram, uint64_t ram_size, const struct linux_guest *g)
+static int write_firmware_tables(uint8_t *ram, uint64_t ram_size, const struct linux_guest *g,
+				 struct error *err)
 {
 	const struct acpi_board board = {g->nr_cpus, g->mmio, g->nr_mmio};
 	if (x86_write_boot_tables(ram, ram_size) ||
 	    mptable_write(ram, LINUX_EBDA, 0x100000 - LINUX_EBDA, g->nr_cpus) < 0 ||
-	    acpi_write_tables(ram, ACPI_RSDP_ADDR, ACPI_TABLES_SIZE, &board) < 0) {
-		log_err("cannot write the boot tables");
-		return -ENOEXEC;
-	}
+	    acpi_write_tables(ram, ACPI_RSDP_ADDR, ACPI_TABLES_SIZE, &board) < 0)
+		return error_set(err, STATUS_BAD_KERNEL, ENOEXEC, "cannot write the boot tables");
 	put_le16(ram + BDA_EBDA_SEGMENT, (uint16_t)(LINUX_EBDA >> 4));
 	return 0;
 }
 
-int linux_guest_load(const struct linux_guest *g, struct linux_entry *entry)
+int linux_guest_load(const struct linux_guest *g, struct linux_entry *entry, struct error *err)
 {
 	const struct mem_region *low = &g->mem->regions[0];
 	size_t ksize = 0, isize = 0;
-	void *kernel = map_file("--kernel", g->kernel_path, &ksize), *initrd = NULL;
+	void *kernel = map_file("--kernel", g->kernel_path, &ksize, err), *initrd = NULL;
 	int ret = -ENOEXEC; /* the caller's "cannot boot this" */
-	char cmdline[LINUX_CMDLINE_MAX], err[512];
+	char cmdline[LINUX_CMDLINE_MAX];
 	if (!kernel)
 		return -ENOEXEC;
-	if (g->initrd_path && !(initrd = map_file("--initrd", g->initrd_path, &isize)))
+	if (g->initrd_path && !(initrd = map_file("--initrd", g->initrd_path, &isize, err)))
 		goto out;
-	if (build_cmdline(g, cmdline, sizeof(cmdline)))
+	if (build_cmdline(g, cmdline, sizeof(cmdline), err))
 		goto out;
 	struct linux_ram ram = {low->hva, low->size, g->mem->nr > 1 ? g->mem->regions[1].size : 0};
 	struct linux_boot boot = {kernel, ksize, initrd, isize, cmdline, g->decompress_in_guest};
-	if (linux_load(&ram, &boot, entry, err, sizeof(err))) {
-		log_err("--kernel %s: %s", g->kernel_path, err);
+	if (linux_load(&ram, &boot, entry, err)) {
+		error_set_status(err, STATUS_BAD_KERNEL);
+		error_prepend(err, "--kernel %s: ", g->kernel_path);
 		goto out;
 	}
-	if (write_firmware_tables(low->hva, low->size, g))
+	if (write_firmware_tables(low->hva, low->size, g, err))
 		goto out;
 	log_info("kernel: %s, entry %#llx, %zu-byte command line", entry->format,
 		 (unsigned long long)entry->rip, strlen(cmdline));

@@ -23,9 +23,9 @@ struct linux_guest {
 	unsigned nr_mmio;
 };
 
-/* Loads everything into guest memory; -ENOEXEC with a clear message logged
- * when the kernel or initrd cannot be booted. */
-int linux_guest_load(const struct linux_guest *g, struct linux_entry *entry);
+/* Loads everything into guest memory; -ENOEXEC with err saying why (status
+ * STATUS_BAD_KERNEL) when the kernel or initrd cannot be booted. */
+int linux_guest_load(const struct linux_guest *g, struct linux_entry *entry, struct error *err);
 /* The BSP enters the kernel; APs wait in KVM_RUN for INIT/SIPI. */
 int linux_guest_setup_vcpu(int vcpu_fd, unsigned index, const struct linux_entry *entry);
 

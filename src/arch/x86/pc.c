@@ -13,6 +13,7 @@
 #include "devices/pc_reset.h"
 #include "devices/post.h"
 #include "util/util.h"
+#include "virtio/rng.h"
 
 #define GIB	       (1024ull * 1024 * 1024)
 #define LOW_RAM_END    (3 * GIB) /* above: LAPIC, IOAPIC and other MMIO */
@@ -79,6 +80,34 @@ struct pc_slot pc_net_slot(unsigned i)
 	return (struct pc_slot){VIRTIO_MMIO_BASE +
 					(uint64_t)(PC_MAX_DISKS + i) * VIRTIO_MMIO_STRIDE,
 				VIRTIO_NET0_GSI + i};
+}
+
+/* The virtio devices `--device KIND` adds: a new one is a line here. */
+static const struct virtio_kind *const virtio_kinds[] = {
+	&virtio_rng_kind,
+};
+
+int pc_virtio_device(const char *name, unsigned nth, const struct virtio_kind **kind,
+		     struct pc_slot *slot, struct error *err)
+{
+	*kind = NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(virtio_kinds); i++)
+		if (!strcmp(virtio_kinds[i]->name, name))
+			*kind = virtio_kinds[i];
+	if (!*kind) {
+		char list[128] = "";
+		for (size_t i = 0, n = 0; i < ARRAY_SIZE(virtio_kinds) && n < sizeof(list); i++)
+			n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", i ? ", " : "",
+					      virtio_kinds[i]->name);
+		return error_set(err, STATUS_USAGE, ENOENT, "no device kind '%s' (there are: %s)",
+				 name, list);
+	}
+	if (nth >= PC_MAX_VIRTIO)
+		return error_set(err, STATUS_USAGE, ENOSPC, "at most %d --device", PC_MAX_VIRTIO);
+	*slot = (struct pc_slot){VIRTIO_MMIO_BASE + (uint64_t)(PC_MAX_DISKS + PC_MAX_NETS + nth) *
+							    VIRTIO_MMIO_STRIDE,
+				 VIRTIO_MORE0_GSI + nth};
+	return 0;
 }
 
 static void *board_serial(struct pc_board *b)

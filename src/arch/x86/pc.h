@@ -13,7 +13,9 @@
 #include "devices/acpi_pm.h"
 #include "devices/device.h"
 #include "devices/serial.h"
+#include "util/error.h"
 #include "util/guest_mem.h"
+#include "virtio/kind.h"
 
 /* RAM of `size` bytes at hva as the guest sees it: below the MMIO hole
  * under 4 GiB, the rest from 4 GiB. Fills at most two regions and returns
@@ -34,6 +36,11 @@ struct pc_slot {
 };
 struct pc_slot pc_disk_slot(unsigned i); /* i < PC_MAX_DISKS */
 struct pc_slot pc_net_slot(unsigned i);	 /* i < PC_MAX_NETS */
+/* The kind of `--device` named `name` and, for the nth device of the
+ * board's (0-based, in the order given), its slot: -ENOENT with err naming
+ * the kinds there are, -ENOSPC when the board has no slot left. */
+int pc_virtio_device(const char *name, unsigned nth, const struct virtio_kind **kind,
+		     struct pc_slot *slot, struct error *err);
 
 /* The board's devices at fixed ports. */
 struct pc_board {
