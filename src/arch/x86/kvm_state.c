@@ -15,9 +15,10 @@
 
 /* The most CPUID entries and MSRs a saved vCPU may carry (KVM reports
  * fewer than a few hundred of either). */
-#define MAX_CPUID_ENTRIES 256
-#define MAX_MSRS	  1024
-#define MAX_XSAVE_BYTES	  (1u << 20)
+#define MAX_CPUID_ENTRIES     256
+#define MAX_MSRS	      1024
+#define MAX_XSAVE_BYTES	      (1u << 20)
+#define MSR_IA32_TSC_DEADLINE 0x6e0
 
 /* Fixed-size parts: one ioctl each way with KVM's structure. */
 struct fixed_part {
@@ -26,11 +27,22 @@ struct fixed_part {
 	bool optional; /* not every KVM has it (EINVAL/ENOTTY): saved empty */
 };
 
+/* What a restore must set after every part: KVM drops a write of the
+ * TSC-deadline MSR unless the LAPIC's timer is already in TSC-deadline mode,
+ * and the LAPIC comes back after the MSRs (it needs the APIC base MSR). Set
+ * before the LAPIC, the deadline of a guest that sleeps on its timer is
+ * lost, and the guest with it (as QEMU's kvm_put_tscdeadline_msr knows). */
+struct late_msrs {
+	bool has_tsc_deadline;
+	uint64_t tsc_deadline;
+};
+
 struct kvm_part {
 	const char *name;
 	struct fixed_part fixed; /* size 0: the functions below */
 	int (*save)(const struct x86_vcpu_state *vcpu, struct state_writer *w);
-	int (*restore)(const struct x86_vcpu_state *vcpu, struct state_reader *r, uint32_t len);
+	int (*restore)(const struct x86_vcpu_state *vcpu, struct state_reader *r, uint32_t len,
+		       struct late_msrs *late);
 };
 
 static int save_fixed(const struct x86_vcpu_state *vcpu, const struct kvm_part *p,
@@ -91,8 +103,10 @@ static int save_cpuid(const struct x86_vcpu_state *vcpu, struct state_writer *w)
 	return r;
 }
 
-static int restore_cpuid(const struct x86_vcpu_state *vcpu, struct state_reader *r, uint32_t len)
+static int restore_cpuid(const struct x86_vcpu_state *vcpu, struct state_reader *r, uint32_t len,
+			 struct late_msrs *late)
 {
+	(void)late;
 	if (!state_check(r, len >= sizeof(struct kvm_cpuid2) && len <= r->len - r->off))
 		return -EINVAL;
 	struct kvm_cpuid2 *c = malloc(len);
@@ -132,8 +146,10 @@ static int save_xsave(const struct x86_vcpu_state *vcpu, struct state_writer *w)
 	return r;
 }
 
-static int restore_xsave(const struct x86_vcpu_state *vcpu, struct state_reader *r, uint32_t len)
+static int restore_xsave(const struct x86_vcpu_state *vcpu, struct state_reader *r, uint32_t len,
+			 struct late_msrs *late)
 {
+	(void)late;
 	if (len == 0)
 		return 0; /* saved where KVM had no XSAVE: the FPU part carries it */
 	/* A larger area than this KVM's holds features this host lacks. */
@@ -210,7 +226,8 @@ static int save_msrs(const struct x86_vcpu_state *vcpu, struct state_writer *w)
 	return 0;
 }
 
-static int restore_msrs(const struct x86_vcpu_state *vcpu, struct state_reader *r, uint32_t len)
+static int restore_msrs(const struct x86_vcpu_state *vcpu, struct state_reader *r, uint32_t len,
+			struct late_msrs *late)
 {
 	uint32_t n = len / sizeof(struct kvm_msr_entry);
 	if (!state_check(r, len % sizeof(struct kvm_msr_entry) == 0 && n <= MAX_MSRS &&
@@ -220,10 +237,33 @@ static int restore_msrs(const struct x86_vcpu_state *vcpu, struct state_reader *
 	if (!m)
 		return -ENOMEM;
 	state_get(r, m->entries, len);
+	for (uint32_t i = 0; i < n && !r->err; i++) {
+		if (m->entries[i].index == MSR_IA32_TSC_DEADLINE) {
+			late->has_tsc_deadline = true;
+			late->tsc_deadline = m->entries[i].data;
+		}
+	}
 	if (!r->err)
 		msrs_io(vcpu, m, true);
 	free(m);
 	return r->err;
+}
+
+static int restore_late_msrs(const struct x86_vcpu_state *vcpu, const struct late_msrs *late)
+{
+	if (!late->has_tsc_deadline)
+		return 0;
+	struct kvm_msrs *m = alloc_msrs(1);
+	if (!m)
+		return -ENOMEM;
+	m->entries[0] =
+		(struct kvm_msr_entry){.index = MSR_IA32_TSC_DEADLINE, .data = late->tsc_deadline};
+	int n = ioctl(vcpu->fd, KVM_SET_MSRS, m);
+	int err = n == 1 ? 0 : n < 0 ? errno : EINVAL;
+	free(m);
+	if (err)
+		log_err("vCPU %d: restoring the TSC deadline: %s", vcpu->index, strerror(err));
+	return -err;
 }
 
 #define FIXED(n, g, s, t, opt)                                                                     \
@@ -270,16 +310,18 @@ int x86_restore_vcpu_state(const struct x86_vcpu_state *vcpu, struct state_reade
 	uint32_t n = state_get_u32(r);
 	if (!state_check(r, n == ARRAY_SIZE(vcpu_parts)))
 		return -EINVAL;
+	struct late_msrs late = {0};
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t tag = state_get_u32(r), len = state_get_u32(r);
 		if (!state_check(r, tag == i))
 			return -EINVAL;
 		const struct kvm_part *p = &vcpu_parts[tag];
-		int ret = p->restore ? p->restore(vcpu, r, len) : restore_fixed(vcpu, p, r, len);
+		int ret = p->restore ? p->restore(vcpu, r, len, &late)
+				     : restore_fixed(vcpu, p, r, len);
 		if (ret || r->err)
 			return ret ? ret : r->err;
 	}
-	return 0;
+	return restore_late_msrs(vcpu, &late);
 }
 
 /* The three in-kernel interrupt controllers: PIC master, PIC slave, IOAPIC. */
