@@ -72,9 +72,9 @@ int raw_vm_create(struct raw_vm *vm, int nr, uint32_t mode, uint32_t period_us, 
 		v->run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
 		if (v->run == MAP_FAILED)
 			return -errno;
-		if (x86_set_cpuid(v->fd, cpuid, (uint32_t)i) ||
+		if (x86_set_cpuid(v->fd, cpuid, (uint32_t)i, NULL) ||
 		    x86_enter_long_mode(v->fd, BOOT_CS_FLAT, PC_FLAT_IMAGE_ADDR, (uint64_t)i,
-					(uint64_t)nr))
+					(uint64_t)nr, NULL))
 			return -EIO;
 	}
 	free(cpuid);

@@ -125,7 +125,8 @@ int disk_image_open(struct disk_image *d, const struct disk_spec *spec, struct e
 		error_set_errno(err, -r, "%s", spec->path);
 		goto fail;
 	}
-	if ((r = image_size(d, &st, err)))
+	r = image_size(d, &st, err);
+	if (r)
 		goto fail;
 	int loop = S_ISREG(st.st_mode) ? loop_sharing(&st, spec->ro) : -1;
 	if (loop >= 0) {
@@ -136,8 +137,14 @@ int disk_image_open(struct disk_image *d, const struct disk_spec *spec, struct e
 		r = -EBUSY;
 		goto fail;
 	}
-	if ((r = take_gate(d, err)) || (!spec->lock_later && (r = disk_image_lock(d, err))))
+	r = take_gate(d, err);
+	if (r)
 		goto fail;
+	if (!spec->lock_later) {
+		r = disk_image_lock(d, err);
+		if (r)
+			goto fail;
+	}
 	snprintf(d->default_id, sizeof(d->default_id), "kh-%llx-%llx",
 		 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
 	return 0;

@@ -147,24 +147,35 @@ int tap_open(struct tap *t, const struct net_spec *spec, struct error *err)
 	}
 	struct ifreq ifr = {.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR};
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", spec->tap[0] ? spec->tap : "kvmtap%d");
-	int hdr = VNET_HDR_BYTES, r = 0;
+	int hdr = VNET_HDR_BYTES, r;
 	if (ioctl(t->fd, TUNSETIFF, &ifr) < 0) {
 		r = -errno;
 		error_setf(err, "tap %s: %s%s", ifr.ifr_name, strerror(-r),
 			   r == -EINVAL ? " (a device of another kind has that name)" : "");
-	} else if (ioctl(t->fd, TUNSETVNETHDRSZ, &hdr) < 0) {
+		goto err_close;
+	}
+	if (ioctl(t->fd, TUNSETVNETHDRSZ, &hdr) < 0) {
 		r = -errno;
 		error_set_errno(err, -r, "tap %s: virtio-net headers", ifr.ifr_name);
+		goto err_close;
 	}
-	if (!r) {
-		snprintf(t->name, sizeof(t->name), "%s", ifr.ifr_name);
-		if (spec->bridge[0])
-			r = add_to_bridge(spec->bridge, t->name, err);
+	snprintf(t->name, sizeof(t->name), "%s", ifr.ifr_name);
+	if (spec->bridge[0]) {
+		r = add_to_bridge(spec->bridge, t->name, err);
+		if (r)
+			goto err_close;
 	}
-	if (!r && t->created && (r = link_up(t->name)))
-		error_set_errno(err, -r, "tap %s: cannot bring it up", t->name);
-	if (r)
-		tap_close(t);
+	if (t->created) {
+		r = link_up(t->name);
+		if (r) {
+			error_set_errno(err, -r, "tap %s: cannot bring it up", t->name);
+			goto err_close;
+		}
+	}
+	return 0;
+
+err_close:
+	tap_close(t);
 	return r;
 }
 

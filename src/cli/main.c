@@ -176,16 +176,22 @@ static int start_control(struct runtime *rt)
 		return -ENAMETOOLONG;
 	}
 	int r = control_start(&rt->ctl, rt->event, sock);
-	if (!r)
-		r = vm_commands_register(&rt->vm_commands, rt->ctl, rt->vm,
-					 vm_extra_device(rt->vm) ? &rt->testdev : NULL);
-	if (!r)
-		r = pinning_attach_control(&rt->pinning, rt->ctl);
-	if (!r)
-		r = host_sleep_attach_control(&rt->sleep, rt->ctl);
 	if (r)
 		return r;
-	if (o->socket_path && (r = rundir_link_socket(&rt->claim, o->socket_path)))
+	r = vm_commands_register(&rt->vm_commands, rt->ctl, rt->vm,
+				 vm_extra_device(rt->vm) ? &rt->testdev : NULL);
+	if (r)
+		return r;
+	r = pinning_attach_control(&rt->pinning, rt->ctl);
+	if (r)
+		return r;
+	r = host_sleep_attach_control(&rt->sleep, rt->ctl);
+	if (r)
+		return r;
+	if (!o->socket_path)
+		return 0;
+	r = rundir_link_socket(&rt->claim, o->socket_path);
+	if (r)
 		log_warn("cannot list this VM in %s: %s", rt->claim.dir, strerror(-r));
 	return 0;
 }
@@ -194,18 +200,27 @@ static int start_control(struct runtime *rt)
  * once and then dispatches one source at a time: at a higher priority than
  * the VM's exit, a signal read together with a guest reboot is handled
  * before the loop ends, so a quit racing a reboot is never lost. */
+static int add_signal(struct runtime *rt, int signo)
+{
+	sd_event_source *s = NULL;
+	int r = sd_event_add_signal(rt->event, &s, signo, on_signal, rt);
+	if (r < 0)
+		goto out_unref;
+	r = sd_event_source_set_priority(s, SD_EVENT_PRIORITY_IMPORTANT);
+	if (r < 0)
+		goto out_unref;
+	r = sd_event_source_set_floating(s, true); /* the loop owns it */
+out_unref:
+	if (s)
+		sd_event_source_unref(s);
+	return r;
+}
+
 static int add_signals(struct runtime *rt)
 {
 	static const int signals[] = {SIGINT, SIGTERM};
 	for (size_t i = 0; i < ARRAY_SIZE(signals); i++) {
-		sd_event_source *s = NULL;
-		int r = sd_event_add_signal(rt->event, &s, signals[i], on_signal, rt);
-		if (r >= 0)
-			r = sd_event_source_set_priority(s, SD_EVENT_PRIORITY_IMPORTANT);
-		if (r >= 0)
-			r = sd_event_source_set_floating(s, true); /* the loop owns it */
-		if (s)
-			sd_event_source_unref(s);
+		int r = add_signal(rt, signals[i]);
 		if (r < 0)
 			return r;
 	}
@@ -227,8 +242,11 @@ static int start_placement(struct runtime *rt)
 	int r = sd_event_new(&rt->event);
 	if (r < 0)
 		return r;
-	if ((r = host_cpu_monitor_new(&rt->cpus, rt->event, host_cpu_sysfs_root(), true)) ||
-	    (r = pinning_init(&rt->pinning, rt->vm, rt->cpus, rt->event, &pc)))
+	r = host_cpu_monitor_new(&rt->cpus, rt->event, host_cpu_sysfs_root(), true);
+	if (r)
+		return r;
+	r = pinning_init(&rt->pinning, rt->vm, rt->cpus, rt->event, &pc);
+	if (r)
 		return r;
 	rt->pinning_ready = true;
 	return 0;
@@ -240,33 +258,49 @@ static int start_placement(struct runtime *rt)
 static int start_host_side(struct runtime *rt)
 {
 	const struct run_options *o = rt->opts;
-	int r;
-	if ((r = host_sleep_init(&rt->sleep, rt->vm, rt->event, o->on_host_sleep)))
+	int r = host_sleep_init(&rt->sleep, rt->vm, rt->event, o->on_host_sleep);
+	if (r)
 		return r;
 	rt->sleep_ready = true;
-	if ((r = host_shutdown_init(&rt->shutdown, rt->vm, rt->event, rt->shutdown_policy,
-				    rt->save_path)))
+	r = host_shutdown_init(&rt->shutdown, rt->vm, rt->event, rt->shutdown_policy,
+			       rt->save_path);
+	if (r)
 		return r;
 	rt->shutdown_ready = true;
-	if ((r = battery_watch_init(&rt->battery, rt->event, rt->battery_policy, on_low_battery,
-				    rt)))
+	r = battery_watch_init(&rt->battery, rt->event, rt->battery_policy, on_low_battery, rt);
+	if (r)
 		return r;
 	rt->battery_ready = true;
-	if ((r = start_control(rt)) || (r = snapshot_attach_control(rt->ctl, rt->vm)) ||
-	    (r = migration_init(&rt->migration, rt->vm, rt->event, rt->ctl)) ||
-	    (r = host_shutdown_attach_control(&rt->shutdown, rt->ctl)) ||
-	    (r = battery_watch_attach_control(&rt->battery, rt->ctl)))
+	r = start_control(rt);
+	if (r)
 		return r;
-	if ((r = add_signals(rt)) < 0 ||
-	    (r = sd_event_add_io(rt->event, NULL, rt->vm->exit_efd, EPOLLIN, on_vm_exit, rt)) < 0) {
-		log_err("cannot set up the event loop: %s", strerror(-r));
+	r = snapshot_attach_control(rt->ctl, rt->vm);
+	if (r)
 		return r;
-	}
+	r = migration_init(&rt->migration, rt->vm, rt->event, rt->ctl);
+	if (r)
+		return r;
+	r = host_shutdown_attach_control(&rt->shutdown, rt->ctl);
+	if (r)
+		return r;
+	r = battery_watch_attach_control(&rt->battery, rt->ctl);
+	if (r)
+		return r;
+	r = add_signals(rt);
+	if (r < 0)
+		goto err_loop;
+	r = sd_event_add_io(rt->event, NULL, rt->vm->exit_efd, EPOLLIN, on_vm_exit, rt);
+	if (r < 0)
+		goto err_loop;
 	/* A Linux guest reads its console: stdin goes to the UART. */
 	if (o->vm.linux_guest && o->console == CONSOLE_STDIO &&
 	    terminal_start(&rt->terminal, rt->vm, rt->event, STDIN_FILENO) < 0)
 		log_warn("no console input: stdin cannot be watched");
 	return 0;
+
+err_loop:
+	log_err("cannot set up the event loop: %s", strerror(-r));
+	return r;
 }
 
 /* Runs the VM until it ends; returns the status its end calls for. */
@@ -280,7 +314,8 @@ static enum kvmhost_status run_vm(struct runtime *rt)
 		log_warn("cannot remove the managed save %s: %s", rt->save_path, strerror(errno));
 	(void)sd_notifyf(false, "READY=1\nMAINPID=%d\nSTATUS=VM %s running", (int)getpid(),
 			 rt->opts->name);
-	if ((r = sd_event_loop(rt->event)) < 0)
+	r = sd_event_loop(rt->event);
+	if (r < 0)
 		log_err("event loop: %s", strerror(-r));
 	(void)sd_notifyf(false, "STOPPING=1\nSTATUS=VM %s stopping", rt->opts->name);
 	vm_stop(rt->vm);
@@ -335,13 +370,17 @@ static void choose_host_policies(struct runtime *rt)
 	rt->battery_policy = o->battery_policy_given ? o->on_low_battery : BATTERY_SAVE;
 	if (rt->shutdown_policy != SHUTDOWN_SAVE && rt->battery_policy != BATTERY_SAVE)
 		return;
-	int r = statedir_path(dir, sizeof(dir), true);
-	if (!r)
-		r = statedir_save_path(o->name, rt->save_path, sizeof(rt->save_path));
-	if (!r)
-		return;
 	bool asked = (o->shutdown_policy_given && rt->shutdown_policy == SHUTDOWN_SAVE) ||
 		     (o->battery_policy_given && rt->battery_policy == BATTERY_SAVE);
+	int r = statedir_path(dir, sizeof(dir), true);
+	if (r)
+		goto err_no_statedir;
+	r = statedir_save_path(o->name, rt->save_path, sizeof(rt->save_path));
+	if (r)
+		goto err_no_statedir;
+	return;
+
+err_no_statedir:
 	log_msg(asked ? "warning" : "info",
 		"no state directory (%s): VM '%s' is not saved when the host goes down or its "
 		"battery runs out",
@@ -552,6 +591,36 @@ static void note_unprivileged(const struct runtime *rt)
 		 rt->opts->name, (unsigned)geteuid(), list);
 }
 
+/* From the vCPUs' placement to the main thread in its sandbox. */
+static int start_running(struct runtime *rt)
+{
+	int r = start_placement(rt);
+	if (r)
+		return r;
+	r = vm_start(rt->vm, pinning_start_affinity, &rt->pinning);
+	if (r) {
+		log_err("cannot start the vCPUs: %s", strerror(-r));
+		return r;
+	}
+	/* Back from a file or another host: its neighbours learn where it is. */
+	if (rt->restoring || rt->opts->has_incoming)
+		vm_announce(rt->vm);
+	r = start_host_side(rt);
+	if (r)
+		return r;
+	if (rt->opts->user) {
+		r = drop_privileges(rt);
+		if (r)
+			return r;
+	}
+	if (geteuid() != 0)
+		note_unprivileged(rt);
+	r = sandbox_enter(rt->sandbox, SANDBOX_MAIN);
+	if (r)
+		log_err("cannot enter the sandbox: %s", strerror(-r));
+	return r;
+}
+
 /* Name, console, VM, host side; then the VM runs until it ends. */
 static enum kvmhost_status run(struct runtime *rt)
 {
@@ -583,7 +652,8 @@ static enum kvmhost_status run(struct runtime *rt)
 		return STATUS_USAGE;
 	offer_builtin_guest(rt);
 	if (rt->opts->has_incoming) {
-		if ((status = receive_vm(rt)) != STATUS_OK)
+		status = receive_vm(rt);
+		if (status != STATUS_OK)
 			return status;
 	} else if (vm_create(&rt->opts->vm, rt->console_fd, &rt->vm, &err)) {
 		log_err("%s", err.msg);
@@ -594,22 +664,10 @@ static enum kvmhost_status run(struct runtime *rt)
 			return bad_snapshot(rt, err.msg, false);
 		log_info("VM '%s' restored from %s", rt->opts->name, rt->opts->restore_path);
 	}
-	if ((status = build_sandbox(rt)) != STATUS_OK)
+	status = build_sandbox(rt);
+	if (status != STATUS_OK)
 		return status;
-	int r = start_placement(rt);
-	if (!r && (r = vm_start(rt->vm, pinning_start_affinity, &rt->pinning)))
-		log_err("cannot start the vCPUs: %s", strerror(-r));
-	/* Back from a file or another host: its neighbours learn where it is. */
-	if (!r && (rt->restoring || rt->opts->has_incoming))
-		vm_announce(rt->vm);
-	if (!r)
-		r = start_host_side(rt);
-	if (!r && rt->opts->user)
-		r = drop_privileges(rt);
-	if (!r && geteuid() != 0)
-		note_unprivileged(rt);
-	if (!r && (r = sandbox_enter(rt->sandbox, SANDBOX_MAIN)))
-		log_err("cannot enter the sandbox: %s", strerror(-r));
+	int r = start_running(rt);
 	if (r) /* a socket path another VM holds is a name in use */
 		return r == -EADDRINUSE ? STATUS_NAME_IN_USE : STATUS_ERROR;
 	return run_vm(rt);

@@ -306,9 +306,7 @@ static int opt_device(struct run_options *o, const char *a, struct error *err)
 	memcpy(d->kind, a, kind_len);
 	d->kind[kind_len] = '\0';
 	snprintf(d->options, sizeof(d->options), "%s", options);
-	const struct virtio_kind *kind;
-	struct pc_slot slot;
-	if (pc_virtio_device(d->kind, (unsigned)o->vm.nr_virtio, &kind, &slot, err))
+	if (!(d->type = pc_virtio_kind(d->kind, err)))
 		return error_prepend(err, "--device %s: ", a);
 	o->vm.nr_virtio++;
 	return 0;

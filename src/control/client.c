@@ -90,8 +90,9 @@ static json_object *request(struct conn *c, const char *cmd, json_object *args, 
 	char *line = request_line(cmd, args), *reply = NULL;
 	int r = line ? conn_send(c, line, deadline) : -ENOMEM;
 	free(line);
-	if (!r)
-		r = conn_read_line(c, &reply, deadline);
+	if (r)
+		return parse_reply(NULL, r, err);
+	r = conn_read_line(c, &reply, deadline);
 	json_object *o = parse_reply(reply, r, err);
 	free(reply);
 	return o;
@@ -113,11 +114,12 @@ static void add_name(const char *name, void *opaque)
 {
 	struct names *ns = opaque;
 	char **g = realloc(ns->v, sizeof(*g) * (ns->n + 1));
-	if (!g || !(g[ns->n] = strdup(name))) {
-		ns->v = g ? g : ns->v;
+	if (!g)
 		return;
-	}
 	ns->v = g;
+	g[ns->n] = strdup(name);
+	if (!g[ns->n])
+		return;
 	ns->n++;
 }
 
@@ -661,8 +663,11 @@ int client_list(int argc, char **argv)
 	free(line);
 	size_t unresponsive = 0;
 	json_object *all = asks ? list_json(asks, ns.n, &unresponsive) : json_object_new_array();
-	if (saved && (r = statedir_for_each_saved(add_saved, all)) && r != -ENOENT)
-		fprintf(stderr, "kvmhost list: saved VMs: %s\n", strerror(-r));
+	if (saved) {
+		r = statedir_for_each_saved(add_saved, all);
+		if (r && r != -ENOENT)
+			fprintf(stderr, "kvmhost list: saved VMs: %s\n", strerror(-r));
+	}
 	size_t n = json_object_array_length(all);
 	if (json)
 		printf("%s\n", json_object_to_json_string_ext(all, JSON_C_TO_STRING_PLAIN));

@@ -130,7 +130,8 @@ static int fill(struct conn *c)
 int conn_read_line(struct conn *c, char **line, uint64_t deadline)
 {
 	for (;;) {
-		if ((*line = take_line(c)))
+		*line = take_line(c);
+		if (*line)
 			return 0;
 		int r = fill(c);
 		if (r < 0)
@@ -156,7 +157,8 @@ static bool serve(struct conn_ask *asks, size_t n, struct pollfd *p)
 		int r;
 		while ((r = fill(&a->c)) > 0)
 			;
-		if ((a->reply = take_line(&a->c)))
+		a->reply = take_line(&a->c);
+		if (a->reply)
 			continue;
 		if (r < 0) {
 			a->err = r;

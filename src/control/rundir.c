@@ -26,16 +26,24 @@ static int dir_made(const char *buf, size_t len, int n, bool create)
 	return 0;
 }
 
+/* An empty variable counts as unset. */
+static const char *env_dir(const char *name)
+{
+	const char *env = getenv(name);
+	return env && *env ? env : NULL;
+}
+
 int rundir_path(char *buf, size_t len, bool create)
 {
-	const char *env = getenv("KVMHOST_RUNDIR");
+	const char *env = env_dir("KVMHOST_RUNDIR");
+	const char *xdg = env_dir("XDG_RUNTIME_DIR");
 	int n;
-	if (env && *env)
+	if (env)
 		n = snprintf(buf, len, "%s", env);
 	else if (geteuid() == 0)
 		n = snprintf(buf, len, "/run/kvmhost");
-	else if ((env = getenv("XDG_RUNTIME_DIR")) && *env)
-		n = snprintf(buf, len, "%s/kvmhost", env);
+	else if (xdg)
+		n = snprintf(buf, len, "%s/kvmhost", xdg);
 	else
 		return -ENOENT;
 	return dir_made(buf, len, n, create);
@@ -43,16 +51,17 @@ int rundir_path(char *buf, size_t len, bool create)
 
 int statedir_path(char *buf, size_t len, bool create)
 {
-	const char *env = getenv("KVMHOST_STATEDIR");
+	const char *env = env_dir("KVMHOST_STATEDIR");
+	const char *xdg = env_dir("XDG_STATE_HOME"), *home = env_dir("HOME");
 	int n;
-	if (env && *env)
+	if (env)
 		n = snprintf(buf, len, "%s", env);
 	else if (geteuid() == 0)
 		n = snprintf(buf, len, "/var/lib/kvmhost");
-	else if ((env = getenv("XDG_STATE_HOME")) && *env)
-		n = snprintf(buf, len, "%s/kvmhost", env);
-	else if ((env = getenv("HOME")) && *env)
-		n = snprintf(buf, len, "%s/.local/state/kvmhost", env);
+	else if (xdg)
+		n = snprintf(buf, len, "%s/kvmhost", xdg);
+	else if (home)
+		n = snprintf(buf, len, "%s/.local/state/kvmhost", home);
 	else
 		return -ENOENT;
 	return dir_made(buf, len, n, create);

@@ -322,10 +322,12 @@ static int claim_path(const char *path)
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	int r = connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ? errno : 0;
+	int r = 0;
 	struct ucred cred = {0};
 	socklen_t clen = sizeof(cred);
-	if (!r)
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
+		r = errno;
+	else /* only for the message below: pid 0 where it cannot be read */
 		getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen);
 	close(fd);
 	if (!r || r == EAGAIN) {
@@ -359,7 +361,8 @@ int control_start(struct control **out, sd_event *event, const char *path)
 		r = -errno;
 		goto fail;
 	}
-	if ((r = claim_path(path)))
+	r = claim_path(path);
+	if (r)
 		goto fail;
 	mode_t old = umask(0077);
 	r = bind(ctl->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ? -errno : 0;
@@ -371,7 +374,8 @@ int control_start(struct control **out, sd_event *event, const char *path)
 		r = -errno;
 		goto fail;
 	}
-	if ((r = sd_event_add_io(event, &ctl->listen_src, ctl->fd, EPOLLIN, on_accept, ctl)) < 0)
+	r = sd_event_add_io(event, &ctl->listen_src, ctl->fd, EPOLLIN, on_accept, ctl);
+	if (r < 0)
 		goto fail;
 	*out = ctl;
 	return 0;

@@ -39,7 +39,7 @@ int vcpu_install_kick_handler(void)
 	return sigaction(KICK_SIGNAL, &sa, NULL) ? -errno : 0;
 }
 
-int vcpu_init(struct vcpu *vcpu, const struct vcpu_env *env, int index)
+int vcpu_init(struct vcpu *vcpu, const struct vcpu_env *env, int index, struct error *err)
 {
 	memset(vcpu, 0, sizeof(*vcpu));
 	vcpu->env = env;
@@ -49,24 +49,18 @@ int vcpu_init(struct vcpu *vcpu, const struct vcpu_env *env, int index)
 	vcpu->lock_ready = true;
 
 	vcpu->fd = ioctl(env->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
-	if (vcpu->fd < 0) {
-		int err = errno;
-		log_err("KVM_CREATE_VCPU %d: %s", index, strerror(err));
-		return -err;
-	}
+	if (vcpu->fd < 0)
+		return error_set_errno(err, errno, "KVM_CREATE_VCPU %d", index);
 	int size = ioctl(env->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
-	if (size < (int)sizeof(struct kvm_run)) {
-		int err = size < 0 ? errno : EINVAL;
-		log_err("KVM_GET_VCPU_MMAP_SIZE: %s", size < 0 ? strerror(err) : "too small");
-		return -err;
-	}
+	if (size < 0)
+		return error_set_errno(err, errno, "KVM_GET_VCPU_MMAP_SIZE");
+	if (size < (int)sizeof(struct kvm_run))
+		return error_setf(err, "KVM_GET_VCPU_MMAP_SIZE: %d bytes is too small", size);
 	vcpu->run_size = (size_t)size;
 	vcpu->run = mmap(NULL, vcpu->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
 	if (vcpu->run == MAP_FAILED) {
-		int err = errno;
 		vcpu->run = NULL;
-		log_err("mmap kvm_run for vCPU %d: %s", index, strerror(err));
-		return -err;
+		return error_set_errno(err, errno, "mmap kvm_run for vCPU %d", index);
 	}
 	return 0;
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "util/error.h"
 #include "util/state.h"
 
 struct vcpu;
@@ -81,7 +82,7 @@ struct vcpu {
 	atomic_uint_fast64_t exits;
 };
 
-int vcpu_init(struct vcpu *vcpu, const struct vcpu_env *env, int index);
+int vcpu_init(struct vcpu *vcpu, const struct vcpu_env *env, int index, struct error *err);
 /* Safe on a vCPU whose init failed part-way (or never ran, if zeroed). */
 void vcpu_destroy(struct vcpu *vcpu);
 /* Starts the thread on `affinity` (NULL: the process's). */

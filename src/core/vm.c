@@ -95,8 +95,7 @@ static int map_memory(struct vm *vm, struct error *err)
 			.userspace_addr = (uint64_t)(uintptr_t)vm->mem.regions[i].hva,
 		};
 		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
-			return error_set(err, STATUS_ERROR, errno, "KVM_SET_USER_MEMORY_REGION: %s",
-					 strerror(errno));
+			return error_set_errno(err, errno, "KVM_SET_USER_MEMORY_REGION");
 	}
 	return 0;
 }
@@ -120,8 +119,8 @@ static int setup_memory(struct vm *vm, struct error *err)
 	if (vm->ram == MAP_FAILED) {
 		int e = errno;
 		vm->ram = NULL;
-		return error_set(err, STATUS_ERROR, e, "cannot map %llu MiB of guest memory: %s",
-				 (unsigned long long)vm->cfg.memory_mib, strerror(e));
+		return error_set_errno(err, e, "cannot map %llu MiB of guest memory",
+				       (unsigned long long)vm->cfg.memory_mib);
 	}
 	vm->ram_size = size;
 	vm->mem.nr = pc_ram_layout(size, vm->ram, vm->mem.regions);
@@ -144,17 +143,15 @@ static void vm_host_request_exit(void *opaque, enum vm_exit_reason reason, int c
 
 /* Puts a device's range on its bus and in the list snapshots walk. */
 static int add_device(void *opaque, bool pio, uint64_t base, uint64_t len,
-		      const struct device_ops *ops, void *dev)
+		      const struct device_ops *ops, void *dev, struct error *err)
 {
 	struct vm *vm = opaque;
-	if (vm->nr_devices >= VM_MAX_DEVICES)
-		return -ENOSPC;
-	int r = bus_register(pio ? &vm->pio_bus : &vm->mmio_bus, base, len, ops, dev);
-	if (r) {
-		log_err("registering %s at %#llx: %s", ops->name, (unsigned long long)base,
-			strerror(-r));
-		return r;
-	}
+	int r = vm->nr_devices >= VM_MAX_DEVICES
+			? -ENOSPC
+			: bus_register(pio ? &vm->pio_bus : &vm->mmio_bus, base, len, ops, dev);
+	if (r)
+		return error_set_errno(err, -r, "adding %s at %#llx", ops->name,
+				       (unsigned long long)base);
 	vm->devices[vm->nr_devices++] = (struct vm_device){ops, dev, pio, base, len};
 	return 0;
 }
@@ -174,8 +171,9 @@ static int setup_disks(struct vm *vm, struct error *err)
 		d->open = true;
 		vm->nr_disks = i + 1;
 		virtio_mmio_init(&d->mmio, &virtio_blk_ops, &d->blk, &vm->mem, &vm->host, d->gsi);
-		if ((r = add_device(vm, false, d->base, VIRTIO_MMIO_SIZE, &virtio_mmio_ops,
-				    &d->mmio)))
+		r = add_device(vm, false, d->base, VIRTIO_MMIO_SIZE, &virtio_mmio_ops, &d->mmio,
+			       err);
+		if (r)
 			return r;
 	}
 	return 0;
@@ -203,8 +201,9 @@ static int setup_nets(struct vm *vm, struct error *err)
 		vm->nr_nets = i + 1;
 		virtio_mmio_init(&n->mmio, &virtio_net_ops, &n->net, &vm->mem, &vm->host, n->gsi);
 		virtio_net_attach(&n->net, &n->mmio, &vm->mem);
-		if ((r = add_device(vm, false, n->base, VIRTIO_MMIO_SIZE, &virtio_mmio_ops,
-				    &n->mmio)))
+		r = add_device(vm, false, n->base, VIRTIO_MMIO_SIZE, &virtio_mmio_ops, &n->mmio,
+			       err);
+		if (r)
 			return r;
 	}
 	return 0;
@@ -216,20 +215,23 @@ static int setup_virtio(struct vm *vm, struct error *err)
 	for (int i = 0; i < vm->cfg.nr_virtio; i++) {
 		const struct virtio_spec *spec = &vm->cfg.virtio[i];
 		struct vm_virtio *v = &vm->virtio[i];
+		if (!spec->type) /* the config's reader looks the name up */
+			return error_setf(err, "--device %s: no such kind", spec->kind);
 		vm->nr_virtio = i + 1;
-		int r = pc_virtio_device(spec->kind, (unsigned)i, &v->kind, &v->slot, err);
-		if (r)
-			return error_prepend(err, "--device %s: ", spec->kind);
+		v->kind = spec->type;
+		v->slot = pc_virtio_slot((unsigned)i);
+		/* destroy copes with a half-done create: it sees dev once allocated */
 		if (!(v->dev = calloc(1, v->kind->size)))
 			return error_set(err, STATUS_ERROR, ENOMEM, "out of memory");
-		v->created = true; /* destroy copes with a half-done create */
-		if ((r = v->kind->create(v->dev, spec->options, err)))
+		int r = v->kind->create(v->dev, spec->options, err);
+		if (r)
 			return error_prepend(err, "--device %s: ", spec->kind);
 		virtio_mmio_init(&v->mmio, v->kind->ops, v->dev, &vm->mem, &vm->host, v->slot.gsi);
 		v->wired = true;
-		if ((r = add_device(vm, false, v->slot.base, VIRTIO_MMIO_SIZE, &virtio_mmio_ops,
-				    &v->mmio)))
-			return error_set_errno(err, -r, "--device %s", spec->kind);
+		r = add_device(vm, false, v->slot.base, VIRTIO_MMIO_SIZE, &virtio_mmio_ops,
+			       &v->mmio, err);
+		if (r)
+			return error_prepend(err, "--device %s: ", spec->kind);
 	}
 	return 0;
 }
@@ -240,7 +242,7 @@ static void destroy_virtio(struct vm *vm)
 		struct vm_virtio *v = &vm->virtio[i];
 		if (v->wired)
 			virtio_mmio_destroy(&v->mmio);
-		if (v->created && v->kind->destroy)
+		if (v->dev && v->kind->destroy)
 			v->kind->destroy(v->dev);
 		free(v->dev);
 	}
@@ -313,16 +315,17 @@ static int attach_extra_device(struct vm *vm)
 }
 
 /* The board's own devices, then the builder's extra one. */
-static int setup_devices(struct vm *vm)
+static int setup_devices(struct vm *vm, struct error *err)
 {
 	vm->host = (struct device_host){vm, vm_host_request_exit, vm_set_irq};
 	int r = attach_extra_device(vm);
-	if (!r)
-		r = pc_board_init(&vm->board, vm->console_fd, &vm->host, add_device, vm);
-	if (!r && vm->extra)
-		r = add_device(vm, true, vm->extra->port, vm->extra->nr_ports, vm->extra->ops,
-			       vm->extra->dev);
-	return r;
+	if (r)
+		return error_set_errno(err, -r, "attaching %s", vm->extra->ops->name);
+	r = pc_board_init(&vm->board, vm->console_fd, &vm->host, add_device, vm, err);
+	if (r || !vm->extra)
+		return r;
+	return add_device(vm, true, vm->extra->port, vm->extra->nr_ports, vm->extra->ops,
+			  vm->extra->dev, err);
 }
 
 /* The kernel, initrd and boot tables in guest memory, and the PIT it expects. */
@@ -358,26 +361,26 @@ static int setup_linux(struct vm *vm, struct error *err)
 	return 0;
 }
 
-static int create_pit(struct vm *vm)
+static int create_pit(struct vm *vm, struct error *err)
 {
-	int r = pc_create_pit(vm->vm_fd);
+	int r = pc_create_pit(vm->vm_fd, err);
 	vm->has_pit = r == 0;
 	return r;
 }
 
-static int setup_vcpu(struct vm *vm, struct vcpu *v, uint32_t i)
+static int setup_vcpu(struct vm *vm, struct vcpu *v, uint32_t i, struct error *err)
 {
 	/* Restoring, this CPUID is only what this host would give a guest, to
 	 * check the saved one against; the snapshot's replaces it. */
-	int r = x86_set_cpuid(v->fd, vm->cpuid, i);
+	int r = x86_set_cpuid(v->fd, vm->cpuid, i, err);
 	if (r || vm->cfg.image)
 		return r;
 	if (vm->cfg.linux_guest) {
 		struct linux_entry entry = {.rip = vm->linux_entry_rip,
 					    .zero_page = vm->linux_zero_page};
-		return linux_guest_setup_vcpu(v->fd, i, &entry);
+		return linux_guest_setup_vcpu(v->fd, i, &entry, err);
 	}
-	return x86_enter_long_mode(v->fd, BOOT_CS_FLAT, PC_FLAT_IMAGE_ADDR, i, vm->cfg.cpus);
+	return x86_enter_long_mode(v->fd, BOOT_CS_FLAT, PC_FLAT_IMAGE_ADDR, i, vm->cfg.cpus, err);
 }
 
 /* The MSRs KVM says a vCPU's state has (KVM_GET_MSR_INDEX_LIST: E2BIG
@@ -386,15 +389,13 @@ static int get_msr_list(struct vm *vm, struct error *err)
 {
 	struct kvm_msr_list probe = {0};
 	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG)
-		return error_set(err, STATUS_ERROR, errno, "KVM_GET_MSR_INDEX_LIST: %s",
-				 strerror(errno));
+		return error_set_errno(err, errno, "KVM_GET_MSR_INDEX_LIST");
 	vm->msr_list = calloc(1, sizeof(probe) + probe.nmsrs * sizeof(probe.indices[0]));
 	if (!vm->msr_list)
 		return error_set(err, STATUS_ERROR, ENOMEM, "out of memory");
 	vm->msr_list->nmsrs = probe.nmsrs;
 	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, vm->msr_list) < 0)
-		return error_set(err, STATUS_ERROR, errno, "KVM_GET_MSR_INDEX_LIST: %s",
-				 strerror(errno));
+		return error_set_errno(err, errno, "KVM_GET_MSR_INDEX_LIST");
 	return 0;
 }
 
@@ -411,7 +412,7 @@ static uint32_t xsave_size(struct vm *vm)
 
 static void vcpu_unparked(void *opaque, unsigned vcpu);
 
-static int setup_vcpus(struct vm *vm)
+static int setup_vcpus(struct vm *vm, struct error *err)
 {
 	vm->vcpu_env = (struct vcpu_env){
 		.kvm_fd = vm->kvm_fd,
@@ -428,13 +429,15 @@ static int setup_vcpus(struct vm *vm)
 	};
 	vm->vcpus = calloc(vm->cfg.cpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus)
-		return -ENOMEM;
+		return error_set(err, STATUS_ERROR, ENOMEM, "out of memory");
 	for (uint32_t i = 0; i < vm->cfg.cpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
-		int r = vcpu_init(v, &vm->vcpu_env, (int)i);
+		int r = vcpu_init(v, &vm->vcpu_env, (int)i, err);
 		vm->nr_vcpus = i + 1; /* so vm_destroy undoes this one too */
-		if (r || (r = setup_vcpu(vm, v, i)))
-			return r;
+		if (!r)
+			r = setup_vcpu(vm, v, i, err);
+		if (r)
+			return error_prepend(err, "vCPU %u: ", i);
 	}
 	return 0;
 }
@@ -442,20 +445,21 @@ static int setup_vcpus(struct vm *vm)
 /* The VM's own fds: /dev/kvm, the VM, the irqchip, and the exit eventfd. */
 static int setup_kvm(struct vm *vm, struct error *err)
 {
-	int r;
-	if ((vm->kvm_fd = open_kvm(err)) < 0)
+	vm->kvm_fd = open_kvm(err);
+	if (vm->kvm_fd < 0)
 		return vm->kvm_fd;
-	if ((r = check_caps(vm, err)))
+	int r = check_caps(vm, err);
+	if (r)
 		return r;
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0)
-		return error_set(err, STATUS_ERROR, errno, "KVM_CREATE_VM: %s", strerror(errno));
-	if ((r = pc_create_irqchip(vm->vm_fd)))
-		return error_set(err, STATUS_ERROR, -r, "creating the interrupt controllers: %s",
-				 strerror(-r));
+		return error_set_errno(err, errno, "KVM_CREATE_VM");
+	r = pc_create_irqchip(vm->vm_fd, err);
+	if (r)
+		return error_prepend(err, "creating the interrupt controllers: ");
 	vm->exit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->exit_efd < 0)
-		return error_set(err, STATUS_ERROR, errno, "eventfd: %s", strerror(errno));
+		return error_set_errno(err, errno, "eventfd");
 	if (!(vm->cpuid = x86_supported_cpuid(vm->kvm_fd)))
 		return error_set(err, STATUS_ERROR, EIO, "KVM_GET_SUPPORTED_CPUID failed");
 	x86_cpuid_apply_mask(vm->cpuid, &vm->cfg.cpu_mask);
@@ -464,14 +468,16 @@ static int setup_kvm(struct vm *vm, struct error *err)
 
 static int load_guest(struct vm *vm, struct error *err)
 {
-	int r;
-	if (vm->cfg.linux_guest && (r = create_pit(vm)))
-		return error_set(err, STATUS_ERROR, -r, "creating the PIT: %s", strerror(-r));
+	if (vm->cfg.linux_guest) {
+		int r = create_pit(vm, err);
+		if (r)
+			return error_prepend(err, "creating the PIT: ");
+	}
 	if (vm->cfg.image)
 		return 0; /* memory is as the snapshot left it */
 	if (vm->cfg.linux_guest)
 		return setup_linux(vm, err);
-	r = x86_load_flat_image(vm->ram, vm->ram_size, &vm->cfg.flat_image);
+	int r = x86_load_flat_image(vm->ram, vm->ram_size, &vm->cfg.flat_image);
 	if (r)
 		return error_set(err, STATUS_ERROR, -r,
 				 "the guest's image does not fit in %llu MiB",
@@ -495,9 +501,9 @@ int vm_create(const struct vm_config *cfg, int console_fd, struct vm **out, stru
 	r = setup_memory(vm, err);
 	if (r)
 		goto fail;
-	r = setup_devices(vm);
+	r = setup_devices(vm, err);
 	if (r)
-		goto fail_unexplained;
+		goto fail;
 	r = setup_disks(vm, err);
 	if (r)
 		goto fail;
@@ -510,13 +516,11 @@ int vm_create(const struct vm_config *cfg, int console_fd, struct vm **out, stru
 	r = load_guest(vm, err);
 	if (r)
 		goto fail;
-	r = setup_vcpus(vm);
+	r = setup_vcpus(vm, err);
 	if (r)
-		goto fail_unexplained;
+		goto fail;
 	*out = vm;
 	return 0;
-fail_unexplained: /* the step logged its detail */
-	error_set(err, STATUS_ERROR, -r, "cannot create the VM: %s", strerror(-r));
 fail:
 	vm_destroy(vm);
 	return r;

@@ -98,7 +98,7 @@ struct vm_virtio {
 	void *dev;
 	struct virtio_mmio mmio;
 	struct pc_slot slot;
-	bool created, wired;
+	bool wired;
 };
 
 struct vm {

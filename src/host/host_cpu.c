@@ -198,22 +198,29 @@ static int open_netlink(struct host_cpu_monitor *mon, sd_event *event)
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
 	struct sockaddr_nl addr = {.nl_family = AF_NETLINK, .nl_groups = 1};
-	int r = bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ? -errno : 0;
-	if (!r)
-		r = sd_event_add_io(event, &mon->src, fd, EPOLLIN, on_netlink, mon);
-	if (r >= 0)
-		r = sd_event_add_time_relative(event, &mon->resync_src, CLOCK_MONOTONIC,
-					       RESYNC_DELAY_USEC, 0, on_resync_timer, mon);
-	if (r >= 0)
-		r = sd_event_source_set_enabled(mon->resync_src, SD_EVENT_OFF);
-	if (r < 0) {
-		mon->src = sd_event_source_disable_unref(mon->src);
-		mon->resync_src = sd_event_source_disable_unref(mon->resync_src);
-		close(fd);
-		return r;
+	int r;
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		r = -errno;
+		goto fail;
 	}
+	r = sd_event_add_io(event, &mon->src, fd, EPOLLIN, on_netlink, mon);
+	if (r < 0)
+		goto fail;
+	r = sd_event_add_time_relative(event, &mon->resync_src, CLOCK_MONOTONIC, RESYNC_DELAY_USEC,
+				       0, on_resync_timer, mon);
+	if (r < 0)
+		goto fail;
+	r = sd_event_source_set_enabled(mon->resync_src, SD_EVENT_OFF);
+	if (r < 0)
+		goto fail;
 	mon->fd = fd;
 	return 0;
+fail:
+	/* Both sources NULL until added: one undo for every step. */
+	mon->src = sd_event_source_disable_unref(mon->src);
+	mon->resync_src = sd_event_source_disable_unref(mon->resync_src);
+	close(fd);
+	return r;
 }
 
 int host_cpu_monitor_new(struct host_cpu_monitor **out, sd_event *event, const char *root,

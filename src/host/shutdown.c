@@ -153,6 +153,16 @@ static void on_taken(void *opaque)
 	((struct host_shutdown *)opaque)->logind = true;
 }
 
+static int listen_on_bus(struct host_shutdown *hs, sd_event *event)
+{
+	int r = sd_bus_attach_event(hs->bus, event, SD_EVENT_PRIORITY_NORMAL);
+	if (r < 0)
+		return r;
+	return sd_bus_match_signal_async(hs->bus, &hs->signal_slot, NULL, LOGIN1_PATH,
+					 LOGIN1_MANAGER, "PrepareForShutdown",
+					 on_prepare_for_shutdown, NULL, hs);
+}
+
 int host_shutdown_init(struct host_shutdown *hs, struct vm *vm, sd_event *event,
 		       enum shutdown_policy policy, const char *save_path)
 {
@@ -175,10 +185,8 @@ int host_shutdown_init(struct host_shutdown *hs, struct vm *vm, sd_event *event,
 			 strerror(-r), vm->cfg.name);
 		return 0;
 	}
-	if ((r = sd_bus_attach_event(hs->bus, event, SD_EVENT_PRIORITY_NORMAL)) < 0 ||
-	    (r = sd_bus_match_signal_async(hs->bus, &hs->signal_slot, NULL, LOGIN1_PATH,
-					   LOGIN1_MANAGER, "PrepareForShutdown",
-					   on_prepare_for_shutdown, NULL, hs)) < 0) {
+	r = listen_on_bus(hs, event);
+	if (r < 0) {
 		log_warn("host shutdown: cannot listen on the system bus: %s", strerror(-r));
 		host_shutdown_destroy(hs);
 		return 0;

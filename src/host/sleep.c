@@ -207,6 +207,35 @@ static int on_detect(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
+/* Both sources made disabled: host_sleep_destroy undoes whichever exist. */
+static int add_sources(struct host_sleep *hs, sd_event *event)
+{
+	int r = sd_event_add_defer(event, &hs->apply_src, on_apply, hs);
+	if (r < 0)
+		return r;
+	r = sd_event_source_set_priority(hs->apply_src, SD_EVENT_PRIORITY_IDLE);
+	if (r < 0)
+		return r;
+	r = sd_event_source_set_enabled(hs->apply_src, SD_EVENT_OFF);
+	if (r < 0)
+		return r;
+	r = sd_event_add_time_relative(event, &hs->detect_src, CLOCK_MONOTONIC, DETECT_PERIOD_USEC,
+				       0, on_detect, hs);
+	if (r < 0)
+		return r;
+	return sd_event_source_set_enabled(hs->detect_src, SD_EVENT_OFF);
+}
+
+static int listen_on_bus(struct host_sleep *hs, sd_event *event)
+{
+	int r = sd_bus_attach_event(hs->bus, event, SD_EVENT_PRIORITY_NORMAL);
+	if (r < 0)
+		return r;
+	return sd_bus_match_signal_async(hs->bus, &hs->signal_slot, NULL, LOGIN1_PATH,
+					 LOGIN1_MANAGER, "PrepareForSleep", on_prepare_for_sleep,
+					 NULL, hs);
+}
+
 int host_sleep_init(struct host_sleep *hs, struct vm *vm, sd_event *event,
 		    enum host_sleep_policy policy)
 {
@@ -217,16 +246,7 @@ int host_sleep_init(struct host_sleep *hs, struct vm *vm, sd_event *event,
 	inhibitor_init(&hs->inhibitor, NULL, "sleep", "");
 	if (policy == HOST_SLEEP_IGNORE)
 		return 0;
-	int r = sd_event_add_defer(event, &hs->apply_src, on_apply, hs);
-	if (r >= 0)
-		r = sd_event_source_set_priority(hs->apply_src, SD_EVENT_PRIORITY_IDLE);
-	if (r >= 0)
-		r = sd_event_source_set_enabled(hs->apply_src, SD_EVENT_OFF);
-	if (r >= 0)
-		r = sd_event_add_time_relative(event, &hs->detect_src, CLOCK_MONOTONIC,
-					       DETECT_PERIOD_USEC, 0, on_detect, hs);
-	if (r >= 0)
-		r = sd_event_source_set_enabled(hs->detect_src, SD_EVENT_OFF);
+	int r = add_sources(hs, event);
 	if (r < 0) {
 		log_err("host sleep: cannot set up the event loop: %s", strerror(-r));
 		host_sleep_destroy(hs);
@@ -242,10 +262,8 @@ int host_sleep_init(struct host_sleep *hs, struct vm *vm, sd_event *event,
 		no_logind(hs, why);
 		return 0;
 	}
-	if ((r = sd_bus_attach_event(hs->bus, event, SD_EVENT_PRIORITY_NORMAL)) < 0 ||
-	    (r = sd_bus_match_signal_async(hs->bus, &hs->signal_slot, NULL, LOGIN1_PATH,
-					   LOGIN1_MANAGER, "PrepareForSleep", on_prepare_for_sleep,
-					   NULL, hs)) < 0) {
+	r = listen_on_bus(hs, event);
+	if (r < 0) {
 		no_logind(hs, "cannot listen on the system bus");
 		hs->bus = sd_bus_flush_close_unref(hs->bus);
 		return 0;

@@ -305,10 +305,10 @@ int migration_init(struct migration **out, struct vm *vm, sd_event *event, struc
 	int r = sd_event_add_io(event, &m->notify_src, m->notify_efd, EPOLLIN, on_notify, m);
 	if (r < 0)
 		return r;
-	if ((r = control_register(ctl, "migrate", cmd_migrate, m)) ||
-	    (r = control_add_status(ctl, status_part, m)))
+	r = control_register(ctl, "migrate", cmd_migrate, m);
+	if (r)
 		return r;
-	return 0;
+	return control_add_status(ctl, status_part, m);
 }
 
 bool migration_active(const struct migration *m)

@@ -91,7 +91,8 @@ static int handshake(struct incoming *in, struct vm_config *cfg, int console_fd,
 		return error_set_errno(err, -r, "the source went away");
 	if (receive_state(in, *vm, err))
 		return -EINVAL;
-	if ((r = mig_send(&in->conn, MIG_STATE_OK, NULL, 0)))
+	r = mig_send(&in->conn, MIG_STATE_OK, NULL, 0);
+	if (r)
 		return error_set_errno(err, -r, "the source went away");
 	if (mig_expect(mig_conn_read, &in->conn, MIG_GO, err))
 		return error_prepend(err, "no GO from the source: ");
@@ -99,7 +100,8 @@ static int handshake(struct incoming *in, struct vm_config *cfg, int console_fd,
 	 * runs the guest. */
 	if (vm_lock_disks(*vm, err))
 		return -EINVAL;
-	if ((r = mig_send(&in->conn, MIG_RUNNING, NULL, 0))) {
+	r = mig_send(&in->conn, MIG_RUNNING, NULL, 0);
+	if (r) {
 		vm_unlock_disks(*vm);
 		return error_set_errno(err, -r, "the source went away before it heard we run");
 	}

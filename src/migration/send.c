@@ -76,27 +76,34 @@ static int add_page(struct migration *m, struct mig_conn *c, struct page_run *ru
 static int send_all(struct migration *m, struct mig_conn *c)
 {
 	uint64_t n = m->vm->ram_size / MIG_PAGE, flags[PM_CHUNK];
-	int pm_fd = m->pagemap_fd, r = 0;
+	int pm_fd = m->pagemap_fd;
 	struct page_run run = {0};
-	for (uint64_t base = 0; base < n && !r; base += PM_CHUNK) {
+	for (uint64_t base = 0; base < n; base += PM_CHUNK) {
 		uint64_t k = n - base < PM_CHUNK ? n - base : PM_CHUNK;
 		vm_pages_in_use(m->vm, pm_fd, base, k, flags);
-		for (uint64_t i = 0; i < k && !r; i++)
-			if (flags[i] & VM_PAGE_IN_USE)
-				r = add_page(m, c, &run, base + i);
+		for (uint64_t i = 0; i < k; i++) {
+			if (!(flags[i] & VM_PAGE_IN_USE))
+				continue;
+			int r = add_page(m, c, &run, base + i);
+			if (r)
+				return r;
+		}
 	}
-	return r ? r : flush_run(m, c, &run);
+	return flush_run(m, c, &run);
 }
 
 static int send_dirty(struct migration *m, struct mig_conn *c, const uint64_t *bitmap)
 {
 	uint64_t words = vm_dirty_bitmap_words(m->vm);
 	struct page_run run = {0};
-	int r = 0;
-	for (uint64_t w = 0; w < words && !r; w++)
-		for (uint64_t bits = bitmap[w]; bits && !r; bits &= bits - 1)
-			r = add_page(m, c, &run, w * 64 + (uint64_t)__builtin_ctzll(bits));
-	return r ? r : flush_run(m, c, &run);
+	for (uint64_t w = 0; w < words; w++) {
+		for (uint64_t bits = bitmap[w]; bits; bits &= bits - 1) {
+			int r = add_page(m, c, &run, w * 64 + (uint64_t)__builtin_ctzll(bits));
+			if (r)
+				return r;
+		}
+	}
+	return flush_run(m, c, &run);
 }
 
 static uint64_t count_dirty(uint64_t *bitmap, uint64_t words, struct migration *m, int *r)
@@ -173,22 +180,31 @@ static int switch_over(struct migration *m, struct mig_conn *c, uint64_t *bitmap
 	for (uint64_t w = 0; w < words; w++)
 		bitmap[w] |= more[w];
 	free(more);
-	if (r || (r = send_dirty(m, c, bitmap)) ||
-	    (r = mig_send(c, MIG_STATE, m->meta, m->meta_len)))
-		return error_set_errno(err, -r, "sending the last pages and the state to %s",
-				       m->addr.text);
+	if (r)
+		goto err_send_last;
+	r = send_dirty(m, c, bitmap);
+	if (r)
+		goto err_send_last;
+	r = mig_send(c, MIG_STATE, m->meta, m->meta_len);
+	if (r)
+		goto err_send_last;
 	add_bytes(m, sizeof(struct mig_msg_hdr) + m->meta_len);
 	if (mig_expect(mig_conn_read, c, MIG_STATE_OK, err))
 		return error_prepend(err, "the destination did not take the state: ");
-	if ((r = ask_main(m, MIG_REQ_HANDOVER)))
+	r = ask_main(m, MIG_REQ_HANDOVER);
+	if (r)
 		return error_setf(err, "cancelled");
-	if ((r = mig_send(c, MIG_GO, NULL, 0)))
+	r = mig_send(c, MIG_GO, NULL, 0);
+	if (r)
 		return error_set_errno(err, -r, "telling the destination to run");
 	m->go_sent = true;
 	if (mig_expect(mig_conn_read, c, MIG_RUNNING, err))
 		return error_prepend(err, "the destination did not confirm it runs: ");
 	m->downtime_ns = now_ns() - m->pause_ns;
 	return 0;
+
+err_send_last:
+	return error_set_errno(err, -r, "sending the last pages and the state to %s", m->addr.text);
 }
 
 static int migrate(struct migration *m, struct mig_conn *c, struct error *err)
@@ -209,13 +225,16 @@ static int migrate(struct migration *m, struct mig_conn *c, struct error *err)
 	uint64_t *bitmap = calloc(words, sizeof(*bitmap));
 	if (!bitmap)
 		return error_setf(err, "out of memory");
-	if ((r = vm_dirty_log_start(m->vm))) {
+	r = vm_dirty_log_start(m->vm);
+	if (r) {
 		free(bitmap);
 		return error_set_errno(err, -r, "dirty page logging");
 	}
 	r = precopy(m, c, bitmap, err);
-	if (!r)
-		r = switch_over(m, c, bitmap, err);
+	if (r)
+		goto out_stop_log;
+	r = switch_over(m, c, bitmap, err);
+out_stop_log:
 	vm_dirty_log_stop(m->vm);
 	free(bitmap);
 	return r;

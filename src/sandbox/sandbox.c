@@ -240,6 +240,22 @@ static int allow_ioctls(scmp_filter_ctx ctx, const unsigned long *req, size_t n)
 	return 0;
 }
 
+/* --user on a running VM: glibc has every thread change its ids. */
+static int allow_id_changes(scmp_filter_ctx ctx, const struct sandbox_config *cfg)
+{
+	int r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setresuid), 3,
+				 SCMP_A0(SCMP_CMP_EQ, cfg->uid), SCMP_A1(SCMP_CMP_EQ, cfg->uid),
+				 SCMP_A2(SCMP_CMP_EQ, cfg->uid));
+	if (r)
+		return r;
+	r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setresgid), 3,
+			     SCMP_A0(SCMP_CMP_EQ, cfg->gid), SCMP_A1(SCMP_CMP_EQ, cfg->gid),
+			     SCMP_A2(SCMP_CMP_EQ, cfg->gid));
+	if (r)
+		return r;
+	return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setgroups), 0);
+}
+
 /* Memory may be mapped and protected, never executable; threads only
  * (clone3's flags cannot be seen: ENOSYS makes glibc use clone); sockets of
  * the families we speak. */
@@ -248,32 +264,33 @@ static int allow_conditional(scmp_filter_ctx ctx, enum sandbox_kind kind,
 {
 	int r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
 				 SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
-	if (!r)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
-				     SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	if (r)
+		return r;
+	r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
+			     SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	if (r)
+		return r;
 	/* (An ASan build's main thread has clone whole: sanitizer_calls.) */
-	if (!r && kind == SANDBOX_MAIN && !sandbox_allows_leak_check())
+	if (kind == SANDBOX_MAIN && !sandbox_allows_leak_check()) {
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
 				     SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
-	if (!r && kind == SANDBOX_MAIN)
+		if (r)
+			return r;
+	}
+	if (kind == SANDBOX_MAIN) {
 		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+		if (r)
+			return r;
+	}
 	static const int families[] = {AF_UNIX, AF_INET, AF_INET6, AF_NETLINK};
 	bool sockets = kind == SANDBOX_MAIN || kind == SANDBOX_MIGRATION;
-	for (size_t i = 0; !r && sockets && i < ARRAY_SIZE(families); i++)
+	for (size_t i = 0; sockets && i < ARRAY_SIZE(families); i++) {
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
 				     SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[i]));
-	/* --user on a running VM: glibc has every thread change its ids. */
-	if (!r && cfg->change_ids)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setresuid), 3,
-				     SCMP_A0(SCMP_CMP_EQ, cfg->uid), SCMP_A1(SCMP_CMP_EQ, cfg->uid),
-				     SCMP_A2(SCMP_CMP_EQ, cfg->uid));
-	if (!r && cfg->change_ids)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setresgid), 3,
-				     SCMP_A0(SCMP_CMP_EQ, cfg->gid), SCMP_A1(SCMP_CMP_EQ, cfg->gid),
-				     SCMP_A2(SCMP_CMP_EQ, cfg->gid));
-	if (!r && cfg->change_ids)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setgroups), 0);
-	return r;
+		if (r)
+			return r;
+	}
+	return cfg->change_ids ? allow_id_changes(ctx, cfg) : 0;
 }
 
 static int add_rules(scmp_filter_ctx ctx, enum sandbox_kind kind, const struct sandbox_config *cfg)
@@ -284,48 +301,59 @@ static int add_rules(scmp_filter_ctx ctx, enum sandbox_kind kind, const struct s
 	switch (kind) {
 	case SANDBOX_VCPU:
 		r = allow_all(ctx, vcpu_calls, ARRAY_SIZE(vcpu_calls));
-		if (!r)
-			r = allow_ioctls(ctx, vcpu_ioctls, ARRAY_SIZE(vcpu_ioctls));
+		if (r)
+			return r;
+		r = allow_ioctls(ctx, vcpu_ioctls, ARRAY_SIZE(vcpu_ioctls));
 		break;
 	case SANDBOX_MAIN:
 		r = allow_all(ctx, main_calls, ARRAY_SIZE(main_calls));
-		if (!r)
-			r = allow_ioctls(ctx, main_ioctls, ARRAY_SIZE(main_ioctls));
+		if (r)
+			return r;
+		r = allow_ioctls(ctx, main_ioctls, ARRAY_SIZE(main_ioctls));
 #ifdef SANITIZER_BUILD
-		if (!r)
-			r = allow_all(ctx, sanitizer_calls, ARRAY_SIZE(sanitizer_calls));
+		if (r)
+			return r;
+		r = allow_all(ctx, sanitizer_calls, ARRAY_SIZE(sanitizer_calls));
 #endif
 		break;
 	case SANDBOX_NET:
 		r = allow_all(ctx, net_calls, ARRAY_SIZE(net_calls));
-		if (!r)
-			r = allow_ioctls(ctx, net_ioctls, ARRAY_SIZE(net_ioctls));
+		if (r)
+			return r;
+		r = allow_ioctls(ctx, net_ioctls, ARRAY_SIZE(net_ioctls));
 		break;
 	default:
 		r = allow_all(ctx, migration_calls, ARRAY_SIZE(migration_calls));
-		if (!r)
-			r = allow_ioctls(ctx, migration_ioctls, ARRAY_SIZE(migration_ioctls));
+		if (r)
+			return r;
+		r = allow_ioctls(ctx, migration_ioctls, ARRAY_SIZE(migration_ioctls));
 		break;
 	}
-	return r ? r : allow_conditional(ctx, kind, cfg);
+	if (r)
+		return r;
+	return allow_conditional(ctx, kind, cfg);
 }
 
 /* libseccomp writes the filter to an fd: it goes through a memfd into the
  * program every thread of that kind loads. */
 static int export_bpf(scmp_filter_ctx ctx, struct sock_fprog *prog)
 {
-	int fd = memfd_create("kvmhost-seccomp", MFD_CLOEXEC), r;
+	int fd = memfd_create("kvmhost-seccomp", MFD_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	off_t len;
-	if ((r = seccomp_export_bpf(ctx, fd)) || (len = lseek(fd, 0, SEEK_END)) <= 0 ||
-	    len % sizeof(struct sock_filter)) {
-		close(fd);
-		return r ? r : -EINVAL;
+	int r = seccomp_export_bpf(ctx, fd);
+	if (r)
+		goto out_close;
+	len = lseek(fd, 0, SEEK_END);
+	if (len <= 0 || len % sizeof(struct sock_filter)) {
+		r = -EINVAL;
+		goto out_close;
 	}
 	prog->filter = malloc((size_t)len);
 	prog->len = (unsigned short)(len / sizeof(struct sock_filter));
 	r = prog->filter ? read_full_at(fd, prog->filter, (uint64_t)len, 0) : -ENOMEM;
+out_close:
 	close(fd);
 	return r;
 }
@@ -336,8 +364,10 @@ static int build_kind(struct sandbox *sb, enum sandbox_kind kind, const struct s
 	if (!ctx)
 		return -ENOMEM;
 	int r = add_rules(ctx, kind, cfg);
-	if (!r)
-		r = export_bpf(ctx, &sb->prog[kind]);
+	if (r)
+		goto out_release;
+	r = export_bpf(ctx, &sb->prog[kind]);
+out_release:
 	seccomp_release(ctx);
 	return r;
 }
@@ -395,7 +425,8 @@ static int set_handler(void)
 
 static int install_handler(struct sandbox *sb)
 {
-	if (!(sb->names = calloc(MAX_SYSCALL, sizeof(*sb->names))))
+	sb->names = calloc(MAX_SYSCALL, sizeof(*sb->names));
+	if (!sb->names)
 		return -ENOMEM;
 	for (int i = 0; i < MAX_SYSCALL; i++)
 		sb->names[i] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, i);
@@ -409,20 +440,26 @@ int sandbox_build(struct sandbox **out, const struct sandbox_config *cfg, struct
 	*out = NULL;
 	if (!sb)
 		return error_setf(err, "sandbox: out of memory");
-	int r = 0;
-	for (int k = 0; k < SANDBOX_KINDS && !r; k++)
+	int r;
+	for (int k = 0; k < SANDBOX_KINDS; k++) {
 		r = build_kind(sb, (enum sandbox_kind)k, cfg);
-	if (!r)
-		r = install_handler(sb);
+		if (r)
+			goto err_free_sandbox;
+	}
+	r = install_handler(sb);
+	if (r)
+		goto err_free_sandbox;
 	/* Threads made from here on inherit it; a filter needs it. */
-	if (!r && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
 		r = -errno;
-	if (r) {
-		sandbox_free(sb);
-		return error_set_errno(err, -r, "sandbox: cannot build the seccomp filters");
+		goto err_free_sandbox;
 	}
 	*out = sb;
 	return 0;
+
+err_free_sandbox:
+	sandbox_free(sb);
+	return error_set_errno(err, -r, "sandbox: cannot build the seccomp filters");
 }
 
 void sandbox_free(struct sandbox *sb)

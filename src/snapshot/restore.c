@@ -147,9 +147,7 @@ static int read_virtio(struct state_reader *r, struct vm_config *cfg, struct err
 		state_get(r, d->kind, sizeof(d->kind));
 		state_get(r, d->options, sizeof(d->options));
 		d->kind[sizeof(d->kind) - 1] = d->options[sizeof(d->options) - 1] = '\0';
-		const struct virtio_kind *kind;
-		struct pc_slot slot;
-		if (!r->err && pc_virtio_device(d->kind, i, &kind, &slot, err))
+		if (!r->err && !(d->type = pc_virtio_kind(d->kind, err)))
 			return error_prepend(err, "config section: device %u: ", i);
 	}
 	cfg->nr_virtio = (int)n;

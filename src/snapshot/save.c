@@ -88,8 +88,9 @@ static int collect(struct vm *vm, struct state_writer *sections, struct error *e
 {
 	snapshot_write_config(vm, &sections[0]);
 	int r = vm_save_kvm_state(vm, &sections[1]);
-	if (!r)
-		r = vm_save_devices(vm, &sections[2]);
+	if (r)
+		return error_set_errno(err, -r, "cannot read the VM's state");
+	r = vm_save_devices(vm, &sections[2]);
 	if (r)
 		return error_set_errno(err, -r, "cannot read the VM's state");
 	int *results = calloc(vm->nr_vcpus, sizeof(*results));
@@ -105,6 +106,18 @@ static int collect(struct vm *vm, struct state_writer *sections, struct error *e
 	return 0;
 }
 
+/* What a snapshot holds must be what the disks hold at that moment. */
+static int collect_flushed(struct vm *vm, struct state_writer *sections, struct error *err)
+{
+	int r = collect(vm, sections, err);
+	if (r)
+		return r;
+	r = vm_flush_disks(vm);
+	if (r)
+		return error_set_errno(err, -r, "flushing the disks");
+	return 0;
+}
+
 #define PM_CHUNK 2048 /* pages per pagemap read, and at most per write (8 MiB) */
 
 /* Runs of touched, non-zero pages, each written where it is in RAM; the
@@ -113,10 +126,10 @@ static int write_memory(int fd, const struct vm *vm, uint64_t base, uint64_t *pa
 {
 	uint64_t n = vm->ram_size / SNAP_PAGE, flags[PM_CHUNK], run = 0, run_len = 0;
 	int pm_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC), r = 0;
-	for (uint64_t c = 0; c < n && !r; c += PM_CHUNK) {
+	for (uint64_t c = 0; c < n; c += PM_CHUNK) {
 		uint64_t k = n - c < PM_CHUNK ? n - c : PM_CHUNK;
 		vm_pages_in_use(vm, pm_fd, c, k, flags);
-		for (uint64_t i = 0; i < k && !r; i++) {
+		for (uint64_t i = 0; i < k; i++) {
 			uint64_t p = c + i;
 			bool data = (flags[i] & VM_PAGE_IN_USE) &&
 				    !gm_page_is_zero(vm->ram + p * SNAP_PAGE);
@@ -130,13 +143,16 @@ static int write_memory(int fd, const struct vm *vm, uint64_t base, uint64_t *pa
 					  base + run * SNAP_PAGE);
 			*pages += run_len;
 			run_len = 0;
+			if (r)
+				goto out_close;
 		}
 	}
-	if (!r && run_len) {
+	if (run_len) {
 		r = write_full_at(fd, vm->ram + run * SNAP_PAGE, run_len * SNAP_PAGE,
 				  base + run * SNAP_PAGE);
 		*pages += run_len;
 	}
+out_close:
 	if (pm_fd >= 0)
 		close(pm_fd);
 	return r;
@@ -209,14 +225,14 @@ static int write_file(int fd, struct vm *vm, struct state_writer *sec, uint32_t 
 	int r = build_meta(vm, sec, nr, &meta, &meta_len);
 	if (r)
 		return r;
+	res->bytes = meta_len + vm->ram_size;
 	r = write_full_at(fd, meta, meta_len, 0);
 	free(meta);
-	if (!r && ftruncate(fd, (off_t)(meta_len + vm->ram_size)) < 0)
-		r = -errno;
-	if (!r)
-		r = write_memory(fd, vm, meta_len, &res->pages);
-	res->bytes = meta_len + vm->ram_size;
-	return r;
+	if (r)
+		return r;
+	if (ftruncate(fd, (off_t)(meta_len + vm->ram_size)) < 0)
+		return -errno;
+	return write_memory(fd, vm, meta_len, &res->pages);
 }
 
 /* FILE.tmp written and fsynced, renamed over FILE, the directory fsynced:
@@ -230,18 +246,20 @@ static int commit(struct vm *vm, const char *path, struct state_writer *sec, uin
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return error_set_errno(err, errno, "%s", tmp);
-	int r = write_file(fd, vm, sec, nr, res);
-	if (!r && fsync(fd) < 0)
-		r = -errno;
 	struct stat st;
-	if (!r && fstat(fd, &st) == 0)
+	int r = write_file(fd, vm, sec, nr, res);
+	if (r)
+		goto err_close;
+	if (fsync(fd) < 0) {
+		r = -errno;
+		goto err_close;
+	}
+	if (fstat(fd, &st) == 0)
 		res->allocated = (uint64_t)st.st_blocks * 512;
 	close(fd);
-	if (!r && rename(tmp, path) < 0)
+	if (rename(tmp, path) < 0) {
 		r = -errno;
-	if (r) {
-		unlink(tmp);
-		return error_set_errno(err, -r, "writing %s", path);
+		goto err_unlink;
 	}
 	int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0 || fsync(dfd) < 0)
@@ -249,6 +267,12 @@ static int commit(struct vm *vm, const char *path, struct state_writer *sec, uin
 	if (dfd >= 0)
 		close(dfd);
 	return 0;
+
+err_close:
+	close(fd);
+err_unlink:
+	unlink(tmp);
+	return error_set_errno(err, -r, "writing %s", path);
 }
 
 int snapshot_save(struct vm *vm, const char *path, bool keep_running, struct snapshot_result *res,
@@ -261,11 +285,11 @@ int snapshot_save(struct vm *vm, const char *path, bool keep_running, struct sna
 	if (!sec)
 		return error_setf(err, "out of memory");
 	vm_park_all(vm, PARK_SNAPSHOT);
-	int ret = collect(vm, sec, err);
-	if (!ret && (ret = vm_flush_disks(vm)))
-		ret = error_set_errno(err, -ret, "flushing the disks");
-	if (!ret)
-		ret = commit(vm, path, sec, nr, res, err);
+	int ret = collect_flushed(vm, sec, err);
+	if (ret)
+		goto out_free_sections;
+	ret = commit(vm, path, sec, nr, res, err);
+out_free_sections:
 	for (uint32_t i = 0; i < nr; i++)
 		state_writer_free(&sec[i]);
 	free(sec);
@@ -283,11 +307,13 @@ int snapshot_capture(struct vm *vm, uint8_t **meta, uint64_t *len, struct error 
 	struct state_writer *sec = calloc(nr, sizeof(*sec));
 	if (!sec)
 		return error_setf(err, "out of memory");
-	int ret = collect(vm, sec, err);
-	if (!ret && (ret = vm_flush_disks(vm)))
-		ret = error_set_errno(err, -ret, "flushing the disks");
-	if (!ret && (ret = build_meta(vm, sec, nr, meta, len)))
+	int ret = collect_flushed(vm, sec, err);
+	if (ret)
+		goto out_free_sections;
+	ret = build_meta(vm, sec, nr, meta, len);
+	if (ret)
 		ret = error_setf(err, "out of memory");
+out_free_sections:
 	for (uint32_t i = 0; i < nr; i++)
 		state_writer_free(&sec[i]);
 	free(sec);

@@ -135,27 +135,20 @@ static uint32_t blk_request(struct virtio_blk *b, struct virtq_elem *e)
 	return written + 1;
 }
 
+static int64_t blk_serve(void *dev, struct virtq_elem *e)
+{
+	/* No room for a header and a status byte: the driver is broken. */
+	if (e->out_len < sizeof(struct virtio_blk_outhdr) || e->in_len < 1)
+		return -EINVAL;
+	return blk_request(dev, e);
+}
+
 static int blk_notify(void *dev, const struct guest_mem *gm, struct virtq *vq, unsigned index)
 {
 	(void)index; /* one queue */
 	struct virtio_blk *b = dev;
-	int used = 0;
 	uint64_t t0 = now_ns();
-	/* At most one ring's worth per kick: a driver that keeps refilling
-	 * cannot hold the vCPU here forever. */
-	for (unsigned k = 0; k < vq->num; k++) {
-		struct virtq_elem *e = &b->elem;
-		int r = virtq_pop(gm, vq, e);
-		if (r < 0)
-			return r;
-		if (r == 0)
-			break;
-		/* No room for a header and a status byte: the driver is broken. */
-		if (e->out_len < sizeof(struct virtio_blk_outhdr) || e->in_len < 1)
-			return -EINVAL;
-		virtq_push(gm, vq, e, blk_request(b, e));
-		used++;
-	}
+	int used = virtq_serve(gm, vq, &b->elem, blk_serve, b);
 	atomic_fetch_add(&b->busy_ns, now_ns() - t0);
 	return used;
 }

@@ -21,6 +21,9 @@
 struct virtio_spec {
 	char kind[VIRTIO_KIND_NAME_MAX];
 	char options[VIRTIO_KIND_OPTIONS_MAX]; /* after "KIND,"; "" if none */
+	/* What `kind` names, set where the name was read (the board's table);
+	 * not saved: a snapshot keeps the name and is looked up again. */
+	const struct virtio_kind *type;
 };
 
 /* One of a device's own figures for `status` ("bytes": 4096). */

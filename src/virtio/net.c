@@ -53,55 +53,39 @@ int virtio_net_tx_chain(const struct virtq_elem *e)
 	return e->nin || e->out_len < VNET_HDR || e->out_len > MAX_FRAME ? -EINVAL : 0;
 }
 
-static int transmit(struct virtio_net *n, const struct guest_mem *gm, struct virtq *vq)
+static int64_t transmit(void *dev, struct virtq_elem *e)
 {
-	int used = 0;
-	for (unsigned k = 0; k < vq->num; k++) {
-		struct virtq_elem *e = &n->tx_elem;
-		int r = virtq_pop(gm, vq, e);
-		if (r <= 0)
-			return r < 0 ? r : used;
-		if (virtio_net_tx_chain(e)) {
-			atomic_fetch_add(&n->stats.bad_chains, 1);
-			return -EINVAL;
-		}
-		/* Straight from the guest's buffers into the tap: the one copy. */
-		if (writev(n->tap.fd, e->out, (int)e->nout) < 0) {
-			atomic_fetch_add(&n->stats.tx_dropped, 1);
-		} else {
-			atomic_fetch_add(&n->stats.tx_packets, 1);
-			atomic_fetch_add(&n->stats.tx_bytes, e->out_len - VNET_HDR);
-		}
-		virtq_push(gm, vq, e, 0);
-		used++;
+	struct virtio_net *n = dev;
+	if (virtio_net_tx_chain(e)) {
+		atomic_fetch_add(&n->stats.bad_chains, 1);
+		return -EINVAL;
 	}
-	return used;
+	/* Straight from the guest's buffers into the tap: the one copy. */
+	if (writev(n->tap.fd, e->out, (int)e->nout) < 0) {
+		atomic_fetch_add(&n->stats.tx_dropped, 1);
+	} else {
+		atomic_fetch_add(&n->stats.tx_packets, 1);
+		atomic_fetch_add(&n->stats.tx_bytes, e->out_len - VNET_HDR);
+	}
+	return 0;
 }
 
 /* Control: only the announcement's acknowledgement is offered. */
-static int control(struct virtio_net *n, const struct guest_mem *gm, struct virtq *vq)
+static int64_t control(void *dev, struct virtq_elem *e)
 {
-	int used = 0;
-	for (unsigned k = 0; k < vq->num; k++) {
-		struct virtq_elem *e = &n->ctrl_elem;
-		int r = virtq_pop(gm, vq, e);
-		if (r <= 0)
-			return r < 0 ? r : used;
-		struct virtio_net_ctrl_hdr h;
-		uint8_t ack = VIRTIO_NET_ERR;
-		if (e->out_len < sizeof(h) || e->in_len < 1)
-			return -EINVAL;
-		iov_copy_from(e->out, e->nout, 0, &h, sizeof(h));
-		if (h.class == VIRTIO_NET_CTRL_ANNOUNCE && h.cmd == VIRTIO_NET_CTRL_ANNOUNCE_ACK) {
-			n->status &= (uint16_t)~VIRTIO_NET_S_ANNOUNCE;
-			atomic_fetch_add(&n->stats.announces, 1);
-			ack = VIRTIO_NET_OK;
-		}
-		iov_copy_to(e->in, e->nin, e->in_len - 1, &ack, 1);
-		virtq_push(gm, vq, e, 1);
-		used++;
+	struct virtio_net *n = dev;
+	struct virtio_net_ctrl_hdr h;
+	uint8_t ack = VIRTIO_NET_ERR;
+	if (e->out_len < sizeof(h) || e->in_len < 1)
+		return -EINVAL;
+	iov_copy_from(e->out, e->nout, 0, &h, sizeof(h));
+	if (h.class == VIRTIO_NET_CTRL_ANNOUNCE && h.cmd == VIRTIO_NET_CTRL_ANNOUNCE_ACK) {
+		n->status &= (uint16_t)~VIRTIO_NET_S_ANNOUNCE;
+		atomic_fetch_add(&n->stats.announces, 1);
+		ack = VIRTIO_NET_OK;
 	}
-	return used;
+	iov_copy_to(e->in, e->nin, e->in_len - 1, &ack, 1);
+	return 1;
 }
 
 static void kick(struct virtio_net *n)
@@ -117,7 +101,8 @@ static int net_notify(void *dev, const struct guest_mem *gm, struct virtq *vq, u
 		kick(n); /* new receive buffers: the receive thread takes it from here */
 		return 0;
 	}
-	return index == 1 ? transmit(n, gm, vq) : control(n, gm, vq);
+	return index == 1 ? virtq_serve(gm, vq, &n->tx_elem, transmit, n)
+			  : virtq_serve(gm, vq, &n->ctrl_elem, control, n);
 }
 
 static void net_reset(void *dev)

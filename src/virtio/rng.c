@@ -34,28 +34,22 @@ static uint32_t rng_fill(const struct virtq_elem *e)
 	return (uint32_t)done;
 }
 
+static int64_t rng_request(void *dev, struct virtq_elem *e)
+{
+	struct virtio_rng *rng = dev;
+	if (e->nout || !e->nin)
+		return -EINVAL;
+	uint32_t len = rng_fill(e);
+	atomic_fetch_add(&rng->bytes, len);
+	atomic_fetch_add(&rng->requests, 1);
+	return len;
+}
+
 static int rng_notify(void *dev, const struct guest_mem *gm, struct virtq *vq, unsigned index)
 {
 	(void)index; /* one queue */
 	struct virtio_rng *rng = dev;
-	int used = 0;
-	/* At most one ring's worth per kick, as virtio-blk. */
-	for (unsigned k = 0; k < vq->num; k++) {
-		struct virtq_elem *e = &rng->elem;
-		int r = virtq_pop(gm, vq, e);
-		if (r < 0)
-			return r;
-		if (r == 0)
-			break;
-		if (e->nout || !e->nin)
-			return -EINVAL;
-		uint32_t len = rng_fill(e);
-		virtq_push(gm, vq, e, len);
-		atomic_fetch_add(&rng->bytes, len);
-		atomic_fetch_add(&rng->requests, 1);
-		used++;
-	}
-	return used;
+	return virtq_serve(gm, vq, &rng->elem, rng_request, rng);
 }
 
 static uint64_t rng_features(void *dev)

@@ -89,6 +89,23 @@ int virtq_pop(const struct guest_mem *gm, struct virtq *vq, struct virtq_elem *e
 	return 1;
 }
 
+int virtq_serve(const struct guest_mem *gm, struct virtq *vq, struct virtq_elem *e,
+		virtq_request_fn request, void *dev)
+{
+	int used = 0;
+	for (unsigned k = 0; k < vq->num; k++) {
+		int r = virtq_pop(gm, vq, e);
+		if (r <= 0)
+			return r < 0 ? r : used;
+		int64_t len = request(dev, e);
+		if (len < 0)
+			return (int)len;
+		virtq_push(gm, vq, e, (uint32_t)len);
+		used++;
+	}
+	return used;
+}
+
 void virtq_unpop(struct virtq *vq, uint16_t n)
 {
 	vq->last_avail = (uint16_t)(vq->last_avail - n);

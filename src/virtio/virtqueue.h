@@ -36,6 +36,16 @@ bool virtq_rings_valid(const struct guest_mem *gm, const struct virtq *vq);
 /* 1: an element was taken; 0: nothing available; -EINVAL: the driver broke
  * the rules (bad index, address, loop, layout) and the device needs a reset. */
 int virtq_pop(const struct guest_mem *gm, struct virtq *vq, struct virtq_elem *e);
+/* What a device does with one request: the bytes it wrote into the
+ * element's device-writable buffers, or a negative errno for a request the
+ * driver should never have made (the device then needs a reset). */
+typedef int64_t (*virtq_request_fn)(void *dev, struct virtq_elem *e);
+/* Serves what the driver made available, each request popped into `e`,
+ * handed to `request` and pushed back; at most one ring's worth per kick,
+ * so a driver that keeps refilling cannot hold the vCPU here for ever.
+ * Returns how many were used, or the first negative errno. */
+int virtq_serve(const struct guest_mem *gm, struct virtq *vq, struct virtq_elem *e,
+		virtq_request_fn request, void *dev);
 /* Gives back the last n elements popped and not pushed, to pop again. */
 void virtq_unpop(struct virtq *vq, uint16_t n);
 /* Returns the element to the driver with `len` bytes written; its

@@ -210,7 +210,7 @@ static void vm_create_unwinds(void **state)
 	};
 	c.cfg.disks[0].path = path;
 	/* A `--device` too: its allocation fails and unwinds like the rest. */
-	c.cfg.virtio[0] = (struct virtio_spec){.kind = "rng"};
+	c.cfg.virtio[0] = (struct virtio_spec){.kind = "rng", .type = pc_virtio_kind("rng", NULL)};
 	c.cfg.nr_virtio = 1;
 	/* With the built-in guest's device: its attach fails and unwinds too. */
 	testdev_configure(&c.guest, &(struct testdev_config){0}, NULL, 0);

@@ -72,12 +72,12 @@ struct kvm_cpuid2 *x86_vcpu_cpuid(int vcpu_fd)
 	return query_cpuid(vcpu_fd, KVM_GET_CPUID2, "KVM_GET_CPUID2");
 }
 
-int x86_set_cpuid(int vcpu_fd, const struct kvm_cpuid2 *base, uint32_t apic_id)
+int x86_set_cpuid(int vcpu_fd, const struct kvm_cpuid2 *base, uint32_t apic_id, struct error *err)
 {
 	size_t size = sizeof(*base) + base->nent * sizeof(struct kvm_cpuid_entry2);
 	struct kvm_cpuid2 *c = malloc(size);
 	if (!c)
-		return -ENOMEM;
+		return error_set(err, STATUS_ERROR, ENOMEM, "out of memory");
 	memcpy(c, base, size);
 	for (uint32_t i = 0; i < c->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &c->entries[i];
@@ -94,9 +94,8 @@ int x86_set_cpuid(int vcpu_fd, const struct kvm_cpuid2 *base, uint32_t apic_id)
 			break;
 		}
 	}
-	int ret = ioctl(vcpu_fd, KVM_SET_CPUID2, c) ? -errno : 0;
-	if (ret)
-		log_err("KVM_SET_CPUID2: %s", strerror(-ret));
+	int ret = ioctl(vcpu_fd, KVM_SET_CPUID2, c) ? error_set_errno(err, errno, "KVM_SET_CPUID2")
+						    : 0;
 	free(c);
 	return ret;
 }
@@ -325,14 +324,12 @@ int x86_write_boot_tables(uint8_t *ram, uint64_t ram_size)
 	return 0;
 }
 
-int x86_enter_long_mode(int vcpu_fd, uint16_t cs, uint64_t rip, uint64_t rdi, uint64_t rsi)
+int x86_enter_long_mode(int vcpu_fd, uint16_t cs, uint64_t rip, uint64_t rdi, uint64_t rsi,
+			struct error *err)
 {
 	struct kvm_sregs s;
-	if (ioctl(vcpu_fd, KVM_GET_SREGS, &s) < 0) {
-		int err = errno;
-		log_err("KVM_GET_SREGS: %s", strerror(err));
-		return -err;
-	}
+	if (ioctl(vcpu_fd, KVM_GET_SREGS, &s) < 0)
+		return error_set_errno(err, errno, "KVM_GET_SREGS");
 	struct kvm_segment code = {.limit = 0xffffffff,
 				   .selector = cs,
 				   .type = 11,
@@ -358,24 +355,15 @@ int x86_enter_long_mode(int vcpu_fd, uint16_t cs, uint64_t rip, uint64_t rdi, ui
 	s.cr3 = BOOT_PML4_ADDR;
 	s.cr4 = CR4_PAE;
 	s.efer = EFER_LME | EFER_LMA;
-	if (ioctl(vcpu_fd, KVM_SET_SREGS, &s) < 0) {
-		int err = errno;
-		log_err("KVM_SET_SREGS: %s", strerror(err));
-		return -err;
-	}
+	if (ioctl(vcpu_fd, KVM_SET_SREGS, &s) < 0)
+		return error_set_errno(err, errno, "KVM_SET_SREGS");
 	struct kvm_regs r = {.rip = rip, .rdi = rdi, .rsi = rsi, .rflags = 0x2};
-	if (ioctl(vcpu_fd, KVM_SET_REGS, &r) < 0) {
-		int err = errno;
-		log_err("KVM_SET_REGS: %s", strerror(err));
-		return -err;
-	}
+	if (ioctl(vcpu_fd, KVM_SET_REGS, &r) < 0)
+		return error_set_errno(err, errno, "KVM_SET_REGS");
 	/* Application processors would otherwise wait for INIT/SIPI. */
 	struct kvm_mp_state mp = {.mp_state = KVM_MP_STATE_RUNNABLE};
-	if (ioctl(vcpu_fd, KVM_SET_MP_STATE, &mp) < 0) {
-		int err = errno;
-		log_err("KVM_SET_MP_STATE: %s", strerror(err));
-		return -err;
-	}
+	if (ioctl(vcpu_fd, KVM_SET_MP_STATE, &mp) < 0)
+		return error_set_errno(err, errno, "KVM_SET_MP_STATE");
 	return 0;
 }
 

@@ -19,7 +19,7 @@ struct vcpu;
 /* KVM_GET_SUPPORTED_CPUID, grown on E2BIG. Caller frees. */
 struct kvm_cpuid2 *x86_supported_cpuid(int kvm_fd);
 /* Per-vCPU copy with its APIC id and the hypervisor bit, then KVM_SET_CPUID2. */
-int x86_set_cpuid(int vcpu_fd, const struct kvm_cpuid2 *base, uint32_t apic_id);
+int x86_set_cpuid(int vcpu_fd, const struct kvm_cpuid2 *base, uint32_t apic_id, struct error *err);
 
 /* What a vCPU's CPUID is now (KVM_GET_CPUID2). Caller frees. On nested PVM
  * hosts this holds more than KVM_GET_SUPPORTED_CPUID said: compare guests
@@ -52,7 +52,8 @@ int x86_write_boot_tables(uint8_t *ram, uint64_t ram_size);
 #define BOOT_TR		 0x40
 #define BOOT_GDT_ENTRIES (BOOT_TR / 8 + 2)
 /* 64-bit entry at rip with rdi/rsi arguments; makes the vCPU runnable. */
-int x86_enter_long_mode(int vcpu_fd, uint16_t cs, uint64_t rip, uint64_t rdi, uint64_t rsi);
+int x86_enter_long_mode(int vcpu_fd, uint16_t cs, uint64_t rip, uint64_t rdi, uint64_t rsi,
+			struct error *err);
 
 /* A flat 64-bit image loaded at PC_FLAT_IMAGE_ADDR and entered there in
  * long mode (BOOT_CS_FLAT) on every vCPU, with rdi = the vCPU's index and

@@ -26,12 +26,12 @@ static void route(struct kvm_irq_routing *t, uint32_t gsi, uint32_t chip, uint32
 	e->u.irqchip.pin = pin;
 }
 
-int x86_set_irq_routing(int vm_fd)
+int x86_set_irq_routing(int vm_fd, struct error *err)
 {
 	struct kvm_irq_routing *t =
 		calloc(1, sizeof(*t) + (PIC_LINES + IOAPIC_PINS) * sizeof(t->entries[0]));
 	if (!t)
-		return -ENOMEM;
+		return error_set(err, STATUS_ERROR, ENOMEM, "out of memory");
 	for (uint32_t line = 0; line < PIC_LINES; line++) {
 		if (line == CASCADE_LINE)
 			continue;
@@ -41,9 +41,9 @@ int x86_set_irq_routing(int vm_fd)
 	for (uint32_t pin = 0; pin < IOAPIC_PINS; pin++)
 		if (pin != PIT_GSI && pin != PIT_PIN)
 			route(t, pin, KVM_IRQCHIP_IOAPIC, pin);
-	int r = ioctl(vm_fd, KVM_SET_GSI_ROUTING, t) < 0 ? -errno : 0;
-	if (r)
-		log_err("KVM_SET_GSI_ROUTING: %s", strerror(-r));
+	int r = ioctl(vm_fd, KVM_SET_GSI_ROUTING, t) < 0
+			? error_set_errno(err, errno, "KVM_SET_GSI_ROUTING")
+			: 0;
 	free(t);
 	return r;
 }

@@ -171,23 +171,19 @@ static int set_msrs(int fd)
 	return n == (int)ARRAY_SIZE(want) ? 0 : n < 0 ? -errno : -EINVAL;
 }
 
-int linux_guest_setup_vcpu(int vcpu_fd, unsigned index, const struct linux_entry *entry)
+int linux_guest_setup_vcpu(int vcpu_fd, unsigned index, const struct linux_entry *entry,
+			   struct error *err)
 {
 	/* The kernel sets these up again itself; a firmware's are a courtesy. */
 	if (set_msrs(vcpu_fd))
 		log_warn("vCPU %u: could not set all boot MSRs", index);
 	int r = set_lint(vcpu_fd);
-	if (r) {
-		log_err("vCPU %u: LAPIC setup: %s", index, strerror(-r));
-		return r;
-	}
+	if (r)
+		return error_set_errno(err, -r, "LAPIC setup");
 	struct kvm_fpu fpu = {.fcw = 0x37f, .mxcsr = 0x1f80};
-	if (ioctl(vcpu_fd, KVM_SET_FPU, &fpu) < 0) {
-		int err = errno;
-		log_err("vCPU %u: KVM_SET_FPU: %s", index, strerror(err));
-		return -err;
-	}
+	if (ioctl(vcpu_fd, KVM_SET_FPU, &fpu) < 0)
+		return error_set_errno(err, errno, "KVM_SET_FPU");
 	if (index != 0)
 		return 0; /* an AP: stays in wait-for-SIPI until the kernel starts it */
-	return x86_enter_long_mode(vcpu_fd, BOOT_CS_LINUX, entry->rip, 0, entry->zero_page);
+	return x86_enter_long_mode(vcpu_fd, BOOT_CS_LINUX, entry->rip, 0, entry->zero_page, err);
 }

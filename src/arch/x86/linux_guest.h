@@ -27,6 +27,7 @@ struct linux_guest {
  * STATUS_BAD_KERNEL) when the kernel or initrd cannot be booted. */
 int linux_guest_load(const struct linux_guest *g, struct linux_entry *entry, struct error *err);
 /* The BSP enters the kernel; APs wait in KVM_RUN for INIT/SIPI. */
-int linux_guest_setup_vcpu(int vcpu_fd, unsigned index, const struct linux_entry *entry);
+int linux_guest_setup_vcpu(int vcpu_fd, unsigned index, const struct linux_entry *entry,
+			   struct error *err);
 
 #endif

@@ -36,36 +36,28 @@ int pc_ram_layout(uint64_t size, uint8_t *hva, struct mem_region regions[2])
 	return 2;
 }
 
-int pc_create_irqchip(int vm_fd)
+int pc_create_irqchip(int vm_fd, struct error *err)
 {
-	if (ioctl(vm_fd, KVM_SET_TSS_ADDR, TSS_ADDR) < 0 ||
-	    ioctl(vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
-		int err = errno;
-		log_err("setting up the in-kernel irqchip: %s", strerror(err));
-		return -err;
-	}
-	return x86_set_irq_routing(vm_fd);
+	if (ioctl(vm_fd, KVM_SET_TSS_ADDR, TSS_ADDR) < 0)
+		return error_set_errno(err, errno, "KVM_SET_TSS_ADDR");
+	if (ioctl(vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		return error_set_errno(err, errno, "KVM_CREATE_IRQCHIP");
+	return x86_set_irq_routing(vm_fd, err);
 }
 
-int pc_create_pit(int vm_fd)
+int pc_create_pit(int vm_fd, struct error *err)
 {
 	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
-	if (ioctl(vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
-		int err = errno;
-		log_err("KVM_CREATE_PIT2: %s", strerror(err));
-		return -err;
-	}
+	if (ioctl(vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		return error_set_errno(err, errno, "KVM_CREATE_PIT2");
 	/* Ticks the guest missed (host asleep, VM paused, host slower than the
 	 * tick) are dropped, not replayed: KVM's default replays each one on the
 	 * guest's EOI, and a guest behind by thousands then does nothing but
 	 * take timer interrupts. Linux keeps time by kvmclock, not by counting
 	 * ticks. */
 	struct kvm_reinject_control no_reinject = {.pit_reinject = 0};
-	if (ioctl(vm_fd, KVM_REINJECT_CONTROL, &no_reinject) < 0) {
-		int err = errno;
-		log_err("KVM_REINJECT_CONTROL: %s", strerror(err));
-		return -err;
-	}
+	if (ioctl(vm_fd, KVM_REINJECT_CONTROL, &no_reinject) < 0)
+		return error_set_errno(err, errno, "KVM_REINJECT_CONTROL");
 	return 0;
 }
 
@@ -87,27 +79,24 @@ static const struct virtio_kind *const virtio_kinds[] = {
 	&virtio_rng_kind,
 };
 
-int pc_virtio_device(const char *name, unsigned nth, const struct virtio_kind **kind,
-		     struct pc_slot *slot, struct error *err)
+const struct virtio_kind *pc_virtio_kind(const char *name, struct error *err)
 {
-	*kind = NULL;
 	for (size_t i = 0; i < ARRAY_SIZE(virtio_kinds); i++)
 		if (!strcmp(virtio_kinds[i]->name, name))
-			*kind = virtio_kinds[i];
-	if (!*kind) {
-		char list[128] = "";
-		for (size_t i = 0, n = 0; i < ARRAY_SIZE(virtio_kinds) && n < sizeof(list); i++)
-			n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", i ? ", " : "",
-					      virtio_kinds[i]->name);
-		return error_set(err, STATUS_USAGE, ENOENT, "no device kind '%s' (there are: %s)",
-				 name, list);
-	}
-	if (nth >= PC_MAX_VIRTIO)
-		return error_set(err, STATUS_USAGE, ENOSPC, "at most %d --device", PC_MAX_VIRTIO);
-	*slot = (struct pc_slot){VIRTIO_MMIO_BASE + (uint64_t)(PC_MAX_DISKS + PC_MAX_NETS + nth) *
-							    VIRTIO_MMIO_STRIDE,
-				 VIRTIO_MORE0_GSI + nth};
-	return 0;
+			return virtio_kinds[i];
+	char list[128] = "";
+	for (size_t i = 0, n = 0; i < ARRAY_SIZE(virtio_kinds) && n < sizeof(list); i++)
+		n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", i ? ", " : "",
+				      virtio_kinds[i]->name);
+	error_set(err, STATUS_USAGE, ENOENT, "no device kind '%s' (there are: %s)", name, list);
+	return NULL;
+}
+
+struct pc_slot pc_virtio_slot(unsigned nth)
+{
+	return (struct pc_slot){VIRTIO_MMIO_BASE + (uint64_t)(PC_MAX_DISKS + PC_MAX_NETS + nth) *
+							   VIRTIO_MMIO_STRIDE,
+				VIRTIO_MORE0_GSI + nth};
 }
 
 static void *board_serial(struct pc_board *b)
@@ -146,7 +135,7 @@ static const struct pc_port_device {
 };
 
 int pc_board_init(struct pc_board *b, int console_fd, const struct device_host *host,
-		  pc_add_device_fn add, void *opaque)
+		  pc_add_device_fn add, void *opaque, struct error *err)
 {
 	b->host = host;
 	serial_init(&b->serial, console_fd, host, SERIAL_GSI);
@@ -155,7 +144,7 @@ int pc_board_init(struct pc_board *b, int console_fd, const struct device_host *
 	b->acpi_pm_ready = true;
 	for (size_t i = 0; i < ARRAY_SIZE(pc_ports); i++) {
 		const struct pc_port_device *d = &pc_ports[i];
-		int r = add(opaque, true, d->port, d->len, d->ops, d->state(b));
+		int r = add(opaque, true, d->port, d->len, d->ops, d->state(b), err);
 		if (r)
 			return r;
 	}

@@ -23,11 +23,11 @@
 int pc_ram_layout(uint64_t size, uint8_t *hva, struct mem_region regions[2]);
 
 /* The in-kernel PICs and I/O APIC, the TSS pages VMX needs, and GSI
- * routing as our MADT says. 0 or -errno, logged. */
-int pc_create_irqchip(int vm_fd);
+ * routing as our MADT says. */
+int pc_create_irqchip(int vm_fd, struct error *err);
 /* The PIT a Linux guest expects (the built-in guest uses LAPIC timers);
- * ticks it missed are dropped, not replayed. 0 or -errno, logged. */
-int pc_create_pit(int vm_fd);
+ * ticks it missed are dropped, not replayed. */
+int pc_create_pit(int vm_fd, struct error *err);
 
 /* Where virtio device i of a kind sits: its MMIO window and its line. */
 struct pc_slot {
@@ -36,11 +36,11 @@ struct pc_slot {
 };
 struct pc_slot pc_disk_slot(unsigned i); /* i < PC_MAX_DISKS */
 struct pc_slot pc_net_slot(unsigned i);	 /* i < PC_MAX_NETS */
-/* The kind of `--device` named `name` and, for the nth device of the
- * board's (0-based, in the order given), its slot: -ENOENT with err naming
- * the kinds there are, -ENOSPC when the board has no slot left. */
-int pc_virtio_device(const char *name, unsigned nth, const struct virtio_kind **kind,
-		     struct pc_slot *slot, struct error *err);
+/* The kind of `--device` named `name`, looked up where a name comes in
+ * (options, a snapshot's config); NULL with err naming the kinds there are. */
+const struct virtio_kind *pc_virtio_kind(const char *name, struct error *err);
+/* The slot of the board's nth `--device` (0-based, in the order given). */
+struct pc_slot pc_virtio_slot(unsigned nth); /* nth < PC_MAX_VIRTIO */
 
 /* The board's devices at fixed ports. */
 struct pc_board {
@@ -53,14 +53,14 @@ struct pc_board {
 
 /* How the board puts a device's range on the machine's buses: the VM's. */
 typedef int (*pc_add_device_fn)(void *opaque, bool pio, uint64_t base, uint64_t len,
-				const struct device_ops *ops, void *dev);
+				const struct device_ops *ops, void *dev, struct error *err);
 
 /* Sets up the board's devices (the serial port writes to console_fd) and
  * adds each of the board's port ranges in the order of its table - the
  * order their state has in snapshots. pc_board_destroy undoes however
  * much was done. */
 int pc_board_init(struct pc_board *b, int console_fd, const struct device_host *host,
-		  pc_add_device_fn add, void *opaque);
+		  pc_add_device_fn add, void *opaque, struct error *err);
 void pc_board_destroy(struct pc_board *b);
 
 #endif
