@@ -45,11 +45,19 @@ static const char *state_name(uint32_t v)
 static int read_props(sd_bus_message *m, uint32_t *level, uint32_t *state)
 {
 	int r = sd_bus_message_enter_container(m, 'a', "{sv}");
-	while (r >= 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+	if (r < 0)
+		return r;
+	for (;;) {
+		r = sd_bus_message_enter_container(m, 'e', "sv");
+		if (r < 0)
+			return r;
+		if (r == 0)
+			break;
 		const char *name;
 		uint32_t *into = NULL;
-		if ((r = sd_bus_message_read(m, "s", &name)) < 0)
-			break;
+		r = sd_bus_message_read(m, "s", &name);
+		if (r < 0)
+			return r;
 		if (!strcmp(name, "WarningLevel"))
 			into = level;
 		else if (!strcmp(name, "State"))
@@ -58,10 +66,13 @@ static int read_props(sd_bus_message *m, uint32_t *level, uint32_t *state)
 			r = sd_bus_message_read(m, "v", "u", into);
 		else
 			r = sd_bus_message_skip(m, "v");
-		if (r >= 0)
-			r = sd_bus_message_exit_container(m);
+		if (r < 0)
+			return r;
+		r = sd_bus_message_exit_container(m);
+		if (r < 0)
+			return r;
 	}
-	return r < 0 ? r : sd_bus_message_exit_container(m);
+	return sd_bus_message_exit_container(m);
 }
 
 static void check(struct battery_watch *bw)
@@ -108,6 +119,55 @@ static int on_get_all(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
 	return 0;
 }
 
+static int ask_state(struct battery_watch *bw)
+{
+	bw->get_slot = sd_bus_slot_unref(bw->get_slot);
+	return sd_bus_call_method_async(bw->bus, &bw->get_slot, UPOWER, UPOWER_DISPLAY,
+					DBUS_PROPERTIES, "GetAll", on_get_all, bw, "s",
+					UPOWER_DEVICE);
+}
+
+/* upowerd started (or restarted) after us: it has a state to ask for,
+ * whether or not the battery changes soon. Gone: nothing is watched. */
+static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	struct battery_watch *bw = userdata;
+	(void)ret_error;
+	const char *name, *old_owner, *new_owner;
+	if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 ||
+	    strcmp(name, UPOWER))
+		return 0;
+	if (!*new_owner) {
+		bw->upower = false;
+		return 0;
+	}
+	int r = ask_state(bw);
+	if (r < 0)
+		log_warn("low battery: cannot ask UPower for its state: %s", strerror(-r));
+	return 0;
+}
+
+/* Changes as they come, and the present state asked for at once and each
+ * time upowerd appears on the bus. */
+static int listen_on_bus(struct battery_watch *bw, sd_event *event)
+{
+	int r = sd_bus_attach_event(bw->bus, event, SD_EVENT_PRIORITY_NORMAL);
+	if (r < 0)
+		return r;
+	r = sd_bus_match_signal_async(bw->bus, &bw->signal_slot, UPOWER, UPOWER_DISPLAY,
+				      DBUS_PROPERTIES, "PropertiesChanged", on_changed, NULL, bw);
+	if (r < 0)
+		return r;
+	r = sd_bus_add_match_async(bw->bus, &bw->owner_slot,
+				   "type='signal',sender='org.freedesktop.DBus',"
+				   "interface='org.freedesktop.DBus',member='NameOwnerChanged',"
+				   "arg0='" UPOWER "'",
+				   on_owner_changed, NULL, bw);
+	if (r < 0)
+		return r;
+	return ask_state(bw);
+}
+
 int battery_watch_init(struct battery_watch *bw, sd_event *event, enum battery_policy policy,
 		       void (*low)(void *opaque, const char *why), void *opaque)
 {
@@ -122,13 +182,8 @@ int battery_watch_init(struct battery_watch *bw, sd_event *event, enum battery_p
 		bw->bus = NULL; /* said by host sleep already */
 		return 0;
 	}
-	if ((r = sd_bus_attach_event(bw->bus, event, SD_EVENT_PRIORITY_NORMAL)) < 0 ||
-	    (r = sd_bus_match_signal_async(bw->bus, &bw->signal_slot, UPOWER, UPOWER_DISPLAY,
-					   DBUS_PROPERTIES, "PropertiesChanged", on_changed, NULL,
-					   bw)) < 0 ||
-	    (r = sd_bus_call_method_async(bw->bus, &bw->get_slot, UPOWER, UPOWER_DISPLAY,
-					  DBUS_PROPERTIES, "GetAll", on_get_all, bw, "s",
-					  UPOWER_DEVICE)) < 0) {
+	r = listen_on_bus(bw, event);
+	if (r < 0) {
 		log_warn("low battery: cannot listen on the system bus: %s", strerror(-r));
 		battery_watch_destroy(bw);
 	}
@@ -139,6 +194,7 @@ void battery_watch_destroy(struct battery_watch *bw)
 {
 	bw->get_slot = sd_bus_slot_unref(bw->get_slot);
 	bw->signal_slot = sd_bus_slot_unref(bw->signal_slot);
+	bw->owner_slot = sd_bus_slot_unref(bw->owner_slot);
 	if (bw->bus) {
 		(void)sd_bus_detach_event(bw->bus); /* it only fails when not attached */
 		bw->bus = sd_bus_flush_close_unref(bw->bus);

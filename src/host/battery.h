@@ -24,7 +24,7 @@ enum upower_state { UPOWER_STATE_DISCHARGING = 2, UPOWER_STATE_EMPTY = 3 };
 struct battery_watch {
 	enum battery_policy policy;
 	sd_bus *bus;
-	sd_bus_slot *signal_slot, *get_slot;
+	sd_bus_slot *signal_slot, *get_slot, *owner_slot;
 	bool upower; /* UPower answered */
 	uint32_t level, state;
 	bool fired;
