@@ -179,6 +179,21 @@ def fsck_clean(disk):
 
 
 def wait_reports(vm, timeout=180):
-    """The first report: the guest booted, found its disk and runs its workload."""
-    wait_for(lambda: reports(vm.console_text()) or check_clean(vm.console_text()), timeout,
-             interval=0.2, what=f"{vm.name}'s first workload pass")
+    """The first report: the guest booted, found its disk and runs its workload.
+    Fails at once if kvmhost ends first, and either way with the end of the
+    guest's console and kvmhost's own words, so a boot that hangs says where."""
+    def reported():
+        text = vm.console_text()
+        check_clean(text)
+        assert vm.proc.poll() is None, (
+            f"{vm.name}: kvmhost ended ({vm.proc.returncode}) before the guest reported: "
+            f"{vm.stderr()[-2000:]}\nconsole ends: {text[-2000:]}")
+        return reports(text)
+    try:
+        wait_for(reported, timeout, interval=0.2, what=f"{vm.name}'s first workload pass")
+    except AssertionError as e:
+        if vm.proc.poll() is not None:
+            raise
+        raise AssertionError(f"{e}; vCPUs: {vm.status().get('vcpus')}\n"
+                             f"stderr ends: {vm.stderr()[-1500:]}\n"
+                             f"console ends: {vm.console_text()[-2000:]}") from None
