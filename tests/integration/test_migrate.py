@@ -21,9 +21,11 @@ from migproxy import Proxy, add_cpuid_bit, set_version
 def memcheck_vm(env, name, mib=128, cpus=2, dirty=2000, memory=None, *extra):
     vm = env.start(name, "--cpus", str(cpus), "--memory", str(memory or mib + 32),
                    "--guest-mode", "memcheck", "--memcheck-mib", str(mib),
-                   "--memcheck-dirty", str(dirty), "--print-every", "0", *extra)
+                   "--memcheck-dirty", str(dirty), "--print-every", "0", *extra,
+                   heartbeats=False)  # vCPU 0 beats once its memory is tagged
     wait_for(lambda: vm.status()["guest_memcheck"]["pages"] == mib * 256, 90, interval=0.1,
              what="the guest to tag its memory")
+    vm.wait_ready()
     return vm
 
 

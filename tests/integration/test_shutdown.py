@@ -297,7 +297,8 @@ def test_too_big_for_the_delay(env):
     real = with_real_logind(env, delay_s="10ms")
     mib = 512
     vm = env.start("huge", "--cpus", "1", "--memory", str(mib + 32), "--guest-mode", "memcheck",
-                   "--memcheck-mib", str(mib), "--print-every", "0")
+                   "--memcheck-mib", str(mib), "--print-every", "0",
+                   heartbeats=False)  # it beats once its memory is tagged
     wait_for(lambda: vm.status()["guest_memcheck"]["pages"] == mib * 256, 60, interval=0.1,
              what="the guest to tag its memory")
     wait_for(lambda: "more than the 10 ms logind waits" in vm.stderr(), 10, what="the warning")
