@@ -434,8 +434,9 @@ static int setup_vcpus(struct vm *vm, struct error *err)
 		struct vcpu *v = &vm->vcpus[i];
 		int r = vcpu_init(v, &vm->vcpu_env, (int)i, err);
 		vm->nr_vcpus = i + 1; /* so vm_destroy undoes this one too */
-		if (!r)
-			r = setup_vcpu(vm, v, i, err);
+		if (r)
+			return error_prepend(err, "vCPU %u: ", i);
+		r = setup_vcpu(vm, v, i, err);
 		if (r)
 			return error_prepend(err, "vCPU %u: ", i);
 	}
@@ -809,8 +810,11 @@ enum kvmhost_status vm_exit_status(struct vm *vm)
 int vm_save_kvm_state(struct vm *vm, struct state_writer *w)
 {
 	int r = x86_save_vm_state(vm->vm_fd, vm->has_pit, w);
+	if (r)
+		return r;
 	struct kvm_clock_data clock;
-	if (r || (r = vm_get_clock(vm, &clock)))
+	r = vm_get_clock(vm, &clock);
+	if (r)
 		return r;
 	state_put(w, &clock, sizeof(clock));
 	return w->err;
@@ -878,7 +882,9 @@ int vm_restore_devices(struct vm *vm, struct state_reader *r)
 		struct state_reader dev = state_reader_init(r->buf + r->off, len);
 		r->off += len;
 		int ret = device_restore(d->ops, d->dev, &dev);
-		if (ret || (ret = state_reader_done(&dev))) {
+		if (!ret && state_reader_done(&dev))
+			ret = -EINVAL; /* state left over: made for another device */
+		if (ret) {
 			log_err("restoring %s at %#llx: %s", d->ops->name,
 				(unsigned long long)d->base, "state does not fit this device");
 			return ret;
