@@ -1,6 +1,7 @@
 """Network namespaces for the network tests: each test makes its own, puts
 its taps and bridges in it, runs kvmhost inside it (`ip netns exec`), and
 deletes it at the end. No address outside it is ever used."""
+import math
 import os
 import re
 import shutil
@@ -64,12 +65,21 @@ class NetNS:
         self.run("ip", "link", "set", dev, "up")
 
     def ping(self, addr, count, interval="0.01", wait="2"):
-        """(sent, received, [rtt ms...])"""
-        p = self.run("ping", "-n", "-c", str(count), "-i", interval, "-W", wait, addr,
-                     check=False, timeout=count * 0.1 + 60)
-        m = re.search(r"(\d+) packets transmitted, (\d+) received", p.stdout)
-        rtts = [float(x) for x in re.findall(r"time=([\d.]+) ms", p.stdout)]
-        return (int(m.group(1)), int(m.group(2)), rtts) if m else (0, 0, rtts)
+        """(sent, received, [rtt ms...]) for `count` echo requests, each given
+        `wait` seconds after the last is sent. Not ping's -W alone: once one
+        reply is in, -W waits only two round trips for the rest, so a reply
+        slowed by ASan or TCG counted as lost. -w waits, but sends more while
+        replies are missing: only the first `count` requests are counted."""
+        span = count * float(interval) + float(wait)
+        limit = ["-W", wait] if count == 1 else ["-w", str(math.ceil(span))]
+        p = self.run("ping", "-n", "-c", str(count), "-i", interval, *limit, addr,
+                     check=False, timeout=span + 60)
+        m = re.search(r"(\d+) packets transmitted", p.stdout)
+        replies = {}
+        for seq, rtt in re.findall(r"icmp_seq=(\d+) .*?time=([\d.]+) ms", p.stdout):
+            if int(seq) <= count:
+                replies[int(seq)] = float(rtt)
+        return (min(int(m.group(1)), count) if m else 0, len(replies), list(replies.values()))
 
     def neighbour(self, addr):
         p = self.run("ip", "neigh", "show", addr, check=False)

@@ -45,7 +45,8 @@ def test_link_down_and_up(env):
     ns = NetNS(env, "l")
     vm = net_vm(env, ns, "n", "tap=kt1")
     ns.address("kt1", HOST)
-    assert ns.ping(GUEST, 3)[1] == 3
+    pinged = ns.ping(GUEST, 3)
+    assert pinged[1] == 3, pinged
     p = vm.ctl("net-link", "0", "down")
     assert p.returncode == 0, p.stderr
     assert vm.status()["nets"][0]["link"] == "down"
@@ -60,7 +61,8 @@ def test_restore_reopens_the_tap_by_name(env):
     ns = NetNS(env, "r")
     vm = net_vm(env, ns, "n", "tap=kt5,mac=52:54:00:aa:bb:cc")
     ns.address("kt5", HOST)
-    assert ns.ping(GUEST, 3)[1] == 3
+    pinged = ns.ping(GUEST, 3)
+    assert pinged[1] == 3, pinged
     path = os.path.join(env.dir, "t.kvmh")
     assert vm.ctl("save", path).returncode == 0 and vm.wait_exit() == 0
     assert "kt5" not in ns.run("ip", "link").stdout  # ours: gone with the process
@@ -68,7 +70,8 @@ def test_restore_reopens_the_tap_by_name(env):
     net = vm2.status()["nets"][0]
     assert net["tap"] == "kt5" and net["mac"] == "52:54:00:aa:bb:cc", net
     ns.address("kt5", HOST)
-    assert ns.ping(GUEST, 5)[1] == 5
+    pinged = ns.ping(GUEST, 5)
+    assert pinged[1] == 5, pinged
 
 
 def test_bad_net_options(env):
@@ -95,7 +98,8 @@ def test_announce_after_restore_and_migration(env):
     ns.bridge("br0", HOST)
     cap = ns.capture_announcements("br0")
     vm = net_vm(env, ns, "n", "bridge=br0,id=lan")
-    assert ns.ping(GUEST, 3)[1] == 3
+    pinged = ns.ping(GUEST, 3)
+    assert pinged[1] == 3, pinged
     mac = vm.status()["nets"][0]["mac"]
     # Saved and restored: the MAC goes with it, a new tap joins the bridge.
     path = os.path.join(env.dir, "n.kvmh")
@@ -104,7 +108,8 @@ def test_announce_after_restore_and_migration(env):
     vm2 = env.start("n", "--restore", path, prefix=ns.prefix)
     seen = announced_since(cap, t0, GUEST)
     assert seen and seen[1] == mac, (seen, cap.seen)
-    assert ns.ping(GUEST, 5)[1] == 5
+    pinged = ns.ping(GUEST, 5)
+    assert pinged[1] == 5, pinged
     assert vm2.status()["nets"][0]["mac"] == mac
     # Migrated to another process on the same bridge: announced again.
     sock = os.path.join(env.dir, "m.sock")
@@ -117,7 +122,8 @@ def test_announce_after_restore_and_migration(env):
     seen = announced_since(cap, t1, GUEST)
     assert seen and seen[1] == mac, (seen, cap.seen)
     dst.wait_ready(heartbeats=False)
-    assert ns.ping(GUEST, 5)[1] == 5
+    pinged = ns.ping(GUEST, 5)
+    assert pinged[1] == 5, pinged
     assert dst.status()["guest_net"]["announced"] >= 1
 
 
@@ -131,7 +137,8 @@ def test_announce_after_host_sleep(env):
     vm = net_vm(env, ns, "n", "bridge=br0")
     wait_for(lambda: any(i[:2] == ("sleep", "kvmhost") for i in real.inhibitors()), 10,
              what="its sleep inhibitor")
-    assert ns.ping(GUEST, 5)[1] == 5
+    pinged = ns.ping(GUEST, 5)
+    assert pinged[1] == 5, pinged
     real.hold_jobs()
     real.busctl("call", "Suspend", "b", "false")
     assert real.expect_prepare()[:2] == ("PrepareForSleep", True)
