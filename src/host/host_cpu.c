@@ -223,6 +223,26 @@ fail:
 	return r;
 }
 
+/* Where some CPU has an online switch, or where CPUs may yet be hot-added:
+ * a host that starts with its boot CPU alone (which has no switch on x86)
+ * learns of the CPUs added later only from their uevents. */
+static bool hotplug_possible(const char *root, const cpu_set_t *present)
+{
+	for (int c = 0; c < CPU_SETSIZE; c++) {
+		if (!CPU_ISSET(c, present))
+			continue;
+		char path[KVMHOST_PATH_MAX];
+		snprintf(path, sizeof(path), "%s/cpu%d/online", root, c);
+		if (access(path, F_OK) == 0)
+			return true;
+	}
+	cpu_set_t possible;
+	if (host_cpu_read_mask(root, "possible", &possible))
+		return false;
+	CPU_XOR(&possible, &possible, present);
+	return CPU_COUNT(&possible) > 0;
+}
+
 int host_cpu_monitor_new(struct host_cpu_monitor **out, sd_event *event, const char *root,
 			 bool use_netlink)
 {
@@ -237,14 +257,7 @@ int host_cpu_monitor_new(struct host_cpu_monitor **out, sd_event *event, const c
 	}
 	if (host_cpu_read_mask(root, "present", &mon->present))
 		mon->present = mon->online;
-	/* Hotplug is possible where some CPU has an online switch. */
-	for (int c = 0; c < CPU_SETSIZE && !mon->can_hotplug; c++) {
-		if (!CPU_ISSET(c, &mon->present))
-			continue;
-		char path[KVMHOST_PATH_MAX];
-		snprintf(path, sizeof(path), "%s/cpu%d/online", root, c);
-		mon->can_hotplug = access(path, F_OK) == 0;
-	}
+	mon->can_hotplug = hotplug_possible(root, &mon->present);
 	if (mon->can_hotplug && use_netlink && event) {
 		int r = open_netlink(mon, event);
 		if (r) {

@@ -161,6 +161,29 @@ static void no_netlink_stub(void **state)
 	remove_tree();
 }
 
+/* A host that starts with its boot CPU alone (no online switch) but may get
+ * more: it listens, and a CPU added later is one that exists. */
+static void hot_add_to_a_lone_boot_cpu(void **state)
+{
+	(void)state;
+	make_tree(false);
+	put("online", "0\n");
+	put("present", "0\n");
+	put("possible", "0-3\n");
+	sd_event *ev;
+	assert_int_equal(sd_event_new(&ev), 0);
+	struct host_cpu_monitor *mon;
+	assert_int_equal(host_cpu_monitor_new(&mon, ev, root, true), 0);
+	assert_true(host_cpu_can_hotplug(mon));
+	assert_false(CPU_ISSET(1, host_cpu_present(mon)));
+	static const char add1[] = "add@/devices/system/cpu/cpu1\0SUBSYSTEM=cpu";
+	host_cpu_monitor_handle_uevent(mon, add1, sizeof(add1), 1);
+	assert_true(CPU_ISSET(1, host_cpu_present(mon)));
+	host_cpu_monitor_free(mon);
+	sd_event_unref(ev);
+	remove_tree();
+}
+
 static void events_and_resync(void **state)
 {
 	(void)state;
@@ -206,9 +229,8 @@ static void events_and_resync(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(parse_uevents),
-		cmocka_unit_test(stub_never_fires),
-		cmocka_unit_test(no_netlink_stub),
+		cmocka_unit_test(parse_uevents),     cmocka_unit_test(stub_never_fires),
+		cmocka_unit_test(no_netlink_stub),   cmocka_unit_test(hot_add_to_a_lone_boot_cpu),
 		cmocka_unit_test(events_and_resync),
 	};
 	return cmocka_run_group_tests_name("host_cpu", tests, NULL, NULL);
