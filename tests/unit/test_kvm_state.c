@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "arch/x86/msr.h"
 #include "builtin_guest/guest_blob.h"
 #include "builtin_guest/testdev.h"
 #include "core/vm.h"
@@ -92,20 +93,14 @@ static void vcpu_round_trip(void **state)
 	vm_destroy(b);
 }
 
-#define MSR_IA32_TSC	      0x10
-#define MSR_IA32_TSC_DEADLINE 0x6e0
-#define APIC_LVTT	      0x320
-#define LVTT_TSC_DEADLINE     (2u << 17)
+#define APIC_LVTT	  0x320
+#define LVTT_TSC_DEADLINE (2u << 17)
 
 static uint64_t get_msr(int vcpu_fd, uint32_t index)
 {
-	union {
-		struct kvm_msrs head;
-		uint8_t bytes[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
-	} one = {.head.nmsrs = 1};
-	one.head.entries[0].index = index;
-	assert_int_equal(ioctl(vcpu_fd, KVM_GET_MSRS, &one), 1);
-	return one.head.entries[0].data;
+	uint64_t v = 0;
+	assert_int_equal(x86_get_msr(vcpu_fd, index, &v), 0);
+	return v;
 }
 
 /* A guest asleep on its TSC-deadline timer (what Linux does between ticks
@@ -125,13 +120,8 @@ static void tsc_deadline_round_trip(void **state)
 	memcpy(&lapic.regs[APIC_LVTT], &lvtt, sizeof(lvtt));
 	assert_int_equal(ioctl(fd, KVM_SET_LAPIC, &lapic), 0);
 	uint64_t deadline = get_msr(fd, MSR_IA32_TSC) + (1ull << 42);
-	union {
-		struct kvm_msrs head;
-		uint8_t bytes[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
-	} one = {.head.nmsrs = 1};
-	one.head.entries[0] =
-		(struct kvm_msr_entry){.index = MSR_IA32_TSC_DEADLINE, .data = deadline};
-	assert_int_equal(ioctl(fd, KVM_SET_MSRS, &one), 1);
+	const struct kvm_msr_entry armed = {.index = MSR_IA32_TSC_DEADLINE, .data = deadline};
+	assert_int_equal(x86_set_msrs(fd, &armed, 1), 0);
 	if (get_msr(fd, MSR_IA32_TSC_DEADLINE) != deadline) {
 		vm_destroy(a); /* this KVM offers no TSC-deadline timer */
 		vm_destroy(b);

@@ -10,15 +10,15 @@
 #include <sys/ioctl.h>
 
 #include "arch/x86/kvm_state.h"
+#include "arch/x86/msr.h"
 
 #include "util/util.h"
 
 /* The most CPUID entries and MSRs a saved vCPU may carry (KVM reports
  * fewer than a few hundred of either). */
-#define MAX_CPUID_ENTRIES     256
-#define MAX_MSRS	      1024
-#define MAX_XSAVE_BYTES	      (1u << 20)
-#define MSR_IA32_TSC_DEADLINE 0x6e0
+#define MAX_CPUID_ENTRIES 256
+#define MAX_MSRS	  1024
+#define MAX_XSAVE_BYTES	  (1u << 20)
 
 /* Fixed-size parts: one ioctl each way with KVM's structure. */
 struct fixed_part {
@@ -253,17 +253,12 @@ static int restore_late_msrs(const struct x86_vcpu_state *vcpu, const struct lat
 {
 	if (!late->has_tsc_deadline)
 		return 0;
-	struct kvm_msrs *m = alloc_msrs(1);
-	if (!m)
-		return -ENOMEM;
-	m->entries[0] =
-		(struct kvm_msr_entry){.index = MSR_IA32_TSC_DEADLINE, .data = late->tsc_deadline};
-	int n = ioctl(vcpu->fd, KVM_SET_MSRS, m);
-	int err = n == 1 ? 0 : n < 0 ? errno : EINVAL;
-	free(m);
-	if (err)
-		log_err("vCPU %d: restoring the TSC deadline: %s", vcpu->index, strerror(err));
-	return -err;
+	const struct kvm_msr_entry deadline = {.index = MSR_IA32_TSC_DEADLINE,
+					       .data = late->tsc_deadline};
+	int r = x86_set_msrs(vcpu->fd, &deadline, 1);
+	if (r)
+		log_err("vCPU %d: restoring the TSC deadline: %s", vcpu->index, strerror(-r));
+	return r;
 }
 
 #define FIXED(n, g, s, t, opt)                                                                     \

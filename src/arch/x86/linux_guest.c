@@ -18,6 +18,7 @@
 #include "arch/x86/acpi_tables.h"
 #include "arch/x86/cpu.h"
 #include "arch/x86/mptable.h"
+#include "arch/x86/msr.h"
 #include "util/bytes.h"
 #include "util/util.h"
 
@@ -145,9 +146,6 @@ static int set_lint(int fd)
 	return ioctl(fd, KVM_SET_LAPIC, &l) < 0 ? -errno : 0;
 }
 
-#define MSR_IA32_TSC		0x10
-#define MSR_IA32_MISC_ENABLE	0x1a0
-#define MSR_MTRR_DEF_TYPE	0x2ff
 #define MISC_ENABLE_FAST_STRING 1
 #define MTRR_ENABLE		(1u << 11)
 #define MTRR_TYPE_WB		6
@@ -161,14 +159,7 @@ static int set_msrs(int fd)
 		{.index = MSR_MTRR_DEF_TYPE, .data = MTRR_ENABLE | MTRR_TYPE_WB},
 		{.index = MSR_IA32_TSC, .data = 0},
 	};
-	union {
-		struct kvm_msrs hdr;
-		uint8_t bytes[sizeof(struct kvm_msrs) + sizeof(want)];
-	} m = {0};
-	m.hdr.nmsrs = ARRAY_SIZE(want);
-	memcpy(m.hdr.entries, want, sizeof(want));
-	int n = ioctl(fd, KVM_SET_MSRS, &m);
-	return n == (int)ARRAY_SIZE(want) ? 0 : n < 0 ? -errno : -EINVAL;
+	return x86_set_msrs(fd, want, ARRAY_SIZE(want));
 }
 
 int linux_guest_setup_vcpu(int vcpu_fd, unsigned index, const struct linux_entry *entry,
