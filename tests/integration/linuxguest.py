@@ -21,7 +21,7 @@ import subprocess
 import time
 
 from kernels import busybox_initramfs, debian_kernel, debian_modules
-from kvmtest import IN_TESTHOST, skip, wait_for
+from kvmtest import IN_TESTHOST, SLOWDOWN, skip, wait_for
 
 MODULES = ["button", "evdev", "virtio_mmio", "virtio_blk", "virtio_net", "virtio-rng"]
 
@@ -71,6 +71,14 @@ CMDLINE = "console=ttyS0 loglevel=5 panic=-1"
 # What a guest must never print, whatever the host did.
 BAD = ("E2E FAIL", "/init: ", "failed to boot", "as unstable", "soft lockup", "hard LOCKUP",
        "rcu_sched detected stall", "rcu: INFO", "Call Trace", "EXT4-fs error", "I/O error")
+
+
+def ctl(vm, *args):
+    """`kvmhost ctl NAME ARGS` succeeds, waiting as long as the test host
+    needs: a pause there waits for vCPUs busy with Linux on one emulated CPU."""
+    p = vm.ctl(*args, "--timeout", str(int(5 * SLOWDOWN)))
+    assert p.returncode == 0, (args, p.returncode, p.stderr)
+    return p
 
 
 def require_tools():

@@ -5,11 +5,13 @@ every entry point skips unless KVMHOST_TESTHOST says this is a test host."""
 import itertools
 import json
 import os
+import subprocess
+import sys
 import termios
 import threading
 import time
 
-from kvmtest import IN_TESTHOST, skip
+from kvmtest import IN_TESTHOST, KVMHOST, SKIP, Skipped, require_root, skip
 
 RELAY_TTY = "/dev/ttyS1"
 
@@ -155,3 +157,30 @@ def add_cpu(relay):
             return int(new.pop()[3:])
         time.sleep(0.05)
     raise AssertionError("a hot-added CPU did not appear in /sys/devices/system/cpu")
+
+
+def rerun_in_a_suspendable_test_host(script, name, cpus=2):
+    """From outside a test host: runs `script` again, with this process's
+    arguments, inside a test host that can sleep (tools/testhost
+    --suspendable, single-threaded TCG), and exits with its status. So such a
+    file runs natively, never in the shared test hosts of the `kvm` suite.
+    The test host's console goes to meson-logs/testhost-NAME-console.log."""
+    try:
+        require_root()
+    except Skipped as e:
+        print(f"SKIP: {e}")
+        sys.exit(SKIP)
+    passed = [f"{k}={os.environ[k]}" for k in ("KVMHOST", "STUB_SYSTEMD1", "FAKE_LOGIND",
+                                                "DBUS_TEST_CONF", "PYTHONPATH")
+              if k in os.environ]
+    console = os.path.join(os.path.dirname(os.path.abspath(KVMHOST)), "meson-logs",
+                           f"testhost-{name}-console.log")
+    os.makedirs(os.path.dirname(console), exist_ok=True)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    cmd = [os.path.join(root, "tools", "testhost"), "--suspendable", "--timeout", "1800",
+           "--tcg-threads", "single", "--cpus", str(cpus),
+           "--append", "loglevel=7",  # the kernel says how each suspend went
+           "--console", console, "--", "env", *passed, "python3", "-u",
+           os.path.abspath(script), *sys.argv[1:]]
+    print(f"in a suspendable test host (console: {console})", flush=True)
+    sys.exit(subprocess.run(cmd).returncode)
