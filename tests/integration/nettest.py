@@ -69,8 +69,12 @@ class NetNS:
         `wait` seconds after the last is sent. Not ping's -W alone: once one
         reply is in, -W waits only two round trips for the rest, so a reply
         slowed by ASan or TCG counted as lost. -w waits, but sends more while
-        replies are missing: only the first `count` requests are counted."""
-        span = count * float(interval) + float(wait)
+        replies are missing: only the first `count` requests are counted.
+        The deadline also ends sending, and a loaded TCG test host sends
+        slower than `interval` (875 of 1000 in 1000 x 5 ms + 2 s once), so
+        it allows four times the sending time; ping ends as soon as `count`
+        replies are in, so only a test that expects losses waits it out."""
+        span = 4 * count * float(interval) + float(wait)
         limit = ["-W", wait] if count == 1 else ["-w", str(math.ceil(span))]
         p = self.run("ping", "-n", "-c", str(count), "-i", interval, *limit, addr,
                      check=False, timeout=span + 60)
