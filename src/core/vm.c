@@ -412,6 +412,16 @@ static uint32_t xsave_size(struct vm *vm)
 
 static void vcpu_unparked(void *opaque, unsigned vcpu);
 
+static int init_vcpu(struct vm *vm, uint32_t i, struct error *err)
+{
+	struct vcpu *v = &vm->vcpus[i];
+	int r = vcpu_init(v, &vm->vcpu_env, (int)i, err);
+	vm->nr_vcpus = i + 1; /* so vm_destroy undoes this one too */
+	if (r)
+		return r;
+	return setup_vcpu(vm, v, i, err);
+}
+
 static int setup_vcpus(struct vm *vm, struct error *err)
 {
 	vm->vcpu_env = (struct vcpu_env){
@@ -431,12 +441,7 @@ static int setup_vcpus(struct vm *vm, struct error *err)
 	if (!vm->vcpus)
 		return error_set(err, STATUS_ERROR, ENOMEM, "out of memory");
 	for (uint32_t i = 0; i < vm->cfg.cpus; i++) {
-		struct vcpu *v = &vm->vcpus[i];
-		int r = vcpu_init(v, &vm->vcpu_env, (int)i, err);
-		vm->nr_vcpus = i + 1; /* so vm_destroy undoes this one too */
-		if (r)
-			return error_prepend(err, "vCPU %u: ", i);
-		r = setup_vcpu(vm, v, i, err);
+		int r = init_vcpu(vm, i, err);
 		if (r)
 			return error_prepend(err, "vCPU %u: ", i);
 	}

@@ -286,22 +286,31 @@ static int check_peer(int fd)
 	return cr.uid == 0 || cr.uid == geteuid() ? 0 : -EPERM;
 }
 
-int mig_accept(int lfd, const struct mig_addr *a, struct mig_conn *c, struct error *err)
+/* The next connection from an allowed peer into c->fd: 0 or -errno
+ * (-ECANCELED when told to stop). */
+static int accept_peer(int lfd, const struct mig_addr *a, struct mig_conn *c)
 {
 	struct mig_conn l = {.fd = lfd, .cancel_fd = c->cancel_fd, .timeout_ms = -1};
-	int r = 0;
 	for (;;) {
 		c->fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-		if (c->fd >= 0 && a->kind == MIG_ADDR_UNIX && check_peer(c->fd)) {
-			log_warn("%s: a peer with another uid was refused", a->text);
-			mig_conn_close(c);
+		if (c->fd < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				return -errno;
+			int r = wait_fd(&l, POLLIN);
+			if (r)
+				return r;
 			continue;
 		}
-		if (c->fd >= 0 || (errno != EAGAIN && errno != EINTR) || (r = wait_fd(&l, POLLIN)))
-			break;
+		if (a->kind != MIG_ADDR_UNIX || !check_peer(c->fd))
+			return 0;
+		log_warn("%s: a peer with another uid was refused", a->text);
+		mig_conn_close(c);
 	}
-	if (c->fd < 0 && !r)
-		r = -errno;
+}
+
+int mig_accept(int lfd, const struct mig_addr *a, struct mig_conn *c, struct error *err)
+{
+	int r = accept_peer(lfd, a, c);
 	close(lfd);
 	if (a->kind == MIG_ADDR_UNIX)
 		unlink(a->path);
