@@ -16,7 +16,7 @@ from kernels import (ACPI_POWEROFF, CF9_RESET, HALT, I8042_RESET, INIT_MARKER, S
                      ring0_ns_per_iteration)
 from linuxguest import ctl
 from nettest import NetNS
-from kvmtest import IN_TESTHOST, KVMHOST, main, skip, wait_for
+from kvmtest import KVMHOST, SINGLE_TCG, main, skip, wait_for
 
 # A kernel that echoes what arrives on the UART: poll LSR, read RBR, write THR.
 ECHO = (b"\x66\xba\xfd\x03"  # mov dx, 0x3fd
@@ -213,7 +213,7 @@ LINUX_STALLS_IN_TESTHOST = (
 
 
 def linux_to_user_space_here():
-    if not IN_TESTHOST or os.environ.get("KVMHOST_TESTHOST_TCG", "single") == "multi":
+    if not SINGLE_TCG:
         return
     with open("/sys/devices/system/cpu/present") as f:
         if f.read().strip() != "0":

@@ -17,7 +17,7 @@ import hashlib
 import linuxguest
 from hotplug import Offline, affinity, require_hotplug
 from nettest import NetNS, announced_since
-from kvmtest import IN_TESTHOST, SLOWDOWN, main, skip, wait_for
+from kvmtest import IN_TESTHOST, SINGLE_TCG, SLOWDOWN, main, skip, wait_for
 from reallogind import with_real_logind
 from test_linux import linux_to_user_space_here
 from linuxguest import ctl
@@ -158,7 +158,7 @@ def test_host_cpu_offline_with_4_vcpus(env):
     Not in a test host on single-threaded TCG: it needs a second CPU there,
     and once a second CPU exists, QEMU's round-robin kick stalls Linux
     (DEVELOPERS.md) - tools/testhost --tcg-threads multi runs it."""
-    if IN_TESTHOST and os.environ.get("KVMHOST_TESTHOST_TCG", "single") != "multi":
+    if SINGLE_TCG:
         skip("a Linux guest across a host CPU going offline needs a second test-host CPU, "
              "which single-threaded TCG makes stall Linux (DEVELOPERS.md): run it with "
              "tools/testhost --tcg-threads multi")
