@@ -159,17 +159,11 @@ def add_cpu(relay):
     raise AssertionError("a hot-added CPU did not appear in /sys/devices/system/cpu")
 
 
-def rerun_in_a_suspendable_test_host(script, name, cpus=2):
-    """From outside a test host: runs `script` again, with this process's
-    arguments, inside a test host that can sleep (tools/testhost
-    --suspendable, single-threaded TCG), and exits with its status. So such a
-    file runs natively, never in the shared test hosts of the `kvm` suite.
-    The test host's console goes to meson-logs/testhost-NAME-console.log."""
-    try:
-        require_root()
-    except Skipped as e:
-        print(f"SKIP: {e}")
-        sys.exit(SKIP)
+def testhost_command(script, name, *options, args=()):
+    """From outside a test host: the command that runs `script` with `args`
+    inside a test host (tools/testhost `options`, single-threaded TCG), with
+    the variables the tests read passed on. The test host's console goes to
+    meson-logs/testhost-NAME-console.log."""
     passed = [f"{k}={os.environ[k]}" for k in ("KVMHOST", "STUB_SYSTEMD1", "FAKE_LOGIND",
                                                 "DBUS_TEST_CONF", "PYTHONPATH")
               if k in os.environ]
@@ -177,10 +171,24 @@ def rerun_in_a_suspendable_test_host(script, name, cpus=2):
                            f"testhost-{name}-console.log")
     os.makedirs(os.path.dirname(console), exist_ok=True)
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    cmd = [os.path.join(root, "tools", "testhost"), "--suspendable", "--timeout", "1800",
-           "--tcg-threads", "single", "--cpus", str(cpus),
-           "--append", "loglevel=7",  # the kernel says how each suspend went
-           "--console", console, "--", "env", *passed, "python3", "-u",
-           os.path.abspath(script), *sys.argv[1:]]
+    return [os.path.join(root, "tools", "testhost"), "--tcg-threads", "single", *options,
+            "--console", console, "--", "env", *passed, "python3", "-u",
+            os.path.abspath(script), *args], console
+
+
+def rerun_in_a_suspendable_test_host(script, name, cpus=2):
+    """From outside a test host: runs `script` again, with this process's
+    arguments, inside a test host that can sleep (tools/testhost
+    --suspendable), and exits with its status. So such a file runs
+    natively, never in the shared test hosts of the `kvm` suite."""
+    try:
+        require_root()
+    except Skipped as e:
+        print(f"SKIP: {e}")
+        sys.exit(SKIP)
+    cmd, console = testhost_command(
+        script, name, "--suspendable", "--timeout", "1800", "--cpus", str(cpus),
+        "--append", "loglevel=7",  # the kernel says how each suspend went
+        args=sys.argv[1:])
     print(f"in a suspendable test host (console: {console})", flush=True)
     sys.exit(subprocess.run(cmd).returncode)
