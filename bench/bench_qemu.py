@@ -23,17 +23,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
-os.environ.setdefault("KVMHOST", sys.argv[1] if len(sys.argv) > 1 else "build/kvmhost")
-import kvmtest  # noqa: E402
+import beside_qemu  # noqa: E402 (first: it finds kvmhost and the test helpers)
+from beside_qemu import Console, kvmhost_over, kvmtest, qmp_call, qmp_connect  # noqa: E402
 from kernels import INIT_MARKER, busybox_initramfs, debian_kernel  # noqa: E402
 
 RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-MEMORY_MIB = 256
 BOOT_LIMIT_S = 300
 # In the test host some boots stop at random points, under QEMU as under
 # kvmhost (a vCPU spinning on a value that never changes, IF=0): a boot
@@ -49,59 +45,6 @@ CMDLINE = "console=ttyS0 panic=-1"
 INIT = f"echo {INIT_MARKER}\necho {WAITING}\nsleep 4\necho {POWEROFF}\npoweroff -f\n"
 
 
-def qemu_args(machine, kernel, initrd, qmp):
-    return ["qemu-system-x86_64", "-machine", machine, "-accel", "kvm", "-cpu", "host",
-            "-smp", "1", "-m", str(MEMORY_MIB), "-nodefaults", "-no-user-config",
-            "-display", "none", "-serial", "stdio", "-qmp", f"unix:{qmp},server=on,wait=off",
-            "-kernel", kernel, "-initrd", initrd, "-append", CMDLINE]
-
-
-def kvmhost_args(name, kernel, initrd):
-    return [kvmtest.KVMHOST, "run", "--name", name, "--kernel", kernel, "--initrd", initrd,
-            "--memory", str(MEMORY_MIB), "--cpus", "1", "--cmdline", CMDLINE]
-
-
-class Console:
-    """Reads a VMM's stdout on a thread; notes when each marker first shows."""
-
-    def __init__(self, proc, t0, markers):
-        self.proc, self.t0, self.markers = proc, t0, markers
-        self.seen, self.text, self.last = {}, b"", time.monotonic()
-        self.cond = threading.Condition()
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        while True:
-            chunk = os.read(self.proc.stdout.fileno(), 65536)
-            with self.cond:
-                if not chunk:
-                    self.seen["eof"] = time.monotonic()
-                    self.cond.notify_all()
-                    return
-                self.text += chunk
-                self.last = time.monotonic()
-                for m in self.markers:
-                    if m not in self.seen and m.encode() in self.text:
-                        self.seen[m] = time.monotonic()
-                self.cond.notify_all()
-
-    def wait(self, marker, limit):
-        """When `marker` showed; None if the console ended, fell silent for
-        SILENT_S or `limit` passed first."""
-        with self.cond:
-            while marker not in self.seen and "eof" not in self.seen:
-                now = time.monotonic()
-                if now > self.t0 + limit or now > self.last + SILENT_S:
-                    break
-                self.cond.wait(1)
-            return self.seen.get(marker)
-
-    def last_line(self):
-        lines = self.text.decode(errors="replace").strip().splitlines()
-        return lines[-1] if lines else "(nothing)"
-
-
 def smaps_pss_kib(pid):
     """(the process's Pss, its largest mapping's Pss): that mapping is the
     guest's RAM in both VMMs."""
@@ -115,34 +58,6 @@ def smaps_pss_kib(pid):
                 total += pss
                 largest = max(largest, (size, pss))
     return total, largest[1]
-
-
-def qmp_connect(path):
-    wait_until = time.monotonic() + 30
-    while True:
-        try:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(path)
-            break
-        except OSError:
-            s.close()
-            if time.monotonic() > wait_until:
-                raise
-            time.sleep(0.05)
-    f = s.makefile("rw")
-    f.readline()  # the greeting
-    qmp_call(f, "qmp_capabilities")
-    return s, f
-
-
-def qmp_call(f, cmd):
-    f.write(json.dumps({"execute": cmd}) + "\n")
-    f.flush()
-    while True:
-        reply = json.loads(f.readline())
-        if "event" not in reply:
-            assert "return" in reply, reply
-            return
 
 
 def kvmhost_call(f, cmd):
@@ -192,14 +107,16 @@ def boot_once(vmm, kernel, initrd, workdir, env):
     """One boot: {figure: value}, or a string saying where it stalled."""
     qmp = os.path.join(workdir, f"{vmm}.qmp")
     if vmm == "kvmhost":
-        args, sock = kvmhost_args("bench", kernel, initrd), os.path.join(env["KVMHOST_RUNDIR"],
-                                                                           "bench.sock")
+        args = beside_qemu.kvmhost_args(kernel, initrd, CMDLINE)
+        sock = os.path.join(env["KVMHOST_RUNDIR"], "bench.sock")
     else:
-        args, sock = qemu_args(vmm, kernel, initrd, qmp), qmp
+        args = beside_qemu.qemu_args(vmm, kernel, initrd, CMDLINE,
+                                     "-qmp", f"unix:{qmp},server=on,wait=off")
+        sock = qmp
     t0 = time.monotonic()
     p = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL)
-    con = Console(p, t0, ["Linux version", INIT_MARKER, WAITING, POWEROFF])
+    con = Console(p, t0, ["Linux version", INIT_MARKER, WAITING, POWEROFF], SILENT_S)
     try:
         if not con.wait(WAITING, BOOT_LIMIT_S):
             return f"no /init; last line: {con.last_line()}" + where_it_is(vmm, env)
@@ -225,56 +142,27 @@ def boot_once(vmm, kernel, initrd, workdir, env):
         p.wait()
 
 
-FIGURES = [("banner", "exec -> Linux banner", "s"), ("init", "exec -> /init", "s"),
-           ("poweroff", "poweroff -f -> VMM exit", "ms"),
-           ("memory", "VMM Pss less guest RAM", "MiB"),
-           ("pause", "pause + resume over the control socket", "ms")]
-
-
-def report(results):
-    vmms = list(results)
-    print(f"{'figure':44}" + "".join(f"{v:>12}" for v in vmms) +
-          "".join(f"{'kvmhost/' + v:>18}" for v in vmms[1:]))
-    for key, what, unit in FIGURES:
-        med = {v: statistics.median(r[key] for r in results[v]) if results[v] else None
-               for v in vmms}
-        row = f"{what + ' (' + unit + ')':44}"
-        row += "".join(f"{med[v]:12.2f}" if med[v] is not None else f"{'-':>12}" for v in vmms)
-        for v in vmms[1:]:
-            ok = med["kvmhost"] is not None and med[v]
-            row += f"{med['kvmhost'] / med[v]:18.2f}" if ok else f"{'-':>18}"
-        print(row)
+FIGURES = [("banner", "exec -> Linux banner (s)"), ("init", "exec -> /init (s)"),
+           ("poweroff", "poweroff -f -> VMM exit (ms)"),
+           ("memory", "VMM Pss less guest RAM (MiB)"),
+           ("pause", "pause + resume over the control socket (ms)")]
 
 
 def main():
-    kvmtest.require_kvm()
-    if not shutil.which("qemu-system-x86_64"):
-        kvmtest.skip("qemu-system-x86_64 is not installed")
+    beside_qemu.require_qemu()
     kernel = debian_kernel()
     workdir = tempfile.mkdtemp(prefix="kvmhost-bench-qemu-")
-    env = dict(os.environ, KVMHOST_RUNDIR=os.path.join(workdir, "run"),
-               KVMHOST_STATEDIR=os.path.join(workdir, "state"))
+    env = beside_qemu.vmm_env(workdir)
     try:
         initrd = busybox_initramfs(workdir, INIT)
-        results = {"kvmhost": [], "microvm": [], "q35": []}
-        stalls = {vmm: 0 for vmm in results}
-        for i in range(RUNS * TRIES):
-            for vmm in results:  # interleaved: a drifting host hurts all alike
-                if len(results[vmm]) >= RUNS:
-                    continue
-                r = boot_once(vmm, kernel, initrd, workdir, env)
-                if isinstance(r, str):
-                    stalls[vmm] += 1
-                    print(f"{vmm} boot {i + 1}: {r}", flush=True)
-                else:
-                    results[vmm].append(r)
+        results, stalls = beside_qemu.in_turns(
+            lambda vmm, _: boot_once(vmm, kernel, initrd, workdir, env), RUNS, TRIES)
         reached = ", ".join(f"{v} {len(r)} of {len(r) + stalls[v]}" for v, r in results.items())
-        print(f"{os.path.basename(kernel)}, {MEMORY_MIB} MiB, 1 vCPU, medians of the runs "
-              f"that reached power-off ({reached} boots):")
-        report(results)
+        print(f"{os.path.basename(kernel)}, {beside_qemu.MEMORY_MIB} MiB, 1 vCPU, medians of "
+              f"the runs that reached power-off ({reached} boots):")
+        beside_qemu.table(results, [(k, label, kvmhost_over) for k, label in FIGURES], 44)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-
 
 if __name__ == "__main__":
     main()

@@ -18,31 +18,22 @@ usage: bench/bench_qemu_disk.py [path/to/kvmhost] [runs] [MiB]
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
-os.environ.setdefault("KVMHOST", sys.argv[1] if len(sys.argv) > 1 else "build/kvmhost")
-import kvmtest  # noqa: E402
+import beside_qemu  # noqa: E402 (first: it finds kvmhost and the test helpers)
+from beside_qemu import HERE, INIT_MOUNTS, QUIET_CMDLINE, kvmhost_over, virtio  # noqa: E402
 from kernels import busybox_initramfs, debian_kernel, debian_modules  # noqa: E402
 
 RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 MIB = int(sys.argv[3]) if len(sys.argv) > 3 else 32
-MEMORY_MIB = 256
 LIMIT_S = 600
 PATTERNS = ["seq-write-1m", "seq-read-1m", "rand-write-4k", "rand-read-4k"]
 LINE = re.compile(r"DISKIO (\S+) (\d+) (\d+) (\d+)")
-CMDLINE = "console=ttyS0 loglevel=4 panic=-1"
-INIT = f"""export PATH=/bin
-mkdir -p /proc /sys /dev
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-n=0
+CMDLINE = QUIET_CMDLINE
+INIT = INIT_MOUNTS + f"""n=0
 while [ ! -b /dev/vda ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
 /diskio /dev/vda {MIB} || echo DISKIO-FAIL
 echo DISKIO-DONE
@@ -52,15 +43,11 @@ poweroff -f
 
 def vmm_args(vmm, kernel, initrd, image):
     if vmm == "kvmhost":
-        return [kvmtest.KVMHOST, "run", "--name", "bench", "--kernel", kernel, "--initrd", initrd,
-                "--memory", str(MEMORY_MIB), "--cpus", "1", "--cmdline", CMDLINE,
-                "--disk", image]
-    device = "virtio-blk-device" if vmm == "microvm" else "virtio-blk-pci"
-    return ["qemu-system-x86_64", "-machine", vmm, "-accel", "kvm", "-cpu", "host", "-smp", "1",
-            "-m", str(MEMORY_MIB), "-nodefaults", "-no-user-config", "-display", "none",
-            "-serial", "stdio", "-kernel", kernel, "-initrd", initrd, "-append", CMDLINE,
-            "-drive", f"id=d0,file={image},format=raw,if=none,cache=writeback,aio=threads",
-            "-device", f"{device},drive=d0"]
+        return beside_qemu.kvmhost_args(kernel, initrd, CMDLINE, "--disk", image)
+    return beside_qemu.qemu_args(
+        vmm, kernel, initrd, CMDLINE,
+        "-drive", f"id=d0,file={image},format=raw,if=none,cache=writeback,aio=threads",
+        "-device", f"{virtio(vmm, 'blk')},drive=d0")
 
 
 def run_once(vmm, kernel, initrd, image, env):
@@ -88,43 +75,27 @@ def build_guest(workdir):
 
 
 def main():
-    kvmtest.require_kvm()
-    if not shutil.which("qemu-system-x86_64"):
-        kvmtest.skip("qemu-system-x86_64 is not installed")
+    beside_qemu.require_qemu()
     kernel = debian_kernel()
     workdir = tempfile.mkdtemp(prefix="kvmhost-bench-disk-")
-    env = dict(os.environ, KVMHOST_RUNDIR=os.path.join(workdir, "run"),
-               KVMHOST_STATEDIR=os.path.join(workdir, "state"))
+    env = beside_qemu.vmm_env(workdir)
     try:
         initrd = build_guest(workdir)
         image = os.path.join(workdir, "disk.img")
         with open(image, "wb") as f:
             f.write(os.urandom(1 << 20) * MIB)  # written: no holes, in the page cache
-        results = {"kvmhost": [], "microvm": [], "q35": []}
-        for i in range(RUNS):
-            for vmm in results:  # interleaved: a drifting host hurts all alike
-                t = time.monotonic()
-                r = run_once(vmm, kernel, initrd, image, env)
-                print(f"{vmm} run {i + 1} ({time.monotonic() - t:.0f} s): {r}", flush=True)
-                if isinstance(r, dict):
-                    results[vmm].append(r)
+
+        def once(vmm, i):
+            t = time.monotonic()
+            r = run_once(vmm, kernel, initrd, image, env)
+            print(f"{vmm} run {i + 1} ({time.monotonic() - t:.0f} s): {r}", flush=True)
+            return r
+        results, _ = beside_qemu.in_turns(once, RUNS)
         print(f"{os.path.basename(kernel)}, 1 vCPU, O_DIRECT on /dev/vda, {MIB} MiB, "
               f"MB/s, medians of {', '.join(f'{v} {len(r)}' for v, r in results.items())} runs:")
-        vmms = list(results)
-        print(f"{'pattern':16}" + "".join(f"{v:>10}" for v in vmms) +
-              "".join(f"{'kvmhost/' + v:>18}" for v in vmms[1:]))
-        for pat in PATTERNS:
-            med = {v: statistics.median(r[pat] for r in results[v]) if results[v] else None
-                   for v in vmms}
-            row = f"{pat:16}" + "".join(f"{med[v]:10.1f}" if med[v] else f"{'-':>10}"
-                                        for v in vmms)
-            for v in vmms[1:]:
-                ok = med["kvmhost"] and med[v]
-                row += f"{med['kvmhost'] / med[v]:18.2f}" if ok else f"{'-':>18}"
-            print(row)
+        beside_qemu.table(results, [(p, p, kvmhost_over) for p in PATTERNS], 16)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-
 
 if __name__ == "__main__":
     main()

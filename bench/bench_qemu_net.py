@@ -19,29 +19,21 @@ usage: bench/bench_qemu_net.py [path/to/kvmhost] [runs] [MiB]
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
-os.environ.setdefault("KVMHOST", sys.argv[1] if len(sys.argv) > 1 else "build/kvmhost")
-import kvmtest  # noqa: E402
+import beside_qemu  # noqa: E402 (first: it finds kvmhost and the test helpers)
+from beside_qemu import (INIT_MOUNTS, QUIET_CMDLINE, kvmhost_over, kvmtest,  # noqa: E402
+                         qemu_over, virtio)
 from kernels import busybox_initramfs, debian_kernel, debian_modules  # noqa: E402
 
 RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 MIB = int(sys.argv[3]) if len(sys.argv) > 3 else 16
-MEMORY_MIB = 256
 HOST, GUEST, TAP = "10.79.0.1", "10.79.0.2", "bt0"
-CMDLINE = "console=ttyS0 loglevel=4 panic=-1"
-INIT = f"""export PATH=/bin
-mkdir -p /proc /sys /dev
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-ip link set lo up
+CMDLINE = QUIET_CMDLINE
+INIT = INIT_MOUNTS + f"""ip link set lo up
 ip link set eth0 up
 ip addr add {GUEST}/24 dev eth0
 echo NET-UP
@@ -54,15 +46,11 @@ poweroff -f
 
 def vmm_args(vmm, kernel, initrd):
     if vmm == "kvmhost":
-        return [kvmtest.KVMHOST, "run", "--name", "bench", "--kernel", kernel, "--initrd", initrd,
-                "--memory", str(MEMORY_MIB), "--cpus", "1", "--cmdline", CMDLINE,
-                "--net", f"tap={TAP}"]
-    device = "virtio-net-device" if vmm == "microvm" else "virtio-net-pci"
-    return ["qemu-system-x86_64", "-machine", vmm, "-accel", "kvm", "-cpu", "host", "-smp", "1",
-            "-m", str(MEMORY_MIB), "-nodefaults", "-no-user-config", "-display", "none",
-            "-serial", "stdio", "-kernel", kernel, "-initrd", initrd, "-append", CMDLINE,
-            "-netdev", f"tap,id=n0,ifname={TAP},script=no,downscript=no,vhost=off",
-            "-device", f"{device},netdev=n0"]
+        return beside_qemu.kvmhost_args(kernel, initrd, CMDLINE, "--net", f"tap={TAP}")
+    return beside_qemu.qemu_args(
+        vmm, kernel, initrd, CMDLINE,
+        "-netdev", f"tap,id=n0,ifname={TAP},script=no,downscript=no,vhost=off",
+        "-device", f"{virtio(vmm, 'net')},netdev=n0")
 
 
 def ns_run(ns, *cmd, **kw):
@@ -151,53 +139,37 @@ def run_once(vmm, kernel, initrd, env, console):
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
-FIGURES = [("guest->host", "MB/s", False), ("host->guest", "MB/s", False),
-           ("ping", "us", True)]
+# kvmhost's throughput / QEMU's, QEMU's round trip / kvmhost's: above 1,
+# kvmhost is faster.
+FIGURES = [("guest->host", "guest->host (MB/s)", kvmhost_over),
+           ("host->guest", "host->guest (MB/s)", kvmhost_over),
+           ("ping", "ping (us)", qemu_over)]
 
 
 def main():
-    kvmtest.require_kvm()
     kvmtest.require_root()
-    if not shutil.which("qemu-system-x86_64"):
-        kvmtest.skip("qemu-system-x86_64 is not installed")
+    beside_qemu.require_qemu()
     kernel = debian_kernel()
     workdir = tempfile.mkdtemp(prefix="kvmhost-bench-net-")
-    env = dict(os.environ, KVMHOST_RUNDIR=os.path.join(workdir, "run"),
-               KVMHOST_STATEDIR=os.path.join(workdir, "state"))
+    env = beside_qemu.vmm_env(workdir)
     try:
         initrd = busybox_initramfs(workdir, INIT, modules=debian_modules(
             ["virtio_mmio", "virtio_net", "virtio_pci"]))
-        results = {"kvmhost": [], "microvm": [], "q35": []}
-        for i in range(RUNS):
-            for vmm in results:  # interleaved: a drifting host hurts all alike
-                t = time.monotonic()
-                with open(os.path.join(workdir, f"{vmm}-{i}.console"), "w") as console:
-                    r = run_once(vmm, kernel, initrd, env, console)
-                print(f"{vmm} run {i + 1} ({time.monotonic() - t:.0f} s): {r}", flush=True)
-                if isinstance(r, dict):
-                    results[vmm].append(r)
+
+        def once(vmm, i):
+            t = time.monotonic()
+            with open(os.path.join(workdir, f"{vmm}-{i}.console"), "w") as console:
+                r = run_once(vmm, kernel, initrd, env, console)
+            print(f"{vmm} run {i + 1} ({time.monotonic() - t:.0f} s): {r}", flush=True)
+            return r
+        results, _ = beside_qemu.in_turns(once, RUNS)
         print(f"{os.path.basename(kernel)}, 1 vCPU, a tap each, TCP {MIB} MiB each way, "
               f"medians of {', '.join(f'{v} {len(r)}' for v, r in results.items())} runs:")
-        vmms = list(results)
-        print(f"{'figure':18}" + "".join(f"{v:>10}" for v in vmms) +
-              "".join(f"{'ratio ' + v:>16}" for v in vmms[1:]))
-        for key, unit, lower_is_better in FIGURES:
-            med = {v: statistics.median(r[key] for r in results[v]) if results[v] else None
-                   for v in vmms}
-            row = f"{key + ' (' + unit + ')':18}" + "".join(
-                f"{med[v]:10.1f}" if med[v] else f"{'-':>10}" for v in vmms)
-            for v in vmms[1:]:
-                if med["kvmhost"] and med[v]:
-                    ratio = med[v] / med["kvmhost"] if lower_is_better else med["kvmhost"] / med[v]
-                    row += f"{ratio:16.2f}"
-                else:
-                    row += f"{'-':>16}"
-            print(row)
+        beside_qemu.table(results, FIGURES, 18, ratio_name="ratio ")
         print("ratio: kvmhost's throughput / QEMU's, QEMU's round trip / kvmhost's "
               "(above 1: kvmhost is faster)")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-
 
 if __name__ == "__main__":
     main()
