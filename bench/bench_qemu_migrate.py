@@ -3,7 +3,8 @@
 file and restored, by kvmhost beside QEMU (-accel kvm) on the same KVM, in
 one run: the same Debian kernel and initramfs, 1 vCPU, 1536 MiB. The
 guest's /init writes FILL MiB (bench/guest/fill.c: every page, none zero)
-and reads it all back each second. For each VMM, median of RUNS:
+and reads it all back each time a line comes on its console. For each VMM,
+median of RUNS:
 
   downtime   live migration over a unix socket to a second process of the
              same VMM: guest stopped -> going on, as the VMM reports it
@@ -12,6 +13,9 @@ and reads it all back each second. For each VMM, median of RUNS:
              save; QEMU: stop, migrate to exec:cat > FILE, as virsh save)
   restore    exec -> the guest running from that file (kvmhost: run
              --restore; QEMU: -incoming exec:cat FILE, then cont)
+  read       exec -> the restored guest, asked once it runs, has read all
+             its memory back: kvmhost maps the file and loads a page when it
+             is first touched, QEMU reads it all before it runs
   file       the saved file's size on disk (allocated blocks)
 
 Each step counts only if the guest then reads its memory back whole. QEMU
@@ -42,11 +46,12 @@ FILL_MIB = int(sys.argv[3]) if len(sys.argv) > 3 else 1024
 MEMORY_MIB = FILL_MIB + 512
 DOWNTIME_MS = 300
 LIMIT_S = 600
-INIT = INIT_MOUNTS + f"/fill {FILL_MIB}\necho FILL-ENDED\nsleep 1000000\n"
+INIT = INIT_MOUNTS + f"/fill {FILL_MIB} </dev/console\necho FILL-ENDED\nsleep 1000000\n"
 FIGURES = [("downtime", "live migration downtime (ms)", kvmhost_over),
            ("total", "live migration total (ms)", kvmhost_over),
            ("save", "stop + save to a file (ms)", kvmhost_over),
            ("restore", "exec -> running from the file (ms)", kvmhost_over),
+           ("read", "exec -> all memory read back (ms)", kvmhost_over),
            ("file", "saved file (MiB)", kvmhost_over)]
 
 
@@ -67,7 +72,7 @@ class Run:
             args = beside_qemu.qemu_args(self.vmm, self.kernel, self.initrd, QUIET_CMDLINE,
                                          "-qmp", f"unix:{self.qmp(name)},server=on,wait=off",
                                          *extra, memory_mib=MEMORY_MIB)
-        p = subprocess.Popen(args, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        p = subprocess.Popen(args, env=self.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT)
         self.procs.append(p)
         return p, Console(p, time.monotonic(), ["FILLED", "FILL-ENDED"], silent_s=LIMIT_S)
@@ -88,9 +93,13 @@ class Run:
             p.wait()
 
 
-def intact(con, after):
-    """The guest read its memory back whole since console byte `after`."""
-    return con.wait_text("FILL ok", after, 120) and b"FILL BAD" not in con.text[after:]
+def intact(proc, con):
+    """Asks the guest on `proc`'s console to read its memory back: whether
+    it found every page as written."""
+    after = len(con.text)
+    proc.stdin.write(b"scan\n")
+    proc.stdin.flush()
+    return con.wait_text("FILL ok", after, 300) and b"FILL BAD" not in con.text[after:]
 
 
 def qmp_migrate(f, uri):
@@ -107,13 +116,13 @@ def qmp_migrate(f, uri):
 
 
 def migrate(run, sock):
-    """Source to destination over `sock`: ({downtime, total}, dest console)."""
+    """Source to destination over `sock`: ({downtime, total}, (its process, console))."""
     if run.vmm == "kvmhost":
-        _, con = run.start("dst", "--incoming", f"unix:{sock}")
+        dst = run.start("dst", "--incoming", f"unix:{sock}")
         r = json.loads(run.ctl("src", "migrate", f"unix:{sock}", "--json",
                                "--max-downtime", str(DOWNTIME_MS)))
-        return {"downtime": r["downtime_ms"], "total": r["total_ms"]}, con
-    _, con = run.start("dst", "-incoming", f"unix:{sock}")
+        return {"downtime": r["downtime_ms"], "total": r["total_ms"]}, dst
+    dst = run.start("dst", "-incoming", f"unix:{sock}")
     deadline = time.monotonic() + LIMIT_S
     while not os.path.exists(sock):
         assert time.monotonic() < deadline, "the destination QEMU never listened"
@@ -121,7 +130,7 @@ def migrate(run, sock):
     _, f = qmp_connect(run.qmp("src"))
     q = qmp_migrate(f, f"unix:{sock}")
     qmp_call(f, "quit")
-    return {"downtime": q["downtime"], "total": q["total-time"]}, con
+    return {"downtime": q["downtime"], "total": q["total-time"]}, dst
 
 
 def save(run, path):
@@ -152,15 +161,15 @@ def kvmhost_state(sock):
 
 
 def restore(run, path):
-    """exec -> running from `path`: (ms, console)."""
+    """exec -> running from `path`: (ms, (its process, console))."""
     t = time.monotonic()
     if run.vmm == "kvmhost":
-        _, con = run.start("rst", "--restore", path)
+        rst = run.start("rst", "--restore", path)
         sock = os.path.join(run.env["KVMHOST_RUNDIR"], "rst.sock")
         while kvmhost_state(sock) != "running":
             time.sleep(0.005)
     else:
-        _, con = run.start("rst", "-incoming", f"exec:cat {path}")
+        rst = run.start("rst", "-incoming", f"exec:cat {path}")
         _, f = qmp_connect(run.qmp("rst"))
         # Saved stopped, it arrives stopped (QEMU migrates the run state):
         # go on once it is in, as virsh restore does.
@@ -168,7 +177,7 @@ def restore(run, path):
             if state == "paused":
                 qmp_call(f, "cont")
             time.sleep(0.005)
-    return (time.monotonic() - t) * 1e3, con
+    return (time.monotonic() - t) * 1e3, rst
 
 
 def once(vmm, kernel, initrd, workdir, env):
@@ -176,18 +185,20 @@ def once(vmm, kernel, initrd, workdir, env):
     d = tempfile.mkdtemp(dir=workdir)
     run = Run(vmm, kernel, initrd, d, env)
     try:
-        _, con = run.start("src")
-        if not con.wait("FILLED", LIMIT_S) or not intact(con, 0):
+        proc, con = run.start("src")
+        if not con.wait("FILLED", LIMIT_S) or not intact(proc, con):
             return f"the guest did not fill its memory: {con.last_line()}"
-        r, con = migrate(run, os.path.join(d, "m.sock"))
-        if not intact(con, len(con.text)):
+        r, (proc, con) = migrate(run, os.path.join(d, "m.sock"))
+        if not intact(proc, con):
             return f"after the migration the guest did not read its memory: {con.last_line()}"
         path = os.path.join(d, "saved")
         r["save"] = save(run, path)
         r["file"] = os.stat(path).st_blocks * 512 / (1 << 20)  # what it takes on disk
-        r["restore"], con = restore(run, path)
-        if not intact(con, len(con.text)):
+        t = time.monotonic()
+        r["restore"], (proc, con) = restore(run, path)
+        if not intact(proc, con):
             return f"restored, the guest did not read its memory: {con.last_line()}"
+        r["read"] = (time.monotonic() - t) * 1e3
         return r
     except (AssertionError, OSError, subprocess.SubprocessError) as e:
         return f"failed: {e!r}"

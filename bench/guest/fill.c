@@ -4,11 +4,11 @@
  *
  *   FILLED MIB
  *
- * then reads every page back each second and says FILL ok N, or FILL BAD
- * PAGE and ends: after a save, a restore or a migration, the next "FILL ok"
- * says the memory arrived whole.
+ * then, for each line it reads on its standard input (the console), reads
+ * every page back and says FILL ok N, or FILL BAD PAGE and ends: after a
+ * save, a restore or a migration, the host asks and times the answer.
  *
- * usage: fill MIB */
+ * usage: fill MIB < /dev/console */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,8 +39,8 @@ int main(int argc, char **argv)
 		m[p * PAGE_WORDS] = word_of(p);
 	printf("FILLED %zu\n", mib);
 	fflush(stdout);
-	for (unsigned long pass = 1;; pass++) {
-		sleep(1);
+	char line[64];
+	for (unsigned long pass = 1; fgets(line, sizeof(line), stdin); pass++) {
 		for (size_t p = 0; p < pages; p++) {
 			if (m[p * PAGE_WORDS] != word_of(p)) {
 				printf("FILL BAD %zu\n", p);
@@ -51,4 +51,5 @@ int main(int argc, char **argv)
 		printf("FILL ok %lu\n", pass);
 		fflush(stdout);
 	}
+	return 0;
 }
