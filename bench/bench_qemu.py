@@ -17,17 +17,15 @@ usage: bench/bench_qemu.py [path/to/kvmhost] [runs]
        tools/testhost -- bench/bench_qemu.py build/kvmhost 3"""
 import json
 import os
-import shutil
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 import beside_qemu  # noqa: E402 (first: it finds kvmhost and the test helpers)
 from beside_qemu import Console, kvmhost_over, kvmtest, qmp_call, qmp_connect  # noqa: E402
-from kernels import INIT_MARKER, busybox_initramfs, debian_kernel  # noqa: E402
+from kernels import INIT_MARKER, busybox_initramfs  # noqa: E402
 
 RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 BOOT_LIMIT_S = 300
@@ -149,11 +147,7 @@ FIGURES = [("banner", "exec -> Linux banner (s)"), ("init", "exec -> /init (s)")
 
 
 def main():
-    beside_qemu.require_qemu()
-    kernel = debian_kernel()
-    workdir = tempfile.mkdtemp(prefix="kvmhost-bench-qemu-")
-    env = beside_qemu.vmm_env(workdir)
-    try:
+    with beside_qemu.session("kvmhost-bench-qemu-") as (kernel, workdir, env):
         initrd = busybox_initramfs(workdir, INIT)
         results, stalls = beside_qemu.in_turns(
             lambda vmm, _: boot_once(vmm, kernel, initrd, workdir, env), RUNS, TRIES)
@@ -161,8 +155,6 @@ def main():
         print(f"{os.path.basename(kernel)}, {beside_qemu.MEMORY_MIB} MiB, 1 vCPU, medians of "
               f"the runs that reached power-off ({reached} boots):")
         beside_qemu.table(results, [(k, label, kvmhost_over) for k, label in FIGURES], 44)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 if __name__ == "__main__":
     main()

@@ -17,15 +17,12 @@ usage: bench/bench_qemu_disk.py [path/to/kvmhost] [runs] [MiB]
        tools/testhost --cpus 1 -- bench/bench_qemu_disk.py build/kvmhost 3"""
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
-import time
 
 import beside_qemu  # noqa: E402 (first: it finds kvmhost and the test helpers)
 from beside_qemu import HERE, INIT_MOUNTS, QUIET_CMDLINE, kvmhost_over, virtio  # noqa: E402
-from kernels import busybox_initramfs, debian_kernel, debian_modules  # noqa: E402
+from kernels import busybox_initramfs, debian_modules  # noqa: E402
 
 RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 MIB = int(sys.argv[3]) if len(sys.argv) > 3 else 32
@@ -75,27 +72,16 @@ def build_guest(workdir):
 
 
 def main():
-    beside_qemu.require_qemu()
-    kernel = debian_kernel()
-    workdir = tempfile.mkdtemp(prefix="kvmhost-bench-disk-")
-    env = beside_qemu.vmm_env(workdir)
-    try:
+    with beside_qemu.session("kvmhost-bench-disk-") as (kernel, workdir, env):
         initrd = build_guest(workdir)
         image = os.path.join(workdir, "disk.img")
         with open(image, "wb") as f:
             f.write(os.urandom(1 << 20) * MIB)  # written: no holes, in the page cache
-
-        def once(vmm, i):
-            t = time.monotonic()
-            r = run_once(vmm, kernel, initrd, image, env)
-            print(f"{vmm} run {i + 1} ({time.monotonic() - t:.0f} s): {r}", flush=True)
-            return r
-        results, _ = beside_qemu.in_turns(once, RUNS)
+        results, _ = beside_qemu.in_turns(
+            lambda vmm, _: run_once(vmm, kernel, initrd, image, env), RUNS)
         print(f"{os.path.basename(kernel)}, 1 vCPU, O_DIRECT on /dev/vda, {MIB} MiB, "
-              f"MB/s, medians of {', '.join(f'{v} {len(r)}' for v, r in results.items())} runs:")
+              f"MB/s, medians of {beside_qemu.counts(results)} runs:")
         beside_qemu.table(results, [(p, p, kvmhost_over) for p in PATTERNS], 16)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 if __name__ == "__main__":
     main()

@@ -39,7 +39,7 @@ import time
 import beside_qemu  # noqa: E402 (first: it finds kvmhost and the test helpers)
 from beside_qemu import (HERE, INIT_MOUNTS, QUIET_CMDLINE, Console, kvmhost_over,  # noqa: E402
                          kvmtest, qmp_call, qmp_connect)
-from kernels import busybox_initramfs, debian_kernel  # noqa: E402
+from kernels import busybox_initramfs  # noqa: E402
 
 RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 FILL_MIB = int(sys.argv[3]) if len(sys.argv) > 3 else 1024
@@ -208,28 +208,16 @@ def once(vmm, kernel, initrd, workdir, env):
 
 
 def main():
-    beside_qemu.require_qemu()
-    kernel = debian_kernel()
-    workdir = tempfile.mkdtemp(prefix="kvmhost-bench-migrate-")
-    env = beside_qemu.vmm_env(workdir)
-    try:
+    with beside_qemu.session("kvmhost-bench-migrate-") as (kernel, workdir, env):
         fill = os.path.join(workdir, "fill")
         subprocess.run(["cc", "-static", "-O2", "-o", fill, os.path.join(HERE, "guest", "fill.c")],
                        check=True)
         initrd = busybox_initramfs(workdir, INIT, extra=[fill])
-
-        def one(vmm, i):
-            t = time.monotonic()
-            r = once(vmm, kernel, initrd, workdir, env)
-            print(f"{vmm} run {i + 1} ({time.monotonic() - t:.0f} s): {r}", flush=True)
-            return r
-        results, _ = beside_qemu.in_turns(one, RUNS)
+        results, _ = beside_qemu.in_turns(
+            lambda vmm, _: once(vmm, kernel, initrd, workdir, env), RUNS)
         print(f"{os.path.basename(kernel)}, 1 vCPU, {MEMORY_MIB} MiB, {FILL_MIB} MiB in use, "
-              f"medians of {', '.join(f'{v} {len(r)}' for v, r in results.items())} runs:")
+              f"medians of {beside_qemu.counts(results)} runs:")
         beside_qemu.table(results, FIGURES, 40)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
 
 if __name__ == "__main__":
     main()

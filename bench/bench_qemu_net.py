@@ -18,16 +18,14 @@ usage: bench/bench_qemu_net.py [path/to/kvmhost] [runs] [MiB]
        tools/testhost --cpus 1 -- bench/bench_qemu_net.py build/kvmhost 3"""
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 import beside_qemu  # noqa: E402 (first: it finds kvmhost and the test helpers)
 from beside_qemu import (INIT_MOUNTS, QUIET_CMDLINE, kvmhost_over, kvmtest,  # noqa: E402
                          qemu_over, virtio)
-from kernels import busybox_initramfs, debian_kernel, debian_modules  # noqa: E402
+from kernels import busybox_initramfs, debian_modules  # noqa: E402
 
 RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 MIB = int(sys.argv[3]) if len(sys.argv) > 3 else 16
@@ -148,28 +146,19 @@ FIGURES = [("guest->host", "guest->host (MB/s)", kvmhost_over),
 
 def main():
     kvmtest.require_root()
-    beside_qemu.require_qemu()
-    kernel = debian_kernel()
-    workdir = tempfile.mkdtemp(prefix="kvmhost-bench-net-")
-    env = beside_qemu.vmm_env(workdir)
-    try:
+    with beside_qemu.session("kvmhost-bench-net-") as (kernel, workdir, env):
         initrd = busybox_initramfs(workdir, INIT, modules=debian_modules(
             ["virtio_mmio", "virtio_net", "virtio_pci"]))
 
         def once(vmm, i):
-            t = time.monotonic()
             with open(os.path.join(workdir, f"{vmm}-{i}.console"), "w") as console:
-                r = run_once(vmm, kernel, initrd, env, console)
-            print(f"{vmm} run {i + 1} ({time.monotonic() - t:.0f} s): {r}", flush=True)
-            return r
+                return run_once(vmm, kernel, initrd, env, console)
         results, _ = beside_qemu.in_turns(once, RUNS)
         print(f"{os.path.basename(kernel)}, 1 vCPU, a tap each, TCP {MIB} MiB each way, "
-              f"medians of {', '.join(f'{v} {len(r)}' for v, r in results.items())} runs:")
+              f"medians of {beside_qemu.counts(results)} runs:")
         beside_qemu.table(results, FIGURES, 18, ratio_name="ratio ")
         print("ratio: kvmhost's throughput / QEMU's, QEMU's round trip / kvmhost's "
               "(above 1: kvmhost is faster)")
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 if __name__ == "__main__":
     main()

@@ -4,12 +4,14 @@ and devices, the runs taken in turns, and the table of medians and ratios.
 
 The three VMMs: kvmhost, QEMU's microvm (virtio-mmio like kvmhost) and QEMU's
 q35 (virtio-pci)."""
+import contextlib
 import json
 import os
 import shutil
 import socket
 import statistics
 import sys
+import tempfile
 import threading
 import time
 
@@ -17,6 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 os.environ.setdefault("KVMHOST", sys.argv[1] if len(sys.argv) > 1 else "build/kvmhost")
 import kvmtest  # noqa: E402
+from kernels import debian_kernel  # noqa: E402
 
 VMMS = ("kvmhost", "microvm", "q35")
 MEMORY_MIB = 256
@@ -135,36 +138,47 @@ def qmp_call(f, cmd, **arguments):
             return reply["return"]
 
 
-def require_qemu():
+@contextlib.contextmanager
+def session(prefix):
+    """(Debian's kernel, a scratch directory, the VMMs' environment) for one
+    bench run, with KVM and QEMU there; the directory goes at the end."""
     kvmtest.require_kvm()
     if not shutil.which("qemu-system-x86_64"):
         kvmtest.skip("qemu-system-x86_64 is not installed")
-
-
-def vmm_env(workdir):
-    """kvmhost's run and state directories inside workdir."""
-    return dict(os.environ, KVMHOST_RUNDIR=os.path.join(workdir, "run"),
-                KVMHOST_STATEDIR=os.path.join(workdir, "state"))
+    kernel = debian_kernel()
+    workdir = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield kernel, workdir, dict(os.environ, KVMHOST_RUNDIR=os.path.join(workdir, "run"),
+                                    KVMHOST_STATEDIR=os.path.join(workdir, "state"))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def in_turns(once, runs, tries=1):
     """{vmm: [figures]}: `runs` good results of `once(vmm, i)` each (a dict;
     a string says why that run gave none), the VMMs taking turns so that a
-    drifting host hurts all alike; at most runs x tries attempts each.
-    Returns the results and {vmm: attempts that gave none}."""
+    drifting host hurts all alike; at most runs x tries attempts each, each
+    printed with its time. Returns the results and {vmm: attempts that gave
+    none}."""
     results = {v: [] for v in VMMS}
     failed = {v: 0 for v in VMMS}
     for i in range(runs * tries):
         for vmm in VMMS:
             if len(results[vmm]) >= runs:
                 continue
+            t = time.monotonic()
             r = once(vmm, i)
+            print(f"{vmm} run {i + 1} ({time.monotonic() - t:.0f} s): {r}", flush=True)
             if isinstance(r, dict):
                 results[vmm].append(r)
             else:
                 failed[vmm] += 1
-                print(f"{vmm} run {i + 1}: {r}", flush=True)
     return results, failed
+
+
+def counts(results):
+    """How many runs each median is of, for a table's caption."""
+    return ", ".join(f"{v} {len(r)}" for v, r in results.items())
 
 
 def medians(results, key):
