@@ -24,11 +24,14 @@ static void reg(struct virtio_mmio *m, uint32_t off, uint32_t v)
 	virtio_mmio_ops.access(m, 0, off, (uint8_t *)&v, 4, true);
 }
 
-/* A driver that sets up all three queues, so the script starts deep. */
-static void well_behaved_start(struct virtio_mmio *m)
+/* A driver that sets up all three queues, so the script starts deep; with
+ * or without event indexes (bit 29). */
+static void well_behaved_start(struct virtio_mmio *m, bool event_idx)
 {
 	reg(m, 0x070, 3);
-	reg(m, 0x024, 0), reg(m, 0x020, (1u << 15) | (1u << 17) | (1u << 21) | (1u << 5));
+	reg(m, 0x024, 0),
+		reg(m, 0x020,
+		    (1u << 15) | (1u << 17) | (1u << 21) | (1u << 5) | (event_idx ? 1u << 29 : 0));
 	reg(m, 0x024, 1), reg(m, 0x020, 1);
 	reg(m, 0x070, 11);
 	for (uint32_t q = 0; q < 3; q++) {
@@ -52,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	memset(&n, 0, sizeof(n));
 	n.tap.fd = sv[0];
-	n.kick_efd = n.stop_efd = -1;
+	n.kick_efd = n.stop_efd = n.again_efd = -1;
 	n.status = 1; /* link up */
 	struct guest_mem gm = {.regions = {{MEM_BASE, MEM_SIZE, ram}}, .nr = 1};
 	struct virtio_mmio m;
@@ -76,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (p < size)
 		memcpy(ram, data + p, size - p < MEM_SIZE ? size - p : MEM_SIZE);
 
-	well_behaved_start(&m);
+	well_behaved_start(&m, size && (data[0] & 0x20));
 	for (size_t i = 0, q = 1; i < ops && q + 6 <= size; i++, q += 6) {
 		uint16_t off = (uint16_t)((data[q] | data[q + 1] << 8) & 0x1ff);
 		uint8_t buf[8], width = (uint8_t)(1u << (data[q] >> 6));

@@ -4,6 +4,7 @@
  * the vCPUs run. */
 #include "control/vm_status.h"
 
+#include <linux/virtio_ring.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -87,6 +88,12 @@ static json_object *net_json(struct vm_net *n)
 	json_object_object_add(j, "tx_packets", u64(atomic_load(&s->tx_packets)));
 	json_object_object_add(j, "tx_bytes", u64(atomic_load(&s->tx_bytes)));
 	json_object_object_add(j, "rx_waits", u64(atomic_load(&s->rx_waits)));
+	json_object_object_add(j, "rx_kicks", u64(atomic_load(&s->rx_kicks)));
+	json_object_object_add(j, "notifies", u64(atomic_load(&n->mmio.notifies)));
+	json_object_object_add(j, "interrupts", u64(atomic_load(&n->mmio.interrupts)));
+	json_object_object_add(j, "event_idx",
+			       json_object_new_boolean(
+				       virtio_mmio_has_feature(&n->mmio, VIRTIO_RING_F_EVENT_IDX)));
 	json_object_object_add(j, "tx_dropped", u64(atomic_load(&s->tx_dropped)));
 	json_object_object_add(j, "bad_chains", u64(atomic_load(&s->bad_chains)));
 	json_object_object_add(j, "announces", u64(atomic_load(&s->announces)));
@@ -163,6 +170,7 @@ static json_object *virtio_json(struct vm_virtio *v)
 	json_object_object_add(o, "base", u64(v->slot.base));
 	json_object_object_add(o, "gsi", u64(v->slot.gsi));
 	json_object_object_add(o, "notifies", u64(atomic_load(&v->mmio.notifies)));
+	json_object_object_add(o, "interrupts", u64(atomic_load(&v->mmio.interrupts)));
 	struct virtio_figure f[VIRTIO_FIGURES_MAX];
 	unsigned n = v->kind->figures ? v->kind->figures(v->dev, f) : 0;
 	for (unsigned i = 0; i < n; i++)

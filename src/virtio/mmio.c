@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <linux/virtio_mmio.h>
+#include <linux/virtio_ring.h>
 #include <string.h>
 
 #include "util/util.h"
@@ -135,7 +136,8 @@ struct virtq *virtio_mmio_live_queue(struct virtio_mmio *m, unsigned index)
 
 void virtio_mmio_used(struct virtio_mmio *m, unsigned index)
 {
-	if (index < m->ops->nr_queues && !virtq_no_interrupt(m->gm, &m->vqs[index])) {
+	if (index < m->ops->nr_queues && virtq_needs_interrupt(m->gm, &m->vqs[index])) {
+		atomic_fetch_add(&m->interrupts, 1);
 		m->isr |= VIRTIO_MMIO_INT_VRING;
 		update_irq(m);
 	}
@@ -150,19 +152,28 @@ void virtio_mmio_config_changed(struct virtio_mmio *m)
 	update_irq(m);
 }
 
+void virtio_mmio_served(struct virtio_mmio *m, unsigned index, int result)
+{
+	if (result < 0)
+		needs_reset(m);
+	else if (result > 0)
+		virtio_mmio_used(m, index);
+}
+
 static void notify(struct virtio_mmio *m, uint32_t index)
 {
 	atomic_fetch_add(&m->notifies, 1);
 	struct virtq *vq = virtio_mmio_live_queue(m, index);
-	if (!vq)
-		return;
-	int r = m->ops->notify(m->dev, m->gm, vq, index);
-	if (r < 0) {
-		needs_reset(m);
-		return;
-	}
-	if (r > 0)
-		virtio_mmio_used(m, index);
+	if (vq)
+		virtio_mmio_served(m, index, m->ops->notify(m->dev, m->gm, vq, index));
+}
+
+/* Which notification words the driver's queues use: fixed once it has
+ * accepted the features, before any queue is ready. */
+static void set_event_idx(struct virtio_mmio *m, struct virtq *q)
+{
+	q->event_idx = m->driver_features & (1ull << VIRTIO_RING_F_EVENT_IDX);
+	q->signalled_valid = false;
 }
 
 static void write_reg(struct virtio_mmio *m, uint64_t off, uint32_t v)
@@ -199,6 +210,7 @@ static void write_reg(struct virtio_mmio *m, uint64_t off, uint32_t v)
 		if (!v) {
 			q->ready = false;
 		} else if (!q->ready) {
+			set_event_idx(m, q);
 			q->ready = virtq_rings_valid(m->gm, q);
 			if (!q->ready)
 				needs_reset(m); /* rings outside RAM, or a bad size */
@@ -268,14 +280,24 @@ bool virtio_mmio_needs_reset(struct virtio_mmio *m)
 	return r;
 }
 
+bool virtio_mmio_has_feature(struct virtio_mmio *m, unsigned bit)
+{
+	pthread_mutex_lock(&m->lock);
+	bool r = (m->status & VIRTIO_CONFIG_S_FEATURES_OK) && (m->driver_features & (1ull << bit));
+	pthread_mutex_unlock(&m->lock);
+	return r;
+}
+
 /* A ready queue's rings must still be in guest memory. */
 static int virtio_mmio_post_load(void *opaque, uint32_t version)
 {
 	struct virtio_mmio *m = opaque;
 	(void)version;
-	for (uint32_t i = 0; i < m->nr_queues; i++)
+	for (uint32_t i = 0; i < m->nr_queues; i++) {
 		if (!virtq_state_valid(m->gm, &m->vqs[i]))
 			return -EINVAL;
+		set_event_idx(m, &m->vqs[i]);
+	}
 	return 0;
 }
 

@@ -25,7 +25,7 @@ struct virtio_mmio {
 	uint32_t device_id, nr_queues;	     /* ops's, as the saved state checks them */
 	struct virtq vqs[VIRTIO_MAX_QUEUES]; /* nr_queues of them */
 	bool irq_level;
-	atomic_uint_fast64_t notifies, bad_accesses;
+	atomic_uint_fast64_t notifies, interrupts, bad_accesses;
 };
 
 void virtio_mmio_init(struct virtio_mmio *m, const struct virtio_device_ops *ops, void *dev,
@@ -34,12 +34,17 @@ void virtio_mmio_destroy(struct virtio_mmio *m);
 /* The device is the struct virtio_mmio. */
 extern const struct device_ops virtio_mmio_ops;
 bool virtio_mmio_needs_reset(struct virtio_mmio *m);
+/* The driver took feature `bit` (VIRTIO_F_*, VIRTIO_RING_F_*, the device's). */
+bool virtio_mmio_has_feature(struct virtio_mmio *m, unsigned bit);
 
 /* For a device that serves a queue from its own thread: with the lock held,
  * queue `index` if the driver has it running (else NULL), and after using
  * buffers, the interrupt the driver asked for. */
 struct virtq *virtio_mmio_live_queue(struct virtio_mmio *m, unsigned index);
 void virtio_mmio_used(struct virtio_mmio *m, unsigned index);
+/* What serving queue `index` came to, as a notify returns it: buffers used
+ * (the interrupt), none, or a driver that broke the rules (NEEDS_RESET). */
+void virtio_mmio_served(struct virtio_mmio *m, unsigned index, int result);
 /* The device's config changed (its link, an announcement): the config
  * interrupt. Lock held. */
 void virtio_mmio_config_changed(struct virtio_mmio *m);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <linux/if_tun.h>
 #include <linux/virtio_net.h>
+#include <linux/virtio_ring.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,7 +34,8 @@ static uint64_t net_features(void *dev)
 	       (1ull << VIRTIO_NET_F_STATUS) | (1ull << VIRTIO_NET_F_MRG_RXBUF) |
 	       (1ull << VIRTIO_NET_F_CTRL_VQ) | (1ull << VIRTIO_NET_F_GUEST_ANNOUNCE) |
 	       (1ull << VIRTIO_NET_F_CSUM) | (1ull << VIRTIO_NET_F_HOST_TSO4) |
-	       (1ull << VIRTIO_NET_F_HOST_TSO6) | (1ull << VIRTIO_NET_F_HOST_ECN) | GUEST_OFFLOADS;
+	       (1ull << VIRTIO_NET_F_HOST_TSO6) | (1ull << VIRTIO_NET_F_HOST_ECN) |
+	       (1ull << VIRTIO_RING_F_EVENT_IDX) | GUEST_OFFLOADS;
 }
 
 static void net_config_read(void *dev, uint64_t offset, uint8_t *data, uint32_t len)
@@ -88,21 +90,46 @@ static int64_t control(void *dev, struct virtq_elem *e)
 	return 1;
 }
 
-static void kick(struct virtio_net *n)
+static void wake(int efd)
 {
 	uint64_t one = 1;
-	(void)!write(n->kick_efd, &one, sizeof(one)); /* a counter: cannot fill */
+	(void)!write(efd, &one, sizeof(one)); /* a counter: cannot fill */
+}
+
+/* Transmit or control requests, a ring's worth at most; what is left then
+ * goes to the receive thread, since with event indexes the driver will not
+ * notify it again. */
+static int serve_queue(struct virtio_net *n, const struct guest_mem *gm, struct virtq *vq,
+		       unsigned index)
+{
+	int r = index == 1 ? virtq_serve(gm, vq, &n->tx_elem, transmit, n)
+			   : virtq_serve(gm, vq, &n->ctrl_elem, control, n);
+	if (r >= 0 && virtq_pending(gm, vq))
+		wake(n->again_efd);
+	return r;
 }
 
 static int net_notify(void *dev, const struct guest_mem *gm, struct virtq *vq, unsigned index)
 {
 	struct virtio_net *n = dev;
 	if (index == 0) {
-		kick(n); /* new receive buffers: the receive thread takes it from here */
+		atomic_fetch_add(&n->stats.rx_kicks, 1);
+		wake(n->kick_efd); /* new receive buffers: the receive thread takes it from here */
 		return 0;
 	}
-	return index == 1 ? virtq_serve(gm, vq, &n->tx_elem, transmit, n)
-			  : virtq_serve(gm, vq, &n->ctrl_elem, control, n);
+	return serve_queue(n, gm, vq, index);
+}
+
+/* On the receive thread: what a notify left for later. */
+static void serve_again(struct virtio_net *n)
+{
+	pthread_mutex_lock(&n->mmio->lock);
+	for (unsigned index = 1; index <= 2; index++) {
+		struct virtq *vq = virtio_mmio_live_queue(n->mmio, index);
+		if (vq)
+			virtio_mmio_served(n->mmio, index, serve_queue(n, n->gm, vq, index));
+	}
+	pthread_mutex_unlock(&n->mmio->lock);
 }
 
 static void net_reset(void *dev)
@@ -196,9 +223,13 @@ static bool receive(struct virtio_net *n)
 	bool mrg = n->mmio->driver_features & (1ull << VIRTIO_NET_F_MRG_RXBUF);
 	if (!vq || !(n->status & VIRTIO_NET_S_LINK_UP))
 		more = false;
+	else
+		virtq_quiet_notify(n->gm, vq); /* taking buffers as they come: no kicks */
 	for (int i = 0; more && i < RX_BATCH; i++) {
 		unsigned count;
 		int r = take_buffers(n, vq, mrg, &count);
+		if (r == 0 && !virtq_arm_notify(n->gm, vq))
+			continue; /* buffers came as the kick was armed: look again */
 		if (r <= 0) {
 			if (r < 0)
 				atomic_fetch_add(&n->stats.bad_chains, 1);
@@ -232,17 +263,20 @@ static void *rx_thread(void *arg)
 	}
 	bool waiting = false;
 	for (;;) {
-		struct pollfd p[3] = {{n->stop_efd, POLLIN, 0},
+		struct pollfd p[4] = {{n->stop_efd, POLLIN, 0},
 				      {n->kick_efd, POLLIN, 0},
+				      {n->again_efd, POLLIN, 0},
 				      {n->tap.fd, (short)(waiting ? 0 : POLLIN), 0}};
-		if (poll(p, 3, -1) < 0)
+		if (poll(p, 4, -1) < 0)
 			continue; /* EINTR */
 		if (p[0].revents)
 			break;
 		uint64_t v;
+		if (p[2].revents && read(n->again_efd, &v, sizeof(v)) > 0)
+			serve_again(n);
 		if (p[1].revents && read(n->kick_efd, &v, sizeof(v)) > 0)
 			waiting = false;
-		if (!waiting && (p[2].revents || p[1].revents))
+		if (!waiting && (p[3].revents || p[1].revents))
 			waiting = !receive(n);
 	}
 	return NULL;
@@ -252,7 +286,7 @@ int virtio_net_open(struct virtio_net *n, const struct net_spec *spec, const uin
 		    struct error *err)
 {
 	memset(n, 0, sizeof(*n));
-	n->kick_efd = n->stop_efd = -1;
+	n->kick_efd = n->stop_efd = n->again_efd = -1;
 	n->tap.fd = -1;
 	snprintf(n->id, sizeof(n->id), "%s", spec->id);
 	memcpy(n->mac, mac, 6);
@@ -262,7 +296,8 @@ int virtio_net_open(struct virtio_net *n, const struct net_spec *spec, const uin
 		return r;
 	n->kick_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	n->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (n->kick_efd < 0 || n->stop_efd < 0) {
+	n->again_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (n->kick_efd < 0 || n->stop_efd < 0 || n->again_efd < 0) {
 		r = -errno;
 		error_set_errno(err, -r, "eventfd");
 		virtio_net_close(n);
@@ -296,7 +331,9 @@ void virtio_net_close(struct virtio_net *n)
 		close(n->kick_efd);
 	if (n->stop_efd >= 0)
 		close(n->stop_efd);
-	n->kick_efd = n->stop_efd = -1;
+	if (n->again_efd >= 0)
+		close(n->again_efd);
+	n->kick_efd = n->stop_efd = n->again_efd = -1;
 	tap_close(&n->tap);
 }
 
@@ -310,7 +347,7 @@ void virtio_net_set_link(struct virtio_net *n, bool up)
 		virtio_mmio_config_changed(n->mmio);
 	pthread_mutex_unlock(&n->mmio->lock);
 	if (up)
-		kick(n);
+		wake(n->kick_efd);
 }
 
 bool virtio_net_link_up(struct virtio_net *n)

@@ -23,6 +23,7 @@
 struct virtio_net_stats {
 	atomic_uint_fast64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
 	atomic_uint_fast64_t rx_waits;	 /* frames left in the tap: no buffer */
+	atomic_uint_fast64_t rx_kicks;	 /* the driver notified new receive buffers */
 	atomic_uint_fast64_t tx_dropped; /* the tap refused a frame */
 	atomic_uint_fast64_t bad_chains; /* malformed chains, the device reset */
 	atomic_uint_fast64_t announces;	 /* announcements the guest acknowledged */
@@ -38,8 +39,8 @@ struct virtio_net {
 	unsigned offload; /* TUN_F_* applied to the tap */
 	pthread_t rx_thread;
 	bool rx_running;
-	const struct sandbox *sandbox; /* the receive thread's */
-	int kick_efd, stop_efd;
+	const struct sandbox *sandbox;	   /* the receive thread's */
+	int kick_efd, stop_efd, again_efd; /* again: requests a notify left */
 	struct virtq_elem tx_elem, ctrl_elem;
 	struct virtq_elem rx_elems[NET_RX_SEGS]; /* the receive thread's */
 	struct virtio_net_stats stats;

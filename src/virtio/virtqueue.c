@@ -42,6 +42,7 @@ int virtq_pop(const struct guest_mem *gm, struct virtq *vq, struct virtq_elem *e
 	const struct vring_desc *table =
 		gm_ptr(gm, vq->desc_gpa, sizeof(struct vring_desc) * (uint64_t)vq->num);
 	uint16_t idx = __atomic_load_n(&avail[1], __ATOMIC_ACQUIRE); /* vring_avail.idx */
+	vq->avail_seen = idx;
 	uint16_t pending = (uint16_t)(idx - vq->last_avail);
 	if (pending == 0)
 		return 0;
@@ -95,8 +96,13 @@ int virtq_serve(const struct guest_mem *gm, struct virtq *vq, struct virtq_elem 
 	int used = 0;
 	for (unsigned k = 0; k < vq->num; k++) {
 		int r = virtq_pop(gm, vq, e);
-		if (r <= 0)
-			return r < 0 ? r : used;
+		if (r < 0)
+			return r;
+		if (r == 0) {
+			if (virtq_arm_notify(gm, vq))
+				return used;
+			continue; /* added meanwhile, maybe without a notify */
+		}
 		int64_t len = request(dev, e);
 		if (len < 0)
 			return (int)len;
@@ -130,10 +136,67 @@ void virtq_push(const struct guest_mem *gm, struct virtq *vq, const struct virtq
 	gm_mark_dirty(gm, used, used_size(vq->num));
 }
 
-bool virtq_no_interrupt(const struct guest_mem *gm, const struct virtq *vq)
+bool virtq_needs_interrupt(const struct guest_mem *gm, struct virtq *vq)
 {
-	uint16_t *avail = gm_ptr(gm, vq->avail_gpa, 2);
-	return avail && (__atomic_load_n(avail, __ATOMIC_ACQUIRE) & VRING_AVAIL_F_NO_INTERRUPT);
+	uint16_t *avail = gm_ptr(gm, vq->avail_gpa, avail_size(vq->num));
+	if (!avail)
+		return false;
+	/* The used index published before the driver's word is read: it
+	 * writes that word, then reads the index (virtio 1.1, 2.6.7.2). */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (!vq->event_idx)
+		return !(__atomic_load_n(&avail[0], __ATOMIC_RELAXED) & VRING_AVAIL_F_NO_INTERRUPT);
+	uint16_t used_event = __atomic_load_n(&avail[2 + vq->num], __ATOMIC_RELAXED);
+	uint16_t old = vq->signalled_used;
+	bool known = vq->signalled_valid;
+	vq->signalled_used = vq->used_idx;
+	vq->signalled_valid = true;
+	return !known || vring_need_event(used_event, vq->used_idx, old);
+}
+
+/* The device's word on notifications: VRING_USED_F_NO_NOTIFY in the used
+ * ring's flags, or with event indexes avail_event after its entries. */
+static void set_notify_word(const struct guest_mem *gm, struct virtq *vq, bool arm)
+{
+	uint8_t *used = gm_ptr(gm, vq->used_gpa, used_size(vq->num));
+	if (!used)
+		return;
+	if (vq->event_idx) {
+		if (arm) {
+			uint16_t *avail_event = (uint16_t *)(used + used_size(vq->num) - 2);
+			__atomic_store_n(avail_event, vq->avail_seen, __ATOMIC_RELAXED);
+		}
+	} else {
+		__atomic_store_n((uint16_t *)used, arm ? 0 : VRING_USED_F_NO_NOTIFY,
+				 __ATOMIC_RELAXED);
+	}
+	gm_mark_dirty(gm, used, used_size(vq->num));
+}
+
+void virtq_quiet_notify(const struct guest_mem *gm, struct virtq *vq)
+{
+	if (vq->ready && virtq_rings_valid(gm, vq))
+		set_notify_word(gm, vq, false);
+}
+
+bool virtq_arm_notify(const struct guest_mem *gm, struct virtq *vq)
+{
+	if (!vq->ready || !virtq_rings_valid(gm, vq))
+		return true; /* nothing to serve until the driver sets it up */
+	set_notify_word(gm, vq, true);
+	/* Our word before its index: the driver writes the index, then reads
+	 * our word (virtio 1.1, 2.6.7.2); one of us sees the other. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	uint16_t *avail = gm_ptr(gm, vq->avail_gpa, avail_size(vq->num));
+	return __atomic_load_n(&avail[1], __ATOMIC_ACQUIRE) == vq->avail_seen;
+}
+
+bool virtq_pending(const struct guest_mem *gm, struct virtq *vq)
+{
+	if (!vq->ready || !virtq_rings_valid(gm, vq))
+		return false;
+	uint16_t *avail = gm_ptr(gm, vq->avail_gpa, avail_size(vq->num));
+	return __atomic_load_n(&avail[1], __ATOMIC_ACQUIRE) != vq->last_avail;
 }
 
 static const struct vmstate_field virtq_fields[] = {

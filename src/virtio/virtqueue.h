@@ -21,6 +21,12 @@ struct virtq {
 	uint64_t desc_gpa, avail_gpa, used_gpa;
 	uint16_t last_avail; /* next avail entry to take */
 	uint16_t used_idx;
+	/* Not saved: the transport sets event_idx from the features, and a
+	 * restored queue starts again from signalled_valid false. */
+	bool event_idx;		 /* VIRTIO_RING_F_EVENT_IDX: the index words, not flags */
+	bool signalled_valid;	 /* signalled_used is known */
+	uint16_t signalled_used; /* used_idx when the driver was last asked about */
+	uint16_t avail_seen;	 /* the driver's avail index, as last read */
 };
 
 /* One request's buffers: `out` the device reads, `in` the device writes. */
@@ -41,9 +47,12 @@ int virtq_pop(const struct guest_mem *gm, struct virtq *vq, struct virtq_elem *e
  * driver should never have made (the device then needs a reset). */
 typedef int64_t (*virtq_request_fn)(void *dev, struct virtq_elem *e);
 /* Serves what the driver made available, each request popped into `e`,
- * handed to `request` and pushed back; at most one ring's worth per kick,
- * so a driver that keeps refilling cannot hold the vCPU here for ever.
- * Returns how many were used, or the first negative errno. */
+ * handed to `request` and pushed back, until the queue is empty with the
+ * driver asked to notify its next buffer (virtq_arm_notify); at most one
+ * ring's worth per call, so a driver that keeps refilling cannot hold the
+ * vCPU here for ever - with event indexes it then notifies no more, and
+ * virtq_pending tells the caller to come back. Returns how many were used,
+ * or the first negative errno. */
 int virtq_serve(const struct guest_mem *gm, struct virtq *vq, struct virtq_elem *e,
 		virtq_request_fn request, void *dev);
 /* Gives back the last n elements popped and not pushed, to pop again. */
@@ -57,8 +66,20 @@ void virtq_push(const struct guest_mem *gm, struct virtq *vq, const struct virtq
  * virtq_state_valid: the rings must still fit when the queue is ready. */
 extern const struct vmstate virtq_state;
 bool virtq_state_valid(const struct guest_mem *gm, const struct virtq *vq);
-/* The driver asked not to be interrupted. */
-bool virtq_no_interrupt(const struct guest_mem *gm, const struct virtq *vq);
+/* Whether the driver wants an interrupt for what was used since it was last
+ * asked: its flag, or with event indexes its used_event word (then the
+ * answer also moves signalled_used on). Call once per batch pushed. */
+bool virtq_needs_interrupt(const struct guest_mem *gm, struct virtq *vq);
+/* Notification suppression, for a device that serves the queue on its own:
+ * quiet while it is busy taking buffers anyway (a flag; with event indexes
+ * nothing - the driver notifies once past the armed index, then no more),
+ * armed when it has to wait for the driver. virtq_arm_notify returns false
+ * if the driver added buffers since the queue was last read (virtq_pop),
+ * which it may not have notified: the caller looks again. */
+void virtq_quiet_notify(const struct guest_mem *gm, struct virtq *vq);
+bool virtq_arm_notify(const struct guest_mem *gm, struct virtq *vq);
+/* Buffers are available that have not been taken. */
+bool virtq_pending(const struct guest_mem *gm, struct virtq *vq);
 
 /* Gather/scatter helpers over an iovec list, from byte `off`. */
 uint64_t iov_copy_from(const struct iovec *iov, unsigned n, uint64_t off, void *buf, uint64_t len);
