@@ -186,7 +186,8 @@ static const int migration_calls[] = {
 static const unsigned long migration_ioctls[] = {KVM_GET_DIRTY_LOG, KVM_SET_USER_MEMORY_REGION};
 
 /* A network device's receive thread: the tap and its eventfds, guest
- * memory, and the device's interrupt. */
+ * memory, and the device's interrupt; it also sends what a transmit notify
+ * left (writev into the tap, in the base set). */
 static const int net_calls[] = {SCMP_SYS(poll), SCMP_SYS(ppoll)};
 
 static const unsigned long net_ioctls[] = {
