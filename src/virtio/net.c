@@ -228,13 +228,16 @@ static bool receive(struct virtio_net *n)
 	for (int i = 0; more && i < RX_BATCH; i++) {
 		unsigned count;
 		int r = take_buffers(n, vq, mrg, &count);
-		if (r == 0 && !virtq_arm_notify(n->gm, vq))
-			continue; /* buffers came as the kick was armed: look again */
+		if (r == 0) {
+			/* Each wait arms one notify: the driver's only other ones
+			 * come before it has seen an armed index. */
+			atomic_fetch_add(&n->stats.rx_waits, 1);
+			if (!virtq_arm_notify(n->gm, vq))
+				continue; /* buffers came as it was armed: look again */
+		} else if (r < 0) {
+			atomic_fetch_add(&n->stats.bad_chains, 1);
+		}
 		if (r <= 0) {
-			if (r < 0)
-				atomic_fetch_add(&n->stats.bad_chains, 1);
-			else
-				atomic_fetch_add(&n->stats.rx_waits, 1);
 			more = false;
 			break;
 		}

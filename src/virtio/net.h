@@ -22,7 +22,7 @@
 
 struct virtio_net_stats {
 	atomic_uint_fast64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
-	atomic_uint_fast64_t rx_waits;	 /* frames left in the tap: no buffer */
+	atomic_uint_fast64_t rx_waits;	 /* out of buffers: frames wait in the tap */
 	atomic_uint_fast64_t rx_kicks;	 /* the driver notified new receive buffers */
 	atomic_uint_fast64_t tx_dropped; /* the tap refused a frame */
 	atomic_uint_fast64_t bad_chains; /* malformed chains, the device reset */
