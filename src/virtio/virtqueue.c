@@ -34,15 +34,28 @@ bool virtq_rings_valid(const struct guest_mem *gm, const struct virtq *vq)
 	       gm_ptr(gm, vq->used_gpa, used_size(vq->num));
 }
 
+/* The driver's avail ring of a ready queue whose rings fit, else NULL. */
+static uint16_t *live_avail(const struct guest_mem *gm, const struct virtq *vq)
+{
+	return vq->ready && virtq_rings_valid(gm, vq)
+		       ? gm_ptr(gm, vq->avail_gpa, avail_size(vq->num))
+		       : NULL;
+}
+
+/* vring_avail.idx: what the driver has made available so far. */
+static uint16_t driver_idx(const uint16_t *avail)
+{
+	return __atomic_load_n(&avail[1], __ATOMIC_ACQUIRE);
+}
+
 int virtq_pop(const struct guest_mem *gm, struct virtq *vq, struct virtq_elem *e)
 {
-	if (!vq->ready || !virtq_rings_valid(gm, vq))
+	uint16_t *avail = live_avail(gm, vq);
+	if (!avail)
 		return -EINVAL;
-	uint16_t *avail = gm_ptr(gm, vq->avail_gpa, avail_size(vq->num));
 	const struct vring_desc *table =
 		gm_ptr(gm, vq->desc_gpa, sizeof(struct vring_desc) * (uint64_t)vq->num);
-	uint16_t idx = __atomic_load_n(&avail[1], __ATOMIC_ACQUIRE); /* vring_avail.idx */
-	vq->avail_seen = idx;
+	uint16_t idx = vq->avail_seen = driver_idx(avail);
 	uint16_t pending = (uint16_t)(idx - vq->last_avail);
 	if (pending == 0)
 		return 0;
@@ -109,6 +122,10 @@ int virtq_serve(const struct guest_mem *gm, struct virtq *vq, struct virtq_elem 
 		virtq_push(gm, vq, e, (uint32_t)len);
 		used++;
 	}
+	/* At the cap: armed too, so that only what is already there (for
+	 * virtq_pending) can go without a notify - a ring filled to the last
+	 * entry before one notify leaves nothing, and the next buffer notifies. */
+	virtq_arm_notify(gm, vq);
 	return used;
 }
 
@@ -159,44 +176,40 @@ bool virtq_needs_interrupt(const struct guest_mem *gm, struct virtq *vq)
 static void set_notify_word(const struct guest_mem *gm, struct virtq *vq, bool arm)
 {
 	uint8_t *used = gm_ptr(gm, vq->used_gpa, used_size(vq->num));
-	if (!used)
+	if (!used || (vq->event_idx && !arm))
 		return;
-	if (vq->event_idx) {
-		if (arm) {
-			uint16_t *avail_event = (uint16_t *)(used + used_size(vq->num) - 2);
-			__atomic_store_n(avail_event, vq->avail_seen, __ATOMIC_RELAXED);
-		}
-	} else {
-		__atomic_store_n((uint16_t *)used, arm ? 0 : VRING_USED_F_NO_NOTIFY,
-				 __ATOMIC_RELAXED);
-	}
-	gm_mark_dirty(gm, used, used_size(vq->num));
+	uint16_t *word = vq->event_idx ? (uint16_t *)(used + used_size(vq->num) - 2)
+				       : (uint16_t *)used; /* avail_event, or flags */
+	uint16_t value = vq->event_idx ? vq->avail_seen : arm ? 0 : VRING_USED_F_NO_NOTIFY;
+	/* Only we write it: a disk's every serve need not dirty the page. */
+	if (__atomic_load_n(word, __ATOMIC_RELAXED) == value)
+		return;
+	__atomic_store_n(word, value, __ATOMIC_RELAXED);
+	gm_mark_dirty(gm, word, sizeof(*word));
 }
 
 void virtq_quiet_notify(const struct guest_mem *gm, struct virtq *vq)
 {
-	if (vq->ready && virtq_rings_valid(gm, vq))
+	if (live_avail(gm, vq))
 		set_notify_word(gm, vq, false);
 }
 
 bool virtq_arm_notify(const struct guest_mem *gm, struct virtq *vq)
 {
-	if (!vq->ready || !virtq_rings_valid(gm, vq))
+	uint16_t *avail = live_avail(gm, vq);
+	if (!avail)
 		return true; /* nothing to serve until the driver sets it up */
 	set_notify_word(gm, vq, true);
 	/* Our word before its index: the driver writes the index, then reads
 	 * our word (virtio 1.1, 2.6.7.2); one of us sees the other. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	uint16_t *avail = gm_ptr(gm, vq->avail_gpa, avail_size(vq->num));
-	return __atomic_load_n(&avail[1], __ATOMIC_ACQUIRE) == vq->avail_seen;
+	return driver_idx(avail) == vq->avail_seen;
 }
 
 bool virtq_pending(const struct guest_mem *gm, struct virtq *vq)
 {
-	if (!vq->ready || !virtq_rings_valid(gm, vq))
-		return false;
-	uint16_t *avail = gm_ptr(gm, vq->avail_gpa, avail_size(vq->num));
-	return __atomic_load_n(&avail[1], __ATOMIC_ACQUIRE) != vq->last_avail;
+	uint16_t *avail = live_avail(gm, vq);
+	return avail && driver_idx(avail) != vq->last_avail;
 }
 
 static const struct vmstate_field virtq_fields[] = {

@@ -50,9 +50,9 @@ typedef int64_t (*virtq_request_fn)(void *dev, struct virtq_elem *e);
  * handed to `request` and pushed back, until the queue is empty with the
  * driver asked to notify its next buffer (virtq_arm_notify); at most one
  * ring's worth per call, so a driver that keeps refilling cannot hold the
- * vCPU here for ever - with event indexes it then notifies no more, and
- * virtq_pending tells the caller to come back. Returns how many were used,
- * or the first negative errno. */
+ * vCPU here for ever - armed then too, but with event indexes what is
+ * already there gets no notify: virtq_pending tells the caller to come
+ * back. Returns how many were used, or the first negative errno. */
 int virtq_serve(const struct guest_mem *gm, struct virtq *vq, struct virtq_elem *e,
 		virtq_request_fn request, void *dev);
 /* Gives back the last n elements popped and not pushed, to pop again. */

@@ -271,9 +271,11 @@ def test_network(env):
         # Linux's own driver took event indexes: it refilled its receive
         # buffers without a notify each time, only when kvmhost had to wait.
         dev = vm.status()["nets"][0]
-        print(f"network: {dev['rx_packets']} frames in, {dev['rx_kicks']} receive notifies, "
+        print(f"network: {dev['rx_packets']} frames in, {dev['tx_packets']} out, "
+              f"{dev['notifies']} notifies ({dev['rx_kicks']} for receive buffers), "
               f"{dev['rx_waits']} waits, {dev['interrupts']} interrupts", flush=True)
         assert dev["event_idx"] and dev["rx_kicks"] <= dev["rx_waits"] + 4, dev
+        assert dev["interrupts"] > 0 and dev["notifies"] > dev["rx_kicks"], dev
         # Restored and migrated, it is found again: its own driver announces it.
         path = os.path.join(env.dir, "nx.kvmh")
         assert vm.ctl("save", path).returncode == 0 and vm.wait_exit(60) == 0

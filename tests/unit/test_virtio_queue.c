@@ -184,6 +184,19 @@ static void serve_stops_at_its_cap(void **state)
 	assert_int_equal(avail_event(f), QN + 3);
 }
 
+/* A ring filled to its last entry before one notify: the serve takes it all
+ * at its cap and still arms, so the driver's next buffer notifies. */
+static void full_ring_arms_at_the_cap(void **state)
+{
+	struct fixture *f = start(state, F_V1 | F_EVENT);
+	for (int i = 0; i < QN; i++)
+		publish(&f->d, 0);
+	fake_wr(&f->d, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(f->x.served, QN);
+	assert_false(virtq_pending(&f->d.gm, &f->d.m.vqs[0]));
+	assert_int_equal(avail_event(f), QN);
+}
+
 /* A device serving on its own thread: quiet while taking, armed to wait;
  * arming reports a request added since the queue was last read. */
 static void quiet_and_arm(void **state, uint64_t features)
@@ -235,6 +248,7 @@ int main(void)
 		cmocka_unit_test_teardown(used_event_decides, teardown),
 		cmocka_unit_test_teardown(serve_arms_the_next_kick, teardown),
 		cmocka_unit_test_teardown(serve_stops_at_its_cap, teardown),
+		cmocka_unit_test_teardown(full_ring_arms_at_the_cap, teardown),
 		cmocka_unit_test_teardown(quiet_and_arm_flags, teardown),
 		cmocka_unit_test_teardown(quiet_and_arm_event_idx, teardown),
 		cmocka_unit_test_teardown(reset_forgets_event_idx, teardown),
