@@ -1,13 +1,14 @@
 """Linux guests end to end: Debian's kernel and its own virtio drivers in user
 space, writing, syncing and reading back an ext4 disk, on a network, through
 what kvmhost promises to survive - a pause, the host's sleep, a snapshot, a
-live migration, a host CPU going offline - judged by the guest's own reports
+live migration, a managed save - judged by the guest's own reports
 (linuxguest.py), its wall clock against ours, the bytes on the disk after it
 powered off through its own button driver, and e2fsck.
 
 Where KVM is nested under single-threaded TCG with more than one CPU these
 do not run (Linux stalls there: DEVELOPERS.md); tools/run-tests.sh runs them
-in a test host with one CPU. A real suspend to RAM is test_linux_suspend.py."""
+in a test host with one CPU. A real suspend to RAM is test_linux_suspend.py,
+a host CPU going offline test_linux_host_cpu.py."""
 import os
 import re
 import subprocess
@@ -15,9 +16,8 @@ import time
 import hashlib
 
 import linuxguest
-from hotplug import Offline, affinity, require_hotplug
 from nettest import NetNS, announced_since
-from kvmtest import IN_TESTHOST, SINGLE_TCG, SLOWDOWN, main, skip, wait_for
+from kvmtest import IN_TESTHOST, SLOWDOWN, main, wait_for
 from reallogind import with_real_logind
 from test_linux import linux_to_user_space_here
 from linuxguest import ctl
@@ -153,34 +153,6 @@ def test_managed_save_at_host_shutdown(env):
     power_off(vm, disk, before)
 
 
-def test_host_cpu_offline_with_4_vcpus(env):
-    """vCPUs 1 and 3 pinned to host CPU 1, which goes offline and comes back.
-    Not in a test host on single-threaded TCG: it needs a second CPU there,
-    and once a second CPU exists, QEMU's round-robin kick stalls Linux
-    (DEVELOPERS.md) - tools/testhost --tcg-threads multi runs it."""
-    if SINGLE_TCG:
-        skip("a Linux guest across a host CPU going offline needs a second test-host CPU, "
-             "which single-threaded TCG makes stall Linux (DEVELOPERS.md): run it with "
-             "tools/testhost --tcg-threads multi")
-    require_hotplug(1)
-    vm, disk, _ = boot(env, "hp", "--cpu-pin", "0=0,1=1,2=0,3=1", cpus=4)
-    clock = {}
-    past = step(vm, "boot", 0, clock)
-
-    def pins():
-        st = vm.status()
-        return [affinity(vm.proc.pid, v["tid"]) for v in st["vcpus"]]
-    assert pins() == ["0", "1", "0", "1"]
-    with Offline(1) as off:
-        wait_for(lambda: pins() == ["0", "0", "0", "0"], 10 * SLOWDOWN,
-                 what="vCPUs 1 and 3 off host CPU 1")
-        past = step(vm, "host CPU 1 offline", past, clock)
-        off.online()
-    wait_for(lambda: pins() == ["0", "1", "0", "1"], 10 * SLOWDOWN, what="the pins back")
-    past = step(vm, "host CPU 1 back", past, clock)
-    power_off(vm, disk)
-
-
 GUEST = "10.77.0.2"
 HOST = "10.77.0.1"
 NET = f"""ip link set lo up
@@ -307,4 +279,4 @@ def test_network(env):
 
 if __name__ == "__main__":
     main([test_disk_and_clock_through_host_events, test_managed_save_at_host_shutdown,
-          test_host_cpu_offline_with_4_vcpus, test_network])
+          test_network])
