@@ -613,6 +613,9 @@ void vm_park_all(struct vm *vm, unsigned reason)
 		vcpu_park(&vm->vcpus[i], reason);
 	for (uint32_t i = 0; i < vm->nr_vcpus; i++)
 		vcpu_wait_parked(&vm->vcpus[i]);
+	/* A stopped guest's console shows all it sent. */
+	if (vm->board.serial_ready)
+		serial_flush(&vm->board.serial);
 }
 
 void vm_unpark_all(struct vm *vm, unsigned reason)

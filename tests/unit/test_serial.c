@@ -1,5 +1,6 @@
 /* The 16550A as a driver sees it: registers by <linux/serial_reg.h>, transmit,
  * receive, interrupts and saved state. */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -35,9 +36,10 @@ static void transmit_and_registers(void **state)
 	assert_int_equal(rd(&s, 5) & 0x60, 0x60); /* THR empty: a driver may send */
 	wr(&s, 0, 'h');
 	wr(&s, 0, 'i');
+	wr(&s, 0, '\n');
 	char buf[4] = {0};
-	assert_int_equal(read(p[0], buf, sizeof(buf)), 2);
-	assert_string_equal(buf, "hi");
+	assert_int_equal(read(p[0], buf, sizeof(buf)), 3);
+	assert_string_equal(buf, "hi\n");
 	/* Divisor latch hides THR/IER. */
 	wr(&s, 3, 0x80);
 	wr(&s, 0, 0x01);
@@ -52,7 +54,7 @@ static void transmit_and_registers(void **state)
 	serial_ops.access(&s, 0, 0, wide, 4, true);
 	serial_ops.access(&s, 0, 0, wide, 4, false);
 	assert_memory_equal(wide, "\xff\xff\xff\xff", 4);
-	assert_int_equal(s.tx_bytes, 2);
+	assert_int_equal(s.tx_bytes, 3);
 	serial_destroy(&s);
 	close(p[0]);
 	close(p[1]);
@@ -204,6 +206,7 @@ static void line_status_and_loopback(void **state)
 	wr(&s, UART_MCR, 0);
 	wr(&s, UART_TX, 'T');
 	assert_int_equal(rd(&s, UART_LSR), empty);
+	assert_int_equal(rd(&s, UART_LSR), empty); /* polling, not sending: out it goes */
 	char c = 0;
 	assert_int_equal(read(p[0], &c, 1), 1);
 	assert_int_equal(c, 'T');
@@ -248,6 +251,68 @@ static void interrupt_identification(void **state)
 	serial_destroy(&s);
 }
 
+/* What is in the pipe now, without waiting: its length, or 0. */
+static size_t sent(int fd, char *buf, size_t size)
+{
+	ssize_t n = read(fd, buf, size);
+	return n > 0 ? (size_t)n : 0;
+}
+
+/* Output goes out in pieces: a polling driver's LSR read before each byte
+ * keeps the piece going, and a line's end, a second LSR read in a row, any
+ * other access (Linux writes IER at the end of each console message or
+ * interrupt-driven send), a full buffer, a pause, a save and destroy end
+ * it. Nothing is lost or reordered. */
+static void output_in_pieces(void **state)
+{
+	(void)state;
+	int p[2];
+	assert_int_equal(pipe2(p, O_NONBLOCK), 0);
+	struct serial s;
+	serial_init(&s, p[1], NULL, 4);
+	char buf[2 * SERIAL_TX_SIZE];
+	for (const char *c = "ab"; *c; c++) {
+		rd(&s, UART_LSR);
+		wr(&s, UART_TX, (uint8_t)*c);
+	}
+	assert_int_equal(sent(p[0], buf, sizeof(buf)), 0);
+	rd(&s, UART_LSR);
+	assert_int_equal(sent(p[0], buf, sizeof(buf)), 0);
+	rd(&s, UART_LSR);
+	assert_int_equal(sent(p[0], buf, sizeof(buf)), 2);
+	assert_memory_equal(buf, "ab", 2);
+
+	wr(&s, UART_TX, 'c'); /* an interrupt-driven send, ended by IER */
+	assert_int_equal(sent(p[0], buf, sizeof(buf)), 0);
+	wr(&s, UART_IER, 0);
+	assert_int_equal(sent(p[0], buf, sizeof(buf)), 1);
+	wr(&s, UART_TX, 'd');
+	rd(&s, UART_IIR);
+	assert_int_equal(sent(p[0], buf, sizeof(buf)), 1);
+	assert_int_equal(buf[0], 'd');
+
+	for (unsigned i = 0; i < SERIAL_TX_SIZE + 1; i++)
+		wr(&s, UART_TX, (uint8_t)('A' + i % 26));
+	assert_int_equal(sent(p[0], buf, sizeof(buf)), SERIAL_TX_SIZE);
+	assert_int_equal(buf[SERIAL_TX_SIZE - 1], 'A' + (SERIAL_TX_SIZE - 1) % 26);
+	serial_flush(&s);
+	assert_int_equal(sent(p[0], buf, sizeof(buf)), 1);
+	assert_int_equal(buf[0], 'A' + SERIAL_TX_SIZE % 26);
+
+	wr(&s, UART_TX, 'e');
+	struct state_writer w = {0};
+	device_save(&serial_ops, &s, &w);
+	state_writer_free(&w);
+	assert_int_equal(sent(p[0], buf, sizeof(buf)), 1);
+	wr(&s, UART_TX, 'f');
+	serial_destroy(&s);
+	assert_int_equal(sent(p[0], buf, sizeof(buf)), 1);
+	assert_int_equal(buf[0], 'f');
+	assert_int_equal(s.tx_bytes, 2 + 2 + (SERIAL_TX_SIZE + 1) + 2);
+	close(p[0]);
+	close(p[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -257,6 +322,7 @@ int main(void)
 		cmocka_unit_test(save_restore),
 		cmocka_unit_test(line_status_and_loopback),
 		cmocka_unit_test(interrupt_identification),
+		cmocka_unit_test(output_in_pieces),
 	};
 	return cmocka_run_group_tests_name("serial", tests, NULL, NULL);
 }
