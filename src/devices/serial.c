@@ -93,7 +93,8 @@ static void transmit(struct serial *s, uint8_t c)
 		tx_flush(s);
 }
 
-/* Under the lock, before an access: whether it ends the piece being sent. */
+/* Under the lock, before an access: the piece being sent ends here unless
+ * the access is a byte sent or the one LSR read before it. */
 static void end_of_piece(struct serial *s, uint64_t offset, bool is_write)
 {
 	bool dlab = s->lcr & UART_LCR_DLAB;
