@@ -11,16 +11,10 @@ stalls Linux, which is why the other Linux tests run in a one-CPU test host
 (DEVELOPERS.md). Multi-threaded TCG now and then panics the test host's own
 kernel (QEMU's guests too): a run that ends that way, and only that way, is
 run once more."""
-import os
-import subprocess
-
 from hotplug import Offline, affinity, require_hotplug
 from kvmtest import IN_TESTHOST, SINGLE_TCG, SLOWDOWN, main, skip, wait_for
 from test_linux_e2e import boot, power_off, step
-from testhost import rerun_in_a_test_host
-
-TESTHOST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools",
-                        "testhost")
+from testhost import native_kvm, rerun_in_a_test_host
 
 
 def test_host_cpu_offline_with_4_vcpus(env):
@@ -46,11 +40,6 @@ def test_host_cpu_offline_with_4_vcpus(env):
     wait_for(lambda: pins() == ["0", "1", "0", "1"], 10 * SLOWDOWN, what="the pins back")
     past = step(vm, "host CPU 1 back", past, clock)
     power_off(vm, disk)
-
-
-def native_kvm():
-    """Whether this machine's /dev/kvm can make a VM (then the test runs here)."""
-    return subprocess.run([TESTHOST, "--native-kvm"]).returncode == 0
 
 
 if __name__ == "__main__":

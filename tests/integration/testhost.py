@@ -14,6 +14,8 @@ import time
 from kvmtest import IN_TESTHOST, KVMHOST, SKIP, Skipped, require_root, skip
 
 RELAY_TTY = "/dev/ttyS1"
+TESTHOST_TOOL = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__)))), "tools", "testhost")
 
 
 def require_testhost(why):
@@ -170,10 +172,14 @@ def testhost_command(script, name, *options, args=(), tcg="single"):
     console = os.path.join(os.path.dirname(os.path.abspath(KVMHOST)), "meson-logs",
                            f"testhost-{name}-console.log")
     os.makedirs(os.path.dirname(console), exist_ok=True)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return [os.path.join(root, "tools", "testhost"), "--tcg-threads", tcg, *options,
+    return [TESTHOST_TOOL, "--tcg-threads", tcg, *options,
             "--console", console, "--", "env", *passed, "python3", "-u",
             os.path.abspath(script), *args], console
+
+
+def native_kvm():
+    """Whether this machine's /dev/kvm can make a VM (tools/testhost --native-kvm)."""
+    return subprocess.run([TESTHOST_TOOL, "--native-kvm"]).returncode == 0
 
 
 def rerun_in_a_suspendable_test_host(script, name, cpus=2):
